@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reference counting, idle removal and policy: the original broker's rules.
+#include "broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy.h"
+
+struct broker {
+    struct broker_options options;
+    struct registry registry;
+    struct peer *peers;
+    unsigned n_peers;
+};
+
+struct broker *broker_new(const struct broker_options *options) {
+    struct broker *broker = calloc(1, sizeof(*broker));
+    if (broker == NULL)
+        return NULL;
+    broker->options = *options;
+    return broker;
+}
+
+static void destroy_network(struct broker *broker, struct network *network,
+                            const char *why) {
+    log_info("removing network '%s' (bridge %s): %s", network->config.name,
+             network->info.bridge, why);
+    registry_remove(&broker->registry, network);
+    broker->options.backend->destroy(broker->options.backend_ctx,
+                                     network->backend_handle);
+    free(network);
+}
+
+void broker_remove_all(struct broker *broker) {
+    for (struct peer *p = broker->peers; p != NULL; p = p->next)
+        p->n_networks = 0;
+    while (broker->registry.head != NULL)
+        destroy_network(broker, broker->registry.head, "broker is stopping");
+}
+
+void broker_free(struct broker *broker) {
+    if (broker == NULL)
+        return;
+    broker_remove_all(broker);
+    while (broker->peers != NULL) {
+        struct peer *p = broker->peers;
+        broker->peers = p->next;
+        free(p);
+    }
+    free(broker);
+}
+
+struct peer *broker_peer_connect(struct broker *broker,
+                                 const struct peer_cred *cred,
+                                 void *transport) {
+    struct peer *peer = calloc(1, sizeof(*peer));
+    if (peer == NULL)
+        return NULL;
+    peer->cred = *cred;
+    peer->transport = transport;
+    snprintf(peer->label, sizeof(peer->label), "[peer %ld uid %lu]",
+             (long)cred->pid, (unsigned long)cred->uid);
+    peer->next = broker->peers;
+    if (broker->peers != NULL)
+        broker->peers->prev = peer;
+    broker->peers = peer;
+    broker->n_peers++;
+    peer_log(LOG_LEVEL_INFO, peer, "connected (gid %lu, peers %u)",
+             (unsigned long)cred->gid, broker->n_peers);
+    return peer;
+}
+
+// Drops one reference; starts the idle delay when it was the last.
+static void unref_network(struct broker *broker, struct peer *peer,
+                          struct network *network, uint64_t now) {
+    network->peers--;
+    peer_log(LOG_LEVEL_INFO, peer, "released '%s' (peers %u)",
+             network->config.name, network->peers);
+    if (network->peers == 0 && !network->config.persistent) {
+        network->idle_deadline = now + broker->options.idle_usec;
+        // Guard against wrap-around with absurd idle delays.
+        if (network->idle_deadline < now)
+            network->idle_deadline = NO_DEADLINE - 1;
+    }
+}
+
+void broker_peer_disconnect(struct broker *broker, struct peer *peer,
+                            uint64_t now) {
+    while (peer->n_networks > 0) {
+        struct network *n = peer->networks[--peer->n_networks];
+        unref_network(broker, peer, n, now);
+    }
+    if (peer->prev != NULL)
+        peer->prev->next = peer->next;
+    else
+        broker->peers = peer->next;
+    if (peer->next != NULL)
+        peer->next->prev = peer->prev;
+    broker->n_peers--;
+    peer_log(LOG_LEVEL_INFO, peer, "disconnected (peers %u)", broker->n_peers);
+    free(peer);
+}
+
+// Creates a network from config and adds it to the registry.
+static int create_network(struct broker *broker,
+                          const struct network_config *config,
+                          struct network **out) {
+    struct network *network = calloc(1, sizeof(*network));
+    int status = BROKER_ERR_INTERNAL;
+
+    if (network == NULL)
+        goto out;
+    network->config = *config;
+    status = broker->options.backend->create(broker->options.backend_ctx,
+                                             &network->config, &network->info,
+                                             &network->backend_handle);
+    if (status != BROKER_OK)
+        goto out;
+    network->idle_deadline = NO_DEADLINE;
+    registry_add(&broker->registry, network);
+    log_info("created network '%s' mode %s bridge %s uuid %s",
+             network->config.name, network_mode_name(network->config.mode),
+             network->info.bridge, network->info.uuid);
+    *out = network;
+    network = NULL;
+    status = BROKER_OK;
+out:
+    free(network);
+    return status;
+}
+
+int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
+                   uint64_t now, const struct network **out) {
+    struct network *network = registry_find(&broker->registry, name);
+    int status = BROKER_ERR_INTERNAL;
+
+    (void)now;
+    if (network != NULL && peer_find_network(peer, network) >= 0) {
+        // Already held: a peer counts once however often it acquires.
+        if (!policy_allows(&network->config, &peer->cred)) {
+            status = BROKER_ERR_NOT_ALLOWED;
+            goto out;
+        }
+        *out = network;
+        status = BROKER_OK;
+        goto out;
+    }
+    if (peer->n_networks >= PEER_MAX_NETWORKS) {
+        // The original answers INTERNAL_ERROR here; kept for compatibility.
+        peer_log(LOG_LEVEL_WARNING, peer,
+                 "cannot acquire '%s': peer already holds %d networks", name,
+                 PEER_MAX_NETWORKS);
+        status = BROKER_ERR_INTERNAL;
+        goto out;
+    }
+    if (network == NULL) {
+        // Check policy before creating: a peer that may not use a network
+        // must not be able to make the broker build it either.
+        struct network_config config;
+        status = broker->options.configs->lookup(broker->options.configs_ctx,
+                                                 name, &config);
+        if (status != BROKER_OK)
+            goto out;
+        if (!policy_allows(&config, &peer->cred)) {
+            status = BROKER_ERR_NOT_ALLOWED;
+            goto out;
+        }
+        status = create_network(broker, &config, &network);
+        if (status != BROKER_OK)
+            goto out;
+    } else if (!policy_allows(&network->config, &peer->cred)) {
+        status = BROKER_ERR_NOT_ALLOWED;
+        goto out;
+    }
+    peer->networks[peer->n_networks++] = network;
+    network->peers++;
+    network->idle_deadline = NO_DEADLINE;
+    peer_log(LOG_LEVEL_INFO, peer, "acquired '%s' (peers %u)", name,
+             network->peers);
+    *out = network;
+    status = BROKER_OK;
+out:
+    if (status != BROKER_OK)
+        peer_log(LOG_LEVEL_WARNING, peer, "acquire '%s' failed: %s", name,
+                 broker_status_name(status));
+    return status;
+}
+
+int broker_release(struct broker *broker, struct peer *peer, const char *name,
+                   uint64_t now) {
+    struct network *network = registry_find(&broker->registry, name);
+    int index = network ? peer_find_network(peer, network) : -1;
+
+    if (index < 0) {
+        peer_log(LOG_LEVEL_WARNING, peer,
+                 "release '%s' failed: not held by this peer", name);
+        return BROKER_ERR_NOT_FOUND;
+    }
+    // Keep the array dense; order does not matter.
+    peer->networks[index] = peer->networks[--peer->n_networks];
+    unref_network(broker, peer, network, now);
+    return BROKER_OK;
+}
+
+int broker_create_persistent(struct broker *broker, const char *name) {
+    struct network *network = registry_find(&broker->registry, name);
+    struct network_config config;
+    int status = BROKER_OK;
+
+    if (network == NULL) {
+        status = broker->options.configs->lookup(broker->options.configs_ctx,
+                                                 name, &config);
+        if (status != BROKER_OK)
+            goto out;
+        status = create_network(broker, &config, &network);
+        if (status != BROKER_OK)
+            goto out;
+    }
+    network->config.persistent = true;
+    network->idle_deadline = NO_DEADLINE;
+out:
+    if (status != BROKER_OK)
+        log_error("cannot create persistent network '%s': %s", name,
+                  broker_status_name(status));
+    return status;
+}
+
+uint64_t broker_next_deadline(const struct broker *broker) {
+    return registry_next_deadline(&broker->registry);
+}
+
+void broker_expire(struct broker *broker, uint64_t now) {
+    struct network *n = broker->registry.head;
+    while (n != NULL) {
+        struct network *next = n->next;
+        if (n->peers == 0 && n->idle_deadline <= now)
+            destroy_network(broker, n, "idle delay passed");
+        n = next;
+    }
+}
+
+unsigned broker_peer_count(const struct broker *broker) {
+    return broker->n_peers;
+}
+
+unsigned broker_network_count(const struct broker *broker) {
+    return broker->registry.count;
+}
+
+const struct network *broker_networks(const struct broker *broker) {
+    return broker->registry.head;
+}
+
+const struct peer *broker_peers(const struct broker *broker) {
+    return broker->peers;
+}

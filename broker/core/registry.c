@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// A small list of live networks; a broker holds a handful, so a list is enough.
+#include "registry.h"
+
+#include <string.h>
+
+struct network *registry_find(const struct registry *registry,
+                              const char *name) {
+    for (struct network *n = registry->head; n != NULL; n = n->next) {
+        if (strcmp(n->config.name, name) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+void registry_add(struct registry *registry, struct network *network) {
+    struct network **tail = (struct network **)&registry->head;
+    // Appended so that status lists networks in creation order.
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    network->next = NULL;
+    *tail = network;
+    registry->count++;
+}
+
+void registry_remove(struct registry *registry, struct network *network) {
+    for (struct network **p = &registry->head; *p != NULL; p = &(*p)->next) {
+        if (*p == network) {
+            *p = network->next;
+            network->next = NULL;
+            registry->count--;
+            return;
+        }
+    }
+}
+
+uint64_t registry_next_deadline(const struct registry *registry) {
+    uint64_t next = NO_DEADLINE;
+    for (const struct network *n = registry->head; n != NULL; n = n->next) {
+        if (n->idle_deadline < next)
+            next = n->idle_deadline;
+    }
+    return next;
+}

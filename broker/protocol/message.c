@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+// JSON (jansson) encoding of the protocol; the core never sees JSON.
+#include "message.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/subnet.h"
+
+static const struct {
+    const char *name;
+    enum request_command command;
+    int needs_network;
+} commands[] = {
+    {"acquire", REQUEST_ACQUIRE, 1},
+    {"release", REQUEST_RELEASE, 1},
+    {"status", REQUEST_STATUS, 0},
+    {"open_interface", REQUEST_OPEN_INTERFACE, 1},
+};
+
+int message_decode_request(const char *data, size_t len, struct request *out,
+                           const char **reason) {
+    json_error_t error;
+    json_t *root = NULL;
+    const char *why = "not valid JSON";
+    int status = BROKER_ERR_INVALID_REQUEST;
+    struct request request;
+
+    memset(&request, 0, sizeof(request));
+    if (len > MESSAGE_REQUEST_MAX) {
+        why = "request too long";
+        goto out;
+    }
+    // JSON_REJECT_DUPLICATES: two "command" keys are ambiguous, so refuse.
+    // JSON_DISALLOW_NUL keeps names C strings.
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DISALLOW_NUL,
+                      &error);
+    if (root == NULL)
+        goto out;
+    if (!json_is_object(root)) {
+        why = "not a JSON object";
+        goto out;
+    }
+    json_t *command = json_object_get(root, "command");
+    if (command == NULL) {
+        why = "'command' missing";
+        goto out;
+    }
+    if (!json_is_string(command)) {
+        why = "'command' not a string";
+        goto out;
+    }
+    size_t i;
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(json_string_value(command), commands[i].name) == 0)
+            break;
+    }
+    if (i == sizeof(commands) / sizeof(commands[0])) {
+        why = "unknown command";
+        goto out;
+    }
+    request.command = commands[i].command;
+    if (commands[i].needs_network) {
+        json_t *name = json_object_get(root, "network_name");
+        if (name == NULL) {
+            why = "'network_name' missing";
+            goto out;
+        }
+        if (!json_is_string(name)) {
+            why = "'network_name' not a string";
+            goto out;
+        }
+        if (!network_name_valid(json_string_value(name))) {
+            why = "invalid network name";
+            goto out;
+        }
+        strcpy(request.network_name, json_string_value(name));
+    }
+    *out = request;
+    status = BROKER_OK;
+out:
+    json_decref(root);
+    if (status != BROKER_OK && reason != NULL)
+        *reason = why;
+    return status;
+}
+
+// Dumps root compactly and consumes the reference.
+static char *dump(json_t *root, size_t *len) {
+    char *text = NULL;
+    if (root != NULL)
+        text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text != NULL)
+        *len = strlen(text);
+    return text;
+}
+
+char *message_encode_error(int code, size_t *len) {
+    return dump(json_pack("{s:i}", "error", code), len);
+}
+
+static json_t *ipv4_json(uint32_t address) {
+    char buf[16];
+    return json_string(ipv4_format(address, buf));
+}
+
+static json_t *network_json(const struct network *n) {
+    const struct network_info *info = &n->info;
+    json_t *obj = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:i}", "name", n->config.name,
+        "mode", network_mode_name(n->config.mode), "uuid", info->uuid, "bridge",
+        info->bridge, "subnet", ipv4_json(info->subnet), "mask",
+        ipv4_json(info->mask), "gateway", ipv4_json(info->gateway), "mtu",
+        (int)info->mtu, "prefix_length", (int)ipv4_mask_len(info->mask));
+    if (obj == NULL)
+        return NULL;
+    if (n->config.description[0] != '\0')
+        json_object_set_new(obj, "description",
+                            json_string(n->config.description));
+    if (info->dhcp) {
+        json_object_set_new(obj, "dhcp_start", ipv4_json(info->dhcp_start));
+        json_object_set_new(obj, "dhcp_end", ipv4_json(info->dhcp_end));
+    }
+    if (info->dns != 0)
+        json_object_set_new(obj, "dns", ipv4_json(info->dns));
+    if (info->ipv6) {
+        char buf[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, info->ipv6_prefix, buf, sizeof(buf)) != NULL) {
+            json_object_set_new(obj, "ipv6_prefix", json_string(buf));
+            json_object_set_new(obj, "ipv6_prefix_length",
+                                json_integer(info->ipv6_prefix_len));
+        }
+    }
+    return obj;
+}
+
+char *message_encode_network(const struct network *network, size_t *len) {
+    return dump(json_pack("{s:o}", "network", network_json(network)), len);
+}
+
+char *message_encode_released(const char *name, size_t *len) {
+    return dump(json_pack("{s:s}", "released", name), len);
+}
+
+char *message_encode_status(const struct broker *broker, uint64_t now,
+                            size_t *len) {
+    json_t *networks = json_array();
+    json_t *peers = json_array();
+
+    for (const struct network *n = broker_networks(broker); n; n = n->next) {
+        char buf[16];
+        json_t *idle = json_null();
+        if (n->idle_deadline != NO_DEADLINE)
+            idle = json_real(n->idle_deadline > now
+                                 ? (double)(n->idle_deadline - now) / 1e6
+                                 : 0.0);
+        json_array_append_new(
+            networks,
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s}", "name",
+                      n->config.name, "mode",
+                      network_mode_name(n->config.mode), "bridge",
+                      n->info.bridge, "subnet",
+                      ipv4_format(n->info.subnet, buf), "prefix_length",
+                      (int)ipv4_mask_len(n->info.mask), "peers", (int)n->peers,
+                      "idle_remaining", idle, "persistent",
+                      n->config.persistent, "uuid", n->info.uuid));
+    }
+    for (const struct peer *p = broker_peers(broker); p; p = p->next) {
+        json_t *held = json_array();
+        for (size_t i = 0; i < p->n_networks; i++)
+            json_array_append_new(held,
+                                  json_string(p->networks[i]->config.name));
+        json_array_append_new(peers,
+                              json_pack("{s:i, s:I, s:I, s:o}", "pid",
+                                        (int)p->cred.pid, "uid",
+                                        (json_int_t)p->cred.uid, "gid",
+                                        (json_int_t)p->cred.gid, "networks",
+                                        held));
+    }
+    return dump(json_pack("{s:{s:o, s:o}}", "status", "networks", networks,
+                          "peers", peers),
+                len);
+}

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+// The wire format: JSON requests decoded and replies encoded (docs/protocol.md).
+#ifndef VMNET_BROKER_PROTOCOL_MESSAGE_H
+#define VMNET_BROKER_PROTOCOL_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/broker.h"
+#include "../core/network_config.h"
+
+// The longest request accepted, in bytes; longer ones get error 4.
+#define MESSAGE_REQUEST_MAX 4096
+
+enum request_command {
+    REQUEST_ACQUIRE = 0,
+    REQUEST_RELEASE = 1,
+    REQUEST_STATUS = 2,
+    REQUEST_OPEN_INTERFACE = 3,
+};
+
+struct request {
+    enum request_command command;
+    // Empty for commands without a network.
+    char network_name[NETWORK_NAME_MAX + 1];
+};
+
+// Decodes one request datagram. Returns BROKER_OK and fills *out, or
+// BROKER_ERR_INVALID_REQUEST (out untouched) and, when reason is not NULL,
+// points *reason at a constant string saying what was wrong.
+int message_decode_request(const char *data, size_t len, struct request *out,
+                           const char **reason);
+
+// Encoders return a malloc'd NUL-terminated JSON text (caller frees) and
+// store its length in *len, or return NULL when out of memory.
+char *message_encode_error(int code, size_t *len);
+char *message_encode_network(const struct network *network, size_t *len);
+char *message_encode_released(const char *name, size_t *len);
+char *message_encode_status(const struct broker *broker, uint64_t now,
+                            size_t *len);
+
+#endif

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+// vmnet-broker client library: acquire named, shared networks from the broker.
+#ifndef VMNET_BROKER_H
+#define VMNET_BROKER_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define VMNET_BROKER_EXPORT
+#elif defined(VMNET_BROKER_BUILDING) && defined(__GNUC__)
+#define VMNET_BROKER_EXPORT __attribute__((visibility("default")))
+#else
+#define VMNET_BROKER_EXPORT
+#endif
+
+// The broker's socket when VMNET_BROKER_SOCKET is not set.
+#define VMNET_BROKER_DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
+// Environment variable naming the broker's socket.
+#define VMNET_BROKER_SOCKET_ENV "VMNET_BROKER_SOCKET"
+
+// Status codes. Values are shared with the original macOS library and with
+// the wire protocol (3..7 are the broker's error codes). Never renumbered.
+typedef enum {
+    // Operation was successful.
+    VMNET_BROKER_SUCCESS = 0,
+    // Could not connect to the broker or send it the request. The original
+    // library's name for this value is kept for source compatibility.
+    VMNET_BROKER_XPC_FAILURE = 1,
+    VMNET_BROKER_CONNECTION_FAILURE = 1,
+    // The broker's reply could not be understood (or it closed the
+    // connection instead of replying).
+    VMNET_BROKER_INVALID_REPLY = 2,
+    // The user is not allowed to use the network.
+    VMNET_BROKER_NOT_ALLOWED = 3,
+    // The broker rejected the request as malformed.
+    VMNET_BROKER_INVALID_REQUEST = 4,
+    // No such network in the broker's configuration (or, for release, the
+    // connection does not hold it).
+    VMNET_BROKER_NOT_FOUND = 5,
+    // The broker failed to create the network.
+    VMNET_BROKER_CREATE_FAILURE = 6,
+    // Internal or unknown error (also: a connection holding 8 networks asked
+    // for a 9th, as in the original broker).
+    VMNET_BROKER_INTERNAL_ERROR = 7
+} vmnet_broker_return_t;
+
+// A network serialization returned by acquire. Opaque; read it with the
+// accessors below and free it with vmnet_broker_network_free(). Freeing it
+// does not release the network: the connection holds the reference.
+typedef struct vmnet_broker_network vmnet_broker_network_t;
+
+// An explicit connection to the broker: one peer, with its own references.
+typedef struct vmnet_broker_connection vmnet_broker_connection_t;
+
+// ---- The original API: one process-wide connection ----------------------
+
+// Acquires network_name over the process-wide connection, which is opened
+// on first use (at $VMNET_BROKER_SOCKET or VMNET_BROKER_DEFAULT_SOCKET) and
+// kept open for the life of the process so the network stays acquired.
+// Returns a new network the caller owns (free with
+// vmnet_broker_network_free()), or NULL on failure. status, when not NULL,
+// receives the result. Thread-safe: calls are serialized on the connection.
+VMNET_BROKER_EXPORT vmnet_broker_network_t *
+vmnet_broker_acquire_network(const char *network_name,
+                             vmnet_broker_return_t *status);
+
+// Drops the process-wide connection's reference to network_name.
+// Thread-safe.
+VMNET_BROKER_EXPORT vmnet_broker_return_t
+vmnet_broker_release_network(const char *network_name);
+
+// Returns a constant English description of status; never NULL ("unknown
+// status" for values outside the enum). Thread-safe.
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_strerror(vmnet_broker_return_t status);
+
+// ---- Network serializations ----------------------------------------------
+
+// Each accessor returns a string owned by network, valid until
+// vmnet_broker_network_free(network); NULL if the broker did not send that
+// field. Thread-safe for concurrent reads of the same network.
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_name(const vmnet_broker_network_t *network);
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_mode(const vmnet_broker_network_t *network);
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_bridge(const vmnet_broker_network_t *network);
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_subnet(const vmnet_broker_network_t *network);
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_mask(const vmnet_broker_network_t *network);
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_gateway(const vmnet_broker_network_t *network);
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_uuid(const vmnet_broker_network_t *network);
+// The network's MTU, or 0 if the broker did not send one.
+VMNET_BROKER_EXPORT unsigned
+vmnet_broker_network_mtu(const vmnet_broker_network_t *network);
+// The whole serialization as JSON text (the "network" object).
+VMNET_BROKER_EXPORT const char *
+vmnet_broker_network_json(const vmnet_broker_network_t *network);
+
+// Frees network (not the broker's reference). Accepts NULL.
+VMNET_BROKER_EXPORT void
+vmnet_broker_network_free(vmnet_broker_network_t *network);
+
+// ---- Explicit connections -------------------------------------------------
+
+// Connects to the broker at socket_path (NULL: $VMNET_BROKER_SOCKET, else
+// VMNET_BROKER_DEFAULT_SOCKET). On success stores a new connection the
+// caller owns in *connection; on failure *connection is untouched.
+VMNET_BROKER_EXPORT vmnet_broker_return_t
+vmnet_broker_connect(const char *socket_path,
+                     vmnet_broker_connection_t **connection);
+
+// Acquires network_name on connection. On success stores a new network the
+// caller owns in *network; on failure *network is untouched. A connection
+// is used by one thread at a time (the caller serializes).
+VMNET_BROKER_EXPORT vmnet_broker_return_t
+vmnet_broker_connection_acquire(vmnet_broker_connection_t *connection,
+                                const char *network_name,
+                                vmnet_broker_network_t **network);
+
+// Drops connection's reference to network_name.
+VMNET_BROKER_EXPORT vmnet_broker_return_t
+vmnet_broker_connection_release(vmnet_broker_connection_t *connection,
+                                const char *network_name);
+
+// Asks for the broker's state. On success stores a malloc'd JSON text (the
+// "status" object) the caller frees with free(); *json untouched on failure.
+VMNET_BROKER_EXPORT vmnet_broker_return_t
+vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
+                               char **json);
+
+// The connection's socket descriptor, still owned by connection. A program
+// that execs another may pass it on (clear FD_CLOEXEC) so the networks live
+// as long as that program does.
+VMNET_BROKER_EXPORT int
+vmnet_broker_connection_fd(const vmnet_broker_connection_t *connection);
+
+// Closes the connection; the broker drops its references. Accepts NULL.
+VMNET_BROKER_EXPORT void
+vmnet_broker_connection_close(vmnet_broker_connection_t *connection);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
