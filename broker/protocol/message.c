@@ -33,9 +33,9 @@ int message_decode_request(const char *data, size_t len, struct request *out,
         why = "request too long";
         goto out;
     }
-    // JSON_REJECT_DUPLICATES: two "command" keys are ambiguous, so refuse.
-    // JSON_DISALLOW_NUL keeps names C strings.
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DISALLOW_NUL,
+    // Two "command" keys are ambiguous, so refuse duplicates. Strings with
+    // NUL are refused by jansson unless JSON_ALLOW_NUL is given.
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES,
                       &error);
     if (root == NULL)
         goto out;

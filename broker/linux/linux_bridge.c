@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: Apache-2.0
+// Placeholder until its owner writes it.
+typedef int placeholder_linux_bridge;
