@@ -1,3 +1,92 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder.
-int main(void) { return 1; }
+// vmnet-broker-client: acquire networks, run commands holding them, show
+// the broker's status.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: " CLI_NAME " [--socket PATH] COMMAND [ARGS...]\n"
+    "\n"
+    "Commands:\n"
+    "  acquire [--json] NAME...\n"
+    "      Acquire the networks, print them (--json: one JSON object per\n"
+    "      line) and hold them until SIGINT or SIGTERM.\n"
+    "  run --network NAME [--network NAME...] [--] CMD [ARGS...]\n"
+    "      Acquire the networks and execute CMD in place of the client.\n"
+    "      CMD inherits the connection (its descriptor in VMNET_BROKER_FD,\n"
+    "      the networks as a JSON array in VMNET_BROKER_NETWORKS): the\n"
+    "      networks live as long as CMD, or any child it passes the\n"
+    "      descriptor to, keeps it open.\n"
+    "  status [--json]\n"
+    "      Print the broker's networks and peers.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --socket PATH  the broker's socket (default: "
+    "$" VMNET_BROKER_SOCKET_ENV ",\n"
+    "                     else " VMNET_BROKER_DEFAULT_SOCKET ")\n"
+    "  -h, --help         print this help and exit\n"
+    "  -V, --version      print the version and exit\n";
+
+int cli_usage_error(void) {
+    fprintf(stderr, "Try '" CLI_NAME " --help'.\n");
+    return CLI_EXIT_USAGE;
+}
+
+static const char *default_socket_path(void) {
+    const char *from_environment = getenv(VMNET_BROKER_SOCKET_ENV);
+    if (from_environment != NULL && from_environment[0] != '\0')
+        return from_environment;
+    return VMNET_BROKER_DEFAULT_SOCKET;
+}
+
+int main(int argc, char **argv) {
+    static const struct option options[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct {
+        const char *name;
+        int (*run)(const char *socket_path, int argc, char **argv);
+    } commands[] = {
+        {"acquire", command_acquire},
+        {"run", command_run},
+        {"status", command_status},
+    };
+    const char *socket_path = NULL;
+    int option;
+
+    // "+": options after the command name belong to the command.
+    while ((option = getopt_long(argc, argv, "+s:hV", options, NULL)) != -1) {
+        switch (option) {
+        case 's':
+            socket_path = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'V':
+            printf(CLI_NAME " " VMNET_BROKER_VERSION "\n");
+            return 0;
+        default:
+            return cli_usage_error();
+        }
+    }
+    if (optind == argc) {
+        fprintf(stderr, CLI_NAME ": no command given\n");
+        return cli_usage_error();
+    }
+    if (socket_path == NULL)
+        socket_path = default_socket_path();
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[optind], commands[i].name) == 0)
+            return commands[i].run(socket_path, argc - optind, argv + optind);
+    }
+    fprintf(stderr, CLI_NAME ": unknown command '%s'\n", argv[optind]);
+    return cli_usage_error();
+}

@@ -1,3 +1,172 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder until its owner writes it.
-typedef int placeholder_linux_bridge;
+// Bridge links over netlink: names, stale marks, create, address, up, delete.
+#include "linux_bridge.h"
+
+#include <arpa/inet.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/network_config.h"
+
+// Longest network name used whole: "vmb-" + 11 characters fill IFNAMSIZ - 1.
+#define NAME_WHOLE_MAX (IFNAMSIZ - 1 - (sizeof(LINUX_BRIDGE_PREFIX) - 1))
+#define NAME_KEPT 5
+
+uint32_t linux_bridge_name_hash(const char *s) {
+    uint32_t hash = 2166136261u;
+    for (; *s != '\0'; s++) {
+        hash ^= (uint8_t)*s;
+        hash *= 16777619u;
+    }
+    return hash;
+}
+
+void linux_bridge_name(const char *network, char out[IFNAMSIZ]) {
+    if (strlen(network) <= NAME_WHOLE_MAX) {
+        snprintf(out, IFNAMSIZ, "%s%s", LINUX_BRIDGE_PREFIX, network);
+        return;
+    }
+    snprintf(out, IFNAMSIZ, "%s%.*s-%05x", LINUX_BRIDGE_PREFIX, NAME_KEPT,
+             network, (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
+}
+
+bool linux_bridge_is_marked(const char *ifname, const char *kind,
+                            const char *alias) {
+    char derived[IFNAMSIZ];
+
+    if (ifname == NULL || kind == NULL || alias == NULL)
+        return false;
+    if (strncmp(ifname, LINUX_BRIDGE_PREFIX, strlen(LINUX_BRIDGE_PREFIX)) != 0)
+        return false;
+    if (strcmp(kind, "bridge") != 0 || !network_name_valid(alias))
+        return false;
+    linux_bridge_name(alias, derived);
+    return strcmp(derived, ifname) == 0;
+}
+
+bool linux_bridge_random_mac(uint8_t mac[6]) {
+    uint8_t bytes[6];
+
+    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
+        return false;
+    // Locally administered (bit 1) so it never collides with a vendor's
+    // address; unicast (bit 0 clear) because a bridge must not be multicast.
+    bytes[0] = (uint8_t)((bytes[0] & 0xfc) | 0x02);
+    memcpy(mac, bytes, sizeof(bytes));
+    return true;
+}
+
+int linux_bridge_add(struct nl_sock *sock, const char *ifname,
+                     const char *alias, const uint8_t mac[6], unsigned mtu,
+                     int *ifindex) {
+    struct rtnl_link *link = rtnl_link_bridge_alloc();
+    struct rtnl_link *change = rtnl_link_alloc();
+    struct rtnl_link *made = NULL;
+    struct nl_addr *address = nl_addr_build(AF_LLC, mac, 6);
+    bool added = false;
+    int status = -NLE_NOMEM;
+
+    if (link == NULL || change == NULL || address == NULL)
+        goto out;
+    rtnl_link_set_name(link, ifname);
+    // An explicit address keeps the bridge's MAC fixed as ports come and go,
+    // where a bridge left to itself takes the lowest of its ports' MACs.
+    rtnl_link_set_addr(link, address);
+    rtnl_link_set_mtu(link, mtu);
+    status = rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL);
+    if (status < 0)
+        goto out;
+    added = true;
+    status = rtnl_link_get_kernel(sock, 0, ifname, &made);
+    if (status < 0)
+        goto out;
+    // The kernel ignores an alias in the message that creates a link.
+    rtnl_link_set_ifalias(change, alias);
+    status = rtnl_link_change(sock, made, change, 0);
+    if (status < 0)
+        goto out;
+    *ifindex = rtnl_link_get_ifindex(made);
+out:
+    // By name: the one thing known even when the lookup failed.
+    if (status < 0 && added)
+        rtnl_link_delete(sock, link);
+    rtnl_link_put(made);
+    nl_addr_put(address);
+    rtnl_link_put(change);
+    rtnl_link_put(link);
+    return status;
+}
+
+static struct nl_addr *ipv4_nl_addr(uint32_t address, unsigned prefix_len) {
+    uint32_t network_order = htonl(address);
+    struct nl_addr *addr =
+        nl_addr_build(AF_INET, &network_order, sizeof(network_order));
+
+    if (addr != NULL)
+        nl_addr_set_prefixlen(addr, (int)prefix_len);
+    return addr;
+}
+
+int linux_bridge_add_address(struct nl_sock *sock, int ifindex,
+                             uint32_t address, unsigned prefix_len) {
+    uint32_t host_bits = prefix_len >= 32 ? 0 : 0xffffffffu >> prefix_len;
+    struct rtnl_addr *addr = rtnl_addr_alloc();
+    struct nl_addr *local = ipv4_nl_addr(address, prefix_len);
+    struct nl_addr *broadcast = ipv4_nl_addr(address | host_bits, 32);
+    int status = -NLE_NOMEM;
+
+    if (addr == NULL || local == NULL || broadcast == NULL)
+        goto out;
+    rtnl_addr_set_ifindex(addr, ifindex);
+    rtnl_addr_set_family(addr, AF_INET);
+    status = rtnl_addr_set_local(addr, local);
+    if (status < 0)
+        goto out;
+    status = rtnl_addr_set_broadcast(addr, broadcast);
+    if (status < 0)
+        goto out;
+    status = rtnl_addr_add(sock, addr, NLM_F_CREATE | NLM_F_EXCL);
+out:
+    nl_addr_put(broadcast);
+    nl_addr_put(local);
+    rtnl_addr_put(addr);
+    return status;
+}
+
+int linux_bridge_set_up(struct nl_sock *sock, int ifindex) {
+    struct rtnl_link *link = rtnl_link_alloc();
+    struct rtnl_link *change = rtnl_link_alloc();
+    int status = -NLE_NOMEM;
+
+    if (link == NULL || change == NULL)
+        goto out;
+    rtnl_link_set_ifindex(link, ifindex);
+    rtnl_link_set_flags(change, IFF_UP);
+    status = rtnl_link_change(sock, link, change, 0);
+out:
+    rtnl_link_put(change);
+    rtnl_link_put(link);
+    return status;
+}
+
+int linux_bridge_delete(struct nl_sock *sock, int ifindex, const char *ifname) {
+    struct rtnl_link *link = NULL;
+    int status = rtnl_link_get_kernel(sock, ifindex, NULL, &link);
+
+    if (status == -NLE_NODEV)
+        status = -NLE_OBJ_NOTFOUND;
+    if (status < 0)
+        goto out;
+    if (strcmp(rtnl_link_get_name(link), ifname) != 0) {
+        status = -NLE_OBJ_NOTFOUND;
+        goto out;
+    }
+    status = rtnl_link_delete(sock, link);
+out:
+    rtnl_link_put(link);
+    return status;
+}

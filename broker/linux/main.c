@@ -1,3 +1,348 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder.
-int main(void) { return 0; }
+// vmnet-broker daemon: options, the event loop, signals and lifetime.
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "../config/config_dir.h"
+#include "../core/broker.h"
+#include "../core/log.h"
+#include "linux_network.h"
+#include "unix_server.h"
+
+#define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
+#define DEFAULT_CONFIG_DIR "/etc/vmnet-broker.d"
+#define DEFAULT_IDLE_SECONDS 120.0
+
+struct options {
+    const char *socket_path;
+    const char *config_dir;
+    uint64_t idle_usec;
+    bool verbose;
+    bool check_config;
+};
+
+struct daemon {
+    struct options options;
+    sd_event *event;
+    struct broker *broker;
+    struct unix_server *server;
+    struct linux_backend *backend;
+    struct config_dir *configs;
+    sd_event_source *expire_timer;
+    sd_event_source *exit_timer;
+    // Started by socket activation: exit once idle, systemd restarts us.
+    bool activated;
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: vmnet-broker [OPTION]...\n"
+            "Share named, reference-counted VM networks between programs.\n"
+            "\n"
+            "  -s, --socket PATH          listen on PATH (default %s)\n"
+            "  -c, --config-dir DIR       network configs (default %s)\n"
+            "  -i, --idle-timeout SECONDS remove unused networks after "
+            "SECONDS\n"
+            "                             (default %.0f; decimals allowed)\n"
+            "      --check-config         validate the config directory and "
+            "exit\n"
+            "  -v, --verbose              log debug messages\n"
+            "  -h, --help                 show this help and exit\n"
+            "  -V, --version              show the version and exit\n",
+            DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
+}
+
+// Returns 0 to run, 1 to exit successfully, -1 on a usage error.
+static int parse_options(int argc, char **argv, struct options *options) {
+    enum { OPT_CHECK_CONFIG = 256 };
+    static const struct option long_options[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"config-dir", required_argument, NULL, 'c'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    options->socket_path = DEFAULT_SOCKET;
+    options->config_dir = DEFAULT_CONFIG_DIR;
+    options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
+    while ((c = getopt_long(argc, argv, "s:c:i:vhV", long_options, NULL)) !=
+           -1) {
+        switch (c) {
+        case 's':
+            options->socket_path = optarg;
+            break;
+        case 'c':
+            options->config_dir = optarg;
+            break;
+        case 'i': {
+            char *end = NULL;
+            double seconds = strtod(optarg, &end);
+            // A year is plenty; beyond it the microsecond count overflows.
+            if (end == optarg || *end != '\0' || !isfinite(seconds) ||
+                seconds < 0 || seconds > 365.0 * 24 * 3600) {
+                fprintf(stderr,
+                        "vmnet-broker: invalid --idle-timeout '%s': expected "
+                        "seconds, 0 to 31536000\n",
+                        optarg);
+                return -1;
+            }
+            options->idle_usec = (uint64_t)(seconds * 1e6);
+            break;
+        }
+        case OPT_CHECK_CONFIG:
+            options->check_config = true;
+            break;
+        case 'v':
+            options->verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'V':
+            printf("vmnet-broker %s\n", VMNET_BROKER_VERSION);
+            return 1;
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vmnet-broker: unexpected argument '%s'\n",
+                argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t now_usec(struct daemon *d) {
+    uint64_t now = 0;
+    sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+    return now;
+}
+
+static void arm(sd_event_source *timer, uint64_t when) {
+    if (when == NO_DEADLINE) {
+        sd_event_source_set_enabled(timer, SD_EVENT_OFF);
+        return;
+    }
+    sd_event_source_set_time(timer, when);
+    sd_event_source_set_enabled(timer, SD_EVENT_ONESHOT);
+}
+
+// Keeps the timers in step with the broker after every change.
+static void state_changed(void *userdata) {
+    struct daemon *d = userdata;
+
+    arm(d->expire_timer, broker_next_deadline(d->broker));
+    if (d->activated) {
+        bool idle = broker_peer_count(d->broker) == 0 &&
+                    broker_network_count(d->broker) == 0;
+        uint64_t when = NO_DEADLINE;
+        if (idle) {
+            // Keep a pending exit deadline; only start a new one.
+            int enabled = SD_EVENT_OFF;
+            sd_event_source_get_enabled(d->exit_timer, &enabled);
+            if (enabled != SD_EVENT_OFF)
+                return;
+            when = now_usec(d) + d->options.idle_usec;
+        }
+        arm(d->exit_timer, when);
+    }
+}
+
+static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
+    struct daemon *d = userdata;
+
+    (void)s;
+    broker_expire(d->broker, usec);
+    state_changed(d);
+    return 0;
+}
+
+static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+    struct daemon *d = userdata;
+
+    (void)s;
+    (void)usec;
+    log_info("idle with no peers and no networks: exiting (socket "
+             "activation will start the broker again)");
+    return sd_event_exit(d->event, 0);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
+                     void *userdata) {
+    struct daemon *d = userdata;
+    unsigned peers = broker_peer_count(d->broker);
+    const char *name = sigabbrev_np((int)si->ssi_signo);
+
+    (void)s;
+    if (peers > 0) {
+        // A VM must not lose its network because someone stopped us.
+        log_warning("ignoring SIG%s: %u peers connected", name, peers);
+        return 0;
+    }
+    log_info("SIG%s with no peers: removing networks and exiting", name);
+    return sd_event_exit(d->event, 0);
+}
+
+static int listen_fd_from_systemd(void) {
+    int n = sd_listen_fds(1);
+    if (n <= 0)
+        return -1;
+    if (n > 1)
+        log_warning("systemd passed %d sockets; using the first", n);
+    if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <=
+        0) {
+        log_error("the socket systemd passed is not a listening "
+                  "SOCK_SEQPACKET Unix socket");
+        return -2;
+    }
+    return SD_LISTEN_FDS_START;
+}
+
+// 1,000 peers need 1,000 descriptors; the default soft limit is 1,024.
+static void raise_fd_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+        limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
+static void create_persistent_networks(struct daemon *d) {
+    char **names = NULL;
+    size_t n = 0;
+
+    if (config_dir_persistent_names(d->options.config_dir, &names, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (broker_create_persistent(d->broker, names[i]) == BROKER_OK)
+            log_info("persistent network '%s' is up", names[i]);
+    }
+    config_dir_free_names(names, n);
+}
+
+static int run(struct daemon *d) {
+    struct broker_options broker_options = {0};
+    struct unix_server_options server_options = {0};
+    sigset_t mask;
+    int listen_fd, r;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    r = sd_event_default(&d->event);
+    if (r < 0)
+        goto out;
+    r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
+    if (r < 0)
+        goto out;
+    r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+    if (r < 0)
+        goto out;
+    r = sd_event_add_time(d->event, &d->expire_timer, CLOCK_MONOTONIC,
+                          UINT64_MAX, 0, on_expire, d);
+    if (r < 0)
+        goto out;
+    r = sd_event_add_time(d->event, &d->exit_timer, CLOCK_MONOTONIC,
+                          UINT64_MAX, 0, on_exit_timer, d);
+    if (r < 0)
+        goto out;
+    sd_event_source_set_enabled(d->expire_timer, SD_EVENT_OFF);
+    sd_event_source_set_enabled(d->exit_timer, SD_EVENT_OFF);
+
+    r = linux_backend_new(&d->backend);
+    if (r < 0) {
+        log_error("cannot open netlink: %s", strerror(-r));
+        goto out;
+    }
+    linux_backend_remove_stale(d->backend);
+    r = -ENOMEM;
+    d->configs = config_dir_new(d->options.config_dir);
+    if (d->configs == NULL)
+        goto out;
+    broker_options.backend = &linux_backend_ops;
+    broker_options.backend_ctx = d->backend;
+    broker_options.configs = &config_dir_ops;
+    broker_options.configs_ctx = d->configs;
+    broker_options.idle_usec = d->options.idle_usec;
+    d->broker = broker_new(&broker_options);
+    if (d->broker == NULL)
+        goto out;
+
+    listen_fd = listen_fd_from_systemd();
+    if (listen_fd == -2) {
+        r = -EINVAL;
+        goto out;
+    }
+    d->activated = listen_fd >= 0;
+    server_options.event = d->event;
+    server_options.broker = d->broker;
+    server_options.listen_fd = listen_fd;
+    server_options.path = d->options.socket_path;
+    server_options.changed = state_changed;
+    server_options.changed_ctx = d;
+    r = unix_server_new(&server_options, &d->server);
+    if (r < 0)
+        goto out;
+
+    create_persistent_networks(d);
+    log_info("listening on %s (config %s, idle timeout %.3gs)",
+             d->activated ? "the socket from systemd" : d->options.socket_path,
+             d->options.config_dir, (double)d->options.idle_usec / 1e6);
+    state_changed(d);
+    sd_notify(0, "READY=1\nSTATUS=Serving networks");
+
+    r = sd_event_loop(d->event);
+    sd_notify(0, "STOPPING=1");
+out:
+    if (r < 0)
+        log_error("fatal: %s", strerror(-r));
+    // Peers first (dropping references), then every network.
+    unix_server_free(d->server);
+    broker_free(d->broker);
+    config_dir_free(d->configs);
+    linux_backend_free(d->backend);
+    sd_event_source_disable_unref(d->expire_timer);
+    sd_event_source_disable_unref(d->exit_timer);
+    sd_event_unref(d->event);
+    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv) {
+    struct daemon daemon = {0};
+    int r = parse_options(argc, argv, &daemon.options);
+
+    if (r != 0)
+        return r > 0 ? EXIT_SUCCESS : 2;
+    if (daemon.options.check_config) {
+        int problems = config_dir_check(daemon.options.config_dir, stdout);
+        if (problems > 0) {
+            printf("%s: %d problem%s\n", daemon.options.config_dir, problems,
+                   problems == 1 ? "" : "s");
+            return EXIT_FAILURE;
+        }
+        printf("%s: configuration OK\n", daemon.options.config_dir);
+        return EXIT_SUCCESS;
+    }
+    log_set_level(daemon.options.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    return run(&daemon);
+}

@@ -91,7 +91,8 @@ out:
 static char *dump(json_t *root, size_t *len) {
     char *text = NULL;
     if (root != NULL)
-        text = json_dumps(root, JSON_COMPACT);
+        // Six digits keep idle_remaining readable (0.797, not 0.79700000000000004).
+        text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (text != NULL)
         *len = strlen(text);

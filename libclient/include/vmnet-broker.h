@@ -64,11 +64,16 @@ typedef struct vmnet_broker_connection vmnet_broker_connection_t;
 // Returns a new network the caller owns (free with
 // vmnet_broker_network_free()), or NULL on failure. status, when not NULL,
 // receives the result. Thread-safe: calls are serialized on the connection.
+// If the connection is lost (the broker cannot be written to or closes it),
+// the call fails and the connection is closed; the broker has dropped every
+// reference it held, so networks acquired before must be acquired again.
+// The next call opens a new connection.
 VMNET_BROKER_EXPORT vmnet_broker_network_t *
 vmnet_broker_acquire_network(const char *network_name,
                              vmnet_broker_return_t *status);
 
 // Drops the process-wide connection's reference to network_name.
+// VMNET_BROKER_NOT_FOUND, without connecting, while no connection is open.
 // Thread-safe.
 VMNET_BROKER_EXPORT vmnet_broker_return_t
 vmnet_broker_release_network(const char *network_name);
@@ -109,40 +114,50 @@ VMNET_BROKER_EXPORT void
 vmnet_broker_network_free(vmnet_broker_network_t *network);
 
 // ---- Explicit connections -------------------------------------------------
+//
+// Calls on one connection are serialized (each takes the connection's lock),
+// so a connection may be shared by threads; only
+// vmnet_broker_connection_close() must not race another call on it. Once a
+// call fails because the connection was lost, the broker has dropped its
+// references and every later call returns VMNET_BROKER_XPC_FAILURE. A NULL
+// connection, name or out-parameter is VMNET_BROKER_INVALID_REQUEST.
 
 // Connects to the broker at socket_path (NULL: $VMNET_BROKER_SOCKET, else
-// VMNET_BROKER_DEFAULT_SOCKET). On success stores a new connection the
-// caller owns in *connection; on failure *connection is untouched.
+// VMNET_BROKER_DEFAULT_SOCKET; the variable is ignored in set-user-ID and
+// set-group-ID programs). On success stores a new connection the caller
+// owns in *connection; on failure *connection is untouched.
 VMNET_BROKER_EXPORT vmnet_broker_return_t
 vmnet_broker_connect(const char *socket_path,
                      vmnet_broker_connection_t **connection);
 
 // Acquires network_name on connection. On success stores a new network the
-// caller owns in *network; on failure *network is untouched. A connection
-// is used by one thread at a time (the caller serializes).
+// caller owns in *network; on failure *network is untouched. Thread-safe.
 VMNET_BROKER_EXPORT vmnet_broker_return_t
 vmnet_broker_connection_acquire(vmnet_broker_connection_t *connection,
                                 const char *network_name,
                                 vmnet_broker_network_t **network);
 
-// Drops connection's reference to network_name.
+// Drops connection's reference to network_name (VMNET_BROKER_NOT_FOUND if
+// it holds none). Thread-safe.
 VMNET_BROKER_EXPORT vmnet_broker_return_t
 vmnet_broker_connection_release(vmnet_broker_connection_t *connection,
                                 const char *network_name);
 
 // Asks for the broker's state. On success stores a malloc'd JSON text (the
 // "status" object) the caller frees with free(); *json untouched on failure.
+// Thread-safe.
 VMNET_BROKER_EXPORT vmnet_broker_return_t
 vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
                                char **json);
 
 // The connection's socket descriptor, still owned by connection. A program
 // that execs another may pass it on (clear FD_CLOEXEC) so the networks live
-// as long as that program does.
+// as long as that program does. -1 for a NULL connection. Thread-safe.
 VMNET_BROKER_EXPORT int
 vmnet_broker_connection_fd(const vmnet_broker_connection_t *connection);
 
-// Closes the connection; the broker drops its references. Accepts NULL.
+// Closes the connection and frees it; the broker drops its references.
+// Networks acquired on it stay valid (they are copies). Accepts NULL.
 VMNET_BROKER_EXPORT void
 vmnet_broker_connection_close(vmnet_broker_connection_t *connection);
 

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// Bridge links over netlink: names, stale marks, create, address, up, delete.
+#ifndef VMNET_BROKER_LINUX_LINUX_BRIDGE_H
+#define VMNET_BROKER_LINUX_LINUX_BRIDGE_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct nl_sock;
+
+// Every bridge the broker makes is named with this prefix.
+#define LINUX_BRIDGE_PREFIX "vmb-"
+
+// The 32-bit FNV-1a hash of s, which shortens long names into bridge names.
+uint32_t linux_bridge_name_hash(const char *s);
+
+// Writes into out the bridge interface name of the network called network
+// (a valid network name): "vmb-<network>" for names of at most 11
+// characters, otherwise "vmb-" + the first 5 characters + "-" + the low 20
+// bits of linux_bridge_name_hash(network) as 5 lowercase hex digits.
+void linux_bridge_name(const char *network, char out[IFNAMSIZ]);
+
+// True when a link is one a broker made: a bridge named LINUX_BRIDGE_PREFIX
+// whose alias is a valid network name that derives exactly that ifname.
+// kind and alias may be NULL (the link has none).
+bool linux_bridge_is_marked(const char *ifname, const char *kind,
+                            const char *alias);
+
+// Fills mac with a random locally administered unicast address. Returns false
+// (mac untouched) when no randomness could be read.
+bool linux_bridge_random_mac(uint8_t mac[6]);
+
+// The functions below return 0 or a negative libnl error code (NLE_*), for
+// nl_geterror().
+
+// Creates a bridge, down, with the given name, alias, MAC address and MTU,
+// and stores its ifindex in *ifindex. -NLE_EXIST when ifname is taken. On
+// failure no link is left behind.
+int linux_bridge_add(struct nl_sock *sock, const char *ifname,
+                     const char *alias, const uint8_t mac[6], unsigned mtu,
+                     int *ifindex);
+
+// Adds address/prefix_len (host byte order) with its broadcast address.
+int linux_bridge_add_address(struct nl_sock *sock, int ifindex,
+                             uint32_t address, unsigned prefix_len);
+
+int linux_bridge_set_up(struct nl_sock *sock, int ifindex);
+
+// Deletes the link at ifindex if it is still called ifname, so an index the
+// kernel reused for someone else's interface is never touched.
+// -NLE_OBJ_NOTFOUND when there is no such link any more.
+int linux_bridge_delete(struct nl_sock *sock, int ifindex, const char *ifname);
+
+#endif

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: Apache-2.0
+// TAP devices on a network's bridge, handed to unprivileged VMs by descriptor.
+#include "linux_tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+// Random names collide only when the host is full of TAP devices; past this
+// many tries something else is wrong.
+#define NAME_ATTEMPTS 16
+
+// Locally administered unicast, then 'v' for vmnet: clear of QEMU's and
+// libvirt's 52:54:00 and of Docker's 02:42, so a guest's address says who
+// gave it out.
+static const uint8_t guest_mac_prefix[2] = {0x02, 0x76};
+
+static uint32_t fnv1a_update(uint32_t hash, const char *s) {
+    for (; *s != '\0'; s++) {
+        hash ^= (uint8_t)*s;
+        hash *= 16777619u;
+    }
+    return hash;
+}
+
+static void guest_mac(const char *network_name, uint32_t uid, unsigned index,
+                      uint8_t mac[6]) {
+    char suffix[32];
+    uint32_t hash = fnv1a_update(2166136261u, network_name);
+
+    snprintf(suffix, sizeof(suffix), "/%u/%u", (unsigned)uid, index);
+    hash = fnv1a_update(hash, suffix);
+    mac[0] = guest_mac_prefix[0];
+    mac[1] = guest_mac_prefix[1];
+    mac[2] = (uint8_t)(hash >> 24);
+    mac[3] = (uint8_t)(hash >> 16);
+    mac[4] = (uint8_t)(hash >> 8);
+    mac[5] = (uint8_t)hash;
+}
+
+// libnl reports its own codes; tap_open's callers get errno values. Every
+// request here is about a link, so "object not found" means no such device.
+static int errno_from_nl(int nl_status) {
+    switch (-nl_status) {
+    case NLE_NOMEM:
+        return -ENOMEM;
+    case NLE_EXIST:
+        return -EEXIST;
+    case NLE_INVAL:
+        return -EINVAL;
+    case NLE_RANGE:
+        return -ERANGE;
+    case NLE_OPNOTSUPP:
+        return -EOPNOTSUPP;
+    case NLE_PERM:
+        return -EPERM;
+    case NLE_NOACCESS:
+        return -EACCES;
+    case NLE_BUSY:
+        return -EBUSY;
+    case NLE_AGAIN:
+        return -EAGAIN;
+    case NLE_NODEV:
+    case NLE_OBJ_NOTFOUND:
+        return -ENODEV;
+    default:
+        return -EIO;
+    }
+}
+
+// Creates the device on a fresh descriptor under a random free name, written
+// into name. Returns the descriptor or a negative errno.
+static int create_device(char name[IFNAMSIZ]) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    int status = -errno;
+
+    if (fd < 0) {
+        log_error("tap: cannot open /dev/net/tun: %s", strerror(-status));
+        goto out;
+    }
+    status = -EEXIST;
+    for (int attempt = 0; attempt < NAME_ATTEMPTS; attempt++) {
+        struct ifreq ifr = {0};
+        uint32_t suffix;
+
+        if (getrandom(&suffix, sizeof(suffix), 0) != (ssize_t)sizeof(suffix)) {
+            status = -errno;
+            log_error("tap: cannot read random bytes: %s", strerror(-status));
+            goto out;
+        }
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s%08x",
+                 LINUX_TAP_PREFIX, (unsigned)suffix);
+        // IFF_TUN_EXCL makes an existing name fail with EBUSY instead of
+        // attaching to that device: without it a persistent TAP someone
+        // else left with a colliding name would be handed to the client.
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+        if (ioctl(fd, TUNSETIFF, &ifr) == 0) {
+            memcpy(name, ifr.ifr_name, IFNAMSIZ);
+            status = 0;
+            break;
+        }
+        // EEXIST: the name was taken between the kernel's check and its
+        // registration of the device.
+        if (errno != EBUSY && errno != EEXIST) {
+            status = -errno;
+            log_error("tap: cannot create %s: %s", ifr.ifr_name,
+                      strerror(-status));
+            goto out;
+        }
+    }
+    if (status < 0) {
+        log_error("tap: no free name after %d attempts", NAME_ATTEMPTS);
+        goto out;
+    }
+    status = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+// The owner is what lets an unprivileged user see the device as theirs and
+// reattach to it with TUNSETIFF; the descriptor itself works for any holder.
+static int set_owner(int fd, const char *name, uint32_t uid, uint32_t gid) {
+    if (ioctl(fd, TUNSETOWNER, (unsigned long)uid) != 0 ||
+        ioctl(fd, TUNSETGROUP, (unsigned long)gid) != 0) {
+        int status = -errno;
+        log_error("tap: cannot give %s to uid %u gid %u: %s", name,
+                  (unsigned)uid, (unsigned)gid, strerror(-status));
+        return status;
+    }
+    return 0;
+}
+
+// The TAP's own address starts with 0xfe, the highest locally administered
+// unicast first byte (as libvirt does): a bridge without a fixed address
+// takes the lowest of its ports' addresses, so it never takes this one. And
+// it can never equal a guest's 02:76 address, which the bridge would treat
+// as its own (a port's address is a local FDB entry) and never forward.
+static int tap_own_mac(const char *name, uint8_t mac[6]) {
+    if (getrandom(mac + 1, 5, 0) != 5) {
+        int status = -errno;
+        log_error("tap: cannot read random bytes for %s: %s", name,
+                  strerror(-status));
+        return status;
+    }
+    mac[0] = 0xfe;
+    return 0;
+}
+
+// Sets the TAP's address and MTU, brings it up and makes it a port of the
+// bridge, in one netlink request.
+static int attach_to_bridge(struct nl_sock *sock, const char *name,
+                            struct rtnl_link *bridge_link) {
+    struct rtnl_link *tap = rtnl_link_alloc();
+    struct rtnl_link *change = rtnl_link_alloc();
+    struct nl_addr *address = NULL;
+    unsigned ifindex = if_nametoindex(name);
+    uint8_t mac[6];
+    int status = -ENOMEM;
+
+    if (tap == NULL || change == NULL) {
+        log_error("tap: out of memory");
+        goto out;
+    }
+    if (ifindex == 0) {
+        status = -errno;
+        log_error("tap: %s vanished: %s", name, strerror(-status));
+        goto out;
+    }
+    status = tap_own_mac(name, mac);
+    if (status < 0)
+        goto out;
+    address = nl_addr_build(AF_LLC, mac, sizeof(mac));
+    if (address == NULL) {
+        status = -ENOMEM;
+        log_error("tap: out of memory");
+        goto out;
+    }
+    rtnl_link_set_ifindex(tap, (int)ifindex);
+    rtnl_link_set_addr(change, address);
+    // The bridge's MTU, so that enslaving this port never lowers it.
+    rtnl_link_set_mtu(change, rtnl_link_get_mtu(bridge_link));
+    rtnl_link_set_master(change, rtnl_link_get_ifindex(bridge_link));
+    rtnl_link_set_flags(change, IFF_UP);
+    status = rtnl_link_change(sock, tap, change, 0);
+    if (status < 0) {
+        log_error("tap: cannot attach %s to bridge %s: %s", name,
+                  rtnl_link_get_name(bridge_link), nl_geterror(status));
+        status = errno_from_nl(status);
+    }
+out:
+    nl_addr_put(address);
+    rtnl_link_put(change);
+    rtnl_link_put(tap);
+    return status;
+}
+
+// Looks the bridge up before any device exists, so that a wrong name costs
+// nothing to undo.
+static int find_bridge(struct nl_sock *sock, const char *bridge,
+                       struct rtnl_link **bridge_link) {
+    struct rtnl_link *link = NULL;
+    const char *kind;
+    int status = rtnl_link_get_kernel(sock, 0, bridge, &link);
+
+    if (status < 0) {
+        log_error("tap: bridge %s: %s", bridge, nl_geterror(status));
+        status = errno_from_nl(status);
+        goto out;
+    }
+    kind = rtnl_link_get_type(link);
+    if (kind == NULL || strcmp(kind, "bridge") != 0) {
+        // Enslaving to some other kind (a bond) could succeed and do harm.
+        status = -EINVAL;
+        log_error("tap: %s is not a bridge", bridge);
+        goto out;
+    }
+    *bridge_link = link;
+    link = NULL;
+    status = 0;
+out:
+    rtnl_link_put(link);
+    return status;
+}
+
+int tap_open(const char *bridge, const char *network_name, uint32_t uid,
+             uint32_t gid, unsigned index, struct tap_info *info) {
+    struct nl_sock *sock = nl_socket_alloc();
+    struct rtnl_link *bridge_link = NULL;
+    char name[IFNAMSIZ];
+    int fd = -1;
+    int status = -ENOMEM;
+
+    if (sock == NULL) {
+        log_error("tap: out of memory");
+        goto out;
+    }
+    status = nl_connect(sock, NETLINK_ROUTE);
+    if (status < 0) {
+        log_error("tap: cannot open a netlink socket: %s",
+                  nl_geterror(status));
+        status = errno_from_nl(status);
+        goto out;
+    }
+    status = find_bridge(sock, bridge, &bridge_link);
+    if (status < 0)
+        goto out;
+    fd = create_device(name);
+    if (fd < 0) {
+        status = fd;
+        goto out;
+    }
+    // From here a failure closes fd, and with it the device goes away.
+    status = set_owner(fd, name, uid, gid);
+    if (status < 0)
+        goto out;
+    status = attach_to_bridge(sock, name, bridge_link);
+    if (status < 0)
+        goto out;
+    memcpy(info->name, name, sizeof(info->name));
+    guest_mac(network_name, uid, index, info->mac);
+    status = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    rtnl_link_put(bridge_link);
+    nl_socket_free(sock);
+    return status;
+}
+
+int tap_send_with_fd(int socket_fd, const void *data, size_t len, int fd) {
+    union {
+        struct cmsghdr header; // aligns the buffer for a cmsghdr
+        char buffer[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buffer,
+        .msg_controllen = sizeof(control.buffer),
+    };
+    struct cmsghdr *cmsg;
+
+    memset(&control, 0, sizeof(control));
+    cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    // MSG_NOSIGNAL: a client that hung up must not kill the broker.
+    if (sendmsg(socket_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        return -errno;
+    return 0;
+}

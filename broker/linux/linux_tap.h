@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// TAP devices on a network's bridge, handed to unprivileged VMs by descriptor.
+#ifndef VMNET_BROKER_LINUX_LINUX_TAP_H
+#define VMNET_BROKER_LINUX_LINUX_TAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Every TAP device the broker makes is named with this prefix.
+#define LINUX_TAP_PREFIX "vmt-"
+
+struct tap_info {
+    char name[16]; // the TAP interface name, "vmt-" + 8 hex digits
+    uint8_t mac[6]; // the address the GUEST should use (not the TAP's own)
+};
+
+// Creates a TAP device (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, the form QEMU's
+// "-netdev tap,fd=N,vhost=on" expects) owned by uid and gid, with the
+// bridge's MTU, up and enslaved to bridge (an existing bridge ifname). The
+// device is not persistent: it disappears when the last descriptor to it is
+// closed. info->mac is a locally administered unicast address derived from
+// network_name, uid and index only, so a VM keeps its address (and DHCP
+// lease) from one run to the next.
+// Returns the descriptor (O_CLOEXEC; the caller owns it) and fills *info, or
+// a negative errno, logged, with no device left behind and *info untouched.
+int tap_open(const char *bridge, const char *network_name, uint32_t uid,
+             uint32_t gid, unsigned index, struct tap_info *info);
+
+// Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
+// without blocking. The caller keeps its own fd open and may close it as soon
+// as this returns 0: the message in flight holds the device.
+// Returns 0 or a negative errno (-EAGAIN when the socket is full, for the
+// caller to queue and retry).
+int tap_send_with_fd(int socket_fd, const void *data, size_t len, int fd);
+
+#endif

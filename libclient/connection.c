@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// Explicit connections: one broker peer each, calls serialized by a mutex.
+#include "connection.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "message.h"
+#include "network.h"
+#include "transport.h"
+
+struct vmnet_broker_connection {
+    // Held for a whole request and its reply, so that replies from
+    // different threads cannot be swapped.
+    pthread_mutex_t lock;
+    int fd;
+    bool lost;
+};
+
+vmnet_broker_return_t
+vmnet_broker_connect(const char *socket_path,
+                     vmnet_broker_connection_t **connection) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
+    vmnet_broker_connection_t *built = NULL;
+    int fd = -1;
+
+    if (connection == NULL)
+        goto out;
+    status = client_transport_connect(socket_path, &fd);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    status = VMNET_BROKER_INTERNAL_ERROR;
+    built = malloc(sizeof(*built));
+    if (built == NULL)
+        goto out;
+    // Nothing fails after the mutex exists, so out: never destroys one.
+    if (pthread_mutex_init(&built->lock, NULL) != 0)
+        goto out;
+    built->fd = fd;
+    built->lost = false;
+    *connection = built;
+    built = NULL;
+    fd = -1;
+    status = VMNET_BROKER_SUCCESS;
+out:
+    free(built);
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+// Sends one request and decodes its reply; the caller holds the lock.
+static vmnet_broker_return_t exchange(vmnet_broker_connection_t *connection,
+                                      const char *command,
+                                      const char *network_name,
+                                      const char *expected_key,
+                                      json_type expected_type, json_t **value) {
+    vmnet_broker_return_t status = VMNET_BROKER_XPC_FAILURE;
+    char *request = NULL;
+    size_t request_len;
+    char *reply = NULL;
+    size_t reply_len;
+
+    if (connection->lost)
+        goto out;
+    status = client_message_encode_request(command, network_name, &request,
+                                           &request_len);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    status = client_transport_send(connection->fd, request, request_len);
+    if (status == VMNET_BROKER_XPC_FAILURE)
+        connection->lost = true;
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    status = client_transport_receive(connection->fd, &reply, &reply_len);
+    if (status == VMNET_BROKER_INVALID_REPLY)
+        connection->lost = true;
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    status = client_message_decode_reply(reply, reply_len, expected_key,
+                                         expected_type, value);
+out:
+    free(request);
+    free(reply);
+    return status;
+}
+
+vmnet_broker_return_t
+vmnet_broker_connection_acquire(vmnet_broker_connection_t *connection,
+                                const char *network_name,
+                                vmnet_broker_network_t **network) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
+    json_t *object = NULL;
+
+    if (connection == NULL || network_name == NULL || network == NULL)
+        return status;
+    pthread_mutex_lock(&connection->lock);
+    status = exchange(connection, "acquire", network_name, "network",
+                      JSON_OBJECT, &object);
+    pthread_mutex_unlock(&connection->lock);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    // The broker now holds a reference even if the copy below fails; it is
+    // dropped with the connection, as after any failure of the caller.
+    status = client_network_new(object, network);
+out:
+    json_decref(object);
+    return status;
+}
+
+vmnet_broker_return_t
+vmnet_broker_connection_release(vmnet_broker_connection_t *connection,
+                                const char *network_name) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
+    json_t *released = NULL;
+
+    if (connection == NULL || network_name == NULL)
+        return status;
+    pthread_mutex_lock(&connection->lock);
+    status = exchange(connection, "release", network_name, "released",
+                      JSON_STRING, &released);
+    pthread_mutex_unlock(&connection->lock);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    // Replies come in order, so another name means the broker and this
+    // client disagree about which request is being answered.
+    if (strcmp(json_string_value(released), network_name) != 0)
+        status = VMNET_BROKER_INVALID_REPLY;
+out:
+    json_decref(released);
+    return status;
+}
+
+vmnet_broker_return_t
+vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
+                               char **json) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
+    json_t *object = NULL;
+
+    if (connection == NULL || json == NULL)
+        return status;
+    pthread_mutex_lock(&connection->lock);
+    status =
+        exchange(connection, "status", NULL, "status", JSON_OBJECT, &object);
+    pthread_mutex_unlock(&connection->lock);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    char *text = client_message_dump(object);
+    if (text == NULL) {
+        status = VMNET_BROKER_INTERNAL_ERROR;
+        goto out;
+    }
+    *json = text;
+out:
+    json_decref(object);
+    return status;
+}
+
+int vmnet_broker_connection_fd(const vmnet_broker_connection_t *connection) {
+    // fd never changes after connect, so reading it needs no lock.
+    return connection == NULL ? -1 : connection->fd;
+}
+
+bool client_connection_is_lost(vmnet_broker_connection_t *connection) {
+    pthread_mutex_lock(&connection->lock);
+    bool lost = connection->lost;
+    pthread_mutex_unlock(&connection->lock);
+    return lost;
+}
+
+void vmnet_broker_connection_close(vmnet_broker_connection_t *connection) {
+    if (connection == NULL)
+        return;
+    close(connection->fd);
+    pthread_mutex_destroy(&connection->lock);
+    free(connection);
+}

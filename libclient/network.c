@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+// Network serializations and their accessors.
+#include "network.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "message.h"
+
+struct vmnet_broker_network {
+    // The whole "network" object, for callers that need keys the accessors
+    // do not cover (prefix_length, description, later additions).
+    char *json;
+    char *name;
+    char *mode;
+    char *bridge;
+    char *subnet;
+    char *mask;
+    char *gateway;
+    char *uuid;
+    unsigned mtu;
+};
+
+// Copies object[key] into *copy when it is a string; leaves *copy NULL when
+// it is absent or of another type. Returns 0, or -1 when memory runs out.
+static int copy_string(const json_t *object, const char *key, char **copy) {
+    const json_t *value = json_object_get(object, key);
+    if (!json_is_string(value))
+        return 0;
+    *copy = strdup(json_string_value(value));
+    return *copy == NULL ? -1 : 0;
+}
+
+static unsigned mtu_value(const json_t *object) {
+    const json_t *value = json_object_get(object, "mtu");
+    if (!json_is_integer(value))
+        return 0;
+    json_int_t mtu = json_integer_value(value);
+    if (mtu <= 0 || (unsigned long long)mtu > UINT_MAX)
+        return 0;
+    return (unsigned)mtu;
+}
+
+vmnet_broker_return_t client_network_new(const json_t *object,
+                                         vmnet_broker_network_t **network) {
+    vmnet_broker_return_t status = VMNET_BROKER_INTERNAL_ERROR;
+    vmnet_broker_network_t *built = calloc(1, sizeof(*built));
+
+    if (built == NULL)
+        goto out;
+    built->json = client_message_dump(object);
+    if (built->json == NULL)
+        goto out;
+    if (copy_string(object, "name", &built->name) != 0 ||
+        copy_string(object, "mode", &built->mode) != 0 ||
+        copy_string(object, "bridge", &built->bridge) != 0 ||
+        copy_string(object, "subnet", &built->subnet) != 0 ||
+        copy_string(object, "mask", &built->mask) != 0 ||
+        copy_string(object, "gateway", &built->gateway) != 0 ||
+        copy_string(object, "uuid", &built->uuid) != 0)
+        goto out;
+    built->mtu = mtu_value(object);
+    *network = built;
+    built = NULL;
+    status = VMNET_BROKER_SUCCESS;
+out:
+    vmnet_broker_network_free(built);
+    return status;
+}
+
+const char *vmnet_broker_network_name(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->name;
+}
+
+const char *vmnet_broker_network_mode(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->mode;
+}
+
+const char *vmnet_broker_network_bridge(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->bridge;
+}
+
+const char *vmnet_broker_network_subnet(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->subnet;
+}
+
+const char *vmnet_broker_network_mask(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->mask;
+}
+
+const char *
+vmnet_broker_network_gateway(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->gateway;
+}
+
+const char *vmnet_broker_network_uuid(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->uuid;
+}
+
+unsigned vmnet_broker_network_mtu(const vmnet_broker_network_t *network) {
+    return network == NULL ? 0 : network->mtu;
+}
+
+const char *vmnet_broker_network_json(const vmnet_broker_network_t *network) {
+    return network == NULL ? NULL : network->json;
+}
+
+void vmnet_broker_network_free(vmnet_broker_network_t *network) {
+    if (network == NULL)
+        return;
+    free(network->json);
+    free(network->name);
+    free(network->mode);
+    free(network->bridge);
+    free(network->subnet);
+    free(network->mask);
+    free(network->gateway);
+    free(network->uuid);
+    free(network);
+}

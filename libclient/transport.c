@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unix SOCK_SEQPACKET transport: connect, send a datagram, receive one.
+#include "transport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static const char *socket_path_or_default(const char *socket_path) {
+    if (socket_path != NULL)
+        return socket_path;
+    // secure_getenv: a set-user-ID VM manager must not be pointed at a
+    // broker of the invoking user's choosing, which could hand it any
+    // bridge to attach VMs to.
+    const char *from_environment = secure_getenv(VMNET_BROKER_SOCKET_ENV);
+    if (from_environment != NULL && from_environment[0] != '\0')
+        return from_environment;
+    return VMNET_BROKER_DEFAULT_SOCKET;
+}
+
+vmnet_broker_return_t client_transport_connect(const char *socket_path,
+                                               int *fd) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    const char *path = socket_path_or_default(socket_path);
+    size_t path_len = strlen(path);
+
+    if (path_len == 0 || path_len >= sizeof(address.sun_path))
+        return VMNET_BROKER_XPC_FAILURE;
+    memcpy(address.sun_path, path, path_len);
+
+    for (;;) {
+        int socket_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (socket_fd < 0)
+            return VMNET_BROKER_XPC_FAILURE;
+        if (connect(socket_fd, (const struct sockaddr *)&address,
+                    sizeof(address)) == 0) {
+            *fd = socket_fd;
+            return VMNET_BROKER_SUCCESS;
+        }
+        int saved_errno = errno;
+        close(socket_fd);
+        // An interrupted connect leaves the socket in a state that differs
+        // between systems; a fresh socket is always safe to retry with.
+        if (saved_errno != EINTR)
+            return VMNET_BROKER_XPC_FAILURE;
+    }
+}
+
+vmnet_broker_return_t client_transport_send(int fd, const char *data,
+                                            size_t len) {
+    ssize_t sent;
+
+    do {
+        // MSG_NOSIGNAL: a broker that went away must be an error code, not
+        // a SIGPIPE killing the caller.
+        sent = send(fd, data, len, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0 && errno == EMSGSIZE)
+        return VMNET_BROKER_INVALID_REQUEST;
+    if (sent < 0 || (size_t)sent != len)
+        return VMNET_BROKER_XPC_FAILURE;
+    return VMNET_BROKER_SUCCESS;
+}
+
+// Reading a datagram into a short buffer, without MSG_PEEK, drops it whole.
+static void discard_datagram(int fd) {
+    char unused;
+    ssize_t received;
+
+    do {
+        received = recv(fd, &unused, sizeof(unused), 0);
+    } while (received < 0 && errno == EINTR);
+}
+
+vmnet_broker_return_t client_transport_receive(int fd, char **data,
+                                               size_t *len) {
+    ssize_t size;
+    ssize_t received;
+    char *buffer;
+
+    // MSG_TRUNC makes the peek return the datagram's full length, so a
+    // reply of any size (a status of many peers) is read whole.
+    do {
+        size = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+    } while (size < 0 && errno == EINTR);
+    // 0 is the broker closing the connection: the broker never sends an
+    // empty datagram.
+    if (size <= 0)
+        return VMNET_BROKER_INVALID_REPLY;
+
+    buffer = malloc((size_t)size + 1);
+    if (buffer == NULL) {
+        discard_datagram(fd);
+        return VMNET_BROKER_INTERNAL_ERROR;
+    }
+    do {
+        received = recv(fd, buffer, (size_t)size, 0);
+    } while (received < 0 && errno == EINTR);
+    if (received != size) {
+        free(buffer);
+        return VMNET_BROKER_INVALID_REPLY;
+    }
+    buffer[size] = '\0';
+    *data = buffer;
+    *len = (size_t)size;
+    return VMNET_BROKER_SUCCESS;
+}

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+// The client's transport: one Unix SOCK_SEQPACKET connection, one datagram
+// per message (docs/protocol.md).
+#ifndef VMNET_BROKER_CLIENT_TRANSPORT_H
+#define VMNET_BROKER_CLIENT_TRANSPORT_H
+
+#include <stddef.h>
+
+#include "vmnet-broker.h"
+
+// Connects to socket_path, or when it is NULL to $VMNET_BROKER_SOCKET, else
+// VMNET_BROKER_DEFAULT_SOCKET. On success stores a close-on-exec descriptor
+// in *fd; VMNET_BROKER_XPC_FAILURE (fd untouched) if the broker cannot be
+// reached.
+vmnet_broker_return_t client_transport_connect(const char *socket_path,
+                                               int *fd);
+
+// Sends one request datagram. VMNET_BROKER_XPC_FAILURE means the connection
+// is unusable; VMNET_BROKER_INVALID_REQUEST means the request is too large
+// for one datagram and nothing was sent.
+vmnet_broker_return_t client_transport_send(int fd, const char *data,
+                                            size_t len);
+
+// Receives one reply datagram, whatever its size. On success stores a
+// malloc'd, NUL-terminated copy in *data (caller frees) and its length in
+// *len. VMNET_BROKER_INVALID_REPLY means no reply could be read (the broker
+// closed the connection or it failed): the connection is unusable.
+// VMNET_BROKER_INTERNAL_ERROR means memory ran out; the reply was discarded
+// so the next request still gets its own reply.
+vmnet_broker_return_t client_transport_receive(int fd, char **data,
+                                               size_t *len);
+
+#endif

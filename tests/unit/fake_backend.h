@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test doubles for the core's seams: a recording backend and a config table.
+#ifndef VMNET_BROKER_TESTS_FAKE_BACKEND_H
+#define VMNET_BROKER_TESTS_FAKE_BACKEND_H
+
+// Header-only because every check_*.c is linked alone; functions are
+// static inline so a test that uses only some of them builds without
+// unused-function warnings.
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/broker.h"
+#include "core/network_config.h"
+#include "core/status.h"
+
+#define FAKE_IDLE_USEC (120u * 1000000u)
+#define FAKE_ROOT_UID 0u
+#define FAKE_USER_UID 1000u
+#define FAKE_USER_GID 1000u
+// Allowed on "restricted" (see fake_config_lookup).
+#define FAKE_ALLOWED_UID 2001u
+#define FAKE_ALLOWED_GID 3001u
+#define FAKE_ALLOWED_SUPPLEMENTARY_GID 3002u
+
+// What the broker asked the backend to do.
+struct fake_backend {
+    unsigned creates;
+    unsigned destroys;
+    // Handles created and not yet destroyed: proves destroy gets the
+    // handle create made, exactly once.
+    unsigned live;
+    // When set, create() fails like a kernel error would.
+    bool fail_create;
+    char last_created[NETWORK_NAME_MAX + 1];
+    char last_destroyed[NETWORK_NAME_MAX + 1];
+};
+
+// The handle the fake backend gives out, freed by destroy().
+struct fake_handle {
+    char name[NETWORK_NAME_MAX + 1];
+    unsigned serial;
+};
+
+static inline int fake_create(void *ctx, const struct network_config *config,
+                              struct network_info *info, void **handle) {
+    struct fake_backend *backend = ctx;
+    struct fake_handle *h = NULL;
+
+    if (backend->fail_create)
+        return BROKER_ERR_CREATE_FAILURE;
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return BROKER_ERR_INTERNAL;
+    backend->creates++;
+    backend->live++;
+    h->serial = backend->creates;
+    snprintf(h->name, sizeof(h->name), "%s", config->name);
+    snprintf(backend->last_created, sizeof(backend->last_created), "%s",
+             config->name);
+
+    // Every instance gets a distinct uuid, so tests can tell a reused
+    // network from a re-created one.
+    memset(info, 0, sizeof(*info));
+    snprintf(info->uuid, sizeof(info->uuid), "00000000-0000-4000-8000-%012x",
+             h->serial);
+    snprintf(info->bridge, sizeof(info->bridge), "vmb-fake%u", h->serial);
+    info->subnet = 0xc0a84000u + (h->serial << 8);
+    info->mask = 0xffffff00u;
+    info->gateway = info->subnet + 1;
+    info->mtu = 1500;
+    *handle = h;
+    return BROKER_OK;
+}
+
+static inline void fake_destroy(void *ctx, void *handle) {
+    struct fake_backend *backend = ctx;
+    struct fake_handle *h = handle;
+
+    if (h == NULL)
+        return;
+    backend->destroys++;
+    backend->live--;
+    snprintf(backend->last_destroyed, sizeof(backend->last_destroyed), "%s",
+             h->name);
+    free(h);
+}
+
+static const struct network_backend_ops fake_backend_ops = {
+    .create = fake_create,
+    .destroy = fake_destroy,
+};
+
+// Networks the fake configuration knows besides the built-ins:
+// "net1".."net9" are open, "bad" is a broken file, and "restricted" allows
+// only FAKE_ALLOWED_UID and the groups FAKE_ALLOWED_GID and
+// FAKE_ALLOWED_SUPPLEMENTARY_GID.
+static const char *const fake_open_names[] = {
+    "net1", "net2", "net3", "net4", "net5", "net6", "net7", "net8", "net9",
+};
+
+struct fake_configs {
+    unsigned lookups;
+};
+
+static inline int fake_config_lookup(void *ctx, const char *name,
+                                     struct network_config *out) {
+    struct fake_configs *configs = ctx;
+    struct network_config config;
+
+    configs->lookups++;
+    if (network_config_builtin(name, &config)) {
+        *out = config;
+        return BROKER_OK;
+    }
+    if (strcmp(name, "bad") == 0)
+        return BROKER_ERR_CREATE_FAILURE;
+    if (strcmp(name, "restricted") == 0) {
+        network_config_init(&config, name, NETWORK_MODE_HOST);
+        config.allowed_users[config.n_allowed_users++] = FAKE_ALLOWED_UID;
+        config.allowed_groups[config.n_allowed_groups++] = FAKE_ALLOWED_GID;
+        config.allowed_groups[config.n_allowed_groups++] =
+            FAKE_ALLOWED_SUPPLEMENTARY_GID;
+        *out = config;
+        return BROKER_OK;
+    }
+    for (size_t i = 0; i < sizeof(fake_open_names) / sizeof(*fake_open_names);
+         i++) {
+        if (strcmp(name, fake_open_names[i]) == 0) {
+            network_config_init(&config, name, NETWORK_MODE_SHARED);
+            *out = config;
+            return BROKER_OK;
+        }
+    }
+    return BROKER_ERR_NOT_FOUND;
+}
+
+static const struct config_source_ops fake_config_ops = {
+    .lookup = fake_config_lookup,
+};
+
+// A broker wired to the fakes, which the caller owns and must outlive it.
+static inline struct broker *fake_broker_new(struct fake_backend *backend,
+                                             struct fake_configs *configs) {
+    struct broker_options options = {
+        .backend = &fake_backend_ops,
+        .backend_ctx = backend,
+        .configs = &fake_config_ops,
+        .configs_ctx = configs,
+        .idle_usec = FAKE_IDLE_USEC,
+    };
+    return broker_new(&options);
+}
+
+static inline struct peer_cred fake_cred(int32_t pid, uint32_t uid,
+                                         uint32_t gid) {
+    struct peer_cred cred = {.pid = pid, .uid = uid, .gid = gid};
+    return cred;
+}
+
+#endif
