@@ -17,7 +17,7 @@ static const char *string_cell(const json_t *object, const char *key) {
 }
 
 static const char *integer_cell(const json_t *object, const char *key,
-                                const char *suffix, char *buffer, size_t size) {
+                                char *buffer, size_t size) {
     const json_t *value = json_object_get(object, key);
     if (!json_is_integer(value))
         return "-";
