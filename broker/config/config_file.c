@@ -75,7 +75,8 @@ struct draft {
 };
 
 struct quoted {
-    char text[QUOTE_MAX * 6 + 8];
+    // Room for QUOTE_MAX characters escaped as \u00XX, quotes and "...".
+    char text[QUOTE_MAX * 6 + 16];
 };
 
 static struct where top(void) {
@@ -168,8 +169,8 @@ static void add_problem(struct parser *p, int line, int column,
 // Records a problem at a value (or key) of the file. The message is the
 // value's label ("'port_forwarding'[1].'guest_port'") followed by fmt, so
 // fmt starts with " must be ..." or ": ...".
-static void problem_at(struct parser *p, struct where at, const char *fmt,
-                       ...) CONFIG_PRINTF(3, 4);
+static void problem_at(struct parser *p, struct where at, const char *fmt, ...)
+    CONFIG_PRINTF(3, 4);
 
 static void problem_at(struct parser *p, struct where at, const char *fmt,
                        ...) {
@@ -272,8 +273,7 @@ static void apply_bool(struct parser *p, json_t *root, const char *key,
     *out = json_is_true(value);
 }
 
-static void apply_description(struct parser *p, json_t *root,
-                              struct draft *d) {
+static void apply_description(struct parser *p, json_t *root, struct draft *d) {
     struct where at = member(top(), "description");
     json_t *value = json_object_get(root, "description");
     const char *s;
@@ -438,8 +438,7 @@ static void apply_dhcp_range(struct parser *p, json_t *root, struct draft *d) {
         !get_ipv4(p, member(at, "start"), start_value, &start) ||
         !check_guest_address(p, member(at, "start"), d, start))
         valid = false;
-    if (end_value == NULL ||
-        !get_ipv4(p, member(at, "end"), end_value, &end) ||
+    if (end_value == NULL || !get_ipv4(p, member(at, "end"), end_value, &end) ||
         !check_guest_address(p, member(at, "end"), d, end))
         valid = false;
     if (!valid)
@@ -454,8 +453,7 @@ static void apply_dhcp_range(struct parser *p, json_t *root, struct draft *d) {
     d->config.dhcp_end = end;
 }
 
-static void apply_ipv6_prefix(struct parser *p, json_t *root,
-                              struct draft *d) {
+static void apply_ipv6_prefix(struct parser *p, json_t *root, struct draft *d) {
     struct where prefix_at = member(top(), "ipv6_prefix");
     struct where length_at = member(top(), "ipv6_prefix_length");
     json_t *prefix = json_object_get(root, "ipv6_prefix");
@@ -538,8 +536,8 @@ static bool mac_parse(const char *s, uint8_t out[6]) {
 }
 
 // Parses one reservation; true (and *out filled) when it is usable.
-static bool parse_reservation(struct parser *p, struct where at,
-                              json_t *value, const struct draft *d,
+static bool parse_reservation(struct parser *p, struct where at, json_t *value,
+                              const struct draft *d,
                               struct dhcp_reservation *out) {
     static const char *const known[] = {"mac_address", "ip_address"};
     struct where mac_at = member(at, "mac_address");
@@ -593,8 +591,8 @@ static void apply_reservations(struct parser *p, json_t *root,
         bool unique = true;
         char buf[16];
 
-        if (!parse_reservation(p, item_at, json_array_get(value, (size_t)i),
-                               d, &r))
+        if (!parse_reservation(p, item_at, json_array_get(value, (size_t)i), d,
+                               &r))
             continue;
         for (size_t j = 0; j < c->n_reservations; j++) {
             if (memcmp(c->reservations[j].mac, r.mac, sizeof(r.mac)) == 0) {
@@ -604,8 +602,7 @@ static void apply_reservations(struct parser *p, json_t *root,
             }
             if (c->reservations[j].address == r.address) {
                 problem_at(p, member(item_at, "ip_address"),
-                           ": %s reserved twice",
-                           ipv4_format(r.address, buf));
+                           ": %s reserved twice", ipv4_format(r.address, buf));
                 unique = false;
             }
         }
@@ -618,16 +615,16 @@ static bool parse_port(struct parser *p, struct where at, json_t *object,
                        const char *key, uint16_t *out) {
     json_t *value = get_required(p, at, object, key);
     long long port;
-    if (value == NULL || !get_integer(p, member(at, key), value, 1, 65535,
-                                      &port))
+    if (value == NULL ||
+        !get_integer(p, member(at, key), value, 1, 65535, &port))
         return false;
     *out = (uint16_t)port;
     return true;
 }
 
 // Parses one forward; true (and *out filled) when it is usable.
-static bool parse_port_forward(struct parser *p, struct where at,
-                               json_t *value, const struct draft *d,
+static bool parse_port_forward(struct parser *p, struct where at, json_t *value,
+                               const struct draft *d,
                                struct port_forward *out) {
     static const char *const known[] = {"protocol", "host_port",
                                         "guest_address", "guest_port"};
@@ -690,8 +687,8 @@ static void apply_port_forwards(struct parser *p, json_t *root,
         struct port_forward f;
         bool unique = true;
 
-        if (!parse_port_forward(p, item_at, json_array_get(value, (size_t)i),
-                                d, &f))
+        if (!parse_port_forward(p, item_at, json_array_get(value, (size_t)i), d,
+                                &f))
             continue;
         for (size_t j = 0; j < c->n_port_forwards && unique; j++) {
             if (c->port_forwards[j].udp == f.udp &&
@@ -805,13 +802,20 @@ static void apply_ids(struct parser *p, json_t *root, const char *key,
 
 static void apply_root(struct parser *p, json_t *root, struct draft *d) {
     static const char *const known[] = {
-        "description",   "mode",
-        "subnet",        "mask",
-        "allowed_users", "allowed_groups",
-        "mtu",           "dhcp",
-        "dhcp_range",    "ipv6",
-        "ipv6_prefix",   "ipv6_prefix_length",
-        "dhcp_reservations", "port_forwarding",
+        "description",
+        "mode",
+        "subnet",
+        "mask",
+        "allowed_users",
+        "allowed_groups",
+        "mtu",
+        "dhcp",
+        "dhcp_range",
+        "ipv6",
+        "ipv6_prefix",
+        "ipv6_prefix_length",
+        "dhcp_reservations",
+        "port_forwarding",
         "persistent",
     };
     struct network_config *c = &d->config;
@@ -855,8 +859,7 @@ static const char *read_file(const char *path, char **text, size_t *len) {
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        failure = S_ISDIR(st.st_mode) ? "is a directory"
-                                       : "not a regular file";
+        failure = S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file";
         goto out;
     }
     for (;;) {
@@ -948,8 +951,8 @@ int config_file_apply(const char *path, bool builtin,
     p.text = text;
     p.len = len;
     // Duplicate keys are rejected: which one wins would be a guess.
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                      &error);
+    root =
+        json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
     if (root == NULL) {
         // jansson says column 0 at the end of an empty line.
         add_problem(&p, error.line > 0 ? error.line : 1,

@@ -264,9 +264,8 @@ static bool walk(struct cursor *c, const struct json_step *path, size_t n,
                  struct cursor *key_at) {
     skip_space(c);
     for (size_t i = 0; i < n; i++) {
-        bool found = path[i].key != NULL
-                         ? enter_member(c, path[i].key, key_at)
-                         : enter_element(c, path[i].index);
+        bool found = path[i].key != NULL ? enter_member(c, path[i].key, key_at)
+                                         : enter_element(c, path[i].index);
         if (!found)
             return false;
         skip_space(c);
@@ -292,9 +291,8 @@ bool json_locate_value(const char *text, size_t len,
     return true;
 }
 
-bool json_locate_key(const char *text, size_t len,
-                     const struct json_step *path, size_t n, int *line,
-                     int *column) {
+bool json_locate_key(const char *text, size_t len, const struct json_step *path,
+                     size_t n, int *line, int *column) {
     struct cursor c = cursor_start(text, len);
     struct cursor key_at = c;
 

@@ -31,8 +31,7 @@ bool json_locate_value(const char *text, size_t len,
 // Finds the opening quote of the key named by the last step of path, which
 // must be an object member. Returns false, leaving *line and *column
 // untouched, when the path does not exist.
-bool json_locate_key(const char *text, size_t len,
-                     const struct json_step *path, size_t n, int *line,
-                     int *column);
+bool json_locate_key(const char *text, size_t len, const struct json_step *path,
+                     size_t n, int *line, int *column);
 
 #endif

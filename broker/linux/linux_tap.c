@@ -99,8 +99,8 @@ static int create_device(char name[IFNAMSIZ]) {
             log_error("tap: cannot read random bytes: %s", strerror(-status));
             goto out;
         }
-        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s%08x",
-                 LINUX_TAP_PREFIX, (unsigned)suffix);
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s%08x", LINUX_TAP_PREFIX,
+                 (unsigned)suffix);
         // IFF_TUN_EXCL makes an existing name fail with EBUSY instead of
         // attaching to that device: without it a persistent TAP someone
         // else left with a colliding name would be handed to the client.
@@ -146,9 +146,10 @@ static int set_owner(int fd, const char *name, uint32_t uid, uint32_t gid) {
 
 // The TAP's own address starts with 0xfe, the highest locally administered
 // unicast first byte (as libvirt does): a bridge without a fixed address
-// takes the lowest of its ports' addresses, so it never takes this one. And
-// it can never equal a guest's 02:76 address, which the bridge would treat
-// as its own (a port's address is a local FDB entry) and never forward.
+// takes the lowest of its ports' addresses, so with any other port it never
+// takes this one. And it can never equal a guest's 02:76 address, which the
+// bridge would treat as its own (a port's address is a local FDB entry) and
+// never forward to the guest.
 static int tap_own_mac(const char *name, uint8_t mac[6]) {
     if (getrandom(mac + 1, 5, 0) != 5) {
         int status = -errno;
@@ -250,8 +251,7 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
     }
     status = nl_connect(sock, NETLINK_ROUTE);
     if (status < 0) {
-        log_error("tap: cannot open a netlink socket: %s",
-                  nl_geterror(status));
+        log_error("tap: cannot open a netlink socket: %s", nl_geterror(status));
         status = errno_from_nl(status);
         goto out;
     }

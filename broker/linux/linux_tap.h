@@ -10,7 +10,7 @@
 #define LINUX_TAP_PREFIX "vmt-"
 
 struct tap_info {
-    char name[16]; // the TAP interface name, "vmt-" + 8 hex digits
+    char name[16];  // the TAP interface name, "vmt-" + 8 hex digits
     uint8_t mac[6]; // the address the GUEST should use (not the TAP's own)
 };
 

@@ -227,8 +227,13 @@ static void create_persistent_networks(struct daemon *d) {
     char **names = NULL;
     size_t n = 0;
 
-    if (config_dir_persistent_names(d->options.config_dir, &names, &n) < 0)
+    int r = config_dir_persistent_names(d->options.config_dir, &names, &n);
+
+    if (r < 0) {
+        log_error("cannot list persistent networks in %s: %s",
+                  d->options.config_dir, strerror(-r));
         return;
+    }
     for (size_t i = 0; i < n; i++) {
         if (broker_create_persistent(d->broker, names[i]) == BROKER_OK)
             log_info("persistent network '%s' is up", names[i]);

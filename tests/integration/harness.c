@@ -843,27 +843,62 @@ bool harness_uuid_valid(const char *uuid) {
     return true;
 }
 
-json_t *harness_read_json(int fd) {
-    double deadline = harness_now() + HARNESS_WAIT_SECONDS;
-    char buf[RECEIVE_MAX];
-    size_t len = 0;
-    json_t *value = NULL;
+void harness_reader_init(struct harness_reader *reader, int fd) {
+    reader->fd = fd;
+    reader->len = 0;
+    reader->buf[0] = '\0';
+}
 
-    while (value == NULL && len < sizeof(buf)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, remaining_ms(deadline)) <= 0)
+// Appends what the child writes next. False on end of file, on timeout or
+// when the buffer is full.
+static bool reader_fill(struct harness_reader *reader, double deadline) {
+    struct pollfd p = {.fd = reader->fd, .events = POLLIN};
+    size_t room = sizeof(reader->buf) - 1 - reader->len;
+    ssize_t n;
+
+    if (room == 0 || poll(&p, 1, remaining_ms(deadline)) <= 0)
+        return false;
+    n = read(reader->fd, reader->buf + reader->len, room);
+    if (n <= 0)
+        return false;
+    reader->len += (size_t)n;
+    reader->buf[reader->len] = '\0';
+    return true;
+}
+
+json_t *harness_reader_json(struct harness_reader *reader) {
+    double deadline = harness_now() + HARNESS_WAIT_SECONDS;
+    json_error_t error;
+    json_t *value;
+
+    for (;;) {
+        // The writer keeps running (the CLI holds networks until it is
+        // interrupted), so a value is complete when it parses, not at end
+        // of file; what follows it is kept for the next call.
+        value = json_loadb(reader->buf, reader->len, JSON_DISABLE_EOF_CHECK,
+                           &error);
+        if (value != NULL)
             break;
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        // The writer keeps running (it holds networks until interrupted),
-        // so the object is complete when it parses, not at end of file.
-        value = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, NULL);
+        if (json_error_code(&error) != json_error_premature_end_of_input ||
+            !reader_fill(reader, deadline))
+            return NULL;
     }
-    if (value != NULL && !json_is_object(value)) {
+    reader->len -= (size_t)error.position;
+    memmove(reader->buf, reader->buf + error.position, reader->len + 1);
+    if (!json_is_object(value)) {
         json_decref(value);
-        value = NULL;
+        return NULL;
     }
     return value;
+}
+
+bool harness_reader_wait_text(struct harness_reader *reader,
+                              const char *needle) {
+    double deadline = harness_now() + HARNESS_WAIT_SECONDS;
+
+    while (strstr(reader->buf, needle) == NULL) {
+        if (!reader_fill(reader, deadline))
+            return false;
+    }
+    return true;
 }

@@ -179,9 +179,20 @@ int harness_wait_pid(pid_t pid);
 // is not NULL, stores its stdout as a malloc'd string.
 int harness_run(const struct harness_broker *broker, const char *const *argv,
                 char **output);
-// Reads fd until one whole JSON object has arrived; NULL on end of file,
-// timeout or invalid JSON.
-json_t *harness_read_json(int fd);
+// Reads a child's output: JSON values one after another, or text.
+struct harness_reader {
+    int fd;
+    size_t len;
+    char buf[65536];
+};
+
+void harness_reader_init(struct harness_reader *reader, int fd);
+// The next JSON object from the output, waiting for all of it to arrive;
+// NULL on end of file, timeout (HARNESS_WAIT_SECONDS) or invalid JSON.
+json_t *harness_reader_json(struct harness_reader *reader);
+// Waits until the output so far contains needle.
+bool harness_reader_wait_text(struct harness_reader *reader,
+                              const char *needle);
 
 // True if uuid is a lowercase RFC 4122 version 4 UUID.
 bool harness_uuid_valid(const char *uuid);

@@ -16,16 +16,15 @@ struct position {
 static struct position value_at(const char *text, const struct json_step *path,
                                 size_t n) {
     struct position p = {false, -1, -1};
-    p.found = json_locate_value(text, strlen(text), path, n, &p.line,
-                                &p.column);
+    p.found =
+        json_locate_value(text, strlen(text), path, n, &p.line, &p.column);
     return p;
 }
 
 static struct position key_at(const char *text, const struct json_step *path,
                               size_t n) {
     struct position p = {false, -1, -1};
-    p.found =
-        json_locate_key(text, strlen(text), path, n, &p.line, &p.column);
+    p.found = json_locate_key(text, strlen(text), path, n, &p.line, &p.column);
     return p;
 }
 
@@ -69,8 +68,8 @@ START_TEST(test_nested_arrays_and_objects) {
                                       JSON_INDEX(1), JSON_KEY("guest_port")};
     struct json_step first_item[] = {JSON_KEY("port_forwarding"),
                                      JSON_INDEX(0)};
-    struct json_step deep[] = {JSON_KEY("matrix"), JSON_INDEX(1),
-                               JSON_INDEX(1), JSON_INDEX(1)};
+    struct json_step deep[] = {JSON_KEY("matrix"), JSON_INDEX(1), JSON_INDEX(1),
+                               JSON_INDEX(1)};
 
     ck_assert_position(value_at(text, second_port, 3), 6, 20);
     ck_assert_position(key_at(text, second_port, 3), 6, 6);

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+// The benchmark's parts: timing, the echo baseline, the broker, the table.
+#ifndef VMNET_BROKER_BENCH_H
+#define VMNET_BROKER_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+// ---- Samples (samples.c) ---------------------------------------------------
+
+// Durations of one kind of operation, in nanoseconds.
+struct samples {
+    uint64_t *ns;
+    size_t n;
+    size_t capacity;
+};
+
+struct summary {
+    size_t n;
+    double median_us;
+    double p99_us;
+    // Operations per second of measured time (n over the sum of samples).
+    double per_second;
+};
+
+// One timed operation; returns false when it failed.
+typedef bool (*bench_op)(void *ctx);
+
+bool samples_init(struct samples *samples, size_t capacity);
+void samples_free(struct samples *samples);
+// Monotonic nanoseconds.
+uint64_t bench_now_ns(void);
+// Runs op n times untimed. Returns false at the first failure.
+bool bench_warm_up(bench_op op, void *ctx, size_t n);
+// Runs op n times, adding each duration to samples (at most its capacity).
+// Returns false at the first failure.
+bool samples_measure(struct samples *samples, bench_op op, void *ctx,
+                     size_t n);
+// Median, 99th percentile and rate of samples; all zero when empty.
+struct summary samples_summarize(const struct samples *samples);
+
+// ---- Unix SOCK_SEQPACKET exchanges (exchange.c) -----------------------------
+
+// One request sent, one reply of a known length expected: the same shape
+// for the echo baseline and for the broker spoken to without the library.
+struct exchange {
+    const char *socket_path;
+    int fd; // -1 when not connected
+    const char *request;
+    size_t request_len;
+    size_t reply_len;
+};
+
+// A SOCK_SEQPACKET connection to path, or -1.
+int exchange_connect(const char *path);
+// Sends the request on the open connection and receives a reply of exactly
+// reply_len bytes.
+bool exchange_round_trip(void *exchange);
+// Connects, makes one round trip and closes.
+bool exchange_cycle(void *exchange);
+
+// ---- The echo server (echo_server.c) ----------------------------------------
+
+struct echo_server {
+    pid_t pid; // 0 when not running
+    char dir[64];
+    char socket_path[96];
+};
+
+// Forks a server listening in a new temporary directory that answers every
+// datagram with reply (len bytes), one event loop for every connection, as
+// the broker's. Returns false on failure.
+bool echo_server_start(struct echo_server *server, const char *reply,
+                       size_t len);
+// Kills the server and removes its directory. Accepts a server never
+// started.
+void echo_server_stop(struct echo_server *server);
+
+// ---- The broker process (broker_process.c) ----------------------------------
+
+struct broker_process {
+    pid_t pid; // 0 when not running
+    char dir[64];
+    char socket_path[96];
+    char config_dir[96];
+    char log_path[96];
+    unsigned configured; // networks written as net1..netN
+};
+
+// Starts binary with its socket, config directory (holding `configured`
+// shared networks net1..netN) and log in a new temporary directory.
+// Returns true once its socket accepts connections.
+bool broker_process_start(struct broker_process *broker, const char *binary,
+                          unsigned configured);
+// Asks the broker to exit (SIGTERM: it removes its networks when it has no
+// peers), kills it if it does not, and removes the directory. Returns true
+// if it exited 0 by itself. Accepts a broker never started.
+bool broker_process_stop(struct broker_process *broker);
+// Copies the end of the broker's log to stderr, to explain a failure.
+void broker_process_show_log(const struct broker_process *broker);
+// Waits (up to 20 s) until the broker reports exactly `expected` peers
+// besides the connection asking.
+bool broker_process_wait_peers(const struct broker_process *broker,
+                               long expected);
+// Peers holding network name in the broker's status; -1 on failure.
+long broker_process_network_peers(const struct broker_process *broker,
+                                  const char *name);
+
+// ---- Process memory (proc_memory.c) -----------------------------------------
+
+struct proc_memory {
+    long rss_kib;           // VmRSS, /proc/PID/status
+    long pss_kib;           // Pss, /proc/PID/smaps_rollup
+    long private_dirty_kib; // Private_Dirty, /proc/PID/smaps_rollup
+};
+
+bool proc_memory_read(pid_t pid, struct proc_memory *memory);
+
+// ---- A bridge made directly over netlink (bare_bridge.c) --------------------
+
+struct nl_sock;
+
+// A NETLINK_ROUTE socket, or NULL.
+struct nl_sock *bare_bridge_socket(void);
+void bare_bridge_socket_free(struct nl_sock *sock);
+// What the broker's bridge amounts to in the kernel: bridge `name`, address
+// 10.200.index.1/24 on it, link up. Returns false on failure.
+bool bare_bridge_create(struct nl_sock *sock, const char *name,
+                        unsigned index);
+bool bare_bridge_delete(struct nl_sock *sock, const char *name);
+
+// ---- The results (table.c) ----------------------------------------------------
+
+// Adds a section heading.
+void table_section(const char *title);
+// Adds a row; value, baseline and verdict are printf formats' results.
+void table_row(const char *metric, const char *value, const char *baseline,
+               const char *verdict);
+// Prints every row to stdout, aligned, and forgets them.
+void table_print(void);
+
+// ---- The measurements (one file each) ---------------------------------------
+
+struct bench {
+    const char *broker_binary;
+    struct broker_process broker;
+    struct echo_server echo;
+    // The broker's exact acquire request and reply, which the echo baseline
+    // sends and answers so both move the same bytes.
+    char request[128];
+    size_t request_len;
+    char reply[4096];
+    size_t reply_len;
+};
+
+// Resident memory idle and with 1,000 peers holding `shared`.
+bool bench_memory(struct bench *bench);
+// Acquire round trips of a held network against bare echo round trips.
+bool bench_round_trip(struct bench *bench);
+// Connect, acquire and close cycles against connect, echo and close.
+bool bench_cycles(struct bench *bench);
+// Creation of networks that do not exist yet against bare bridges.
+bool bench_creation(struct bench *bench);
+
+// Formats value / baseline as "1.23x" into buf.
+const char *format_ratio(char *buf, size_t size, double value,
+                         double baseline);
+
+#endif

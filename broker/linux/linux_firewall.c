@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: Apache-2.0
+// The broker's nftables table: forwarding, NAT, isolation and port forwards.
+#include "linux_firewall.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <net/if.h>
+#include <nftables/libnftables.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/subnet.h"
+#include "linux_bridge.h"
+
+#define TABLE "inet " FIREWALL_TABLE
+// Matches every bridge the broker makes, in nft's interface-name syntax.
+#define BRIDGES "\"" LINUX_BRIDGE_PREFIX "*\""
+
+// The table. Per-network chains (from-<bridge>, to-<bridge>, nat-<bridge>)
+// are reached through verdict maps keyed by interface name, and port forwards
+// are elements of one map, so a network's rules come and go as a unit without
+// rule handles, and a second network forwarding a port already taken is
+// refused by the kernel as well as by the check below.
+//
+// guard: route_localnet, which port forwards to 127.0.0.1 need on a bridge,
+// would also let guests reach the host's loopback services; raw priority
+// sees the addresses before any NAT, so replies to masqueraded connections
+// (sent to the gateway) pass.
+// prerouting/output: port forwards for packets addressed to the host itself,
+// arriving from anywhere but a broker bridge or made by the host.
+// postrouting: connections the host makes to 127.0.0.1 leave with a loopback
+// source the guest cannot answer, hence the masquerade.
+static const char TABLE_DEFINITION[] =
+    "table " TABLE " {\n"
+    "  map forward_from { type ifname : verdict; }\n"
+    "  map forward_to { type ifname : verdict; }\n"
+    "  map masquerade_from { type ifname : verdict; }\n"
+    "  map port_forwards {\n"
+    "    type inet_proto . inet_service : ipv4_addr . inet_service;\n"
+    "  }\n"
+    "  chain guard {\n"
+    "    type filter hook prerouting priority raw; policy accept;\n"
+    "    iifname " BRIDGES " ip saddr 127.0.0.0/8 drop\n"
+    "    iifname " BRIDGES " ip daddr 127.0.0.0/8 drop\n"
+    "  }\n"
+    "  chain prerouting {\n"
+    "    type nat hook prerouting priority dstnat; policy accept;\n"
+    "    iifname != " BRIDGES " fib daddr type local meta nfproto ipv4 "
+    "dnat ip to meta l4proto . th dport map @port_forwards\n"
+    "  }\n"
+    "  chain output {\n"
+    "    type nat hook output priority dstnat; policy accept;\n"
+    "    fib daddr type local meta nfproto ipv4 "
+    "dnat ip to meta l4proto . th dport map @port_forwards\n"
+    "  }\n"
+    "  chain forward {\n"
+    "    type filter hook forward priority filter; policy accept;\n"
+    "    iifname vmap @forward_from\n"
+    "    oifname vmap @forward_to\n"
+    "  }\n"
+    "  chain postrouting {\n"
+    "    type nat hook postrouting priority srcnat; policy accept;\n"
+    "    oifname " BRIDGES " ip saddr 127.0.0.0/8 masquerade\n"
+    "    iifname vmap @masquerade_from\n"
+    "  }\n"
+    "}\n";
+
+// What firewall_remove_network() needs to undo one network exactly.
+struct firewall_network {
+    struct firewall_network *next;
+    char bridge[IFNAMSIZ];
+    bool shared;
+    size_t n_port_forwards;
+    struct port_forward port_forwards[NETWORK_PORT_FORWARDS_MAX];
+};
+
+struct firewall {
+    struct nft_ctx *nft;
+    bool has_table;
+    struct firewall_network *networks;
+};
+
+// Copies nft's multi-line error into one log-friendly line, leaving out the
+// lines of carets that point into the command.
+static void error_one_line(const char *error, char *out, size_t size) {
+    size_t used = 0;
+
+    out[0] = '\0';
+    while (*error != '\0' && used + 1 < size) {
+        size_t length = strcspn(error, "\n");
+        bool carets = strspn(error, " ^") == length;
+
+        if (length > 0 && !carets) {
+            int n = snprintf(out + used, size - used, "%s%.*s",
+                             used > 0 ? "; " : "", (int)length, error);
+            used += n > 0 ? (size_t)n : 0;
+        }
+        error += length + (error[length] == '\n');
+    }
+}
+
+// Runs commands (nft syntax) as one transaction: all of them or none.
+static int firewall_run(struct firewall *fw, const char *commands,
+                        const char *what) {
+    int rc = nft_run_cmd_from_buffer(fw->nft, commands);
+    // Reading a buffer also empties it for the next command.
+    const char *error = nft_ctx_get_error_buffer(fw->nft);
+    char message[768];
+
+    nft_ctx_get_output_buffer(fw->nft);
+    if (rc == 0)
+        return 0;
+    error_one_line(error, message, sizeof(message));
+    log_error("firewall: %s: %s", what, message);
+    return -EIO;
+}
+
+// Runs a list command and parses its JSON output into *out.
+static int firewall_list(struct firewall *fw, const char *command,
+                         json_t **out) {
+    unsigned flags = nft_ctx_output_get_flags(fw->nft);
+    json_t *root = NULL;
+    int status;
+
+    // Only while listing: with JSON output on, libnftables also tries to
+    // parse commands as JSON first.
+    nft_ctx_output_set_flags(fw->nft, flags | NFT_CTX_OUTPUT_JSON);
+    status = firewall_run(fw, command, command);
+    if (status == 0) {
+        root = json_loads(nft_ctx_get_output_buffer(fw->nft), 0, NULL);
+        status = root != NULL ? 0 : -EIO;
+    }
+    nft_ctx_output_set_flags(fw->nft, flags);
+    if (status == 0)
+        *out = root;
+    return status;
+}
+
+int firewall_new(struct firewall **out) {
+    struct firewall *fw = calloc(1, sizeof(*fw));
+    int status = -ENOMEM;
+
+    if (fw == NULL)
+        goto out;
+    fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (fw->nft == NULL || nft_ctx_buffer_output(fw->nft) != 0 ||
+        nft_ctx_buffer_error(fw->nft) != 0) {
+        log_error("firewall: cannot make an nftables context");
+        goto out;
+    }
+    // Adding the table first makes the delete succeed whether or not a
+    // previous instance left one; the whole replacement is one transaction,
+    // so no moment exists without the base chains.
+    status = firewall_run(fw,
+                          "add table " TABLE "\n"
+                          "delete table " TABLE "\n",
+                          "cannot create table " TABLE);
+    if (status < 0)
+        goto out;
+    status = firewall_run(fw, TABLE_DEFINITION, "cannot create table " TABLE);
+    if (status < 0)
+        goto out;
+    fw->has_table = true;
+    *out = fw;
+    fw = NULL;
+    status = 0;
+out:
+    firewall_free(fw);
+    return status;
+}
+
+void firewall_free(struct firewall *fw) {
+    if (fw == NULL)
+        return;
+    if (fw->has_table)
+        firewall_run(fw, "delete table " TABLE "\n",
+                     "cannot delete table " TABLE);
+    while (fw->networks != NULL) {
+        struct firewall_network *next = fw->networks->next;
+        free(fw->networks);
+        fw->networks = next;
+    }
+    if (fw->nft != NULL)
+        nft_ctx_free(fw->nft);
+    free(fw);
+}
+
+static struct firewall_network **find_network(struct firewall *fw,
+                                              const char *bridge) {
+    struct firewall_network **link = &fw->networks;
+
+    while (*link != NULL && strcmp((*link)->bridge, bridge) != 0)
+        link = &(*link)->next;
+    return link;
+}
+
+// Bridge names go into nft commands, so only names the broker makes pass:
+// the prefix the isolation rules match, then [A-Za-z0-9_.-].
+static bool bridge_name_valid(const char *bridge) {
+    size_t prefix = strlen(LINUX_BRIDGE_PREFIX);
+    size_t length = strlen(bridge);
+
+    if (length <= prefix || length >= IFNAMSIZ ||
+        strncmp(bridge, LINUX_BRIDGE_PREFIX, prefix) != 0)
+        return false;
+    return strspn(bridge, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == length;
+}
+
+static const char *protocol_name(const struct port_forward *forward) {
+    return forward->udp ? "udp" : "tcp";
+}
+
+// Port forwards must land on a guest of this network, and no two networks
+// may forward the same host port.
+static int check_port_forwards(struct firewall *fw,
+                               const struct network_config *config,
+                               const struct network_info *info) {
+    uint32_t broadcast = info->subnet | ~info->mask;
+
+    if (config->n_port_forwards > 0 && config->mode != NETWORK_MODE_SHARED) {
+        log_error("firewall: %s: port forwards need a shared network",
+                  info->bridge);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < config->n_port_forwards; i++) {
+        const struct port_forward *forward = &config->port_forwards[i];
+        uint32_t guest = forward->guest_address;
+        char address[16];
+
+        if ((guest & info->mask) != info->subnet || guest == info->subnet ||
+            guest == broadcast || guest == info->gateway ||
+            forward->host_port == 0 || forward->guest_port == 0) {
+            log_error("firewall: %s: port forward %s %u to %s:%u does not "
+                      "reach a guest of the network",
+                      info->bridge, protocol_name(forward), forward->host_port,
+                      ipv4_format(guest, address), forward->guest_port);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (config->port_forwards[j].udp == forward->udp &&
+                config->port_forwards[j].host_port == forward->host_port) {
+                log_error("firewall: %s: %s port %u is forwarded twice",
+                          info->bridge, protocol_name(forward),
+                          forward->host_port);
+                return -EINVAL;
+            }
+        }
+        for (const struct firewall_network *other = fw->networks;
+             other != NULL; other = other->next) {
+            for (size_t j = 0; j < other->n_port_forwards; j++) {
+                if (other->port_forwards[j].udp == forward->udp &&
+                    other->port_forwards[j].host_port == forward->host_port) {
+                    log_error("firewall: %s: %s port %u is already forwarded "
+                              "to %s",
+                              info->bridge, protocol_name(forward),
+                              forward->host_port, other->bridge);
+                    return -EADDRINUSE;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void write_shared_rules(FILE *commands,
+                               const struct network_config *config,
+                               const struct network_info *info) {
+    const char *bridge = info->bridge;
+    char subnet[16];
+
+    ipv4_format(info->subnet, subnet);
+    // Guests start anything; from outside only answers and port forwards.
+    fprintf(commands,
+            "add rule " TABLE " from-%s accept\n"
+            "add rule " TABLE " to-%s ct state established,related accept\n"
+            "add rule " TABLE " to-%s ct status dnat accept\n",
+            bridge, bridge, bridge);
+    fprintf(commands,
+            "add chain " TABLE " nat-%s\n"
+            "add rule " TABLE " nat-%s oifname != " BRIDGES
+            " ip saddr %s/%u ip daddr != %s/%u masquerade\n",
+            bridge, bridge, subnet, ipv4_mask_len(info->mask), subnet,
+            ipv4_mask_len(info->mask));
+    if (info->ipv6) {
+        char prefix[INET6_ADDRSTRLEN];
+
+        inet_ntop(AF_INET6, info->ipv6_prefix, prefix, sizeof(prefix));
+        fprintf(commands,
+                "add rule " TABLE " nat-%s oifname != " BRIDGES
+                " ip6 saddr %s/%u ip6 daddr != %s/%u masquerade\n",
+                bridge, prefix, info->ipv6_prefix_len, prefix,
+                info->ipv6_prefix_len);
+    }
+    fprintf(commands,
+            "add element " TABLE " masquerade_from { \"%s\" : jump nat-%s }\n",
+            bridge, bridge);
+    for (size_t i = 0; i < config->n_port_forwards; i++) {
+        const struct port_forward *forward = &config->port_forwards[i];
+        char guest[16];
+
+        fprintf(commands,
+                "add element " TABLE " port_forwards { %s . %u : %s . %u }\n",
+                protocol_name(forward), forward->host_port,
+                ipv4_format(forward->guest_address, guest),
+                forward->guest_port);
+    }
+}
+
+// Returns what commands holds (malloc'd), or NULL when memory ran out.
+static char *commands_close(FILE *commands, char *text) {
+    bool failed = ferror(commands) != 0;
+
+    if (fclose(commands) != 0 || failed) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+// The commands that add one network (malloc'd), or NULL.
+static char *network_commands(const struct network_config *config,
+                              const struct network_info *info) {
+    const char *bridge = info->bridge;
+    char *text = NULL;
+    size_t size;
+    FILE *commands = open_memstream(&text, &size);
+
+    if (commands == NULL)
+        return NULL;
+    // create, not add: a chain already there is not ours to extend.
+    // from-: the same bridge is only seen here with br_netfilter loaded;
+    // any other broker bridge is another network, which guests never reach.
+    fprintf(commands,
+            "create chain " TABLE " from-%s\n"
+            "add rule " TABLE " from-%s oifname \"%s\" accept\n"
+            "add rule " TABLE " from-%s oifname " BRIDGES " drop\n"
+            "create chain " TABLE " to-%s\n"
+            "add rule " TABLE " to-%s iifname " BRIDGES " drop\n",
+            bridge, bridge, bridge, bridge, bridge, bridge);
+    if (config->mode == NETWORK_MODE_SHARED)
+        write_shared_rules(commands, config, info);
+    fprintf(commands,
+            "add rule " TABLE " from-%s drop\n"
+            "add rule " TABLE " to-%s drop\n"
+            "add element " TABLE " forward_from { \"%s\" : jump from-%s }\n"
+            "add element " TABLE " forward_to { \"%s\" : jump to-%s }\n",
+            bridge, bridge, bridge, bridge, bridge, bridge);
+    return commands_close(commands, text);
+}
+
+int firewall_add_network(struct firewall *fw,
+                         const struct network_config *config,
+                         const struct network_info *info) {
+    struct firewall_network *network = NULL;
+    char *commands = NULL;
+    int status = -EINVAL;
+
+    if (!bridge_name_valid(info->bridge)) {
+        log_error("firewall: invalid bridge name \"%.*s\"", IFNAMSIZ,
+                  info->bridge);
+        goto out;
+    }
+    status = -EEXIST;
+    if (*find_network(fw, info->bridge) != NULL) {
+        log_error("firewall: %s already has rules", info->bridge);
+        goto out;
+    }
+    status = check_port_forwards(fw, config, info);
+    if (status < 0)
+        goto out;
+    status = -ENOMEM;
+    network = calloc(1, sizeof(*network));
+    if (network == NULL)
+        goto out;
+    snprintf(network->bridge, sizeof(network->bridge), "%s", info->bridge);
+    network->shared = config->mode == NETWORK_MODE_SHARED;
+    network->n_port_forwards = config->n_port_forwards;
+    memcpy(network->port_forwards, config->port_forwards,
+           config->n_port_forwards * sizeof(config->port_forwards[0]));
+    commands = network_commands(config, info);
+    if (commands == NULL)
+        goto out;
+    status = firewall_run(fw, commands, info->bridge);
+    if (status < 0)
+        goto out;
+    network->next = fw->networks;
+    fw->networks = network;
+    network = NULL;
+    status = 0;
+out:
+    free(commands);
+    free(network);
+    return status;
+}
+
+// The commands that remove one network (malloc'd), or NULL.
+static char *removal_commands(const struct firewall_network *network) {
+    const char *bridge = network->bridge;
+    char *text = NULL;
+    size_t size;
+    FILE *commands = open_memstream(&text, &size);
+
+    if (commands == NULL)
+        return NULL;
+    // Elements first: a chain a map still jumps to cannot be deleted.
+    fprintf(commands,
+            "delete element " TABLE " forward_from { \"%s\" }\n"
+            "delete element " TABLE " forward_to { \"%s\" }\n",
+            bridge, bridge);
+    for (size_t i = 0; i < network->n_port_forwards; i++) {
+        const struct port_forward *forward = &network->port_forwards[i];
+        fprintf(commands, "delete element " TABLE " port_forwards { %s . %u }\n",
+                protocol_name(forward), forward->host_port);
+    }
+    if (network->shared) {
+        fprintf(commands,
+                "delete element " TABLE " masquerade_from { \"%s\" }\n"
+                "delete chain " TABLE " nat-%s\n",
+                bridge, bridge);
+    }
+    fprintf(commands,
+            "delete chain " TABLE " from-%s\n"
+            "delete chain " TABLE " to-%s\n",
+            bridge, bridge);
+    return commands_close(commands, text);
+}
+
+void firewall_remove_network(struct firewall *fw, const char *bridge) {
+    struct firewall_network **link = find_network(fw, bridge);
+    struct firewall_network *network = *link;
+    char *commands;
+
+    if (network == NULL)
+        return;
+    commands = removal_commands(network);
+    if (commands == NULL)
+        log_error("firewall: %s: out of memory removing rules", bridge);
+    else
+        firewall_run(fw, commands, bridge);
+    // Forgotten even when nft refused: a table that lost these rules behind
+    // the broker's back must not block the network from coming back.
+    *link = network->next;
+    free(network);
+    free(commands);
+}
+
+static bool chain_exists(json_t *items, const char *family, const char *table,
+                         const char *name) {
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(items, i, item) {
+        json_t *chain = json_object_get(item, "chain");
+        const char *f = json_string_value(json_object_get(chain, "family"));
+        const char *t = json_string_value(json_object_get(chain, "table"));
+        const char *n = json_string_value(json_object_get(chain, "name"));
+
+        if (f != NULL && t != NULL && n != NULL && strcmp(f, family) == 0 &&
+            strcmp(t, table) == 0 && strcmp(n, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void warn_forward_drop(json_t *items, const char *family,
+                              const char *table, const char *name) {
+    static const char WHY[] =
+        "drops forwarded packets by default and no accept in table " TABLE
+        " can override that: guests of shared networks cannot reach beyond "
+        "the host";
+
+    // Docker leaves DOCKER-USER to the administrator and never flushes it.
+    if (strcmp(family, "inet") != 0 &&
+        chain_exists(items, family, table, "DOCKER-USER")) {
+        const char *tool = strcmp(family, "ip") == 0 ? "iptables" : "ip6tables";
+        log_warning("firewall: chain %s in table %s %s (Docker's) %s; let "
+                    "them through with: %s -I DOCKER-USER -i %s+ -j ACCEPT && "
+                    "%s -I DOCKER-USER -o %s+ -j ACCEPT",
+                    name, family, table, WHY, tool, LINUX_BRIDGE_PREFIX, tool,
+                    LINUX_BRIDGE_PREFIX);
+        return;
+    }
+    log_warning("firewall: chain %s in table %s %s %s; let them through "
+                "with: nft insert rule %s %s %s iifname " BRIDGES " accept && "
+                "nft insert rule %s %s %s oifname " BRIDGES " accept",
+                name, family, table, WHY, family, table, name, family, table,
+                name);
+}
+
+bool firewall_foreign_forward_drop(struct firewall *fw) {
+    json_t *root = NULL;
+    json_t *items;
+    json_t *item;
+    size_t i;
+    bool found = false;
+
+    if (firewall_list(fw, "list chains\n", &root) < 0) {
+        log_warning("firewall: cannot list chains to look for a forward "
+                    "policy of drop");
+        goto out;
+    }
+    items = json_object_get(root, "nftables");
+    json_array_foreach(items, i, item) {
+        json_t *chain = json_object_get(item, "chain");
+        const char *family = NULL;
+        const char *table = NULL;
+        const char *name = NULL;
+        const char *hook = NULL;
+        const char *policy = NULL;
+
+        if (chain == NULL ||
+            json_unpack(chain, "{s:s, s:s, s:s, s?s, s?s}", "family", &family,
+                        "table", &table, "name", &name, "hook", &hook,
+                        "policy", &policy) != 0)
+            continue;
+        // Bridge-family chains see frames switched inside a bridge, not
+        // packets routed through the host.
+        if (hook == NULL || strcmp(hook, "forward") != 0 || policy == NULL ||
+            strcmp(policy, "drop") != 0 ||
+            (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0 &&
+             strcmp(family, "inet") != 0))
+            continue;
+        if (strcmp(family, "inet") == 0 && strcmp(table, FIREWALL_TABLE) == 0)
+            continue;
+        warn_forward_drop(items, family, table, name);
+        found = true;
+    }
+out:
+    json_decref(root);
+    return found;
+}

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+// The broker's nftables table: forwarding, NAT, isolation and port forwards.
+#ifndef VMNET_BROKER_LINUX_LINUX_FIREWALL_H
+#define VMNET_BROKER_LINUX_LINUX_FIREWALL_H
+
+#include <stdbool.h>
+
+#include "core/backend.h"
+#include "core/network_config.h"
+
+// Every rule the broker makes lives in this one table, of family inet.
+#define FIREWALL_TABLE "vmnet-broker"
+
+struct firewall;
+
+// Creates the table with its base chains, replacing in the same transaction
+// any table of that name a previous instance left behind (crash recovery).
+// Stores the firewall in *out and returns 0; on failure logs and returns a
+// negative errno, *out untouched.
+int firewall_new(struct firewall **out);
+
+// Deletes the table and frees fw. Accepts NULL.
+void firewall_free(struct firewall *fw);
+
+// Adds every rule of the network on info->bridge, in one transaction: either
+// all of them are in or none. Both modes keep guests of different broker
+// networks apart; shared forwards and masquerades to the outside (IPv4, and
+// IPv6 with NAT66 when info->ipv6) and installs config->port_forwards, whose
+// guest addresses must be hosts of the subnet; host forwards nothing. Returns
+// 0, or a negative errno (logged): -EINVAL for a bad bridge name or port
+// forward (port forwards on a host network included), -EEXIST when the bridge
+// already has rules, -EADDRINUSE when another network forwards the same port,
+// -EIO when nftables refused the transaction.
+int firewall_add_network(struct firewall *fw,
+                         const struct network_config *config,
+                         const struct network_info *info);
+
+// Removes exactly the rules firewall_add_network() made for bridge, and
+// nothing else. No-op when the bridge has none. Failures are logged.
+void firewall_remove_network(struct firewall *fw, const char *bridge);
+
+// True when a base chain of another table on the forward hook has policy
+// drop (Docker sets ip filter FORWARD so): no accept in the broker's table can
+// override it. Logs a warning naming each such chain and the fix.
+bool firewall_foreign_forward_drop(struct firewall *fw);
+
+#endif
