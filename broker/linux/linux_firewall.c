@@ -31,6 +31,7 @@
 // (sent to the gateway) pass.
 // prerouting/output: port forwards for packets addressed to the host itself,
 // arriving from anywhere but a broker bridge or made by the host.
+// output: -100 is dstnat, a name nft 1.0.6 refuses on the output hook.
 // postrouting: connections the host makes to 127.0.0.1 leave with a loopback
 // source the guest cannot answer, hence the masquerade.
 static const char TABLE_DEFINITION[] =
@@ -52,7 +53,7 @@ static const char TABLE_DEFINITION[] =
     "dnat ip to meta l4proto . th dport map @port_forwards\n"
     "  }\n"
     "  chain output {\n"
-    "    type nat hook output priority dstnat; policy accept;\n"
+    "    type nat hook output priority -100; policy accept;\n"
     "    fib daddr type local meta nfproto ipv4 "
     "dnat ip to meta l4proto . th dport map @port_forwards\n"
     "  }\n"
@@ -106,11 +107,10 @@ static void error_one_line(const char *error, char *out, size_t size) {
 static int firewall_run(struct firewall *fw, const char *commands,
                         const char *what) {
     int rc = nft_run_cmd_from_buffer(fw->nft, commands);
-    // Reading a buffer also empties it for the next command.
+    // Reading the buffer also empties it for the next command.
     const char *error = nft_ctx_get_error_buffer(fw->nft);
     char message[768];
 
-    nft_ctx_get_output_buffer(fw->nft);
     if (rc == 0)
         return 0;
     error_one_line(error, message, sizeof(message));
@@ -280,7 +280,7 @@ static void write_shared_rules(FILE *commands,
             "add rule " TABLE " to-%s ct status dnat accept\n",
             bridge, bridge, bridge);
     fprintf(commands,
-            "add chain " TABLE " nat-%s\n"
+            "create chain " TABLE " nat-%s\n"
             "add rule " TABLE " nat-%s oifname != " BRIDGES
             " ip saddr %s/%u ip daddr != %s/%u masquerade\n",
             bridge, bridge, subnet, ipv4_mask_len(info->mask), subnet,
@@ -310,15 +310,17 @@ static void write_shared_rules(FILE *commands,
     }
 }
 
-// Returns what commands holds (malloc'd), or NULL when memory ran out.
-static char *commands_close(FILE *commands, char *text) {
+// Returns what commands, opened by open_memstream() on *text, holds
+// (malloc'd), or NULL when memory ran out.
+static char *commands_close(FILE *commands, char **text) {
     bool failed = ferror(commands) != 0;
 
+    // Only closing makes *text final.
     if (fclose(commands) != 0 || failed) {
-        free(text);
+        free(*text);
         return NULL;
     }
-    return text;
+    return *text;
 }
 
 // The commands that add one network (malloc'd), or NULL.
@@ -349,7 +351,7 @@ static char *network_commands(const struct network_config *config,
             "add element " TABLE " forward_from { \"%s\" : jump from-%s }\n"
             "add element " TABLE " forward_to { \"%s\" : jump to-%s }\n",
             bridge, bridge, bridge, bridge, bridge, bridge);
-    return commands_close(commands, text);
+    return commands_close(commands, &text);
 }
 
 int firewall_add_network(struct firewall *fw,
@@ -426,7 +428,7 @@ static char *removal_commands(const struct firewall_network *network) {
             "delete chain " TABLE " from-%s\n"
             "delete chain " TABLE " to-%s\n",
             bridge, bridge);
-    return commands_close(commands, text);
+    return commands_close(commands, &text);
 }
 
 void firewall_remove_network(struct firewall *fw, const char *bridge) {

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,8 +123,8 @@ static int keep_router_advertisements(void) {
     }
     status = 0;
     while ((entry = readdir(dir)) != NULL && status == 0) {
-        char path[128];
-        char name[128];
+        char path[PATH_MAX];
+        char name[PATH_MAX];
 
         if (!needs_accept_ra_2(entry->d_name))
             continue;

@@ -131,8 +131,9 @@ out:
     return status;
 }
 
-// The owner is what lets an unprivileged user see the device as theirs and
-// reattach to it with TUNSETIFF; the descriptor itself works for any holder.
+// The descriptor works for any holder; the owner marks the device as the
+// client's (ip -d link shows it) and is the only user the kernel lets attach
+// another queue to it.
 static int set_owner(int fd, const char *name, uint32_t uid, uint32_t gid) {
     if (ioctl(fd, TUNSETOWNER, (unsigned long)uid) != 0 ||
         ioctl(fd, TUNSETGROUP, (unsigned long)gid) != 0) {

@@ -184,12 +184,21 @@ static void child_prepare(pid_t parent) {
     }
 }
 
-static bool socket_accepts(const char *path) {
+// A whole round trip, not just a connection: once it is answered the
+// broker has logged this peer, so waiting for "no peers" in the log cannot
+// mistake a probe not yet accepted for one gone.
+static bool broker_answers(const char *path) {
     int fd = harness_raw_connect(path);
+    json_t *reply;
+    bool answered;
+
     if (fd < 0)
         return false;
+    reply = harness_raw_request(fd, "{\"command\": \"status\"}");
+    answered = json_object_get(reply, "status") != NULL;
+    json_decref(reply);
     close(fd);
-    return true;
+    return answered;
 }
 
 bool harness_broker_start(struct harness_broker *broker, const char *idle,
@@ -240,7 +249,7 @@ bool harness_broker_start(struct harness_broker *broker, const char *idle,
     while (harness_now() < deadline) {
         if (!harness_broker_alive(broker))
             return false;
-        if (socket_accepts(broker->socket_path))
+        if (broker_answers(broker->socket_path))
             return true;
         sleep_ms(10);
     }

@@ -59,8 +59,8 @@ bool harness_broker_write_config(const struct harness_broker *broker,
 
 // Starts the broker with --socket, --config-dir, --idle-timeout idle and
 // extra_args (NULL-terminated, may be NULL), its stderr and stdout in the
-// log. Returns true once the socket accepts connections; false if it does
-// not within HARNESS_WAIT_SECONDS or the broker exits first.
+// log. Returns true once the broker answers a status request; false if it
+// does not within HARNESS_WAIT_SECONDS or the broker exits first.
 bool harness_broker_start(struct harness_broker *broker, const char *idle,
                           const char *const *extra_args);
 

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+// vmnet-broker-bench: runs every measurement against baselines, prints a table.
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+// Networks the config directory holds for the creation measurement.
+#define CONFIGURED_NETWORKS 20
+// 1,000 peers plus the bench's other sockets.
+#define FILES_NEEDED 4096
+
+// The compact request the client library sends.
+static const char acquire_request[] =
+    "{\"command\":\"acquire\",\"network_name\":\"shared\"}";
+
+static bool raise_file_limit(void) {
+    struct rlimit limit;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        return false;
+    if (limit.rlim_cur >= FILES_NEEDED)
+        return true;
+    limit.rlim_cur = FILES_NEEDED;
+    if (limit.rlim_max < FILES_NEEDED)
+        limit.rlim_max = FILES_NEEDED;
+    return setrlimit(RLIMIT_NOFILE, &limit) == 0;
+}
+
+// Sends the acquire the raw measurements use once, and keeps the broker's
+// reply: the echo baseline answers with the same bytes.
+static bool learn_acquire_reply(struct bench *bench) {
+    int fd = exchange_connect(bench->broker.socket_path);
+    ssize_t n = -1;
+
+    if (fd < 0)
+        return false;
+    bench->request_len = strlen(acquire_request);
+    memcpy(bench->request, acquire_request, bench->request_len);
+    if (send(fd, bench->request, bench->request_len, MSG_NOSIGNAL) ==
+        (ssize_t)bench->request_len)
+        n = recv(fd, bench->reply, sizeof(bench->reply), 0);
+    close(fd);
+    if (n <= 0 || (size_t)n >= sizeof(bench->reply) ||
+        strncmp(bench->reply, "{\"network\"", 10) != 0)
+        return false;
+    bench->reply_len = (size_t)n;
+    return true;
+}
+
+static void print_header(void) {
+    struct utsname host;
+    const char *build_type = BENCH_BUILD_TYPE;
+
+    uname(&host);
+    printf("vmnet-broker bench: %ld CPUs, Linux %s, build type %s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), host.release,
+           build_type[0] != '\0' ? build_type : "(none: not optimized)");
+    printf("Every figure is measured in this run; \"echo\" is a bare "
+           "SOCK_SEQPACKET server\nanswering the same bytes. Goals are "
+           "reported, never enforced.\n\n");
+}
+
+// One step of the run: announced on stderr, its failure explained.
+static bool step(struct bench *bench, const char *what,
+                 bool (*measure)(struct bench *)) {
+    fprintf(stderr, "bench: %s\n", what);
+    if (measure(bench))
+        return true;
+    fprintf(stderr, "bench: %s failed\n", what);
+    broker_process_show_log(&bench->broker);
+    return false;
+}
+
+int main(int argc, char **argv) {
+    struct bench bench = {.broker_binary = argc > 1 ? argv[1]
+                                                    : VMNET_BROKER_BIN};
+    bool clean_exit;
+    int status = 1;
+
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "Usage: %s [BROKER-BINARY]\n", argv[0]);
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "bench: must run as root (it makes bridges in a "
+                        "private network namespace)\n");
+        return 1;
+    }
+    // Whoever started us: bridges are made in a namespace of our own,
+    // never among the host's interfaces.
+    if (unshare(CLONE_NEWNET) < 0) {
+        fprintf(stderr, "bench: cannot make a network namespace: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    if (!raise_file_limit()) {
+        fprintf(stderr, "bench: cannot allow %d open files: %s\n",
+                FILES_NEEDED, strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    fprintf(stderr, "bench: starting %s\n", bench.broker_binary);
+    if (!broker_process_start(&bench.broker, bench.broker_binary,
+                              CONFIGURED_NETWORKS)) {
+        fprintf(stderr, "bench: the broker did not start\n");
+        broker_process_show_log(&bench.broker);
+        goto out;
+    }
+    if (!step(&bench, "memory: idle, then 1,000 peers holding shared",
+              bench_memory))
+        goto out;
+    if (!learn_acquire_reply(&bench) ||
+        !echo_server_start(&bench.echo, bench.reply, bench.reply_len)) {
+        fprintf(stderr, "bench: cannot start the echo baseline\n");
+        goto out;
+    }
+    if (!step(&bench, "round trips: echo, raw acquire, library acquire",
+              bench_round_trip) ||
+        !step(&bench, "connect + acquire + close cycles", bench_cycles) ||
+        !step(&bench, "cold creation of networks", bench_creation))
+        goto out;
+    echo_server_stop(&bench.echo);
+    clean_exit = broker_process_stop(&bench.broker);
+    table_section("The broker at the end");
+    table_row("exit on SIGTERM with no peers", clean_exit ? "0" : "failed",
+              "", "");
+    print_header();
+    table_print();
+    status = clean_exit ? 0 : 1;
+out:
+    echo_server_stop(&bench.echo);
+    broker_process_stop(&bench.broker);
+    return status;
+}
