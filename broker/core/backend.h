@@ -31,6 +31,14 @@ struct network_info {
     unsigned ipv6_prefix_len;
 };
 
+// A virtual interface (a TAP device on Linux) handed to a peer's VM.
+struct interface_info {
+    char name[NETWORK_BRIDGE_MAX + 1];
+    uint8_t mac[6]; // the address the guest should use
+};
+
+struct peer_cred;
+
 // A platform's networks. The core calls these from its single thread.
 struct network_backend_ops {
     // Creates the network described by config. On success stores the
@@ -42,6 +50,18 @@ struct network_backend_ops {
                   struct network_info *info, void **handle);
     // Removes everything create() made. handle may be NULL (no-op).
     void (*destroy)(void *ctx, void *handle);
+    // Optional (NULL: open_interface is an invalid request on this platform).
+    // Creates an interface on the network for cred's VM. index numbers the
+    // peer's live interfaces on this network (0, 1, ...) so the guest MAC is
+    // stable from one run to the next. On success returns BROKER_OK, fills
+    // *info and stores a descriptor the caller owns in *fd; otherwise returns
+    // an error status (logged) with nothing left behind.
+    int (*open_interface)(void *ctx, void *handle, const char *network_name,
+                          const struct peer_cred *cred, unsigned index,
+                          struct interface_info *info, int *fd);
+    // True while the interface called name exists. The broker keeps no
+    // descriptor, so this is how it learns a VM has let an interface go.
+    bool (*interface_exists)(void *ctx, const char *name);
 };
 
 // Where configurations come from (a directory of files, or a test table).

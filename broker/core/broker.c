@@ -35,8 +35,10 @@ static void destroy_network(struct broker *broker, struct network *network,
 }
 
 void broker_remove_all(struct broker *broker) {
-    for (struct peer *p = broker->peers; p != NULL; p = p->next)
+    for (struct peer *p = broker->peers; p != NULL; p = p->next) {
         p->n_networks = 0;
+        p->n_interfaces = 0;
+    }
     while (broker->registry.head != NULL)
         destroy_network(broker, broker->registry.head, "broker is stopping");
 }
@@ -48,6 +50,7 @@ void broker_free(struct broker *broker) {
     while (broker->peers != NULL) {
         struct peer *p = broker->peers;
         broker->peers = p->next;
+        free(p->interfaces);
         free(p);
     }
     free(broker);
@@ -101,6 +104,7 @@ void broker_peer_disconnect(struct broker *broker, struct peer *peer,
         peer->next->prev = peer->prev;
     broker->n_peers--;
     peer_log(LOG_LEVEL_INFO, peer, "disconnected (peers %u)", broker->n_peers);
+    free(peer->interfaces);
     free(peer);
 }
 
@@ -203,6 +207,91 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
     peer->networks[index] = peer->networks[--peer->n_networks];
     unref_network(broker, peer, network, now);
     return BROKER_OK;
+}
+
+// Forgets interfaces whose device is gone (the VM closed its descriptor).
+static void prune_interfaces(struct broker *broker, struct peer *peer) {
+    size_t kept = 0;
+    for (size_t i = 0; i < peer->n_interfaces; i++) {
+        struct peer_interface *iface = &peer->interfaces[i];
+        if (broker->options.backend->interface_exists(
+                broker->options.backend_ctx, iface->name))
+            peer->interfaces[kept++] = *iface;
+        else
+            peer_log(LOG_LEVEL_INFO, peer, "interface %s on '%s' is gone",
+                     iface->name, iface->network);
+    }
+    peer->n_interfaces = kept;
+}
+
+// The smallest index no live interface of peer on network uses.
+static unsigned free_index(const struct peer *peer, const char *network) {
+    for (unsigned index = 0;; index++) {
+        bool used = false;
+        for (size_t i = 0; i < peer->n_interfaces && !used; i++)
+            used = strcmp(peer->interfaces[i].network, network) == 0 &&
+                   peer->interfaces[i].index == index;
+        if (!used)
+            return index;
+    }
+}
+
+int broker_open_interface(struct broker *broker, struct peer *peer,
+                          const char *name, uint64_t now,
+                          const struct network **network,
+                          struct interface_info *info, int *fd) {
+    const struct network *acquired = NULL;
+    struct network *n;
+    struct interface_info created;
+    unsigned index;
+    int created_fd = -1;
+    int status = BROKER_ERR_INVALID_REQUEST;
+
+    // A platform without interfaces for unprivileged VMs says so.
+    if (broker->options.backend->open_interface == NULL)
+        goto out;
+    status = broker_acquire(broker, peer, name, now, &acquired);
+    if (status != BROKER_OK)
+        goto out;
+    // The registry hands out const pointers; this one is ours to update.
+    n = registry_find(&broker->registry, name);
+    prune_interfaces(broker, peer);
+    status = BROKER_ERR_INTERNAL;
+    if (peer->n_interfaces >= PEER_MAX_INTERFACES) {
+        peer_log(LOG_LEVEL_WARNING, peer,
+                 "cannot open an interface on '%s': %d already open", name,
+                 PEER_MAX_INTERFACES);
+        goto out;
+    }
+    if (peer->interfaces == NULL) {
+        peer->interfaces =
+            calloc(PEER_MAX_INTERFACES, sizeof(*peer->interfaces));
+        if (peer->interfaces == NULL)
+            goto out;
+    }
+    index = free_index(peer, name);
+    status = broker->options.backend->open_interface(
+        broker->options.backend_ctx, n->backend_handle, name, &peer->cred,
+        index, &created, &created_fd);
+    if (status != BROKER_OK)
+        goto out;
+    strcpy(peer->interfaces[peer->n_interfaces].network, name);
+    peer->interfaces[peer->n_interfaces].index = index;
+    memcpy(peer->interfaces[peer->n_interfaces].name, created.name,
+           sizeof(created.name));
+    peer->n_interfaces++;
+    peer_log(LOG_LEVEL_INFO, peer,
+             "opened interface %s on '%s' (interfaces %zu)", created.name,
+             name, peer->n_interfaces);
+    *network = n;
+    *info = created;
+    *fd = created_fd;
+    status = BROKER_OK;
+out:
+    if (status != BROKER_OK)
+        peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
+                 name, broker_status_name(status));
+    return status;
 }
 
 int broker_create_persistent(struct broker *broker, const char *name) {

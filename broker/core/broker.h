@@ -46,6 +46,16 @@ int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
 int broker_release(struct broker *broker, struct peer *peer, const char *name,
                    uint64_t now);
 
+// Acquires name for peer (as broker_acquire) and creates an interface on it
+// for the peer's VM. On BROKER_OK stores the network in *network, fills *info
+// and stores a descriptor the caller owns in *fd (the broker keeps no copy);
+// otherwise the outs are untouched. A peer may have PEER_MAX_INTERFACES
+// interfaces alive at once; beyond that BROKER_ERR_INTERNAL.
+int broker_open_interface(struct broker *broker, struct peer *peer,
+                          const char *name, uint64_t now,
+                          const struct network **network,
+                          struct interface_info *info, int *fd);
+
 // Creates name now and never removes it for idleness (persistent networks).
 int broker_create_persistent(struct broker *broker, const char *name);
 

@@ -7,13 +7,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "network_config.h"
+
 // As in the original broker: a peer holds at most this many distinct
 // networks; one more gets BROKER_ERR_INTERNAL.
 #define PEER_MAX_NETWORKS 8
+// Interfaces (TAP devices) a peer may have open at once.
+#define PEER_MAX_INTERFACES 16
 // Supplementary groups remembered per peer for group policy.
 #define PEER_MAX_GROUPS 32
 
 struct network;
+
+// An interface opened for the peer; the broker keeps its name, never its
+// descriptor. The network is kept by name: the peer may release it while
+// its VM still holds the interface.
+struct peer_interface {
+    char network[NETWORK_NAME_MAX + 1];
+    unsigned index;
+    char name[16];
+};
 
 struct peer_cred {
     int32_t pid;
@@ -29,6 +42,9 @@ struct peer {
     char label[48];
     struct network *networks[PEER_MAX_NETWORKS];
     size_t n_networks;
+    // Allocated on first open_interface: most peers never open one.
+    struct peer_interface *interfaces;
+    size_t n_interfaces;
     // Opaque to the core: the transport's connection.
     void *transport;
     struct peer *prev;

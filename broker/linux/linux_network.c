@@ -3,6 +3,7 @@
 #include "linux_network.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
@@ -12,11 +13,13 @@
 
 #include "core/log.h"
 #include "core/network_config.h"
+#include "core/peer.h"
 #include "core/status.h"
 #include "core/subnet.h"
 #include "core/uuid.h"
 #include "linux_bridge.h"
 #include "linux_host_routes.h"
+#include "linux_tap.h"
 
 // The MTU of a network when neither its config nor a default route says.
 #define DEFAULT_MTU 1500
@@ -267,7 +270,35 @@ static void linux_network_destroy(void *ctx, void *handle) {
     free(network);
 }
 
+static int linux_network_open_interface(void *ctx, void *handle,
+                                        const char *network_name,
+                                        const struct peer_cred *cred,
+                                        unsigned index,
+                                        struct interface_info *info, int *fd) {
+    struct linux_network *network = handle;
+    struct tap_info tap;
+    int r;
+
+    (void)ctx;
+    r = tap_open(network->bridge, network_name, cred->uid, cred->gid, index,
+                 &tap);
+    if (r < 0)
+        return BROKER_ERR_CREATE_FAILURE;
+    _Static_assert(sizeof(info->name) == sizeof(tap.name), "ifname sizes");
+    memcpy(info->name, tap.name, sizeof(info->name));
+    memcpy(info->mac, tap.mac, sizeof(info->mac));
+    *fd = r;
+    return BROKER_OK;
+}
+
+static bool linux_interface_exists(void *ctx, const char *name) {
+    (void)ctx;
+    return if_nametoindex(name) != 0;
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
+    .open_interface = linux_network_open_interface,
+    .interface_exists = linux_interface_exists,
 };

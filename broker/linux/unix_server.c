@@ -15,9 +15,13 @@
 
 #include "../core/log.h"
 #include "../protocol/message.h"
+#include "linux_tap.h"
 
 struct reply {
     struct reply *next;
+    // A descriptor sent with the reply (open_interface), or -1. Closed once
+    // sent: the broker keeps no copy, so the device lives as long as the VM.
+    int fd;
     size_t len;
     char data[];
 };
@@ -69,6 +73,8 @@ static void connection_free(struct connection *c, uint64_t now) {
     while (c->queue != NULL) {
         struct reply *r = c->queue;
         c->queue = r->next;
+        if (r->fd >= 0)
+            close(r->fd);
         free(r);
     }
     if (c->fd >= 0)
@@ -81,21 +87,29 @@ static void connection_free(struct connection *c, uint64_t now) {
 static int flush_queue(struct connection *c) {
     while (c->queue != NULL) {
         struct reply *r = c->queue;
-        ssize_t n = send(c->fd, r->data, r->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 1;
-            return -errno;
+        int err = 0;
+        if (r->fd >= 0) {
+            err = tap_send_with_fd(c->fd, r->data, r->len, r->fd);
+        } else if (send(c->fd, r->data, r->len, MSG_DONTWAIT | MSG_NOSIGNAL) <
+                   0) {
+            err = -errno;
         }
+        if (err == -EINTR)
+            continue;
+        if (err == -EAGAIN)
+            return 1;
+        if (err < 0)
+            return err;
         c->queue = r->next;
+        if (r->fd >= 0)
+            close(r->fd);
         free(r);
     }
     return 0;
 }
 
-static int queue_reply(struct connection *c, char *text, size_t len) {
+// Takes ownership of text and fd (closed on failure).
+static int queue_reply(struct connection *c, char *text, size_t len, int fd) {
     struct reply *r = NULL, **tail = &c->queue;
     int status = -ENOMEM;
 
@@ -105,6 +119,8 @@ static int queue_reply(struct connection *c, char *text, size_t len) {
     if (r == NULL)
         goto out;
     r->next = NULL;
+    r->fd = fd;
+    fd = -1;
     r->len = len;
     memcpy(r->data, text, len);
     while (*tail != NULL)
@@ -112,16 +128,21 @@ static int queue_reply(struct connection *c, char *text, size_t len) {
     *tail = r;
     status = 0;
 out:
+    if (fd >= 0)
+        close(fd);
     free(text);
     return status;
 }
 
+// Returns the reply text; *reply_fd is a descriptor to send with it or -1.
 static char *handle_request(struct connection *c, const char *data,
-                            size_t len, size_t *reply_len) {
+                            size_t len, size_t *reply_len, int *reply_fd) {
     struct unix_server *server = c->server;
     struct request request;
     const char *reason = NULL;
     const struct network *network = NULL;
+    struct interface_info iface;
+    char *reply;
     int status;
 
     status = message_decode_request(data, len, &request, &reason);
@@ -148,10 +169,17 @@ static char *handle_request(struct connection *c, const char *data,
         return message_encode_status(server->options.broker, now_usec(server),
                                      reply_len);
     case REQUEST_OPEN_INTERFACE:
-        peer_log(LOG_LEVEL_WARNING, c->peer,
-                 "invalid request: open_interface is not supported yet");
-        status = BROKER_ERR_INVALID_REQUEST;
-        break;
+        status = broker_open_interface(server->options.broker, c->peer,
+                                       request.network_name, now_usec(server),
+                                       &network, &iface, reply_fd);
+        if (status != BROKER_OK)
+            break;
+        reply = message_encode_interface(network, &iface, reply_len);
+        if (reply == NULL) {
+            close(*reply_fd);
+            *reply_fd = -1;
+        }
+        return reply;
     }
     return message_encode_error(status, reply_len);
 }
@@ -173,6 +201,7 @@ static int read_requests(struct connection *c) {
     for (int i = 0; i < UNIX_SERVER_BATCH && c->queue == NULL; i++) {
         ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
         size_t reply_len = 0;
+        int reply_fd = -1;
         char *reply;
         if (n < 0) {
             if (errno == EINTR)
@@ -183,8 +212,8 @@ static int read_requests(struct connection *c) {
         }
         if (n == 0 && peer_hung_up(c->fd))
             return -ECONNRESET;
-        reply = handle_request(c, buf, (size_t)n, &reply_len);
-        if (queue_reply(c, reply, reply_len) < 0)
+        reply = handle_request(c, buf, (size_t)n, &reply_len, &reply_fd);
+        if (queue_reply(c, reply, reply_len, reply_fd) < 0)
             return -ENOMEM;
         int r = flush_queue(c);
         if (r < 0)

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +141,20 @@ static json_t *network_json(const struct network *n) {
 
 char *message_encode_network(const struct network *network, size_t *len) {
     return dump(json_pack("{s:o}", "network", network_json(network)), len);
+}
+
+char *message_encode_interface(const struct network *network,
+                               const struct interface_info *info,
+                               size_t *len) {
+    char mac[18];
+    snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
+             info->mac[1], info->mac[2], info->mac[3], info->mac[4],
+             info->mac[5]);
+    return dump(json_pack("{s:{s:s, s:s, s:s, s:s, s:i}}", "interface", "name",
+                          info->name, "mac", mac, "network",
+                          network->config.name, "bridge", network->info.bridge,
+                          "mtu", (int)network->info.mtu),
+                len);
 }
 
 char *message_encode_released(const char *name, size_t *len) {

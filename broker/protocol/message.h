@@ -35,6 +35,10 @@ int message_decode_request(const char *data, size_t len, struct request *out,
 // store its length in *len, or return NULL when out of memory.
 char *message_encode_error(int code, size_t *len);
 char *message_encode_network(const struct network *network, size_t *len);
+// {"interface": {"name", "mac", "network", "bridge", "mtu"}}; the
+// descriptor travels beside it (SCM_RIGHTS on Linux).
+char *message_encode_interface(const struct network *network,
+                               const struct interface_info *info, size_t *len);
 char *message_encode_released(const char *name, size_t *len);
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len);

@@ -45,6 +45,7 @@ START_TEST(test_acquire_json_holds_until_interrupted) {
     const char *argv[] = {CLI, "acquire", "--json", "shared", "host", NULL};
     struct harness_reader *reader = malloc(sizeof(*reader));
     json_t *shared, *host, *status;
+    int status_code;
     int fd = -1;
     pid_t pid = harness_spawn(broker, argv, &fd);
 
@@ -74,7 +75,10 @@ START_TEST(test_acquire_json_holds_until_interrupted) {
     json_decref(status);
 
     ck_assert_int_eq(kill(pid, SIGINT), 0);
-    ck_assert(exited_with(harness_wait_pid(pid), 0));
+    status_code = harness_wait_pid(pid);
+    ck_assert_msg(exited_with(status_code, 0),
+                  "acquire did not exit 0 on SIGINT (wait status %#x)",
+                  status_code);
     ck_assert(harness_wait_for(shared_unused, NULL));
     ck_assert_int_eq(harness_network_peers(broker, "host"), 0);
     json_decref(shared);
@@ -88,6 +92,7 @@ START_TEST(test_acquire_text_until_sigterm) {
     harness_start(broker, IDLE);
     const char *argv[] = {CLI, "acquire", "shared", NULL};
     struct harness_reader *reader = malloc(sizeof(*reader));
+    int status_code;
     int fd = -1;
     pid_t pid = harness_spawn(broker, argv, &fd);
 
@@ -98,7 +103,10 @@ START_TEST(test_acquire_text_until_sigterm) {
                   "no bridge in the output: %s", reader->buf);
     ck_assert_int_eq(harness_network_peers(broker, "shared"), 1);
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
-    ck_assert(exited_with(harness_wait_pid(pid), 0));
+    status_code = harness_wait_pid(pid);
+    ck_assert_msg(exited_with(status_code, 0),
+                  "acquire did not exit 0 on SIGTERM (wait status %#x)",
+                  status_code);
     ck_assert(harness_wait_for(shared_unused, NULL));
     close(fd);
     free(reader);
