@@ -34,7 +34,13 @@
 // output: -100 is dstnat, a name nft 1.0.6 refuses on the output hook.
 // postrouting: connections the host makes to 127.0.0.1 leave with a loopback
 // source the guest cannot answer, hence the masquerade.
-static const char TABLE_DEFINITION[] =
+//
+// Adding the table first makes the delete succeed whether or not a previous
+// instance left one; the replacement is one transaction, so no moment exists
+// with a stale table's rules or without the base chains.
+static const char TABLE_REPLACEMENT[] =
+    "add table " TABLE "\n"
+    "delete table " TABLE "\n"
     "table " TABLE " {\n"
     "  map forward_from { type ifname : verdict; }\n"
     "  map forward_to { type ifname : verdict; }\n"
@@ -151,16 +157,7 @@ int firewall_new(struct firewall **out) {
         log_error("firewall: cannot make an nftables context");
         goto out;
     }
-    // Adding the table first makes the delete succeed whether or not a
-    // previous instance left one; the whole replacement is one transaction,
-    // so no moment exists without the base chains.
-    status = firewall_run(fw,
-                          "add table " TABLE "\n"
-                          "delete table " TABLE "\n",
-                          "cannot create table " TABLE);
-    if (status < 0)
-        goto out;
-    status = firewall_run(fw, TABLE_DEFINITION, "cannot create table " TABLE);
+    status = firewall_run(fw, TABLE_REPLACEMENT, "cannot create table " TABLE);
     if (status < 0)
         goto out;
     fw->has_table = true;
@@ -249,8 +246,8 @@ static int check_port_forwards(struct firewall *fw,
                 return -EINVAL;
             }
         }
-        for (const struct firewall_network *other = fw->networks;
-             other != NULL; other = other->next) {
+        for (const struct firewall_network *other = fw->networks; other != NULL;
+             other = other->next) {
             for (size_t j = 0; j < other->n_port_forwards; j++) {
                 if (other->port_forwards[j].udp == forward->udp &&
                     other->port_forwards[j].host_port == forward->host_port) {
@@ -266,25 +263,29 @@ static int check_port_forwards(struct firewall *fw,
     return 0;
 }
 
+// Guests start anything but to other networks; from outside, only answers
+// and port forwards come in.
 static void write_shared_rules(FILE *commands,
                                const struct network_config *config,
                                const struct network_info *info) {
     const char *bridge = info->bridge;
+    unsigned subnet_len = ipv4_mask_len(info->mask);
     char subnet[16];
 
     ipv4_format(info->subnet, subnet);
-    // Guests start anything; from outside only answers and port forwards.
     fprintf(commands,
+            "add rule " TABLE " from-%s oifname " BRIDGES " drop\n"
             "add rule " TABLE " from-%s accept\n"
+            "add rule " TABLE " to-%s iifname " BRIDGES " drop\n"
             "add rule " TABLE " to-%s ct state established,related accept\n"
-            "add rule " TABLE " to-%s ct status dnat accept\n",
-            bridge, bridge, bridge);
+            "add rule " TABLE " to-%s ct status dnat accept\n"
+            "add rule " TABLE " to-%s drop\n",
+            bridge, bridge, bridge, bridge, bridge, bridge);
     fprintf(commands,
             "create chain " TABLE " nat-%s\n"
             "add rule " TABLE " nat-%s oifname != " BRIDGES
             " ip saddr %s/%u ip daddr != %s/%u masquerade\n",
-            bridge, bridge, subnet, ipv4_mask_len(info->mask), subnet,
-            ipv4_mask_len(info->mask));
+            bridge, bridge, subnet, subnet_len, subnet, subnet_len);
     if (info->ipv6) {
         char prefix[INET6_ADDRSTRLEN];
 
@@ -333,24 +334,25 @@ static char *network_commands(const struct network_config *config,
 
     if (commands == NULL)
         return NULL;
-    // create, not add: a chain already there is not ours to extend.
-    // from-: the same bridge is only seen here with br_netfilter loaded;
-    // any other broker bridge is another network, which guests never reach.
+    // create, not add: a chain already there is not ours to extend. Packets
+    // between guests of one bridge are only seen here with br_netfilter
+    // loaded, and they are the network's own business.
     fprintf(commands,
             "create chain " TABLE " from-%s\n"
-            "add rule " TABLE " from-%s oifname \"%s\" accept\n"
-            "add rule " TABLE " from-%s oifname " BRIDGES " drop\n"
             "create chain " TABLE " to-%s\n"
-            "add rule " TABLE " to-%s iifname " BRIDGES " drop\n",
-            bridge, bridge, bridge, bridge, bridge, bridge);
+            "add rule " TABLE " from-%s oifname \"%s\" accept\n",
+            bridge, bridge, bridge, bridge);
     if (config->mode == NETWORK_MODE_SHARED)
         write_shared_rules(commands, config, info);
+    else
+        fprintf(commands,
+                "add rule " TABLE " from-%s drop\n"
+                "add rule " TABLE " to-%s drop\n",
+                bridge, bridge);
     fprintf(commands,
-            "add rule " TABLE " from-%s drop\n"
-            "add rule " TABLE " to-%s drop\n"
             "add element " TABLE " forward_from { \"%s\" : jump from-%s }\n"
             "add element " TABLE " forward_to { \"%s\" : jump to-%s }\n",
-            bridge, bridge, bridge, bridge, bridge, bridge);
+            bridge, bridge, bridge, bridge);
     return commands_close(commands, &text);
 }
 
@@ -415,7 +417,8 @@ static char *removal_commands(const struct firewall_network *network) {
             bridge, bridge);
     for (size_t i = 0; i < network->n_port_forwards; i++) {
         const struct port_forward *forward = &network->port_forwards[i];
-        fprintf(commands, "delete element " TABLE " port_forwards { %s . %u }\n",
+        fprintf(commands,
+                "delete element " TABLE " port_forwards { %s . %u }\n",
                 protocol_name(forward), forward->host_port);
     }
     if (network->shared) {
@@ -516,8 +519,8 @@ bool firewall_foreign_forward_drop(struct firewall *fw) {
 
         if (chain == NULL ||
             json_unpack(chain, "{s:s, s:s, s:s, s?s, s?s}", "family", &family,
-                        "table", &table, "name", &name, "hook", &hook,
-                        "policy", &policy) != 0)
+                        "table", &table, "name", &name, "hook", &hook, "policy",
+                        &policy) != 0)
             continue;
         // Bridge-family chains see frames switched inside a bridge, not
         // packets routed through the host.

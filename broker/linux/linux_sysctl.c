@@ -25,15 +25,18 @@ static int sysctl_read(const char *path, int *value) {
     char *end;
     ssize_t n;
     long parsed;
+    int status = -EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int status = -errno;
 
-    if (fd < 0)
+    if (fd < 0) {
+        status = -errno;
         goto out;
+    }
     n = read(fd, text, sizeof(text) - 1);
-    status = n < 0 ? -errno : -EINVAL;
-    if (n <= 0)
+    if (n < 0) {
+        status = -errno;
         goto out;
+    }
     text[n] = '\0';
     errno = 0;
     parsed = strtol(text, &end, 10);
@@ -50,13 +53,17 @@ out:
 static int sysctl_write(const char *path, int value) {
     char text[32];
     int length = snprintf(text, sizeof(text), "%d\n", value);
+    int status = -EIO;
     int fd = open(path, O_WRONLY | O_CLOEXEC);
-    int status = -errno;
 
-    if (fd < 0)
-        goto out;
-    if (write(fd, text, (size_t)length) != (ssize_t)length) {
+    if (fd < 0) {
         status = -errno;
+        goto out;
+    }
+    // A short write leaves errno alone.
+    errno = 0;
+    if (write(fd, text, (size_t)length) != (ssize_t)length) {
+        status = errno != 0 ? -errno : -EIO;
         goto out;
     }
     status = 0;
@@ -67,7 +74,9 @@ out:
 }
 
 // Writes value to path unless it is there already, logging the change as
-// name (the sysctl's dotted name).
+// name (the sysctl's dotted name). Writing the same value again is not
+// harmless: forwarding=1 purges router-learned routes each time it is
+// written, and ip_forward resets every interface's forwarding setting.
 static int sysctl_ensure(const char *path, const char *name, int value) {
     int current;
     int status = sysctl_read(path, &current);
@@ -115,13 +124,13 @@ static bool needs_accept_ra_2(const char *ifname) {
 static int keep_router_advertisements(void) {
     DIR *dir = opendir(IPV6_CONF);
     struct dirent *entry;
-    int status = -errno;
+    int status = 0;
 
     if (dir == NULL) {
+        status = -errno;
         log_error("sysctl: cannot read %s: %s", IPV6_CONF, strerror(errno));
         goto out;
     }
-    status = 0;
     while ((entry = readdir(dir)) != NULL && status == 0) {
         char path[PATH_MAX];
         char name[PATH_MAX];
@@ -145,8 +154,9 @@ int sysctl_enable_forwarding(bool ipv6) {
 
     if (status < 0 || !ipv6)
         return status;
-    // Order matters: an interface with accept_ra=1 drops its
-    // router-advertised routes as soon as forwarding is on.
+    // Order matters: turning forwarding on purges the default routes learned
+    // from router advertisements at once, except on interfaces that have
+    // accept_ra=2 by then.
     status = keep_router_advertisements();
     if (status < 0)
         return status;

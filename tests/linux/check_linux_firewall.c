@@ -55,6 +55,8 @@ __attribute__((format(printf, 1, 2))) static void run(const char *fmt, ...) {
     ck_assert_msg(system(command) == 0, "command failed: %s", command);
 }
 
+// The full name of namespace role. Three buffers in turn, so that one
+// command line can name several.
 static const char *ns(const char *role) {
     static char names[3][64];
     static int next;
@@ -111,9 +113,10 @@ static void nft_ok(const char *command) {
 
 static bool nft_succeeds(const char *command) {
     char *output = nft(command, false);
+    bool succeeded = output != NULL;
 
     free(output);
-    return output != NULL;
+    return succeeded;
 }
 
 static char *ruleset(void) {
@@ -130,11 +133,16 @@ static bool chain_exists(const char *chain) {
     return nft_succeeds(command);
 }
 
+// Rulesets are too long for Check's messages: a difference goes to stderr.
 static void assert_ruleset_is(const char *expected) {
     char *now = ruleset();
+    bool same = strcmp(now, expected) == 0;
 
-    ck_assert_str_eq(now, expected);
+    if (!same)
+        fprintf(stderr, "expected ruleset:\n%s\nactual ruleset:\n%s\n",
+                expected, now);
     free(now);
+    ck_assert_msg(same, "the ruleset differs from the expected one");
 }
 
 // ---- Networks --------------------------------------------------------------
@@ -253,14 +261,14 @@ START_TEST(test_remove_takes_exactly_its_rules) {
     network_b(NETWORK_MODE_HOST, &config, &info);
     ck_assert_int_eq(firewall_add_network(fw, &config, &info), 0);
     with_b = ruleset();
-    ck_assert_str_ne(with_b, empty);
+    ck_assert(strcmp(with_b, empty) != 0);
 
     network_a(NETWORK_MODE_SHARED, &config, &info);
     add_port_forward(&config, false, 8080, "192.168.81.2", 80);
     add_port_forward(&config, true, 5353, "192.168.81.3", 53);
     ck_assert_int_eq(firewall_add_network(fw, &config, &info), 0);
     with_both = ruleset();
-    ck_assert_str_ne(with_both, with_b);
+    ck_assert(strcmp(with_both, with_b) != 0);
     ck_assert(chain_exists("from-vmb-a"));
     ck_assert(chain_exists("to-vmb-a"));
     ck_assert(chain_exists("nat-vmb-a"));
@@ -396,12 +404,13 @@ START_TEST(test_foreign_forward_drop) {
     ck_assert_int_eq(firewall_new(&fw), 0);
     ck_assert(!firewall_foreign_forward_drop(fw));
     // Policies that do not drop routed packets are no concern.
-    nft_ok("add table ip other\n"
-           "add chain ip other forwarding { type filter hook forward priority 0; "
-           "policy accept; }\n"
-           "add table bridge switch\n"
-           "add chain bridge switch forwarding { type filter hook forward "
-           "priority 0; policy drop; }\n");
+    nft_ok(
+        "add table ip other\n"
+        "add chain ip other forwarding { type filter hook forward priority 0; "
+        "policy accept; }\n"
+        "add table bridge switch\n"
+        "add chain bridge switch forwarding { type filter hook forward "
+        "priority 0; policy drop; }\n");
     ck_assert(!firewall_foreign_forward_drop(fw));
 
     // What Docker makes.
@@ -436,8 +445,7 @@ static int sysctl_value(const char *path) {
 static int ipv6_conf(const char *ifname, const char *key) {
     char path[128];
 
-    snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", ifname,
-             key);
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", ifname, key);
     return sysctl_value(path);
 }
 
@@ -560,8 +568,8 @@ enum answer {
 
 // What a TCP connection from namespace role to address:port gets within
 // timeout_ms.
-static enum answer tcp_answer(const char *role, const char *address,
-                              int port, int timeout_ms) {
+static enum answer tcp_answer(const char *role, const char *address, int port,
+                              int timeout_ms) {
     pid_t pid = fork();
     int wstatus;
 
@@ -610,13 +618,46 @@ static void assert_blocked(const char *role, const char *address, int port) {
                   "%s reaches %s:%d", role ? role : "host", address, port);
 }
 
-// A TCP listener in a namespace that reports the address of its first peer.
+// A listener in a namespace that reports where its first packet (UDP) or
+// connection (TCP) came from, or nothing when none came within its time.
 struct listener {
     pid_t pid;
     int fd;
 };
 
-static struct listener listen_in(const char *role, int family, int port) {
+static void format_address(const struct sockaddr_storage *address, char *out,
+                           size_t size) {
+    if (address->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)address)->sin_addr,
+                  out, (socklen_t)size);
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr,
+                  out, (socklen_t)size);
+}
+
+// Child processes only: waits for the first peer on fd, then writes its
+// address to report.
+static void report_peer(int fd, int type, int timeout_ms, int report) {
+    struct sockaddr_storage peer;
+    socklen_t length = sizeof(peer);
+    struct pollfd poll_fd = {.fd = fd, .events = POLLIN};
+    char text[INET6_ADDRSTRLEN];
+    char byte;
+
+    if (poll(&poll_fd, 1, timeout_ms) != 1)
+        _exit(0);
+    if (type == SOCK_STREAM)
+        fd = accept(fd, (struct sockaddr *)&peer, &length);
+    else if (recvfrom(fd, &byte, 1, 0, (struct sockaddr *)&peer, &length) < 0)
+        fd = -1;
+    if (fd < 0)
+        _exit(1);
+    format_address(&peer, text, sizeof(text));
+    _exit(write(report, text, strlen(text)) > 0 ? 0 : 1);
+}
+
+static struct listener listen_in(const char *role, int family, int type,
+                                 int port, int timeout_ms) {
     struct listener listener;
     int fds[2];
     char ready = 0;
@@ -626,35 +667,21 @@ static struct listener listen_in(const char *role, int family, int port) {
     ck_assert_int_ge(listener.pid, 0);
     if (listener.pid == 0) {
         struct sockaddr_storage any = {.ss_family = (sa_family_t)family};
-        struct sockaddr_storage peer;
-        socklen_t length = sizeof(peer);
-        char text[INET6_ADDRSTRLEN] = "";
-        struct pollfd poll_fd = {.events = POLLIN};
         int one = 1;
         int fd;
 
         enter_namespace(role);
         close(fds[0]);
-        fd = socket(family, SOCK_STREAM, 0);
+        // sin_port and sin6_port share their offset.
         ((struct sockaddr_in *)&any)->sin_port = htons((uint16_t)port);
+        fd = socket(family, type, 0);
         if (fd < 0 ||
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
             bind(fd, (struct sockaddr *)&any, sizeof(any)) != 0 ||
-            listen(fd, 4) != 0 || write(fds[1], "r", 1) != 1)
+            (type == SOCK_STREAM && listen(fd, 4) != 0) ||
+            write(fds[1], "r", 1) != 1)
             _exit(1);
-        poll_fd.fd = fd;
-        if (poll(&poll_fd, 1, LISTEN_MS) != 1)
-            _exit(1);
-        fd = accept(fd, (struct sockaddr *)&peer, &length);
-        if (fd < 0)
-            _exit(1);
-        if (peer.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, text,
-                      sizeof(text));
-        else
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr,
-                      text, sizeof(text));
-        _exit(write(fds[1], text, strlen(text)) > 0 ? 0 : 1);
+        report_peer(fd, type, timeout_ms, fds[1]);
     }
     close(fds[1]);
     listener.fd = fds[0];
@@ -662,8 +689,7 @@ static struct listener listen_in(const char *role, int family, int port) {
     return listener;
 }
 
-// The address the listener's first peer came from (the peer must have
-// connected already).
+// Where the listener's first peer came from, "" if none came.
 static void listener_peer(struct listener *listener, char *out, size_t size) {
     size_t used = 0;
     ssize_t n;
@@ -675,16 +701,55 @@ static void listener_peer(struct listener *listener, char *out, size_t size) {
     out[used] = '\0';
     close(listener->fd);
     ck_assert_int_eq(waitpid(listener->pid, &wstatus, 0), listener->pid);
+    ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0,
+                  "listener failed");
 }
 
 // The address a connection from role to address:port arrives from, seen by a
-// listener on port in namespace at.
+// listener on listen_port in namespace at.
 static void peer_seen(const char *role, const char *address, int port,
                       const char *at, int family, int listen_port, char *out,
                       size_t size) {
-    struct listener listener = listen_in(at, family, listen_port);
+    struct listener listener =
+        listen_in(at, family, SOCK_STREAM, listen_port, LISTEN_MS);
 
     assert_reaches(role, address, port);
+    listener_peer(&listener, out, size);
+}
+
+// Sends one UDP datagram from namespace role to address:port.
+static void udp_send(const char *role, const char *address, int port) {
+    pid_t pid = fork();
+    int wstatus;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct sockaddr_storage to;
+        socklen_t length;
+        int fd;
+
+        enter_namespace(role);
+        if (!endpoint(address, port, &to, &length))
+            _exit(1);
+        fd = socket(to.ss_family, SOCK_DGRAM, 0);
+        _exit(fd >= 0 &&
+                      sendto(fd, "x", 1, 0, (struct sockaddr *)&to, length) == 1
+                  ? 0
+                  : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+}
+
+// Where a datagram from role to address:port arrives from at listen_port in
+// namespace at ("" when it does not), waiting up to timeout_ms.
+static void datagram_seen(const char *role, const char *address, int port,
+                          const char *at, int listen_port, int timeout_ms,
+                          char *out, size_t size) {
+    struct listener listener =
+        listen_in(at, AF_INET, SOCK_DGRAM, listen_port, timeout_ms);
+
+    udp_send(role, address, port);
     listener_peer(&listener, out, size);
 }
 
@@ -854,6 +919,31 @@ START_TEST(test_isolation_host_host) {
 }
 END_TEST
 
+// A broker bridge whose network has no rules yet (being made, or unmade) is
+// still another network.
+START_TEST(test_isolation_from_bridge_without_rules) {
+    struct network_config config;
+    struct network_info info;
+    struct firewall *fw = NULL;
+
+    char peer[INET6_ADDRSTRLEN];
+
+    datagram_seen("gb", "192.168.81.2", 9999, "ga", 9999, REACH_MS, peer,
+                  sizeof(peer));
+    ck_assert_str_eq(peer, "192.168.82.2");
+    ck_assert_int_eq(firewall_new(&fw), 0);
+    network_a(NETWORK_MODE_SHARED, &config, &info);
+    ck_assert_int_eq(firewall_add_network(fw, &config, &info), 0);
+    // One way only: the guest's answers would not pass anyway.
+    datagram_seen("gb", "192.168.81.2", 9999, "ga", 9999, BLOCKED_MS, peer,
+                  sizeof(peer));
+    ck_assert_str_eq(peer, "");
+    assert_reaches("gb", "198.51.100.2", 80);
+    firewall_free(fw);
+    topology_down();
+}
+END_TEST
+
 START_TEST(test_port_forward) {
     struct network_config config;
     struct network_info info;
@@ -864,11 +954,15 @@ START_TEST(test_port_forward) {
     ck_assert_int_eq(firewall_new(&fw), 0);
     network_a(NETWORK_MODE_SHARED, &config, &info);
     add_port_forward(&config, false, 8080, "192.168.81.2", 80);
+    add_port_forward(&config, true, 5353, "192.168.81.2", 53);
     ck_assert_int_eq(firewall_add_network(fw, &config, &info), 0);
 
     // From outside: the guest sees who connected.
     peer_seen("out", "198.51.100.1", 8080, "ga", AF_INET, 80, peer,
               sizeof(peer));
+    ck_assert_str_eq(peer, "198.51.100.2");
+    datagram_seen("out", "198.51.100.1", 5353, "ga", 53, REACH_MS, peer,
+                  sizeof(peer));
     ck_assert_str_eq(peer, "198.51.100.2");
     // From the host to one of its own addresses.
     peer_seen(NULL, "198.51.100.1", 8080, "ga", AF_INET, 80, peer,
@@ -883,11 +977,11 @@ START_TEST(test_port_forward) {
     // Gone with the network: the host answers for itself again, refusing,
     // while the guest would have accepted.
     firewall_remove_network(fw, "vmb-a");
-    listener = listen_in("ga", AF_INET, 80);
+    listener = listen_in("ga", AF_INET, SOCK_STREAM, 80, BLOCKED_MS);
     ck_assert_int_eq(tcp_answer("out", "198.51.100.1", 8080, REACH_MS),
                      ANSWER_REFUSED);
-    kill(listener.pid, SIGKILL);
     listener_peer(&listener, peer, sizeof(peer));
+    ck_assert_str_eq(peer, "");
     firewall_free(fw);
     topology_down();
 }
@@ -943,7 +1037,7 @@ static Suite *linux_firewall_suite(void) {
 
     // Namespaces outlive a failed test's process; the unchecked teardown,
     // run by the parent, removes them whatever happened.
-    tcase_add_checked_fixture(traffic, topology_up, topology_down);
+    tcase_add_checked_fixture(traffic, topology_up, NULL);
     tcase_add_unchecked_fixture(traffic, NULL, unchecked_teardown);
     tcase_set_timeout(traffic, 120);
     tcase_add_test(traffic, test_shared_masquerades_ipv4);
@@ -953,6 +1047,7 @@ static Suite *linux_firewall_suite(void) {
     tcase_add_test(traffic, test_isolation_shared_host);
     tcase_add_test(traffic, test_isolation_shared_shared);
     tcase_add_test(traffic, test_isolation_host_host);
+    tcase_add_test(traffic, test_isolation_from_bridge_without_rules);
     tcase_add_test(traffic, test_port_forward);
     tcase_add_test(traffic, test_guests_cannot_reach_host_loopback);
     suite_add_tcase(suite, traffic);
