@@ -8,7 +8,12 @@
 #include <netlink/route/link/bridge.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "core/network_config.h"
 
@@ -134,6 +139,46 @@ out:
     nl_addr_put(broadcast);
     nl_addr_put(local);
     rtnl_addr_put(addr);
+    return status;
+}
+
+int linux_bridge_add_address6(struct nl_sock *sock, int ifindex,
+                              const uint8_t address[16], unsigned prefix_len) {
+    struct rtnl_addr *addr = rtnl_addr_alloc();
+    struct nl_addr *local = nl_addr_build(AF_INET6, address, 16);
+    int status = -NLE_NOMEM;
+
+    if (addr == NULL || local == NULL)
+        goto out;
+    nl_addr_set_prefixlen(local, (int)prefix_len);
+    rtnl_addr_set_ifindex(addr, ifindex);
+    rtnl_addr_set_family(addr, AF_INET6);
+    // The gateway address is ours alone on a bridge we just made: duplicate
+    // address detection would only keep dnsmasq from binding it for a second.
+    rtnl_addr_set_flags(addr, IFA_F_NODAD);
+    status = rtnl_addr_set_local(addr, local);
+    if (status < 0)
+        goto out;
+    status = rtnl_addr_add(sock, addr, NLM_F_CREATE | NLM_F_EXCL);
+out:
+    nl_addr_put(local);
+    rtnl_addr_put(addr);
+    return status;
+}
+
+int linux_bridge_disable_tx_checksum(const char *ifname) {
+    struct ethtool_value value = {.cmd = ETHTOOL_STXCSUM, .data = 0};
+    struct ifreq ifr;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int status = -errno;
+
+    if (fd < 0)
+        return status;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    ifr.ifr_data = (char *)&value;
+    status = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+    close(fd);
     return status;
 }
 

@@ -45,6 +45,17 @@ int linux_bridge_add(struct nl_sock *sock, const char *ifname,
 int linux_bridge_add_address(struct nl_sock *sock, int ifindex,
                              uint32_t address, unsigned prefix_len);
 
+// Adds an IPv6 address (no duplicate address detection). 0 or a negative
+// libnl error.
+int linux_bridge_add_address6(struct nl_sock *sock, int ifindex,
+                              const uint8_t address[16], unsigned prefix_len);
+// Turns transmit checksum offload off, so that replies the host sends on
+// the bridge (DHCP above all) leave with a complete UDP checksum: guests
+// behind vhost-net with older DHCP clients drop replies left to offload.
+// Returns 0 or a negative errno.
+int linux_bridge_disable_tx_checksum(const char *ifname);
+
+// Sets the link up.
 int linux_bridge_set_up(struct nl_sock *sock, int ifindex);
 
 // Deletes the link at ifindex if it is still called ifname, so an index the

@@ -3,6 +3,7 @@
 #include "linux_network.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
@@ -18,6 +19,9 @@
 #include "core/subnet.h"
 #include "core/uuid.h"
 #include "linux_bridge.h"
+#include "linux_dnsmasq.h"
+#include "linux_firewall.h"
+#include "linux_sysctl.h"
 #include "linux_host_routes.h"
 #include "linux_tap.h"
 
@@ -26,6 +30,11 @@
 
 struct linux_backend {
     struct nl_sock *sock;
+    // NULL until linux_backend_enable_services(): bridges only.
+    struct firewall *firewall;
+    struct dnsmasq_options dnsmasq;
+    char *runtime_dir;
+    char *dnsmasq_path;
 };
 
 _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
@@ -35,6 +44,8 @@ _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
 struct linux_network {
     int ifindex;
     char bridge[IFNAMSIZ];
+    bool has_rules;
+    struct dnsmasq *dnsmasq;
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -81,9 +92,37 @@ out:
 void linux_backend_free(struct linux_backend *backend) {
     if (backend == NULL)
         return;
+    // Deletes the broker's whole table: no rule outlives the broker.
+    firewall_free(backend->firewall);
     // nl_socket_free() closes the socket if nl_connect() opened it.
     nl_socket_free(backend->sock);
+    free(backend->runtime_dir);
+    free(backend->dnsmasq_path);
     free(backend);
+}
+
+int linux_backend_enable_services(struct linux_backend *backend,
+                                  const struct linux_backend_services *services) {
+    int killed;
+    int status = -ENOMEM;
+
+    backend->runtime_dir = strdup(services->runtime_dir);
+    if (backend->runtime_dir == NULL)
+        goto out;
+    if (services->dnsmasq_path != NULL) {
+        backend->dnsmasq_path = strdup(services->dnsmasq_path);
+        if (backend->dnsmasq_path == NULL)
+            goto out;
+    }
+    backend->dnsmasq.event = services->event;
+    backend->dnsmasq.runtime_dir = backend->runtime_dir;
+    backend->dnsmasq.dnsmasq_path = backend->dnsmasq_path;
+    killed = dnsmasq_remove_stale(backend->runtime_dir);
+    if (killed > 0)
+        log_info("stopped %d dnsmasq left by a previous broker", killed);
+    status = firewall_new(&backend->firewall);
+out:
+    return status;
 }
 
 int linux_backend_remove_stale(struct linux_backend *backend) {
@@ -168,6 +207,88 @@ static bool choose_free_subnet(const struct network_config *config,
     return true;
 }
 
+// A random unique local /64 (RFC 4193: fd00::/8, a 40-bit random global ID,
+// subnet 0), new for every instance of a network.
+static bool random_ula(uint8_t prefix[16]) {
+    memset(prefix, 0, 16);
+    prefix[0] = 0xfd;
+    return getrandom(prefix + 1, 5, 0) == 5;
+}
+
+static void stop_services(struct linux_backend *backend,
+                          struct linux_network *network) {
+    dnsmasq_stop(network->dnsmasq);
+    network->dnsmasq = NULL;
+    if (network->has_rules)
+        firewall_remove_network(backend->firewall, network->bridge);
+    network->has_rules = false;
+}
+
+// Everything beyond the bridge: IPv6, checksums, forwarding, rules, dnsmasq.
+// Fills the rest of *info. On failure logs, undoes nothing (the caller's
+// stop_services() and bridge removal do) and returns false.
+static bool start_services(struct linux_backend *backend,
+                           const struct network_config *config,
+                           struct linux_network *network,
+                           struct network_info *info) {
+    uint32_t broadcast = info->subnet | ~info->mask;
+    int err;
+
+    info->dns = info->gateway;
+    info->dhcp = config->dhcp;
+    if (config->has_dhcp_range) {
+        info->dhcp_start = config->dhcp_start;
+        info->dhcp_end = config->dhcp_end;
+    } else {
+        // Everything but the network, gateway and broadcast addresses; the
+        // gateway is usually the first host, so start after it.
+        info->dhcp_start = info->gateway == info->subnet + 1
+                               ? info->subnet + 2
+                               : info->subnet + 1;
+        info->dhcp_end = info->gateway == broadcast - 1 ? broadcast - 2
+                                                        : broadcast - 1;
+    }
+    info->ipv6 = config->ipv6;
+    if (info->ipv6) {
+        uint8_t gateway6[16];
+        if (config->has_ipv6_prefix) {
+            memcpy(info->ipv6_prefix, config->ipv6_prefix, 16);
+        } else if (!random_ula(info->ipv6_prefix)) {
+            log_error("network %s: cannot read random bytes", config->name);
+            return false;
+        }
+        info->ipv6_prefix_len = 64;
+        memcpy(gateway6, info->ipv6_prefix, 16);
+        gateway6[15] = 1;
+        err = linux_bridge_add_address6(backend->sock, network->ifindex,
+                                        gateway6, 64);
+        if (err < 0) {
+            log_error("network %s: cannot add the IPv6 gateway to %s: %s",
+                      config->name, network->bridge, nl_geterror(err));
+            return false;
+        }
+    }
+    err = linux_bridge_disable_tx_checksum(network->bridge);
+    if (err < 0)
+        log_warning("network %s: cannot turn off tx checksum offload on %s "
+                    "(%s): guests with vhost-net may miss DHCP replies",
+                    config->name, network->bridge, strerror(-err));
+    if (config->mode == NETWORK_MODE_SHARED) {
+        if (sysctl_enable_forwarding(info->ipv6) < 0)
+            return false;
+        if (config->n_port_forwards > 0 &&
+            sysctl_enable_route_localnet(network->bridge) < 0)
+            return false;
+        firewall_foreign_forward_drop(backend->firewall);
+    }
+    if (firewall_add_network(backend->firewall, config, info) < 0)
+        return false;
+    network->has_rules = true;
+    if (dnsmasq_start(&backend->dnsmasq, config, info, &network->dnsmasq) < 0)
+        return false;
+    return true;
+}
+
 static int linux_network_create(void *ctx, const struct network_config *config,
                                 struct network_info *info, void **handle) {
     struct linux_backend *backend = ctx;
@@ -232,6 +353,9 @@ static int linux_network_create(void *ctx, const struct network_config *config,
     }
 
     memcpy(made.bridge, network->bridge, sizeof(made.bridge));
+    if (backend->firewall != NULL &&
+        !start_services(backend, config, network, &made))
+        goto out;
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
              made.bridge, ipv4_format(made.gateway, gateway),
              ipv4_mask_len(made.mask), made.mtu);
@@ -240,6 +364,8 @@ static int linux_network_create(void *ctx, const struct network_config *config,
     network = NULL;
     status = BROKER_OK;
 out:
+    if (network != NULL)
+        stop_services(backend, network);
     if (bridge_exists && status != BROKER_OK) {
         err = linux_bridge_delete(backend->sock, network->ifindex,
                                   network->bridge);
@@ -259,6 +385,7 @@ static void linux_network_destroy(void *ctx, void *handle) {
 
     if (network == NULL)
         return;
+    stop_services(backend, network);
     err = linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
     if (err == 0)
         log_info("removed bridge %s", network->bridge);

@@ -3,6 +3,8 @@
 #ifndef VMNET_BROKER_LINUX_LINUX_NETWORK_H
 #define VMNET_BROKER_LINUX_LINUX_NETWORK_H
 
+#include <systemd/sd-event.h>
+
 #include "core/backend.h"
 
 struct linux_backend;
@@ -15,6 +17,23 @@ void linux_backend_free(struct linux_backend *backend); // accepts NULL
 // Removes bridges a previous broker instance left behind (see
 // linux_bridge_is_marked()); returns how many were removed. Logs each.
 int linux_backend_remove_stale(struct linux_backend *backend);
+
+struct linux_backend_services {
+    // Where dnsmasq children are supervised (SIGCHLD must be blocked).
+    sd_event *event;
+    // dnsmasq's files live in <runtime_dir>/<network>/.
+    const char *runtime_dir;
+    // NULL: /usr/sbin/dnsmasq.
+    const char *dnsmasq_path;
+};
+
+// Turns the bridge-only backend into the full one: every network created
+// afterwards also gets its nftables rules, forwarding, IPv6 ULA, DHCP/DNS
+// and router advertisements. Creates the broker's nftables table (replacing
+// one a previous instance left) and kills dnsmasq instances a previous
+// broker left in runtime_dir. Returns 0 or a negative errno (logged).
+int linux_backend_enable_services(struct linux_backend *backend,
+                                  const struct linux_backend_services *services);
 
 extern const struct network_backend_ops
     linux_backend_ops; // ctx is a struct linux_backend *

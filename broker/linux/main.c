@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmnet-broker daemon: options, the event loop, signals and lifetime.
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 
 struct options {
     const char *socket_path;
+    // Where dnsmasq's files go; NULL: the socket's directory.
+    const char *runtime_dir;
     const char *config_dir;
     uint64_t idle_usec;
     bool verbose;
@@ -49,6 +52,8 @@ static void usage(FILE *out) {
             "\n"
             "  -s, --socket PATH          listen on PATH (default %s)\n"
             "  -c, --config-dir DIR       network configs (default %s)\n"
+            "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
+            "                             (default: the socket's directory)\n"
             "  -i, --idle-timeout SECONDS remove unused networks after "
             "SECONDS\n"
             "                             (default %.0f; decimals allowed)\n"
@@ -66,6 +71,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
+        {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"verbose", no_argument, NULL, 'v'},
@@ -78,7 +84,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
-    while ((c = getopt_long(argc, argv, "s:c:i:vhV", long_options, NULL)) !=
+    while ((c = getopt_long(argc, argv, "s:c:r:i:vhV", long_options, NULL)) !=
            -1) {
         switch (c) {
         case 's':
@@ -86,6 +92,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
             break;
         case 'c':
             options->config_dir = optarg;
+            break;
+        case 'r':
+            options->runtime_dir = optarg;
             break;
         case 'i': {
             char *end = NULL;
@@ -244,12 +253,31 @@ static void create_persistent_networks(struct daemon *d) {
 static int run(struct daemon *d) {
     struct broker_options broker_options = {0};
     struct unix_server_options server_options = {0};
+    struct linux_backend_services services = {0};
+    char runtime_dir[PATH_MAX];
     sigset_t mask;
     int listen_fd, r;
+
+    if (d->options.runtime_dir != NULL) {
+        snprintf(runtime_dir, sizeof(runtime_dir), "%s",
+                 d->options.runtime_dir);
+    } else {
+        // Beside the socket: /run/vmnet-broker by default, and a private
+        // directory for a broker started on a private socket (tests).
+        const char *slash = strrchr(d->options.socket_path, '/');
+        size_t len = slash == NULL ? 0 : (size_t)(slash - d->options.socket_path);
+        snprintf(runtime_dir, sizeof(runtime_dir), "%.*s", (int)len,
+                 d->options.socket_path);
+        if (len == 0)
+            snprintf(runtime_dir, sizeof(runtime_dir), "%s",
+                     slash == NULL ? "." : "/");
+    }
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    // dnsmasq children are watched with sd_event_add_child.
+    sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
@@ -280,6 +308,11 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    services.event = d->event;
+    services.runtime_dir = runtime_dir;
+    r = linux_backend_enable_services(d->backend, &services);
+    if (r < 0)
+        goto out;
     r = -ENOMEM;
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)

@@ -1,0 +1,778 @@
+// SPDX-License-Identifier: Apache-2.0
+// One supervised dnsmasq per network: config, start, readiness, restart, stop.
+#include "linux_dnsmasq.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/subnet.h"
+
+#define DEFAULT_DNSMASQ_PATH "/usr/sbin/dnsmasq"
+
+#define CONF_FILE "dnsmasq.conf"
+#define PID_FILE "dnsmasq.pid"
+#define LEASE_FILE "dnsmasq.leases"
+#define LOG_FILE "dnsmasq.log"
+// The longest of the names above, so one check bounds every path.
+#define LONGEST_FILE LEASE_FILE
+#define CONF_ARG "--conf-file="
+#define CONF_ARG_MAX (sizeof(CONF_ARG) + PATH_MAX)
+
+// Everything this module puts in a network's directory.
+static const char *const owned_files[] = {CONF_FILE, PID_FILE, LEASE_FILE,
+                                          LOG_FILE};
+
+#define USEC_PER_MSEC 1000ull
+#define USEC_PER_SEC 1000000ull
+#define READY_TIMEOUT_USEC (5 * USEC_PER_SEC)
+// dnsmasq is usually ready within a few milliseconds; polling this often
+// keeps network creation fast without spinning.
+#define READY_POLL_MSEC 2
+#define STOP_TIMEOUT_MSEC 2000
+#define STALE_KILL_TIMEOUT_MSEC 5000
+#define RESTART_INTERVAL_USEC USEC_PER_SEC
+#define MAX_FAILURES 5
+// An instance that served this long was healthy: its death starts a new
+// count of failures in a row.
+#define STABLE_USEC (30 * USEC_PER_SEC)
+#define LOG_TAIL_LINES 5
+#define LOG_TAIL_BYTES 2048
+
+struct dnsmasq {
+    sd_event *event;
+    char *dnsmasq_path;
+    char name[NETWORK_NAME_MAX + 1];
+    char dir[PATH_MAX]; // empty until this module created it
+    pid_t pid;          // 0 while no instance runs
+    int pidfd;          // -1 while no instance runs
+    sd_event_source *child;
+    sd_event_source *restart_timer;
+    uint64_t spawned_usec; // CLOCK_MONOTONIC of the last attempt
+    unsigned failures;     // in a row
+    bool failed;
+};
+
+static uint64_t now_usec(void) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * USEC_PER_SEC +
+           (uint64_t)ts.tv_nsec / 1000;
+}
+
+// dnsmasq gives quotes, backslashes, '#' and blanks a meaning in its config
+// file, where this path is written; plain path characters need no quoting.
+static bool runtime_dir_valid(const char *dir) {
+    if (dir == NULL || dir[0] != '/')
+        return false;
+    for (const char *p = dir; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && strchr("/._+-@:", *p) == NULL)
+            return false;
+    }
+    return true;
+}
+
+// Writes <runtime_dir>/<name> into out. Trailing slashes are dropped so
+// that start and remove_stale spell the --conf-file argument identically.
+static int network_dir(const char *runtime_dir, const char *name,
+                       char out[PATH_MAX]) {
+    size_t len = strlen(runtime_dir);
+    int n;
+
+    while (len > 1 && runtime_dir[len - 1] == '/')
+        len--;
+    n = snprintf(out, PATH_MAX, "%.*s/%s", (int)len, runtime_dir, name);
+    if (n < 0 || (size_t)n + 1 + strlen(LONGEST_FILE) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+// dir came from network_dir(), which checked that every file name fits.
+static void file_path(char out[PATH_MAX], const char *dir, const char *file) {
+    snprintf(out, PATH_MAX, "%s/%s", dir, file);
+}
+
+// The argument that names dir's config file: dnsmasq's only option, and how
+// a stale dnsmasq is recognised.
+static void conf_arg(char out[CONF_ARG_MAX], const char *dir) {
+    char path[PATH_MAX];
+
+    file_path(path, dir, CONF_FILE);
+    snprintf(out, CONF_ARG_MAX, CONF_ARG "%s", path);
+}
+
+// The pid a pid file holds, or 0 when it is missing, partial or garbled.
+static pid_t read_pid_file(const char *path) {
+    char text[32];
+    char *end;
+    ssize_t n;
+    long value;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || (*end != '\n' && *end != '\0') ||
+        value <= 0 || value > INT_MAX)
+        return 0;
+    return (pid_t)value;
+}
+
+// Waits up to timeout_ms for the process behind pidfd to end; true if it
+// did.
+static bool wait_exit(int pidfd, int timeout_ms) {
+    uint64_t deadline = now_usec() + (uint64_t)timeout_ms * USEC_PER_MSEC;
+
+    for (;;) {
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        uint64_t now = now_usec();
+        int left = now >= deadline
+                       ? 0
+                       : (int)((deadline - now + USEC_PER_MSEC - 1) /
+                               USEC_PER_MSEC);
+        int r = poll(&p, 1, left);
+
+        if (r > 0)
+            return true;
+        if (r == 0 || errno != EINTR)
+            return false;
+    }
+}
+
+static void describe_exit(const siginfo_t *si, char *out, size_t size) {
+    const char *signal_name;
+
+    switch (si->si_code) {
+    case CLD_EXITED:
+        snprintf(out, size, "exited with status %d", si->si_status);
+        return;
+    case CLD_KILLED:
+    case CLD_DUMPED:
+        signal_name = sigabbrev_np(si->si_status);
+        if (signal_name != NULL)
+            snprintf(out, size, "was killed by SIG%s", signal_name);
+        else
+            snprintf(out, size, "was killed by signal %d", si->si_status);
+        return;
+    default:
+        snprintf(out, size, "ended (code %d, status %d)", si->si_code,
+                 si->si_status);
+    }
+}
+
+// Logs the last lines dnsmasq wrote, which say why it failed.
+static void log_tail(const struct dnsmasq *d, enum log_level level) {
+    char path[PATH_MAX];
+    char text[LOG_TAIL_BYTES + 1];
+    char *lines[LOG_TAIL_LINES];
+    size_t n_lines = 0;
+    struct stat st;
+    off_t from;
+    ssize_t n;
+    char *p;
+    int fd;
+
+    file_path(path, d->dir, LOG_FILE);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return;
+    }
+    from = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
+    n = pread(fd, text, LOG_TAIL_BYTES, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    text[n] = '\0';
+    p = text;
+    // Reading from the middle of the file starts in the middle of a line.
+    if (from > 0) {
+        p = strchr(p, '\n');
+        if (p == NULL)
+            return;
+        p++;
+    }
+    // Keep the starts of the last LOG_TAIL_LINES non-empty lines.
+    while (*p != '\0') {
+        char *end = strchr(p, '\n');
+
+        if (end != NULL)
+            *end = '\0';
+        if (*p != '\0') {
+            if (n_lines == LOG_TAIL_LINES) {
+                memmove(lines, lines + 1, sizeof(lines[0]) * (n_lines - 1));
+                n_lines--;
+            }
+            lines[n_lines++] = p;
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    for (size_t i = 0; i < n_lines; i++)
+        log_write(level, NULL, "network %s: dnsmasq: %s", d->name, lines[i]);
+}
+
+// dnsmasq keeps root's rights only for what it needs (binding port 67, raw
+// sockets) and otherwise runs as its own user, where the system has one.
+static const char *dnsmasq_user(void) {
+    return getpwnam("dnsmasq") != NULL ? "dnsmasq" : "root";
+}
+
+static void format_mac(const uint8_t mac[6], char out[18]) {
+    snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
+             mac[2], mac[3], mac[4], mac[5]);
+}
+
+static void write_config_lines(FILE *f, const struct dnsmasq *d,
+                               const struct network_config *config,
+                               const struct network_info *info,
+                               const char *ipv6_prefix) {
+    char path[PATH_MAX];
+    char gateway[16];
+    char address[16];
+    char end[16];
+    char mask[16];
+    char mac[18];
+
+    ipv4_format(info->gateway, gateway);
+    fprintf(f, "# vmnet-broker: dnsmasq of network %s, rewritten at every "
+               "start.\n",
+            d->name);
+    // Only the bridge: port 53 on every address would clash with
+    // systemd-resolved and other resolvers, and guests never use loopback.
+    fprintf(f, "interface=%s\n", info->bridge);
+    fprintf(f, "except-interface=lo\n");
+    fprintf(f, "listen-address=%s\n", gateway);
+    // Unlike bind-interfaces, also binds the addresses that appear later
+    // (the bridge's link-local one comes with its first port).
+    fprintf(f, "bind-dynamic\n");
+    file_path(path, d->dir, PID_FILE);
+    fprintf(f, "pid-file=%s\n", path);
+    file_path(path, d->dir, LEASE_FILE);
+    fprintf(f, "dhcp-leasefile=%s\n", path);
+    // stderr, which goes to dnsmasq.log. Routine DHCP and RA chatter would
+    // grow that file for as long as the network lives.
+    fprintf(f, "log-facility=-\n");
+    fprintf(f, "quiet-dhcp\nquiet-dhcp6\nquiet-ra\n");
+    fprintf(f, "user=%s\n", dnsmasq_user());
+    // Upstream servers come from /etc/resolv.conf (no no-resolv), so guests
+    // resolve what the host resolves. Single-label names (other guests) are
+    // answered here or not at all: upstream can only leak or refuse them.
+    if (info->dns == 0)
+        fprintf(f, "port=0\n");
+    else
+        fprintf(f, "domain-needed\n");
+
+    if (info->dhcp) {
+        fprintf(f, "dhcp-authoritative\n");
+        fprintf(f, "dhcp-range=%s,%s,%s,12h\n",
+                ipv4_format(info->dhcp_start, address),
+                ipv4_format(info->dhcp_end, end),
+                ipv4_format(info->mask, mask));
+        fprintf(f, "dhcp-option=option:router,%s\n", gateway);
+        if (info->dns != 0)
+            fprintf(f, "dhcp-option=option:dns-server,%s\n",
+                    ipv4_format(info->dns, address));
+        if (info->mtu != 0)
+            fprintf(f, "dhcp-option=option:mtu,%u\n", info->mtu);
+        for (size_t i = 0; i < config->n_reservations; i++) {
+            format_mac(config->reservations[i].mac, mac);
+            fprintf(f, "dhcp-host=%s,%s\n", mac,
+                    ipv4_format(config->reservations[i].address, address));
+        }
+    }
+
+    if (ipv6_prefix != NULL) {
+        // Stateless: guests take an address from the prefix by SLAAC and
+        // may ask DHCPv6 for the DNS server only.
+        fprintf(f, "enable-ra\n");
+        fprintf(f, "dhcp-range=%s,ra-stateless,ra-names,%u\n", ipv6_prefix,
+                info->ipv6_prefix_len);
+    }
+}
+
+static int write_config(const struct dnsmasq *d,
+                        const struct network_config *config,
+                        const struct network_info *info) {
+    char path[PATH_MAX];
+    char ipv6_prefix[INET6_ADDRSTRLEN];
+    FILE *f;
+    int status;
+
+    if (info->ipv6) {
+        // SLAAC, the point of these advertisements, works on /64s only.
+        if (info->ipv6_prefix_len != 64) {
+            log_error("network %s: IPv6 prefix length %u: router "
+                      "advertisements need a /64",
+                      d->name, info->ipv6_prefix_len);
+            return -EINVAL;
+        }
+        inet_ntop(AF_INET6, info->ipv6_prefix, ipv6_prefix,
+                  sizeof(ipv6_prefix));
+    }
+    file_path(path, d->dir, CONF_FILE);
+    f = fopen(path, "wxe");
+    if (f == NULL) {
+        status = -errno;
+        log_error("network %s: cannot create %s: %s", d->name, path,
+                  strerror(errno));
+        return status;
+    }
+    write_config_lines(f, d, config, info, info->ipv6 ? ipv6_prefix : NULL);
+    status = ferror(f) ? -EIO : 0;
+    if (fclose(f) != 0 && status == 0)
+        status = -errno;
+    if (status < 0)
+        log_error("network %s: cannot write %s: %s", d->name, path,
+                  strerror(-status));
+    return status;
+}
+
+// Runs dnsmasq with only our config file and its output in dnsmasq.log.
+// On success d->pid and d->pidfd name the new process.
+static int spawn(struct dnsmasq *d) {
+    char conf[CONF_ARG_MAX];
+    char log_path[PATH_MAX];
+    char pid_path[PATH_MAX];
+    char foreground[] = "--keep-in-foreground";
+    char *argv[] = {d->dnsmasq_path, foreground, conf, NULL};
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    sigset_t none;
+    sigset_t all;
+    pid_t pid;
+    int pidfd;
+    int r;
+
+    conf_arg(conf, d->dir);
+    file_path(log_path, d->dir, LOG_FILE);
+    file_path(pid_path, d->dir, PID_FILE);
+    // A pid file left by a dead instance must not pass for readiness.
+    unlink(pid_path);
+    d->spawned_usec = now_usec();
+
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
+                                     O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path,
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+    // The broker blocks the signals it handles with signalfd, and may ignore
+    // some; dnsmasq must see SIGTERM. Its own process group keeps a
+    // terminal's ^C for the broker, which then stops dnsmasq in order.
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setpgroup(&attr, 0);
+    r = posix_spawn(&pid, d->dnsmasq_path, &actions, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (r != 0) {
+        log_error("network %s: cannot run %s: %s", d->name, d->dnsmasq_path,
+                  strerror(r));
+        return -r;
+    }
+    // Our unreaped child: its pid cannot be reused under the pidfd.
+    pidfd = pidfd_open(pid, 0);
+    if (pidfd < 0) {
+        r = -errno;
+        log_error("network %s: pidfd_open(%d): %s", d->name, (int)pid,
+                  strerror(errno));
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return r;
+    }
+    d->pid = pid;
+    d->pidfd = pidfd;
+    return 0;
+}
+
+// Forgets the instance that ended; the caller reaped it (or sd-event will).
+static void forget_instance(struct dnsmasq *d) {
+    close(d->pidfd);
+    d->pidfd = -1;
+    d->pid = 0;
+}
+
+// Waits until dnsmasq has written its pid file, which it does only after
+// binding its sockets.
+static int wait_ready(struct dnsmasq *d) {
+    uint64_t deadline = now_usec() + READY_TIMEOUT_USEC;
+    char path[PATH_MAX];
+    char what[64];
+    siginfo_t si;
+
+    file_path(path, d->dir, PID_FILE);
+    for (;;) {
+        if (read_pid_file(path) == d->pid)
+            return 0;
+        if (now_usec() >= deadline) {
+            log_error("network %s: dnsmasq (pid %d) not ready after %llu s",
+                      d->name, (int)d->pid,
+                      (unsigned long long)(READY_TIMEOUT_USEC / USEC_PER_SEC));
+            log_tail(d, LOG_LEVEL_ERROR);
+            return -ETIMEDOUT;
+        }
+        if (wait_exit(d->pidfd, READY_POLL_MSEC))
+            break;
+    }
+    memset(&si, 0, sizeof(si));
+    while (waitid(P_PID, (id_t)d->pid, &si, WEXITED) < 0 && errno == EINTR)
+        ;
+    describe_exit(&si, what, sizeof(what));
+    log_error("network %s: dnsmasq (pid %d) %s while starting", d->name,
+              (int)d->pid, what);
+    forget_instance(d);
+    log_tail(d, LOG_LEVEL_ERROR);
+    return -EIO;
+}
+
+// Ends the running instance, if any, and reaps it.
+static void terminate(struct dnsmasq *d) {
+    d->child = sd_event_source_disable_unref(d->child);
+    if (d->pid == 0)
+        return;
+    pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0);
+    if (!wait_exit(d->pidfd, STOP_TIMEOUT_MSEC)) {
+        log_warning("network %s: dnsmasq (pid %d) still runs %d ms after "
+                    "SIGTERM; killing it",
+                    d->name, (int)d->pid, STOP_TIMEOUT_MSEC);
+        pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+    }
+    while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    forget_instance(d);
+}
+
+static int on_child_exit(sd_event_source *s, const siginfo_t *si,
+                         void *userdata);
+
+static int watch(struct dnsmasq *d) {
+    int r = sd_event_add_child(d->event, &d->child, d->pid, WEXITED,
+                               on_child_exit, d);
+
+    if (r < 0)
+        log_error("network %s: cannot watch dnsmasq (pid %d): %s", d->name,
+                  (int)d->pid, strerror(-r));
+    return r;
+}
+
+static void record_failure(struct dnsmasq *d);
+
+static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
+    struct dnsmasq *d = userdata;
+
+    (void)s;
+    (void)usec;
+    // The source of the instance that ended; sd-event has reaped it.
+    d->child = sd_event_source_disable_unref(d->child);
+    if (spawn(d) < 0) {
+        record_failure(d);
+        return 0;
+    }
+    if (watch(d) < 0) {
+        terminate(d);
+        record_failure(d);
+        return 0;
+    }
+    log_info("network %s: dnsmasq restarted (pid %d)", d->name, (int)d->pid);
+    return 0;
+}
+
+// Restarts at most once per RESTART_INTERVAL_USEC, so a dnsmasq that dies
+// at once cannot make the broker spin.
+static void schedule_restart(struct dnsmasq *d) {
+    uint64_t when = d->spawned_usec + RESTART_INTERVAL_USEC;
+    int r;
+
+    if (d->restart_timer == NULL) {
+        r = sd_event_add_time(d->event, &d->restart_timer, CLOCK_MONOTONIC,
+                              when, USEC_PER_MSEC, on_restart, d);
+    } else {
+        r = sd_event_source_set_time(d->restart_timer, when);
+        if (r >= 0)
+            r = sd_event_source_set_enabled(d->restart_timer,
+                                            SD_EVENT_ONESHOT);
+    }
+    if (r < 0) {
+        log_error("network %s: cannot schedule a dnsmasq restart: %s; "
+                  "the network has no DHCP or DNS until it is recreated",
+                  d->name, strerror(-r));
+        d->failed = true;
+    }
+}
+
+static void record_failure(struct dnsmasq *d) {
+    if (++d->failures >= MAX_FAILURES) {
+        log_error("network %s: dnsmasq failed %u times in a row; not "
+                  "restarting it: the network has no DHCP or DNS until it "
+                  "is recreated",
+                  d->name, d->failures);
+        d->failed = true;
+        return;
+    }
+    schedule_restart(d);
+}
+
+static int on_child_exit(sd_event_source *s, const siginfo_t *si,
+                         void *userdata) {
+    struct dnsmasq *d = userdata;
+    char what[64];
+
+    (void)s;
+    describe_exit(si, what, sizeof(what));
+    log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid,
+                what);
+    log_tail(d, LOG_LEVEL_WARNING);
+    // sd-event reaps the child after this callback returns.
+    forget_instance(d);
+    if (now_usec() - d->spawned_usec >= STABLE_USEC)
+        d->failures = 0;
+    record_failure(d);
+    return 0;
+}
+
+// Removes the files this module puts in dir, then dir itself.
+static void remove_network_dir(const char *dir) {
+    char path[PATH_MAX];
+
+    for (size_t i = 0; i < sizeof(owned_files) / sizeof(owned_files[0]);
+         i++) {
+        file_path(path, dir, owned_files[i]);
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_warning("cannot remove %s: %s", path, strerror(errno));
+    }
+    if (rmdir(dir) < 0 && errno != ENOENT)
+        log_warning("cannot remove %s: %s", dir, strerror(errno));
+}
+
+// True when /proc/<pid>/cmdline holds the argument arg.
+static bool cmdline_has(pid_t pid, const char *arg) {
+    char path[64];
+    char text[2 * PATH_MAX];
+    size_t used = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    while (used < sizeof(text) - 1 &&
+           (n = read(fd, text + used, sizeof(text) - 1 - used)) > 0)
+        used += (size_t)n;
+    close(fd);
+    text[used] = '\0';
+    for (size_t i = 0; i < used; i += strlen(text + i) + 1) {
+        if (strcmp(text + i, arg) == 0)
+            return true;
+    }
+    return false;
+}
+
+// Kills the dnsmasq a previous broker left in dir, if it still runs and
+// really is that one, and removes dir. Returns 1 if it killed one.
+static int remove_stale_dir(const char *dir, const char *name) {
+    char path[PATH_MAX];
+    char conf[CONF_ARG_MAX];
+    pid_t pid;
+    int pidfd;
+    int killed = 0;
+
+    file_path(path, dir, PID_FILE);
+    pid = read_pid_file(path);
+    conf_arg(conf, dir);
+    // Checking the command line after pidfd_open() pins the process: a pid
+    // reused in between cannot receive the signal.
+    pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
+    if (pidfd >= 0 && cmdline_has(pid, conf) &&
+        pidfd_send_signal(pidfd, SIGKILL, NULL, 0) == 0) {
+        if (!wait_exit(pidfd, STALE_KILL_TIMEOUT_MSEC))
+            log_warning("network %s: stale dnsmasq (pid %d) outlived "
+                        "SIGKILL for %d ms",
+                        name, (int)pid, STALE_KILL_TIMEOUT_MSEC);
+        log_info("network %s: killed stale dnsmasq (pid %d)", name,
+                 (int)pid);
+        killed = 1;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    remove_network_dir(dir);
+    return killed;
+}
+
+int dnsmasq_start(const struct dnsmasq_options *options,
+                  const struct network_config *config,
+                  const struct network_info *info, struct dnsmasq **out) {
+    struct dnsmasq *d = NULL;
+    char dir[PATH_MAX];
+    int status = -EINVAL;
+    int made;
+
+    if (options->event == NULL || !runtime_dir_valid(options->runtime_dir)) {
+        log_error("network %s: dnsmasq needs an event loop and an absolute "
+                  "runtime directory of plain path characters",
+                  config->name);
+        goto out;
+    }
+    status = network_dir(options->runtime_dir, config->name, dir);
+    if (status < 0) {
+        log_error("network %s: runtime directory %s is too long",
+                  config->name, options->runtime_dir);
+        goto out;
+    }
+    status = -ENOMEM;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        goto out;
+    d->pidfd = -1;
+    d->event = sd_event_ref(options->event);
+    snprintf(d->name, sizeof(d->name), "%s", config->name);
+    d->dnsmasq_path = strdup(options->dnsmasq_path != NULL
+                                 ? options->dnsmasq_path
+                                 : DEFAULT_DNSMASQ_PATH);
+    if (d->dnsmasq_path == NULL)
+        goto out;
+
+    if (mkdir(options->runtime_dir, 0755) < 0 && errno != EEXIST) {
+        status = -errno;
+        log_error("network %s: cannot create %s: %s", d->name,
+                  options->runtime_dir, strerror(errno));
+        goto out;
+    }
+    made = mkdir(dir, 0755);
+    if (made < 0 && errno == EEXIST) {
+        log_warning("network %s: removing %s, left by a previous broker",
+                    d->name, dir);
+        remove_stale_dir(dir, d->name);
+        made = mkdir(dir, 0755);
+    }
+    if (made < 0) {
+        status = -errno;
+        log_error("network %s: cannot create %s: %s", d->name, dir,
+                  strerror(errno));
+        goto out;
+    }
+    snprintf(d->dir, sizeof(d->dir), "%s", dir);
+    // mkdir() obeys the umask; dnsmasq's unprivileged user reads here.
+    if (chmod(d->dir, 0755) < 0) {
+        status = -errno;
+        log_error("network %s: cannot chmod %s: %s", d->name, d->dir,
+                  strerror(errno));
+        goto out;
+    }
+
+    status = write_config(d, config, info);
+    if (status < 0)
+        goto out;
+    status = spawn(d);
+    if (status < 0)
+        goto out;
+    status = wait_ready(d);
+    if (status < 0)
+        goto out;
+    status = watch(d);
+    if (status < 0)
+        goto out;
+    log_info("network %s: dnsmasq (pid %d) serves %s", d->name, (int)d->pid,
+             info->bridge);
+    *out = d;
+    d = NULL;
+    status = 0;
+out:
+    dnsmasq_stop(d);
+    return status;
+}
+
+void dnsmasq_stop(struct dnsmasq *d) {
+    if (d == NULL)
+        return;
+    d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
+    terminate(d);
+
+    sd_event_unref(d->event);
+    free(d->dnsmasq_path);
+    free(d);
+}
+
+pid_t dnsmasq_pid(const struct dnsmasq *d) { return d->pid; }
+
+bool dnsmasq_failed(const struct dnsmasq *d) { return d->failed; }
+
+int dnsmasq_remove_stale(const char *runtime_dir) {
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    struct dirent *entry;
+    struct stat st;
+    int killed = 0;
+    DIR *runtime;
+
+    if (!runtime_dir_valid(runtime_dir)) {
+        log_warning("not looking for stale dnsmasq files in %s: not an "
+                    "absolute path of plain path characters",
+                    runtime_dir);
+        return 0;
+    }
+    runtime = opendir(runtime_dir);
+    if (runtime == NULL) {
+        if (errno != ENOENT)
+            log_warning("cannot list %s for stale dnsmasq files: %s",
+                        runtime_dir, strerror(errno));
+        return 0;
+    }
+    while ((entry = readdir(runtime)) != NULL) {
+        // Only network directories holding our files: the runtime
+        // directory also holds the broker's socket and maybe more.
+        if (!network_name_valid(entry->d_name) ||
+            fstatat(dirfd(runtime), entry->d_name, &st,
+                    AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISDIR(st.st_mode) ||
+            network_dir(runtime_dir, entry->d_name, dir) < 0)
+            continue;
+        file_path(path, dir, CONF_FILE);
+        if (access(path, F_OK) < 0) {
+            file_path(path, dir, PID_FILE);
+            if (access(path, F_OK) < 0)
+                continue;
+        }
+        killed += remove_stale_dir(dir, entry->d_name);
+        log_info("network %s: removed stale dnsmasq files in %s",
+                 entry->d_name, dir);
+    }
+    closedir(runtime);
+    return killed;
+}

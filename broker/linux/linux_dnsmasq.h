@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// One supervised dnsmasq per network: DHCP, DNS and router advertisements.
+#ifndef VMNET_BROKER_LINUX_LINUX_DNSMASQ_H
+#define VMNET_BROKER_LINUX_LINUX_DNSMASQ_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "core/backend.h"
+#include "core/network_config.h"
+
+struct dnsmasq;
+
+struct dnsmasq_options {
+    // Where the child is watched (sd_event_add_child): SIGCHLD must be
+    // blocked in every thread before dnsmasq_start() is called.
+    sd_event *event;
+    // An absolute path such as /run/vmnet-broker, created if missing. The
+    // network's files (dnsmasq.conf, .leases, .pid, .log) live in
+    // <runtime_dir>/<network name>/, a directory owned by this module.
+    const char *runtime_dir;
+    // NULL means "/usr/sbin/dnsmasq".
+    const char *dnsmasq_path;
+};
+
+// Starts the network's dnsmasq on info->bridge: DNS on the bridge's
+// addresses only (when info->dns is set, which guests are told to use),
+// DHCPv4 over info's range with config's reservations (when info->dhcp), and
+// router advertisements for stateless autoconfiguration in the /64
+// info->ipv6_prefix (when info->ipv6). Returns 0 once dnsmasq has bound its
+// sockets (it wrote its pid file) and stores the handle in *out. Otherwise
+// returns a negative errno, logs why (with dnsmasq's last output when it
+// exited) and leaves no process and no file behind; *out is not touched.
+// Waits up to 5 s. A directory left for this network by a previous broker
+// is treated as stale: its dnsmasq is killed and its files removed first.
+int dnsmasq_start(const struct dnsmasq_options *options,
+                  const struct network_config *config,
+                  const struct network_info *info, struct dnsmasq **out);
+
+// Stops dnsmasq (SIGTERM, then SIGKILL after 2 s), removes its files and
+// its directory, and frees d. Accepts NULL.
+void dnsmasq_stop(struct dnsmasq *d);
+
+// The pid of the running dnsmasq; 0 while it is being restarted or after
+// supervision gave up.
+pid_t dnsmasq_pid(const struct dnsmasq *d);
+
+// True once dnsmasq failed 5 times in a row and is no longer restarted.
+bool dnsmasq_failed(const struct dnsmasq *d);
+
+// Kills every dnsmasq a previous broker left running for runtime_dir (the
+// pid in <runtime_dir>/<network>/dnsmasq.pid, only if that process's
+// command line names that directory's dnsmasq.conf) and removes those
+// directories. Returns how many processes were killed.
+int dnsmasq_remove_stale(const char *runtime_dir);
+
+#endif

@@ -1,0 +1,773 @@
+// SPDX-License-Identifier: Apache-2.0
+// The supervised dnsmasq, run for real against guests in network namespaces.
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/backend.h"
+#include "core/network_config.h"
+#include "core/subnet.h"
+#include "linux/linux_dnsmasq.h"
+
+#define BRIDGE "vmbtest0"
+#define GATEWAY "192.168.77.1"
+#define DHCP_FIRST "192.168.77.100"
+#define DHCP_LAST "192.168.77.200"
+#define PREFIX6 "fd77:7:7:7::"
+// An interface that is not the bridge, whose addresses dnsmasq must leave
+// alone.
+#define OTHER "other0"
+#define OTHER_ADDRESS "10.99.0.1"
+#define NETWORK "lab"
+// The test's side and the guest's side of the veth joining them.
+#define HOST_PORT "vh0"
+#define GUEST_IF "vg0"
+#define GUEST_NAME "vmbguest"
+#define RESERVED_MAC "52:54:00:aa:bb:cc"
+#define RESERVED_ADDRESS "192.168.77.50"
+
+// Short enough that every path built from them fits in PATH_MAX.
+static char work_dir[64];
+static char runtime_dir[128];
+static char network_dir[192];
+static char guest_ns[64];
+static sd_event *event;
+
+// Runs a shell command (fixtures only: the module itself never runs ip).
+static void run(const char *fmt, ...) {
+    char command[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(command, sizeof(command), fmt, ap);
+    va_end(ap);
+    ck_assert_msg(system(command) == 0, "command failed: %s", command);
+}
+
+// Runs a shell command, stores its output (stdout and stderr) in out and
+// returns its exit status.
+static int capture(char *out, size_t size, const char *fmt, ...) {
+    char command[1024];
+    size_t used = 0;
+    size_t n;
+    va_list ap;
+    FILE *p;
+    int status;
+
+    va_start(ap, fmt);
+    vsnprintf(command, sizeof(command), fmt, ap);
+    va_end(ap);
+    strncat(command, " 2>&1", sizeof(command) - strlen(command) - 1);
+    p = popen(command, "r");
+    ck_assert_ptr_nonnull(p);
+    while (used < size - 1 && (n = fread(out + used, 1, size - 1 - used, p)) > 0)
+        used += n;
+    out[used] = '\0';
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void write_file(const char *path, mode_t mode, const char *text) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    ck_assert_int_eq(close(fd), 0);
+}
+
+static void read_file(const char *path, char *out, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    ck_assert_msg(fd >= 0, "cannot open %s", path);
+    n = read(fd, out, size - 1);
+    ck_assert_int_ge(n, 0);
+    out[n] = '\0';
+    close(fd);
+}
+
+static bool path_exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static uint32_t ip(const char *text) {
+    uint32_t address = 0;
+    ck_assert_msg(ipv4_parse(text, &address), "bad address %s", text);
+    return address;
+}
+
+static uint64_t now_usec(void) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct network_config test_config(void) {
+    struct network_config config;
+
+    network_config_init(&config, NETWORK, NETWORK_MODE_HOST);
+    return config;
+}
+
+static struct network_info test_info(void) {
+    struct network_info info;
+
+    memset(&info, 0, sizeof(info));
+    snprintf(info.bridge, sizeof(info.bridge), "%s", BRIDGE);
+    info.subnet = ip("192.168.77.0");
+    info.mask = ip("255.255.255.0");
+    info.gateway = ip(GATEWAY);
+    info.mtu = 1500;
+    info.dhcp = true;
+    info.dhcp_start = ip(DHCP_FIRST);
+    info.dhcp_end = ip(DHCP_LAST);
+    info.dns = info.gateway;
+    return info;
+}
+
+static struct network_info test_info_ipv6(void) {
+    struct network_info info = test_info();
+
+    info.ipv6 = true;
+    ck_assert_int_eq(inet_pton(AF_INET6, PREFIX6, info.ipv6_prefix), 1);
+    info.ipv6_prefix_len = 64;
+    return info;
+}
+
+static int start_with(const char *dnsmasq_path,
+                      const struct network_config *config,
+                      const struct network_info *info, struct dnsmasq **out) {
+    struct dnsmasq_options options = {
+        .event = event,
+        .runtime_dir = runtime_dir,
+        .dnsmasq_path = dnsmasq_path,
+    };
+    return dnsmasq_start(&options, config, info, out);
+}
+
+static struct dnsmasq *start(const struct network_config *config,
+                             const struct network_info *info) {
+    struct dnsmasq *d = NULL;
+
+    ck_assert_int_eq(start_with(NULL, config, info, &d), 0);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_gt(dnsmasq_pid(d), 0);
+    return d;
+}
+
+// Runs a real DHCP client in the guest; returns the address it leased and
+// configured on the guest's interface, or "" when it got none.
+static void guest_lease(char address[16]) {
+    char out[4096];
+    const char *marker;
+
+    // Up to 10 discovers a second apart: enough for a dnsmasq being
+    // restarted, bounded so that a broken one fails the test.
+    capture(out, sizeof(out),
+            "ip netns exec %s busybox udhcpc -q -n -f -i " GUEST_IF
+            " -t 10 -T 1 -x hostname:" GUEST_NAME " -s %s/udhcpc.sh",
+            guest_ns, work_dir);
+    address[0] = '\0';
+    marker = strstr(out, "LEASED ");
+    if (marker != NULL)
+        sscanf(marker, "LEASED %15[0-9.]", address);
+    ck_assert_msg(address[0] != '\0', "no lease: %s", out);
+}
+
+static bool is_bridge_address(int family, const void *address) {
+    struct ifaddrs *addrs = NULL;
+    bool found = false;
+
+    ck_assert_int_eq(getifaddrs(&addrs), 0);
+    for (struct ifaddrs *a = addrs; a != NULL && !found; a = a->ifa_next) {
+        if (a->ifa_addr == NULL || a->ifa_addr->sa_family != family ||
+            strcmp(a->ifa_name, BRIDGE) != 0)
+            continue;
+        if (family == AF_INET)
+            found = memcmp(&((struct sockaddr_in *)a->ifa_addr)->sin_addr,
+                           address, sizeof(struct in_addr)) == 0;
+        else
+            found = memcmp(&((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr,
+                           address, sizeof(struct in6_addr)) == 0;
+    }
+    freeifaddrs(addrs);
+    return found;
+}
+
+// Checks every port 53 socket of a /proc/net table is on a bridge address
+// and returns how many sit on the gateway. listen_state is the TCP LISTEN
+// state, or 0 for UDP, where every socket counts.
+static int check_port_53(const char *table, int family,
+                         unsigned listen_state) {
+    char path[64];
+    char line[512];
+    int on_gateway = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/net/%s", table);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f)); // the header
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char local[64];
+        char text[INET6_ADDRSTRLEN];
+        unsigned port;
+        unsigned state;
+        uint32_t words[4];
+        struct in_addr v4;
+
+        ck_assert_int_eq(sscanf(line, " %*u: %63[0-9A-F]:%x %*s %x", local,
+                                &port, &state),
+                         3);
+        if (port != 53 || (listen_state != 0 && state != listen_state))
+            continue;
+        // The kernel prints each 32-bit word of the address in host order.
+        for (size_t i = 0; i < (family == AF_INET ? 1 : 4); i++)
+            ck_assert_int_eq(sscanf(local + 8 * i, "%8x", &words[i]), 1);
+        inet_ntop(family, words, text, sizeof(text));
+        ck_assert_msg(is_bridge_address(family, words),
+                      "dnsmasq listens on %s port 53 (%s)", text, table);
+        memcpy(&v4, words, sizeof(v4));
+        if (family == AF_INET && v4.s_addr == htonl(ip(GATEWAY)))
+            on_gateway++;
+    }
+    fclose(f);
+    return on_gateway;
+}
+
+static int count_lines(const char *path) {
+    char text[4096];
+    int n = 0;
+
+    if (!path_exists(path))
+        return 0;
+    read_file(path, text, sizeof(text));
+    for (const char *p = text; *p != '\0'; p++)
+        n += *p == '\n';
+    return n;
+}
+
+// True when a process with this pid exists and has not ended.
+static bool process_alive(pid_t pid) {
+    char path[64];
+    char stat[512];
+    char *close_paren;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!path_exists(path))
+        return false;
+    read_file(path, stat, sizeof(stat));
+    close_paren = strrchr(stat, ')');
+    return close_paren != NULL && close_paren[2] != 'Z';
+}
+
+static void setup(void) {
+    sigset_t mask;
+
+    // sd_event_add_child() needs SIGCHLD blocked, as the daemon does.
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    ck_assert_int_eq(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+    ck_assert_int_ge(sd_event_new(&event), 0);
+    // An earlier failed test may have left its guest link behind.
+    run("ip link del " HOST_PORT " 2>/dev/null || true");
+    run("ip link add " HOST_PORT " type veth peer name " GUEST_IF " netns %s",
+        guest_ns);
+    run("ip link set " HOST_PORT " master " BRIDGE " up");
+    run("ip -n %s link set " GUEST_IF " up", guest_ns);
+}
+
+static void teardown(void) {
+    run("ip link del " HOST_PORT);
+    event = sd_event_unref(event);
+}
+
+START_TEST(test_lease_and_dns) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d = start(&config, &info);
+    char path[PATH_MAX];
+    char address[16];
+    char text[4096];
+    struct stat st;
+    int status;
+
+    ck_assert_int_eq(stat(network_dir, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 07777, 0755);
+
+    guest_lease(address);
+    ck_assert_uint_ge(ip(address), ip(DHCP_FIRST));
+    ck_assert_uint_le(ip(address), ip(DHCP_LAST));
+    snprintf(path, sizeof(path), "%s/dnsmasq.leases", network_dir);
+    read_file(path, text, sizeof(text));
+    ck_assert_msg(strstr(text, address) != NULL, "leases: %s", text);
+
+    // dnsmasq knows the guest by the host name its DHCP request carried.
+    status = capture(text, sizeof(text),
+                     "ip netns exec %s busybox nslookup " GUEST_NAME
+                     " " GATEWAY,
+                     guest_ns);
+    ck_assert_msg(status == 0 && strstr(text, address) != NULL,
+                  "nslookup (status %d): %s", status, text);
+    dnsmasq_stop(d);
+}
+END_TEST
+
+START_TEST(test_binds_only_the_bridge) {
+    struct network_config config = test_config();
+    struct network_info info = test_info_ipv6();
+    struct dnsmasq *d = start(&config, &info);
+
+    ck_assert_int_eq(check_port_53("udp", AF_INET, 0), 1);
+    ck_assert_int_eq(check_port_53("tcp", AF_INET, 0x0A), 1);
+    check_port_53("udp6", AF_INET6, 0);
+    check_port_53("tcp6", AF_INET6, 0x0A);
+    dnsmasq_stop(d);
+}
+END_TEST
+
+START_TEST(test_reservation) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dhcp_reservation *reservation = &config.reservations[0];
+    struct dnsmasq *d;
+    char address[16];
+
+    ck_assert_int_eq(sscanf(RESERVED_MAC, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx",
+                            &reservation->mac[0], &reservation->mac[1],
+                            &reservation->mac[2], &reservation->mac[3],
+                            &reservation->mac[4], &reservation->mac[5]),
+                     6);
+    reservation->address = ip(RESERVED_ADDRESS);
+    config.n_reservations = 1;
+    d = start(&config, &info);
+    run("ip -n %s link set " GUEST_IF " address " RESERVED_MAC, guest_ns);
+    guest_lease(address);
+    ck_assert_str_eq(address, RESERVED_ADDRESS);
+    dnsmasq_stop(d);
+}
+END_TEST
+
+START_TEST(test_ipv6_slaac) {
+    struct network_config config = test_config();
+    struct network_info info = test_info_ipv6();
+    struct dnsmasq *d;
+    char text[4096] = "";
+    uint64_t deadline;
+
+    run("ip netns exec %s sysctl -qw net.ipv6.conf." GUEST_IF ".accept_ra=1 "
+        "net.ipv6.conf." GUEST_IF ".autoconf=1",
+        guest_ns);
+    d = start(&config, &info);
+    // Coming up again makes the guest solicit a router advertisement now.
+    run("ip -n %s link set " GUEST_IF " down", guest_ns);
+    run("ip -n %s link set " GUEST_IF " up", guest_ns);
+    deadline = now_usec() + 30 * 1000000ull;
+    while (now_usec() < deadline) {
+        capture(text, sizeof(text),
+                "ip -n %s -6 -o addr show dev " GUEST_IF " scope global",
+                guest_ns);
+        if (strstr(text, "inet6 fd77:7:7:7:") != NULL)
+            break;
+        usleep(100000);
+    }
+    ck_assert_msg(strstr(text, "inet6 fd77:7:7:7:") != NULL,
+                  "no address from " PREFIX6 "/64: %s", text);
+    dnsmasq_stop(d);
+}
+END_TEST
+
+START_TEST(test_restart_after_kill) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d = start(&config, &info);
+    pid_t first = dnsmasq_pid(d);
+    uint64_t deadline = now_usec() + 15 * 1000000ull;
+    char address[16];
+
+    ck_assert_int_eq(kill(first, SIGKILL), 0);
+    while ((dnsmasq_pid(d) == 0 || dnsmasq_pid(d) == first) &&
+           now_usec() < deadline)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    ck_assert_int_ne(dnsmasq_pid(d), 0);
+    ck_assert_int_ne(dnsmasq_pid(d), first);
+    ck_assert(!dnsmasq_failed(d));
+    ck_assert(process_alive(dnsmasq_pid(d)));
+    // The new instance serves, too.
+    guest_lease(address);
+    ck_assert_uint_ge(ip(address), ip(DHCP_FIRST));
+    ck_assert_uint_le(ip(address), ip(DHCP_LAST));
+    dnsmasq_stop(d);
+    ck_assert(!path_exists(network_dir));
+}
+END_TEST
+
+START_TEST(test_gives_up_after_five_failures) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d = NULL;
+    char fake[PATH_MAX];
+    char spawns[PATH_MAX];
+    uint64_t started = now_usec();
+    uint64_t deadline = started + 60 * 1000000ull;
+
+    snprintf(fake, sizeof(fake), "%s/dies-soon.sh", work_dir);
+    snprintf(spawns, sizeof(spawns), "%s/spawns", work_dir);
+    unlink(spawns);
+    ck_assert_int_eq(start_with(fake, &config, &info, &d), 0);
+    while (!dnsmasq_failed(d) && now_usec() < deadline)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    ck_assert(dnsmasq_failed(d));
+    ck_assert_int_eq(dnsmasq_pid(d), 0);
+    ck_assert_int_eq(count_lines(spawns), 5);
+    // Four restarts, at least a second apart.
+    ck_assert_uint_ge(now_usec() - started, 4 * 1000000ull);
+    dnsmasq_stop(d);
+    ck_assert(!path_exists(network_dir));
+}
+END_TEST
+
+START_TEST(test_start_failure_logs_and_leaves_nothing) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    static char sentinel;
+    struct dnsmasq *d = (struct dnsmasq *)(void *)&sentinel;
+    char fake[PATH_MAX];
+    char log_path[PATH_MAX];
+    char log[8192];
+    int saved_stderr = dup(STDERR_FILENO);
+    int log_fd;
+    int r;
+
+    snprintf(fake, sizeof(fake), "%s/fails.sh", work_dir);
+    snprintf(log_path, sizeof(log_path), "%s/broker.log", work_dir);
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_int_ge(log_fd, 0);
+    ck_assert_int_ge(saved_stderr, 0);
+    dup2(log_fd, STDERR_FILENO);
+    r = start_with(fake, &config, &info, &d);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    close(log_fd);
+
+    ck_assert_int_lt(r, 0);
+    ck_assert_ptr_eq(d, (void *)&sentinel);
+    read_file(log_path, log, sizeof(log));
+    ck_assert_msg(strstr(log, "exited with status 7") != NULL, "log: %s", log);
+    ck_assert_msg(strstr(log, "bad option at line 1") != NULL, "log: %s",
+                  log);
+    ck_assert(!path_exists(network_dir));
+    // Reaped: no child of ours is left.
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
+START_TEST(test_start_failure_port_taken) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct sockaddr_in address = {
+        .sin_family = AF_INET,
+        .sin_port = htons(53),
+        .sin_addr.s_addr = htonl(ip(GATEWAY)),
+    };
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct dnsmasq *d = NULL;
+
+    // Someone else's DNS server on the gateway address.
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(
+        bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+    ck_assert_int_lt(start_with(NULL, &config, &info, &d), 0);
+    ck_assert_ptr_null(d);
+    ck_assert(!path_exists(network_dir));
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_stop_leaves_nothing) {
+    struct network_config config = test_config();
+    struct network_info info = test_info_ipv6();
+    struct dnsmasq *d = start(&config, &info);
+    pid_t pid = dnsmasq_pid(d);
+
+    ck_assert(process_alive(pid));
+    ck_assert(path_exists(network_dir));
+    dnsmasq_stop(d);
+    ck_assert(!process_alive(pid));
+    ck_assert(!path_exists(network_dir));
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    dnsmasq_stop(NULL);
+}
+END_TEST
+
+START_TEST(test_remove_stale_kills_forgotten) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    pid_t broker;
+    pid_t pid = 0;
+    int fds[2];
+    int status;
+
+    // The orphaned dnsmasq becomes our child, so its end can be observed.
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    broker = fork();
+    ck_assert_int_ge(broker, 0);
+    if (broker == 0) {
+        // A broker that starts dnsmasq and then dies by SIGKILL.
+        struct dnsmasq *d = NULL;
+
+        event = sd_event_unref(event);
+        if (sd_event_new(&event) >= 0 &&
+            start_with(NULL, &config, &info, &d) == 0) {
+            pid = dnsmasq_pid(d);
+            (void)!write(fds[1], &pid, sizeof(pid));
+        }
+        raise(SIGKILL);
+    }
+    close(fds[1]);
+    ck_assert_int_eq(read(fds[0], &pid, sizeof(pid)), sizeof(pid));
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(broker, &status, 0), broker);
+    ck_assert(WIFSIGNALED(status));
+    ck_assert(process_alive(pid));
+
+    ck_assert_int_eq(dnsmasq_remove_stale(runtime_dir), 1);
+    // Already ended, not merely signalled.
+    ck_assert_int_eq(waitpid(pid, &status, WNOHANG), pid);
+    ck_assert(WIFSIGNALED(status));
+    ck_assert(!path_exists(network_dir));
+    ck_assert_int_eq(dnsmasq_remove_stale(runtime_dir), 0);
+}
+END_TEST
+
+START_TEST(test_remove_stale_spares_others) {
+    char other_dir[256];
+    char unrelated_dir[256];
+    char path[PATH_MAX];
+    char pid_text[32];
+    int fds[2];
+    pid_t impostor;
+    int status;
+
+    // A live process whose pid sits in a stale pid file but which runs with
+    // another directory's config: pid reuse, or someone else's dnsmasq.
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    impostor = fork();
+    ck_assert_int_ge(impostor, 0);
+    if (impostor == 0) {
+        dup2(fds[0], STDIN_FILENO);
+        execl("/bin/sh", "sh", "-c", "read line",
+              "--conf-file=/elsewhere/other/dnsmasq.conf", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    ck_assert_int_eq(mkdir(runtime_dir, 0755) < 0 && errno != EEXIST, 0);
+    snprintf(other_dir, sizeof(other_dir), "%s/other", runtime_dir);
+    ck_assert_int_eq(mkdir(other_dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/dnsmasq.conf", other_dir);
+    write_file(path, 0644, "port=0\n");
+    snprintf(path, sizeof(path), "%s/dnsmasq.pid", other_dir);
+    snprintf(pid_text, sizeof(pid_text), "%d\n", (int)impostor);
+    write_file(path, 0644, pid_text);
+    // A directory without our files and the broker's socket stay.
+    snprintf(unrelated_dir, sizeof(unrelated_dir), "%s/unrelated",
+             runtime_dir);
+    ck_assert_int_eq(mkdir(unrelated_dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/keep", unrelated_dir);
+    write_file(path, 0644, "");
+    snprintf(path, sizeof(path), "%s/vmnet-broker.sock", runtime_dir);
+    write_file(path, 0644, "");
+
+    ck_assert_int_eq(dnsmasq_remove_stale(runtime_dir), 0);
+    ck_assert(process_alive(impostor));
+    ck_assert_int_eq(waitpid(impostor, &status, WNOHANG), 0);
+    ck_assert(!path_exists(other_dir));
+    ck_assert(path_exists(path));
+    snprintf(path, sizeof(path), "%s/keep", unrelated_dir);
+    ck_assert(path_exists(path));
+
+    close(fds[1]);
+    ck_assert_int_eq(waitpid(impostor, &status, 0), impostor);
+    unlink(path);
+    rmdir(unrelated_dir);
+    snprintf(path, sizeof(path), "%s/vmnet-broker.sock", runtime_dir);
+    unlink(path);
+}
+END_TEST
+
+static Suite *linux_dnsmasq_suite(void) {
+    Suite *suite = suite_create("linux_dnsmasq");
+    TCase *dnsmasq = tcase_create("dnsmasq");
+
+    tcase_add_checked_fixture(dnsmasq, setup, teardown);
+    tcase_set_timeout(dnsmasq, 120);
+    tcase_add_test(dnsmasq, test_lease_and_dns);
+    tcase_add_test(dnsmasq, test_binds_only_the_bridge);
+    tcase_add_test(dnsmasq, test_reservation);
+    tcase_add_test(dnsmasq, test_ipv6_slaac);
+    tcase_add_test(dnsmasq, test_restart_after_kill);
+    tcase_add_test(dnsmasq, test_gives_up_after_five_failures);
+    tcase_add_test(dnsmasq, test_start_failure_logs_and_leaves_nothing);
+    tcase_add_test(dnsmasq, test_start_failure_port_taken);
+    tcase_add_test(dnsmasq, test_stop_leaves_nothing);
+    tcase_add_test(dnsmasq, test_remove_stale_kills_forgotten);
+    tcase_add_test(dnsmasq, test_remove_stale_spares_others);
+    suite_add_tcase(suite, dnsmasq);
+    return suite;
+}
+
+// Scripts the tests run: the guest's DHCP client hook and two dnsmasq
+// impostors that fail in known ways.
+static int write_scripts(void) {
+    static const char udhcpc[] =
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "bound|renew)\n"
+        "    ip addr flush dev \"$interface\"\n"
+        "    ip addr add \"$ip/$mask\" dev \"$interface\"\n"
+        "    echo \"LEASED $ip\"\n"
+        "    ;;\n"
+        "esac\n";
+    static const char fails[] = "#!/bin/sh\n"
+                                "echo 'fake dnsmasq: bad option at line 1' "
+                                ">&2\n"
+                                "exit 7\n";
+    char dies_soon[1024];
+    char path[PATH_MAX];
+    const struct {
+        const char *name;
+        const char *text;
+    } scripts[] = {
+        {"udhcpc.sh", udhcpc},
+        {"fails.sh", fails},
+        {"dies-soon.sh", dies_soon},
+    };
+
+    // Starts like dnsmasq (writes its pid file), then dies.
+    snprintf(dies_soon, sizeof(dies_soon),
+             "#!/bin/sh\n"
+             "echo spawned >> %s/spawns\n"
+             "conf=\"${2#--conf-file=}\"\n"
+             "echo $$ > \"${conf%%/dnsmasq.conf}/dnsmasq.pid\"\n"
+             "sleep 0.3\n"
+             "exit 3\n",
+             work_dir);
+    for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++) {
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", work_dir, scripts[i].name);
+        f = fopen(path, "we");
+        if (f == NULL || fputs(scripts[i].text, f) < 0 || fclose(f) != 0 ||
+            chmod(path, 0755) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int setup_namespaces(void) {
+    const char *commands[] = {
+        "ip link set lo up",
+        "ip link add " BRIDGE " type bridge",
+        "ip addr add " GATEWAY "/24 dev " BRIDGE,
+        "ip addr add " PREFIX6 "1/64 dev " BRIDGE " nodad",
+        "ip link set " BRIDGE " up",
+        "ip link add " OTHER " type veth peer name other1",
+        "ip addr add " OTHER_ADDRESS "/24 dev " OTHER,
+        "ip link set " OTHER " up",
+        "ip link set other1 up",
+    };
+    char command[256];
+
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (system(commands[i]) != 0) {
+            fprintf(stderr, "check_linux_dnsmasq: failed: %s\n", commands[i]);
+            return -1;
+        }
+    }
+    snprintf(command, sizeof(command), "ip netns add %s", guest_ns);
+    if (system(command) != 0) {
+        fprintf(stderr, "check_linux_dnsmasq: failed: %s\n", command);
+        return -1;
+    }
+    return 0;
+}
+
+int main(void) {
+    char command[PATH_MAX + 64];
+    SRunner *runner;
+    int failed = 1;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "check_linux_dnsmasq: needs root for network "
+                        "namespaces; skipped\n");
+        return 77;
+    }
+    // A missing tool is a broken test machine, not a reason to skip.
+    if (access("/usr/sbin/dnsmasq", X_OK) != 0 ||
+        system("busybox udhcpc --help >/dev/null 2>&1 && "
+               "busybox nslookup --help >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "check_linux_dnsmasq: needs /usr/sbin/dnsmasq "
+                        "(dnsmasq-base) and busybox with udhcpc and "
+                        "nslookup\n");
+        return 1;
+    }
+    // Everything below, Check's forked children included, lives in a private
+    // namespace, so no test can touch the host's own interfaces. The guest
+    // namespace is separate and named, so DHCP crosses a real veth.
+    if (unshare(CLONE_NEWNET) != 0) {
+        fprintf(stderr, "check_linux_dnsmasq: unshare(CLONE_NEWNET): %s\n",
+                strerror(errno));
+        return errno == EPERM ? 77 : 1;
+    }
+    snprintf(work_dir, sizeof(work_dir), "/tmp/check_linux_dnsmasq.XXXXXX");
+    if (mkdtemp(work_dir) == NULL || chmod(work_dir, 0755) != 0) {
+        fprintf(stderr, "check_linux_dnsmasq: mkdtemp: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    snprintf(runtime_dir, sizeof(runtime_dir), "%s/run", work_dir);
+    snprintf(network_dir, sizeof(network_dir), "%s/" NETWORK, runtime_dir);
+    snprintf(guest_ns, sizeof(guest_ns), "vmbdns-guest-%d", (int)getpid());
+
+    if (write_scripts() == 0 && setup_namespaces() == 0) {
+        runner = srunner_create(linux_dnsmasq_suite());
+        srunner_run_all(runner, CK_NORMAL);
+        failed = srunner_ntests_failed(runner);
+        srunner_free(runner);
+    }
+
+    // Whatever a failed test left running or on disk.
+    dnsmasq_remove_stale(runtime_dir);
+    snprintf(command, sizeof(command), "ip netns del %s 2>/dev/null",
+             guest_ns);
+    if (system(command) != 0)
+        failed++;
+    snprintf(command, sizeof(command), "rm -rf %s", work_dir);
+    if (system(command) != 0)
+        failed++;
+    return failed == 0 ? 0 : 1;
+}
