@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// "acquire": print networks, then hold them until SIGINT or SIGTERM.
+// "acquire": print networks and interfaces, then hold them until SIGINT or
+// SIGTERM.
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -45,6 +47,33 @@ static void print_network(const vmnet_broker_network_t *network) {
         printf("mtu:     -\n");
     printf("uuid:    %s\n", or_dash(vmnet_broker_network_uuid(network)));
     json_decref(object);
+}
+
+static void print_interface(const vmnet_broker_interface_t *interface) {
+    // network and bridge have no accessors: they are read from the JSON.
+    json_t *object =
+        json_loads(vmnet_broker_interface_json(interface), 0, NULL);
+
+    printf("interface: %s\n", or_dash(vmnet_broker_interface_name(interface)));
+    printf("mac:       %s\n", or_dash(vmnet_broker_interface_mac(interface)));
+    printf("network:   %s\n",
+           or_dash(json_string_value(json_object_get(object, "network"))));
+    printf("bridge:    %s\n",
+           or_dash(json_string_value(json_object_get(object, "bridge"))));
+    if (vmnet_broker_interface_mtu(interface) != 0)
+        printf("mtu:       %u\n", vmnet_broker_interface_mtu(interface));
+    else
+        printf("mtu:       -\n");
+    json_decref(object);
+}
+
+static void free_interfaces(vmnet_broker_interface_t **interfaces,
+                            size_t count) {
+    if (interfaces == NULL)
+        return;
+    for (size_t i = 0; i < count; i++)
+        vmnet_broker_interface_free(interfaces[i]);
+    free(interfaces);
 }
 
 // Waits for SIGINT or SIGTERM (returns 0) or for the broker to end the
@@ -87,28 +116,50 @@ static int hold(int fd) {
 int command_acquire(const char *socket_path, int argc, char **argv) {
     static const struct option options[] = {
         {"json", no_argument, NULL, 'j'},
+        {"tap", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     int json = 0;
     int option;
     int exit_status = 1;
+    size_t n_taps = 0;
+    size_t n_open = 0;
+    // Each option asks for at most one interface.
+    char **tap_networks = calloc((size_t)argc, sizeof(*tap_networks));
+    vmnet_broker_interface_t **interfaces =
+        calloc((size_t)argc, sizeof(*interfaces));
     vmnet_broker_connection_t *connection = NULL;
     vmnet_broker_network_t **networks = NULL;
 
-    optind = 0;
-    while ((option = getopt_long(argc, argv, "j", options, NULL)) != -1) {
-        if (option != 'j')
-            return cli_usage_error();
-        json = 1;
+    if (tap_networks == NULL || interfaces == NULL) {
+        fprintf(stderr, CLI_NAME ": out of memory\n");
+        goto out;
     }
-    if (optind == argc) {
+    optind = 0;
+    while ((option = getopt_long(argc, argv, "jt:", options, NULL)) != -1) {
+        if (option == 'j') {
+            json = 1;
+        } else if (option == 't') {
+            tap_networks[n_taps++] = optarg;
+        } else {
+            exit_status = cli_usage_error();
+            goto out;
+        }
+    }
+    if (optind == argc && n_taps == 0) {
         fprintf(stderr, CLI_NAME ": acquire: no network named\n");
-        return cli_usage_error();
+        exit_status = cli_usage_error();
+        goto out;
     }
     if (cli_acquire_networks(socket_path, argv + optind,
                              (size_t)(argc - optind), &connection,
                              &networks) != 0)
         goto out;
+    for (; n_open < n_taps; n_open++) {
+        if (cli_open_interface(connection, tap_networks[n_open],
+                               &interfaces[n_open]) != 0)
+            goto out;
+    }
     for (size_t i = 0; networks[i] != NULL; i++) {
         if (json) {
             puts(vmnet_broker_network_json(networks[i]));
@@ -116,6 +167,15 @@ int command_acquire(const char *socket_path, int argc, char **argv) {
             if (i > 0)
                 putchar('\n');
             print_network(networks[i]);
+        }
+    }
+    for (size_t i = 0; i < n_open; i++) {
+        if (json) {
+            puts(vmnet_broker_interface_json(interfaces[i]));
+        } else {
+            if (i > 0 || networks[0] != NULL)
+                putchar('\n');
+            print_interface(interfaces[i]);
         }
     }
     // Whoever reads our output (a script, a pipe) must get it now, not
@@ -126,6 +186,8 @@ int command_acquire(const char *socket_path, int argc, char **argv) {
     }
     exit_status = hold(vmnet_broker_connection_fd(connection));
 out:
+    free_interfaces(interfaces, n_open);
+    free(tap_networks);
     cli_free_networks(networks);
     vmnet_broker_connection_close(connection);
     return exit_status;

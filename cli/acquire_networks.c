@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Connecting and acquiring networks, with the CLI's error messages.
+// Connecting, acquiring networks and opening interfaces, with the CLI's
+// error messages.
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -55,4 +56,16 @@ out:
     cli_free_networks(acquired);
     vmnet_broker_connection_close(connected);
     return result;
+}
+
+int cli_open_interface(vmnet_broker_connection_t *connection,
+                       const char *network,
+                       vmnet_broker_interface_t **interface) {
+    vmnet_broker_return_t status =
+        vmnet_broker_connection_open_interface(connection, network, interface);
+    if (status == VMNET_BROKER_SUCCESS)
+        return 0;
+    fprintf(stderr, CLI_NAME ": open interface on '%s': %s (%d)\n", network,
+            vmnet_broker_strerror(status), (int)status);
+    return -1;
 }

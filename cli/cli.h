@@ -37,4 +37,10 @@ int cli_acquire_networks(const char *socket_path, char *const *names,
 // Frees a NULL-terminated network array. Accepts NULL.
 void cli_free_networks(vmnet_broker_network_t **networks);
 
+// Opens an interface on network over connection. Returns 0 and stores it in
+// *interface, or prints why not and returns -1.
+int cli_open_interface(vmnet_broker_connection_t *connection,
+                       const char *network,
+                       vmnet_broker_interface_t **interface);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "interface.h"
 #include "message.h"
 #include "network.h"
 #include "transport.h"
@@ -51,17 +52,20 @@ out:
     return status;
 }
 
-// Sends one request and decodes its reply; the caller holds the lock.
-static vmnet_broker_return_t exchange(vmnet_broker_connection_t *connection,
-                                      const char *command,
-                                      const char *network_name,
-                                      const char *expected_key,
-                                      json_type expected_type, json_t **value) {
+// Sends one request and decodes its reply; the caller holds the lock. When
+// passed_fd is not NULL, a successful reply's descriptor (or -1 if none
+// came) is stored there. Every other descriptor is closed, so that a broker
+// attaching one to an error or to another command's reply leaks nothing.
+static vmnet_broker_return_t
+exchange(vmnet_broker_connection_t *connection, const char *command,
+         const char *network_name, const char *expected_key,
+         json_type expected_type, json_t **value, int *passed_fd) {
     vmnet_broker_return_t status = VMNET_BROKER_XPC_FAILURE;
     char *request = NULL;
     size_t request_len;
     char *reply = NULL;
     size_t reply_len;
+    int received_fd = -1;
 
     if (connection->lost)
         goto out;
@@ -74,14 +78,21 @@ static vmnet_broker_return_t exchange(vmnet_broker_connection_t *connection,
         connection->lost = true;
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
-    status = client_transport_receive(connection->fd, &reply, &reply_len);
+    status = client_transport_receive(connection->fd, &reply, &reply_len,
+                                      &received_fd);
     if (status == VMNET_BROKER_INVALID_REPLY)
         connection->lost = true;
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
     status = client_message_decode_reply(reply, reply_len, expected_key,
                                          expected_type, value);
+    if (status == VMNET_BROKER_SUCCESS && passed_fd != NULL) {
+        *passed_fd = received_fd;
+        received_fd = -1;
+    }
 out:
+    if (received_fd >= 0)
+        close(received_fd);
     free(request);
     free(reply);
     return status;
@@ -98,7 +109,7 @@ vmnet_broker_connection_acquire(vmnet_broker_connection_t *connection,
         return status;
     pthread_mutex_lock(&connection->lock);
     status = exchange(connection, "acquire", network_name, "network",
-                      JSON_OBJECT, &object);
+                      JSON_OBJECT, &object, NULL);
     pthread_mutex_unlock(&connection->lock);
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
@@ -120,7 +131,7 @@ vmnet_broker_connection_release(vmnet_broker_connection_t *connection,
         return status;
     pthread_mutex_lock(&connection->lock);
     status = exchange(connection, "release", network_name, "released",
-                      JSON_STRING, &released);
+                      JSON_STRING, &released, NULL);
     pthread_mutex_unlock(&connection->lock);
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
@@ -134,6 +145,39 @@ out:
 }
 
 vmnet_broker_return_t
+vmnet_broker_connection_open_interface(vmnet_broker_connection_t *connection,
+                                       const char *network_name,
+                                       vmnet_broker_interface_t **interface) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
+    json_t *object = NULL;
+    int fd = -1;
+
+    if (connection == NULL || network_name == NULL || interface == NULL)
+        return status;
+    pthread_mutex_lock(&connection->lock);
+    status = exchange(connection, "open_interface", network_name, "interface",
+                      JSON_OBJECT, &object, &fd);
+    pthread_mutex_unlock(&connection->lock);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    // A description without the device is of no use to a VM; the broker
+    // sends both or neither.
+    status = VMNET_BROKER_INVALID_REPLY;
+    if (fd < 0)
+        goto out;
+    // On failure the broker's device goes away with fd, closed below; the
+    // network stays acquired until the connection closes, as after acquire.
+    status = client_interface_new(object, fd, interface);
+    if (status == VMNET_BROKER_SUCCESS)
+        fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    json_decref(object);
+    return status;
+}
+
+vmnet_broker_return_t
 vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
                                char **json) {
     vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
@@ -142,8 +186,8 @@ vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
     if (connection == NULL || json == NULL)
         return status;
     pthread_mutex_lock(&connection->lock);
-    status =
-        exchange(connection, "status", NULL, "status", JSON_OBJECT, &object);
+    status = exchange(connection, "status", NULL, "status", JSON_OBJECT,
+                      &object, NULL);
     pthread_mutex_unlock(&connection->lock);
     if (status != VMNET_BROKER_SUCCESS)
         goto out;

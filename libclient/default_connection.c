@@ -49,6 +49,27 @@ out:
     return network;
 }
 
+vmnet_broker_interface_t *
+vmnet_broker_open_interface(const char *network_name,
+                            vmnet_broker_return_t *status) {
+    vmnet_broker_return_t result = VMNET_BROKER_INVALID_REQUEST;
+    vmnet_broker_interface_t *interface = NULL;
+
+    if (network_name == NULL)
+        goto out;
+    pthread_mutex_lock(&default_lock);
+    result = open_if_closed();
+    if (result == VMNET_BROKER_SUCCESS)
+        result = vmnet_broker_connection_open_interface(
+            default_connection, network_name, &interface);
+    forget_if_lost();
+    pthread_mutex_unlock(&default_lock);
+out:
+    if (status != NULL)
+        *status = result;
+    return interface;
+}
+
 vmnet_broker_return_t vmnet_broker_release_network(const char *network_name) {
     vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
 

@@ -2,6 +2,7 @@
 // JSON (jansson) encoding of requests and decoding of replies.
 #include "message.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,28 @@ char *client_message_dump(const json_t *json) {
     }
     text[size] = '\0';
     return text;
+}
+
+int client_message_copy_string(const json_t *object, const char *key,
+                               char **copy) {
+    const json_t *value = json_object_get(object, key);
+    if (!json_is_string(value))
+        return 0;
+    char *copied = strdup(json_string_value(value));
+    if (copied == NULL)
+        return -1;
+    *copy = copied;
+    return 0;
+}
+
+unsigned client_message_positive(const json_t *object, const char *key) {
+    const json_t *value = json_object_get(object, key);
+    if (!json_is_integer(value))
+        return 0;
+    json_int_t number = json_integer_value(value);
+    if (number <= 0 || (unsigned long long)number > UINT_MAX)
+        return 0;
+    return (unsigned)number;
 }
 
 // json_string() fails both on invalid UTF-8 and when memory runs out; only

@@ -25,6 +25,16 @@ vmnet_broker_return_t client_message_decode_reply(const char *data, size_t len,
                                                   json_type expected_type,
                                                   json_t **value);
 
+// Copies object[key] into *copy (malloc'd, the caller frees) when it is a
+// string; leaves *copy untouched when it is absent or of another type, as
+// reply objects gain and change keys over versions. Returns 0, or -1 when
+// memory runs out.
+int client_message_copy_string(const json_t *object, const char *key,
+                               char **copy);
+
+// object[key] when it is an integer from 1 to UINT_MAX, else 0 (absent).
+unsigned client_message_positive(const json_t *object, const char *key);
+
 // Serializes json compactly into a malloc'd NUL-terminated text (caller
 // frees with free()), or returns NULL when memory runs out. Memory comes
 // from malloc, not jansson's allocator, which the application may have

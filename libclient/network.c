@@ -2,7 +2,6 @@
 // Network serializations and their accessors.
 #include "network.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,26 +21,6 @@ struct vmnet_broker_network {
     unsigned mtu;
 };
 
-// Copies object[key] into *copy when it is a string; leaves *copy NULL when
-// it is absent or of another type. Returns 0, or -1 when memory runs out.
-static int copy_string(const json_t *object, const char *key, char **copy) {
-    const json_t *value = json_object_get(object, key);
-    if (!json_is_string(value))
-        return 0;
-    *copy = strdup(json_string_value(value));
-    return *copy == NULL ? -1 : 0;
-}
-
-static unsigned mtu_value(const json_t *object) {
-    const json_t *value = json_object_get(object, "mtu");
-    if (!json_is_integer(value))
-        return 0;
-    json_int_t mtu = json_integer_value(value);
-    if (mtu <= 0 || (unsigned long long)mtu > UINT_MAX)
-        return 0;
-    return (unsigned)mtu;
-}
-
 vmnet_broker_return_t client_network_new(const json_t *object,
                                          vmnet_broker_network_t **network) {
     vmnet_broker_return_t status = VMNET_BROKER_INTERNAL_ERROR;
@@ -52,15 +31,15 @@ vmnet_broker_return_t client_network_new(const json_t *object,
     built->json = client_message_dump(object);
     if (built->json == NULL)
         goto out;
-    if (copy_string(object, "name", &built->name) != 0 ||
-        copy_string(object, "mode", &built->mode) != 0 ||
-        copy_string(object, "bridge", &built->bridge) != 0 ||
-        copy_string(object, "subnet", &built->subnet) != 0 ||
-        copy_string(object, "mask", &built->mask) != 0 ||
-        copy_string(object, "gateway", &built->gateway) != 0 ||
-        copy_string(object, "uuid", &built->uuid) != 0)
+    if (client_message_copy_string(object, "name", &built->name) != 0 ||
+        client_message_copy_string(object, "mode", &built->mode) != 0 ||
+        client_message_copy_string(object, "bridge", &built->bridge) != 0 ||
+        client_message_copy_string(object, "subnet", &built->subnet) != 0 ||
+        client_message_copy_string(object, "mask", &built->mask) != 0 ||
+        client_message_copy_string(object, "gateway", &built->gateway) != 0 ||
+        client_message_copy_string(object, "uuid", &built->uuid) != 0)
         goto out;
-    built->mtu = mtu_value(object);
+    built->mtu = client_message_positive(object, "mtu");
     *network = built;
     built = NULL;
     status = VMNET_BROKER_SUCCESS;

@@ -65,7 +65,8 @@ vmnet_broker_return_t client_transport_send(int fd, const char *data,
     return VMNET_BROKER_SUCCESS;
 }
 
-// Reading a datagram into a short buffer, without MSG_PEEK, drops it whole.
+// Reading a datagram into a short buffer, without MSG_PEEK, drops it whole;
+// with no control buffer the kernel also drops any descriptor it carried.
 static void discard_datagram(int fd) {
     char unused;
     ssize_t received;
@@ -75,36 +76,86 @@ static void discard_datagram(int fd) {
     } while (received < 0 && errno == EINTR);
 }
 
-vmnet_broker_return_t client_transport_receive(int fd, char **data,
-                                               size_t *len) {
+// Keeps the first descriptor msg carried in *passed_fd and closes any
+// others. Returns how many came.
+static size_t collect_descriptors(struct msghdr *msg, int *passed_fd) {
+    size_t count = 0;
+
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL;
+         c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int received;
+            memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (count++ == 0)
+                *passed_fd = received;
+            else
+                close(received);
+        }
+    }
+    return count;
+}
+
+vmnet_broker_return_t client_transport_receive(int fd, char **data, size_t *len,
+                                               int *passed_fd) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REPLY;
+    union {
+        struct cmsghdr header; // aligns the buffer for a cmsghdr
+        char buffer[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov;
+    struct msghdr msg = {0};
+    char *buffer = NULL;
+    int received_fd = -1;
     ssize_t size;
     ssize_t received;
-    char *buffer;
 
     // MSG_TRUNC makes the peek return the datagram's full length, so a
-    // reply of any size (a status of many peers) is read whole.
+    // reply of any size (a status of many peers) is read whole. No control
+    // buffer: on Linux a peek with one installs the attached descriptors
+    // anew each time, and nothing would close those copies.
     do {
         size = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
     } while (size < 0 && errno == EINTR);
     // 0 is the broker closing the connection: the broker never sends an
     // empty datagram.
     if (size <= 0)
-        return VMNET_BROKER_INVALID_REPLY;
+        goto out;
 
     buffer = malloc((size_t)size + 1);
     if (buffer == NULL) {
         discard_datagram(fd);
-        return VMNET_BROKER_INTERNAL_ERROR;
+        status = VMNET_BROKER_INTERNAL_ERROR;
+        goto out;
     }
+    iov.iov_base = buffer;
+    iov.iov_len = (size_t)size;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buffer;
+    msg.msg_controllen = sizeof(control.buffer);
+    // Room for one descriptor, the most a reply carries; a broker sending
+    // more gets MSG_CTRUNC (the kernel closes what did not fit).
     do {
-        received = recv(fd, buffer, (size_t)size, 0);
+        received = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     } while (received < 0 && errno == EINTR);
-    if (received != size) {
-        free(buffer);
-        return VMNET_BROKER_INVALID_REPLY;
-    }
+    if (received < 0)
+        goto out;
+    if (collect_descriptors(&msg, &received_fd) > 1 ||
+        (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0 || received != size)
+        goto out;
     buffer[size] = '\0';
     *data = buffer;
+    buffer = NULL;
     *len = (size_t)size;
-    return VMNET_BROKER_SUCCESS;
+    *passed_fd = received_fd;
+    received_fd = -1;
+    status = VMNET_BROKER_SUCCESS;
+out:
+    free(buffer);
+    if (received_fd >= 0)
+        close(received_fd);
+    return status;
 }

@@ -21,13 +21,17 @@ vmnet_broker_return_t client_transport_connect(const char *socket_path,
 vmnet_broker_return_t client_transport_send(int fd, const char *data,
                                             size_t len);
 
-// Receives one reply datagram, whatever its size. On success stores a
-// malloc'd, NUL-terminated copy in *data (caller frees) and its length in
-// *len. VMNET_BROKER_INVALID_REPLY means no reply could be read (the broker
-// closed the connection or it failed): the connection is unusable.
-// VMNET_BROKER_INTERNAL_ERROR means memory ran out; the reply was discarded
-// so the next request still gets its own reply.
-vmnet_broker_return_t client_transport_receive(int fd, char **data,
-                                               size_t *len);
+// Receives one reply datagram, whatever its size, and the descriptor the
+// broker may have attached to it (SCM_RIGHTS; only open_interface replies
+// carry one). On success stores a malloc'd, NUL-terminated copy in *data
+// (caller frees), its length in *len, and in *passed_fd the descriptor
+// (close-on-exec, the caller owns it) or -1 when none came.
+// VMNET_BROKER_INVALID_REPLY means no reply could be read (the broker closed
+// the connection or it failed) or it came with more than one descriptor:
+// the connection is unusable. VMNET_BROKER_INTERNAL_ERROR means memory ran
+// out; the reply was discarded so the next request still gets its own
+// reply. On failure no descriptor is left open.
+vmnet_broker_return_t client_transport_receive(int fd, char **data, size_t *len,
+                                               int *passed_fd);
 
 #endif
