@@ -36,8 +36,7 @@ uint64_t bench_now_ns(void);
 bool bench_warm_up(bench_op op, void *ctx, size_t n);
 // Runs op n times, adding each duration to samples (at most its capacity).
 // Returns false at the first failure.
-bool samples_measure(struct samples *samples, bench_op op, void *ctx,
-                     size_t n);
+bool samples_measure(struct samples *samples, bench_op op, void *ctx, size_t n);
 // Median, 99th percentile and rate of samples; all zero when empty.
 struct summary samples_summarize(const struct samples *samples);
 
@@ -118,6 +117,11 @@ struct proc_memory {
 
 bool proc_memory_read(pid_t pid, struct proc_memory *memory);
 
+// ---- Process CPU time (proc_cpu.c) ------------------------------------------
+
+// Time the process's main thread has spent on a CPU, in nanoseconds.
+bool proc_cpu_ns(pid_t pid, uint64_t *ns);
+
 // ---- A bridge made directly over netlink (bare_bridge.c) --------------------
 
 struct nl_sock;
@@ -127,11 +131,11 @@ struct nl_sock *bare_bridge_socket(void);
 void bare_bridge_socket_free(struct nl_sock *sock);
 // What the broker's bridge amounts to in the kernel: bridge `name`, address
 // 10.200.index.1/24 on it, link up. Returns false on failure.
-bool bare_bridge_create(struct nl_sock *sock, const char *name,
-                        unsigned index);
+bool bare_bridge_create(struct nl_sock *sock, const char *name, unsigned index);
 bool bare_bridge_delete(struct nl_sock *sock, const char *name);
 
-// ---- The results (table.c) ----------------------------------------------------
+// ---- The results (table.c)
+// ----------------------------------------------------
 
 // Adds a section heading.
 void table_section(const char *title);
@@ -140,6 +144,32 @@ void table_row(const char *metric, const char *value, const char *baseline,
                const char *verdict);
 // Prints every row to stdout, aligned, and forgets them.
 void table_print(void);
+
+// ---- CPU placement (placement.c)
+// ---------------------------------------------
+
+// On a machine with few CPUs a round trip costs mostly context switches
+// when client and server share a CPU, and mostly the wake-up of an idle CPU
+// when they do not; the scheduler picks one or the other for a whole run.
+// Measured both ways, baseline and broker are compared under the same one.
+enum placement {
+    // Wherever the scheduler puts them.
+    PLACEMENT_SCHEDULED,
+    // Client and server on the first CPU the bench may use.
+    PLACEMENT_ONE_CPU,
+    // Client on the first, server on the second.
+    PLACEMENT_TWO_CPUS,
+};
+#define PLACEMENTS 3
+
+// How many placements this machine allows, in enum order (the last needs
+// two CPUs).
+size_t placement_count(void);
+// Restricts the bench (the client) and the n servers to placement, and
+// writes its description into title. PLACEMENT_SCHEDULED lifts every
+// restriction. Returns false if the affinity cannot be set.
+bool placement_apply(enum placement placement, const pid_t *servers, size_t n,
+                     char *title, size_t size);
 
 // ---- The measurements (one file each) ---------------------------------------
 
@@ -157,15 +187,15 @@ struct bench {
 
 // Resident memory idle and with 1,000 peers holding `shared`.
 bool bench_memory(struct bench *bench);
-// Acquire round trips of a held network against bare echo round trips.
-bool bench_round_trip(struct bench *bench);
+// Acquire round trips of a held network against bare echo round trips,
+// with client and servers placed as described by placement.
+bool bench_round_trip(struct bench *bench, const char *placement);
 // Connect, acquire and close cycles against connect, echo and close.
-bool bench_cycles(struct bench *bench);
+bool bench_cycles(struct bench *bench, const char *placement);
 // Creation of networks that do not exist yet against bare bridges.
 bool bench_creation(struct bench *bench);
 
 // Formats value / baseline as "1.23x" into buf.
-const char *format_ratio(char *buf, size_t size, double value,
-                         double baseline);
+const char *format_ratio(char *buf, size_t size, double value, double baseline);
 
 #endif

@@ -50,8 +50,8 @@ static bool write_configs(const struct broker_process *broker) {
     return true;
 }
 
-static void exec_broker(const struct broker_process *broker,
-                        const char *binary, pid_t parent) {
+static void exec_broker(const struct broker_process *broker, const char *binary,
+                        pid_t parent) {
     int log_fd;
 
     // The broker dies with the bench (the namespace goes with them).
@@ -96,8 +96,8 @@ bool broker_process_start(struct broker_process *broker, const char *binary,
         broker->dir[0] = '\0';
         return false;
     }
-    snprintf(broker->socket_path, sizeof(broker->socket_path),
-             "%s/broker.sock", broker->dir);
+    snprintf(broker->socket_path, sizeof(broker->socket_path), "%s/broker.sock",
+             broker->dir);
     snprintf(broker->config_dir, sizeof(broker->config_dir), "%s/config",
              broker->dir);
     snprintf(broker->log_path, sizeof(broker->log_path), "%s/broker.log",
@@ -175,8 +175,7 @@ void broker_process_show_log(const struct broker_process *broker) {
     while (fgets(line, sizeof(line), f) != NULL)
         memcpy(tail[n++ % 20], line, sizeof(line));
     fclose(f);
-    fprintf(stderr, "bench: end of the broker's log (%s):\n",
-            broker->log_path);
+    fprintf(stderr, "bench: end of the broker's log (%s):\n", broker->log_path);
     for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
         fputs(tail[i % 20], stderr);
 }
@@ -235,8 +234,8 @@ long broker_process_network_peers(const struct broker_process *broker,
     json_array_foreach(networks, i, network) {
         json_t *peers = json_object_get(network, "peers");
         if (json_is_string(json_object_get(network, "name")) &&
-            strcmp(json_string_value(json_object_get(network, "name")),
-                   name) == 0 &&
+            strcmp(json_string_value(json_object_get(network, "name")), name) ==
+                0 &&
             json_is_integer(peers))
             n = (long)json_integer_value(peers);
     }

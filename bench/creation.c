@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Cold creation: acquire of a network that does not exist yet, vs a bare bridge.
+// Cold creation: acquire of a network that does not exist yet, vs a bare
+// bridge.
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,6 +107,8 @@ bool bench_creation(struct bench *bench) {
     struct nl_sock *sock = bare_bridge_socket();
     struct samples broker_samples = {0};
     struct samples bare_samples = {0};
+    struct summary made;
+    struct summary bare;
     char title[128];
     char value[64];
     char baseline[64];
@@ -116,8 +119,7 @@ bool bench_creation(struct bench *bench) {
     if (sock == NULL || !samples_init(&broker_samples, CREATIONS) ||
         !samples_init(&bare_samples, CREATIONS))
         goto out;
-    for (unsigned i = 1; i <= CREATIONS && i <= bench->broker.configured;
-         i++) {
+    for (unsigned i = 1; i <= CREATIONS && i <= bench->broker.configured; i++) {
         snprintf(c.name, sizeof(c.name), "net%u", i);
         // Not in the broker's status yet: this acquire must make it.
         if (broker_process_network_peers(c.broker, c.name) != -1)
@@ -127,8 +129,8 @@ bool bench_creation(struct bench *bench) {
             goto out;
     }
 
-    struct summary made = samples_summarize(&broker_samples);
-    struct summary bare = samples_summarize(&bare_samples);
+    made = samples_summarize(&broker_samples);
+    bare = samples_summarize(&bare_samples);
     min_max_ms(&broker_samples, &min, &max);
     min_max_ms(&bare_samples, &bare_min, &bare_max);
     snprintf(title, sizeof(title),
@@ -139,12 +141,11 @@ bool bench_creation(struct bench *bench) {
     snprintf(value, sizeof(value), "%.2f ms", made.median_us / 1e3);
     snprintf(baseline, sizeof(baseline), "%.2f ms bare bridge",
              bare.median_us / 1e3);
-    table_row("acquire of a new network: median", value, baseline,
-              format_ratio(ratio, sizeof(ratio), made.median_us,
-                           bare.median_us));
+    table_row(
+        "acquire of a new network: median", value, baseline,
+        format_ratio(ratio, sizeof(ratio), made.median_us, bare.median_us));
     snprintf(value, sizeof(value), "%.2f / %.2f ms", min, max);
-    snprintf(baseline, sizeof(baseline), "%.2f / %.2f ms", bare_min,
-             bare_max);
+    snprintf(baseline, sizeof(baseline), "%.2f / %.2f ms", bare_min, bare_max);
     table_row("acquire of a new network: min / max", value, baseline, "");
     snprintf(value, sizeof(value), "%zu of %zu", c.n_uuids, made.n);
     table_row("new uuids (each a real creation)", value, "",

@@ -25,8 +25,7 @@ static bool library_cycle(void *ctx) {
     return status;
 }
 
-static void cycle_rows(const char *way, struct summary s,
-                       struct summary echo) {
+static void cycle_rows(const char *way, struct summary s, struct summary echo) {
     char metric[96];
     char value[64];
     char baseline[64];
@@ -35,19 +34,18 @@ static void cycle_rows(const char *way, struct summary s,
     snprintf(metric, sizeof(metric), "%s: cycles/s", way);
     snprintf(value, sizeof(value), "%.0f", s.per_second);
     snprintf(baseline, sizeof(baseline), "%.0f echo", echo.per_second);
-    table_row(metric, value, baseline,
-              format_ratio(ratio, sizeof(ratio), s.per_second,
-                           echo.per_second));
+    table_row(
+        metric, value, baseline,
+        format_ratio(ratio, sizeof(ratio), s.per_second, echo.per_second));
 
     snprintf(metric, sizeof(metric), "%s: median cycle", way);
     snprintf(value, sizeof(value), "%.1f us", s.median_us);
     snprintf(baseline, sizeof(baseline), "%.1f us echo", echo.median_us);
     table_row(metric, value, baseline,
-              format_ratio(ratio, sizeof(ratio), s.median_us,
-                           echo.median_us));
+              format_ratio(ratio, sizeof(ratio), s.median_us, echo.median_us));
 }
 
-bool bench_cycles(struct bench *bench) {
+bool bench_cycles(struct bench *bench, const char *placement) {
     struct exchange echo = {.socket_path = bench->echo.socket_path,
                             .fd = -1,
                             .request = bench->request,
@@ -58,6 +56,7 @@ bool bench_cycles(struct bench *bench) {
     struct samples echo_samples = {0};
     struct samples raw_samples = {0};
     struct samples library_samples = {0};
+    struct summary echo_summary;
     char title[128];
     bool status = false;
 
@@ -83,11 +82,11 @@ bool bench_cycles(struct bench *bench) {
         goto out;
 
     snprintf(title, sizeof(title),
-             "Connect + acquire `shared` + close: %d cycles each", CYCLES);
+             "Connect + acquire `shared` + close, %d cycles, %s", CYCLES,
+             placement);
     table_section(title);
-    struct summary echo_summary = samples_summarize(&echo_samples);
-    cycle_rows("raw protocol", samples_summarize(&raw_samples),
-               echo_summary);
+    echo_summary = samples_summarize(&echo_samples);
+    cycle_rows("raw protocol", samples_summarize(&raw_samples), echo_summary);
     cycle_rows("library", samples_summarize(&library_samples), echo_summary);
     status = true;
 out:

@@ -49,8 +49,8 @@ static void run_server(int listen_fd, const char *reply, size_t len) {
                 serve(epoll_fd, fd, reply, len);
                 continue;
             }
-            int client = accept4(listen_fd, NULL, NULL,
-                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+            int client =
+                accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (client < 0)
                 continue;
             struct epoll_event client_event = {.events = EPOLLIN,

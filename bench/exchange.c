@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 int exchange_connect(const char *path) {
     struct sockaddr_un address = {.sun_family = AF_UNIX};
+    struct timeval timeout = {.tv_sec = 20};
     int fd;
 
     if (strlen(path) >= sizeof(address.sun_path))
@@ -18,7 +20,10 @@ int exchange_connect(const char *path) {
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (const struct sockaddr *)&address, sizeof(address)) < 0) {
+    // A server that stops answering fails the bench instead of hanging it.
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) <
+            0 ||
+        connect(fd, (const struct sockaddr *)&address, sizeof(address)) < 0) {
         close(fd);
         return -1;
     }

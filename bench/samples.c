@@ -77,9 +77,8 @@ struct summary samples_summarize(const struct samples *samples) {
     for (size_t i = 0; i < n; i++)
         total += sorted[i];
     summary.n = n;
-    summary.median_us = n % 2 == 1
-                            ? sorted[n / 2] / 1e3
-                            : (sorted[n / 2 - 1] + sorted[n / 2]) / 2e3;
+    summary.median_us = n % 2 == 1 ? sorted[n / 2] / 1e3
+                                   : (sorted[n / 2 - 1] + sorted[n / 2]) / 2e3;
     // The nearest-rank percentile: the smallest sample with at least 99%
     // of the samples at or below it.
     summary.p99_us = sorted[(n * 99 + 99) / 100 - 1] / 1e3;

@@ -5,12 +5,12 @@
 
 #include "bench.h"
 
-#define TABLE_ROWS 64
-#define TABLE_CELL 96
+#define TABLE_ROWS 96
+#define TABLE_CELL 128
 #define TABLE_COLUMNS 4
 
-static const char *const headings[TABLE_COLUMNS] = {
-    "metric", "value", "baseline", "ratio / goal"};
+static const char *const headings[TABLE_COLUMNS] = {"metric", "value",
+                                                    "baseline", "ratio / goal"};
 
 // A row with only its first cell set is a section heading.
 static char rows[TABLE_ROWS][TABLE_COLUMNS][TABLE_CELL];
@@ -48,12 +48,22 @@ const char *format_ratio(char *buf, size_t size, double value,
 
 static void print_line(const char *const cells[TABLE_COLUMNS],
                        const size_t width[TABLE_COLUMNS]) {
+    char line[TABLE_COLUMNS * (TABLE_CELL + 3) + 1];
+    size_t used = 0;
+
     for (size_t c = 0; c < TABLE_COLUMNS; c++) {
-        if (c == TABLE_COLUMNS - 1)
-            printf("%s\n", cells[c]);
-        else
-            printf("%-*s | ", (int)width[c], cells[c]);
+        int n = c == TABLE_COLUMNS - 1
+                    ? snprintf(line + used, sizeof(line) - used, "%s", cells[c])
+                    : snprintf(line + used, sizeof(line) - used, "%-*s | ",
+                               (int)width[c], cells[c]);
+        if (n < 0 || (size_t)n >= sizeof(line) - used)
+            break;
+        used += (size_t)n;
     }
+    // Rows without a verdict would otherwise end in blanks.
+    while (used > 0 && line[used - 1] == ' ')
+        used--;
+    printf("%.*s\n", (int)used, line);
 }
 
 void table_print(void) {

@@ -31,8 +31,9 @@
 #define PID_FILE "dnsmasq.pid"
 #define LEASE_FILE "dnsmasq.leases"
 #define LOG_FILE "dnsmasq.log"
-// The longest of the names above, so one check bounds every path.
-#define LONGEST_FILE LEASE_FILE
+// Room for "/" and the longest of the names above, so that every path built
+// from a network's directory fits in PATH_MAX.
+#define DIR_MAX (PATH_MAX - sizeof("/" LEASE_FILE))
 #define CONF_ARG "--conf-file="
 #define CONF_ARG_MAX (sizeof(CONF_ARG) + PATH_MAX)
 
@@ -60,9 +61,9 @@ struct dnsmasq {
     sd_event *event;
     char *dnsmasq_path;
     char name[NETWORK_NAME_MAX + 1];
-    char dir[PATH_MAX]; // empty until this module created it
-    pid_t pid;          // 0 while no instance runs
-    int pidfd;          // -1 while no instance runs
+    char dir[DIR_MAX]; // empty until this module created it
+    pid_t pid;         // 0 while no instance runs
+    int pidfd;         // -1 while no instance runs
     sd_event_source *child;
     sd_event_source *restart_timer;
     uint64_t spawned_usec; // CLOCK_MONOTONIC of the last attempt
@@ -74,8 +75,7 @@ static uint64_t now_usec(void) {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * USEC_PER_SEC +
-           (uint64_t)ts.tv_nsec / 1000;
+    return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
 // dnsmasq gives quotes, backslashes, '#' and blanks a meaning in its config
@@ -93,26 +93,24 @@ static bool runtime_dir_valid(const char *dir) {
 // Writes <runtime_dir>/<name> into out. Trailing slashes are dropped so
 // that start and remove_stale spell the --conf-file argument identically.
 static int network_dir(const char *runtime_dir, const char *name,
-                       char out[PATH_MAX]) {
+                       char out[DIR_MAX]) {
     size_t len = strlen(runtime_dir);
     int n;
 
     while (len > 1 && runtime_dir[len - 1] == '/')
         len--;
-    n = snprintf(out, PATH_MAX, "%.*s/%s", (int)len, runtime_dir, name);
-    if (n < 0 || (size_t)n + 1 + strlen(LONGEST_FILE) >= PATH_MAX)
-        return -ENAMETOOLONG;
-    return 0;
+    n = snprintf(out, DIR_MAX, "%.*s/%s", (int)len, runtime_dir, name);
+    return n < 0 || (size_t)n >= DIR_MAX ? -ENAMETOOLONG : 0;
 }
 
-// dir came from network_dir(), which checked that every file name fits.
-static void file_path(char out[PATH_MAX], const char *dir, const char *file) {
+static void file_path(char out[PATH_MAX], const char dir[DIR_MAX],
+                      const char *file) {
     snprintf(out, PATH_MAX, "%s/%s", dir, file);
 }
 
 // The argument that names dir's config file: dnsmasq's only option, and how
 // a stale dnsmasq is recognised.
-static void conf_arg(char out[CONF_ARG_MAX], const char *dir) {
+static void conf_arg(char out[CONF_ARG_MAX], const char dir[DIR_MAX]) {
     char path[PATH_MAX];
 
     file_path(path, dir, CONF_FILE);
@@ -150,10 +148,10 @@ static bool wait_exit(int pidfd, int timeout_ms) {
     for (;;) {
         struct pollfd p = {.fd = pidfd, .events = POLLIN};
         uint64_t now = now_usec();
-        int left = now >= deadline
-                       ? 0
-                       : (int)((deadline - now + USEC_PER_MSEC - 1) /
-                               USEC_PER_MSEC);
+        int left =
+            now >= deadline
+                ? 0
+                : (int)((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
         int r = poll(&p, 1, left);
 
         if (r > 0)
@@ -246,8 +244,8 @@ static const char *dnsmasq_user(void) {
 }
 
 static void format_mac(const uint8_t mac[6], char out[18]) {
-    snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
-             mac[2], mac[3], mac[4], mac[5]);
+    snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+             mac[3], mac[4], mac[5]);
 }
 
 static void write_config_lines(FILE *f, const struct dnsmasq *d,
@@ -262,8 +260,9 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
     char mac[18];
 
     ipv4_format(info->gateway, gateway);
-    fprintf(f, "# vmnet-broker: dnsmasq of network %s, rewritten at every "
-               "start.\n",
+    fprintf(f,
+            "# vmnet-broker: dnsmasq of network %s, rewritten at every "
+            "start.\n",
             d->name);
     // Only the bridge: port 53 on every address would clash with
     // systemd-resolved and other resolvers, and guests never use loopback.
@@ -525,8 +524,7 @@ static void schedule_restart(struct dnsmasq *d) {
     } else {
         r = sd_event_source_set_time(d->restart_timer, when);
         if (r >= 0)
-            r = sd_event_source_set_enabled(d->restart_timer,
-                                            SD_EVENT_ONESHOT);
+            r = sd_event_source_set_enabled(d->restart_timer, SD_EVENT_ONESHOT);
     }
     if (r < 0) {
         log_error("network %s: cannot schedule a dnsmasq restart: %s; "
@@ -555,8 +553,7 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
 
     (void)s;
     describe_exit(si, what, sizeof(what));
-    log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid,
-                what);
+    log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid, what);
     log_tail(d, LOG_LEVEL_WARNING);
     // sd-event reaps the child after this callback returns.
     forget_instance(d);
@@ -567,11 +564,10 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
 }
 
 // Removes the files this module puts in dir, then dir itself.
-static void remove_network_dir(const char *dir) {
+static void remove_network_dir(const char dir[DIR_MAX]) {
     char path[PATH_MAX];
 
-    for (size_t i = 0; i < sizeof(owned_files) / sizeof(owned_files[0]);
-         i++) {
+    for (size_t i = 0; i < sizeof(owned_files) / sizeof(owned_files[0]); i++) {
         file_path(path, dir, owned_files[i]);
         if (unlink(path) < 0 && errno != ENOENT)
             log_warning("cannot remove %s: %s", path, strerror(errno));
@@ -606,7 +602,7 @@ static bool cmdline_has(pid_t pid, const char *arg) {
 
 // Kills the dnsmasq a previous broker left in dir, if it still runs and
 // really is that one, and removes dir. Returns 1 if it killed one.
-static int remove_stale_dir(const char *dir, const char *name) {
+static int remove_stale_dir(const char dir[DIR_MAX], const char *name) {
     char path[PATH_MAX];
     char conf[CONF_ARG_MAX];
     pid_t pid;
@@ -625,8 +621,7 @@ static int remove_stale_dir(const char *dir, const char *name) {
             log_warning("network %s: stale dnsmasq (pid %d) outlived "
                         "SIGKILL for %d ms",
                         name, (int)pid, STALE_KILL_TIMEOUT_MSEC);
-        log_info("network %s: killed stale dnsmasq (pid %d)", name,
-                 (int)pid);
+        log_info("network %s: killed stale dnsmasq (pid %d)", name, (int)pid);
         killed = 1;
     }
     if (pidfd >= 0)
@@ -639,7 +634,7 @@ int dnsmasq_start(const struct dnsmasq_options *options,
                   const struct network_config *config,
                   const struct network_info *info, struct dnsmasq **out) {
     struct dnsmasq *d = NULL;
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     int status = -EINVAL;
     int made;
 
@@ -651,8 +646,8 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     }
     status = network_dir(options->runtime_dir, config->name, dir);
     if (status < 0) {
-        log_error("network %s: runtime directory %s is too long",
-                  config->name, options->runtime_dir);
+        log_error("network %s: runtime directory %s is too long", config->name,
+                  options->runtime_dir);
         goto out;
     }
     status = -ENOMEM;
@@ -662,9 +657,9 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     d->pidfd = -1;
     d->event = sd_event_ref(options->event);
     snprintf(d->name, sizeof(d->name), "%s", config->name);
-    d->dnsmasq_path = strdup(options->dnsmasq_path != NULL
-                                 ? options->dnsmasq_path
-                                 : DEFAULT_DNSMASQ_PATH);
+    d->dnsmasq_path =
+        strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
+                                             : DEFAULT_DNSMASQ_PATH);
     if (d->dnsmasq_path == NULL)
         goto out;
 
@@ -688,7 +683,9 @@ int dnsmasq_start(const struct dnsmasq_options *options,
         goto out;
     }
     snprintf(d->dir, sizeof(d->dir), "%s", dir);
-    // mkdir() obeys the umask; dnsmasq's unprivileged user reads here.
+    // mkdir() obeys the umask. Readable by all for diagnostics, writable by
+    // root only: dnsmasq, once it drops to its own user, cannot plant files
+    // or symlinks where the broker writes.
     if (chmod(d->dir, 0755) < 0) {
         status = -errno;
         log_error("network %s: cannot chmod %s: %s", d->name, d->dir,
@@ -723,7 +720,8 @@ void dnsmasq_stop(struct dnsmasq *d) {
         return;
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     terminate(d);
-
+    if (d->dir[0] != '\0')
+        remove_network_dir(d->dir);
     sd_event_unref(d->event);
     free(d->dnsmasq_path);
     free(d);
@@ -734,7 +732,7 @@ pid_t dnsmasq_pid(const struct dnsmasq *d) { return d->pid; }
 bool dnsmasq_failed(const struct dnsmasq *d) { return d->failed; }
 
 int dnsmasq_remove_stale(const char *runtime_dir) {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     char path[PATH_MAX];
     struct dirent *entry;
     struct stat st;
@@ -758,8 +756,8 @@ int dnsmasq_remove_stale(const char *runtime_dir) {
         // Only network directories holding our files: the runtime
         // directory also holds the broker's socket and maybe more.
         if (!network_name_valid(entry->d_name) ||
-            fstatat(dirfd(runtime), entry->d_name, &st,
-                    AT_SYMLINK_NOFOLLOW) < 0 ||
+            fstatat(dirfd(runtime), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+                0 ||
             !S_ISDIR(st.st_mode) ||
             network_dir(runtime_dir, entry->d_name, dir) < 0)
             continue;
@@ -770,8 +768,8 @@ int dnsmasq_remove_stale(const char *runtime_dir) {
                 continue;
         }
         killed += remove_stale_dir(dir, entry->d_name);
-        log_info("network %s: removed stale dnsmasq files in %s",
-                 entry->d_name, dir);
+        log_info("network %s: removed stale dnsmasq files in %s", entry->d_name,
+                 dir);
     }
     closedir(runtime);
     return killed;

@@ -393,9 +393,9 @@ static void run_concurrently(struct concurrent_peer *peers, size_t n) {
     pthread_barrier_init(&start, NULL, (unsigned)n);
     for (size_t i = 0; i < n; i++) {
         peers[i].start = &start;
-        ck_assert_int_eq(pthread_create(&threads[i], NULL,
-                                        acquire_concurrently, &peers[i]),
-                         0);
+        ck_assert_int_eq(
+            pthread_create(&threads[i], NULL, acquire_concurrently, &peers[i]),
+            0);
     }
     for (size_t i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
@@ -599,34 +599,66 @@ START_TEST(test_release) {
 }
 END_TEST
 
-START_TEST(test_process_wide_api) {
-    harness_start(broker, IDLE);
-    vmnet_broker_network_t *network, *again;
+// The original API in a process of its own, whose process-wide connection
+// ends with it. Returns 0, or the number of the step that went wrong.
+static int use_process_wide_connection(void *arg) {
+    vmnet_broker_network_t *network = NULL, *again = NULL;
     vmnet_broker_return_t status = VMNET_BROKER_INTERNAL_ERROR;
+    int step = 1;
 
-    ck_assert_int_eq(setenv(VMNET_BROKER_SOCKET_ENV, broker->socket_path, 1),
-                     0);
+    (void)arg;
+    if (setenv(VMNET_BROKER_SOCKET_ENV, broker->socket_path, 1) != 0)
+        goto out;
+    step = 2;
     network = vmnet_broker_acquire_network("shared", &status);
-    ck_assert_int_eq(status, VMNET_BROKER_SUCCESS);
-    ck_assert_ptr_nonnull(network);
-    ck_assert_str_eq(vmnet_broker_network_bridge(network), "vmb-shared");
+    if (network == NULL || status != VMNET_BROKER_SUCCESS ||
+        strcmp(vmnet_broker_network_bridge(network), "vmb-shared") != 0)
+        goto out;
     // One connection for the whole process: acquiring again is the same
     // peer holding the same reference.
+    step = 3;
     again = vmnet_broker_acquire_network("shared", &status);
-    ck_assert_int_eq(status, VMNET_BROKER_SUCCESS);
-    ck_assert_str_eq(vmnet_broker_network_uuid(again),
-                     vmnet_broker_network_uuid(network));
-    ck_assert_int_eq(harness_network_peers(broker, "shared"), 1);
-
-    ck_assert_ptr_null(vmnet_broker_acquire_network("nosuch", &status));
-    ck_assert_int_eq(status, VMNET_BROKER_NOT_FOUND);
-    ck_assert_int_eq(vmnet_broker_release_network("shared"),
-                     VMNET_BROKER_SUCCESS);
-    ck_assert_int_eq(harness_network_peers(broker, "shared"), 0);
-    ck_assert_int_eq(vmnet_broker_release_network("shared"),
-                     VMNET_BROKER_NOT_FOUND);
+    if (again == NULL || status != VMNET_BROKER_SUCCESS ||
+        strcmp(vmnet_broker_network_uuid(again),
+               vmnet_broker_network_uuid(network)) != 0)
+        goto out;
+    step = 4;
+    if (harness_network_peers(broker, "shared") != 1)
+        goto out;
+    step = 5;
+    if (vmnet_broker_acquire_network("nosuch", &status) != NULL ||
+        status != VMNET_BROKER_NOT_FOUND)
+        goto out;
+    step = 6;
+    if (vmnet_broker_release_network("shared") != VMNET_BROKER_SUCCESS ||
+        harness_network_peers(broker, "shared") != 0)
+        goto out;
+    step = 7;
+    if (vmnet_broker_release_network("shared") != VMNET_BROKER_NOT_FOUND)
+        goto out;
+    // Held again when the process ends: the broker drops it then.
+    step = 8;
+    vmnet_broker_network_free(again);
+    again = vmnet_broker_acquire_network("host", &status);
+    if (again == NULL || status != VMNET_BROKER_SUCCESS)
+        goto out;
+    step = 0;
+out:
     vmnet_broker_network_free(network);
     vmnet_broker_network_free(again);
+    return step;
+}
+
+static bool host_unused(void *arg) {
+    (void)arg;
+    return harness_network_peers(broker, "host") == 0;
+}
+
+START_TEST(test_process_wide_api) {
+    harness_start(broker, IDLE);
+
+    ck_assert_int_eq(harness_run_child(use_process_wide_connection, NULL), 0);
+    ck_assert(harness_wait_for(host_unused, NULL));
 }
 END_TEST
 

@@ -85,10 +85,8 @@ START_TEST(test_allowed_users) {
 
     ck_assert_int_eq(acquire_as_nobody("numeric-others"),
                      VMNET_BROKER_NOT_ALLOWED);
-    ck_assert_int_eq(acquire_as_nobody("named-root"),
-                     VMNET_BROKER_NOT_ALLOWED);
-    ck_assert_int_eq(acquire_as_nobody("numeric-nobody"),
-                     VMNET_BROKER_SUCCESS);
+    ck_assert_int_eq(acquire_as_nobody("named-root"), VMNET_BROKER_NOT_ALLOWED);
+    ck_assert_int_eq(acquire_as_nobody("numeric-nobody"), VMNET_BROKER_SUCCESS);
     ck_assert_int_eq(acquire_as_nobody("named-nobody"), VMNET_BROKER_SUCCESS);
 }
 END_TEST
@@ -109,8 +107,7 @@ START_TEST(test_allowed_groups) {
     ck_assert_int_eq(acquire_as_nobody("named-group"), VMNET_BROKER_SUCCESS);
     ck_assert_int_eq(acquire_as_nobody("numeric-group"), VMNET_BROKER_SUCCESS);
     ck_assert_int_eq(acquire_as_nobody("user-or-group"), VMNET_BROKER_SUCCESS);
-    ck_assert_int_eq(acquire_as_nobody("root-group"),
-                     VMNET_BROKER_NOT_ALLOWED);
+    ck_assert_int_eq(acquire_as_nobody("root-group"), VMNET_BROKER_NOT_ALLOWED);
 }
 END_TEST
 

@@ -34,7 +34,8 @@ struct bad_request {
     size_t len;
 };
 
-#define TEXT(what, text) {what, text, sizeof(text) - 1}
+#define TEXT(what, text)                                                       \
+    { what, text, sizeof(text) - 1 }
 
 // Every one gets exactly {"error": 4}.
 static const struct bad_request bad_requests[] = {
@@ -49,8 +50,7 @@ static const struct bad_request bad_requests[] = {
     TEXT("binary with NUL", "\x00\x01\x02\xff"),
     TEXT("missing command", "{\"network_name\": \"shared\"}"),
     TEXT("empty object", "{}"),
-    TEXT("command a number",
-         "{\"command\": 1, \"network_name\": \"shared\"}"),
+    TEXT("command a number", "{\"command\": 1, \"network_name\": \"shared\"}"),
     TEXT("command null", "{\"command\": null, \"network_name\": \"shared\"}"),
     TEXT("command an array",
          "{\"command\": [\"acquire\"], \"network_name\": \"shared\"}"),
@@ -308,8 +308,7 @@ START_TEST(test_flood_does_not_delay_others) {
     vmnet_broker_connection_t *c;
 
     ck_assert_int_ge(flood.fd, 0);
-    ck_assert_int_eq(pthread_create(&thread, NULL, flood_requests, &flood),
-                     0);
+    ck_assert_int_eq(pthread_create(&thread, NULL, flood_requests, &flood), 0);
     ck_assert(harness_wait_for(flood_stalled, &flood));
 
     // Another client is served while the flooder's replies pile up.

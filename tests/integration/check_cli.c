@@ -60,8 +60,8 @@ START_TEST(test_acquire_json_holds_until_interrupted) {
                      "shared");
     ck_assert_str_eq(json_string_value(json_object_get(shared, "bridge")),
                      "vmb-shared");
-    ck_assert(harness_uuid_valid(
-        json_string_value(json_object_get(shared, "uuid"))));
+    ck_assert(
+        harness_uuid_valid(json_string_value(json_object_get(shared, "uuid"))));
     ck_assert_str_eq(json_string_value(json_object_get(host, "name")), "host");
     ck_assert_str_eq(json_string_value(json_object_get(host, "bridge")),
                      "vmb-host");
@@ -151,8 +151,8 @@ END_TEST
 START_TEST(test_run_holds_network_for_the_command) {
     harness_start(broker, IDLE);
     char script[1024];
-    const char *argv[] = {CLI, "run", "--network", "shared", "--",
-                          "/bin/sh", "-c", script, NULL};
+    const char *argv[] = {CLI,       "run", "--network", "shared", "--",
+                          "/bin/sh", "-c",  script,      NULL};
     json_t *inside, *networks;
     pid_t pid;
 
@@ -193,8 +193,8 @@ START_TEST(test_errors) {
     harness_start(broker, IDLE);
     char marker[256], script[512];
     const char *acquire_argv[] = {CLI, "acquire", "shared", "nosuch", NULL};
-    const char *run_argv[] = {CLI,  "run", "--network", "nosuch", "--",
-                              "/bin/sh", "-c", script, NULL};
+    const char *run_argv[] = {CLI,       "run", "--network", "nosuch", "--",
+                              "/bin/sh", "-c",  script,      NULL};
     char *output = NULL;
     int status;
 
@@ -246,8 +246,8 @@ END_TEST
 START_TEST(test_daemon_options) {
     const char *version[] = {VMNET_BROKER_BIN, "--version", NULL};
     const char *help[] = {VMNET_BROKER_BIN, "--help", NULL};
-    const char *bad_idle[] = {VMNET_BROKER_BIN, "--idle-timeout", "soon",
-                              "--socket", broker->socket_path, NULL};
+    const char *bad_idle[] = {VMNET_BROKER_BIN, "--idle-timeout",    "soon",
+                              "--socket",       broker->socket_path, NULL};
     const char *unknown[] = {VMNET_BROKER_BIN, "--no-such-option", NULL};
     char *output = NULL;
     int status;

@@ -52,8 +52,8 @@ static void add_route(const char *route) {
 
 // "<name>.json:<line>:<column>:" as jansson places the syntax error in
 // text (the broker reports jansson's position).
-static void syntax_error_location(const char *name, const char *text,
-                                  char *buf, size_t size) {
+static void syntax_error_location(const char *name, const char *text, char *buf,
+                                  size_t size) {
     json_error_t error;
     json_t *root = json_loads(text, JSON_DECODE_ANY, &error);
 
@@ -81,7 +81,8 @@ static bool has_location(const char *text, const char *name, int line) {
     return false;
 }
 
-static const char broken_text[] = "{\n  \"mode\": \"host\",\n  \"subnet\": \n}\n";
+static const char broken_text[] =
+    "{\n  \"mode\": \"host\",\n  \"subnet\": \n}\n";
 
 // Each has its problem on line 3.
 static const struct {

@@ -29,6 +29,20 @@ static size_t network_count(void) {
     return n;
 }
 
+// Helper processes the broker runs for a network (none, or dnsmasq) go
+// with it.
+static bool broker_has_no_helpers(void *arg) {
+    (void)arg;
+    return harness_living_children(broker->pid) == 0;
+}
+
+// After the broker has exited, anything it left running would have been
+// reparented to this process (harness_enter_netns() makes it a subreaper).
+static bool nothing_left_behind(void *arg) {
+    (void)arg;
+    return harness_living_children(0) == 0;
+}
+
 START_TEST(test_serial_peers_reuse_network) {
     // Long enough for the second peer to arrive in time on any machine, yet
     // short enough to wait for the removal afterwards.
@@ -54,6 +68,8 @@ START_TEST(test_serial_peers_reuse_network) {
     ck_assert_msg(harness_wait_link_gone("vmb-shared"),
                   "vmb-shared still there after the idle delay");
     ck_assert_uint_eq(network_count(), 0);
+    ck_assert_msg(harness_wait_for(broker_has_no_helpers, NULL),
+                  "the broker's helpers outlived the network");
 
     // Acquiring again makes a new instance.
     third = harness_connect(broker);
@@ -183,6 +199,8 @@ START_TEST(test_sigterm_ignored_while_peers_then_honoured) {
     ck_assert(WIFEXITED(wait_status));
     ck_assert_int_eq(WEXITSTATUS(wait_status), 0);
     ck_assert_uint_eq(harness_count_links("vmb-"), 0);
+    ck_assert_msg(harness_wait_for(nothing_left_behind, NULL),
+                  "the broker left processes behind");
     ck_assert_int_lt(harness_raw_connect(broker->socket_path), 0);
 }
 END_TEST
@@ -203,6 +221,8 @@ START_TEST(test_sigint_without_peers_exits) {
     ck_assert(WIFEXITED(wait_status));
     ck_assert_int_eq(WEXITSTATUS(wait_status), 0);
     ck_assert_uint_eq(harness_count_links("vmb-"), 0);
+    ck_assert_msg(harness_wait_for(nothing_left_behind, NULL),
+                  "the broker left processes behind");
 }
 END_TEST
 

@@ -2,14 +2,16 @@
 // Integration test harness: a real broker in a private network namespace.
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -30,6 +32,9 @@
 #define LOG_CONNECTED "] connected ("
 #define LOG_DISCONNECTED "] disconnected ("
 
+// How long a broker gets to stop on SIGTERM before it is killed.
+#define STOP_GRACE_SECONDS 5
+
 // Replies (status with many peers included) fit comfortably.
 #define RECEIVE_MAX 65536
 
@@ -40,13 +45,14 @@ double harness_now(void) {
 }
 
 static void sleep_ms(long ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
 
-bool harness_wait_for(bool (*cond)(void *arg), void *arg) {
-    double deadline = harness_now() + HARNESS_WAIT_SECONDS;
+static bool wait_until(bool (*cond)(void *arg), void *arg, double seconds) {
+    double deadline = harness_now() + seconds;
     for (;;) {
         if (cond(arg))
             return true;
@@ -54,6 +60,10 @@ bool harness_wait_for(bool (*cond)(void *arg), void *arg) {
             return false;
         sleep_ms(10);
     }
+}
+
+bool harness_wait_for(bool (*cond)(void *arg), void *arg) {
+    return wait_until(cond, arg, HARNESS_WAIT_SECONDS);
 }
 
 // Milliseconds left until deadline, for poll(); never negative.
@@ -109,6 +119,94 @@ void harness_enter_netns(void) {
         fprintf(stderr, "cannot bring lo up: %s\n", strerror(errno));
         exit(1);
     }
+    // Helpers a killed broker leaves behind (dnsmasq) become our children,
+    // so harness_kill_orphans() can end them.
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+        fprintf(stderr, "cannot become a subreaper: %s\n", strerror(errno));
+        exit(1);
+    }
+}
+
+// Appends the pids listed in path (space-separated) to pids[*n..max).
+static void read_pids(const char *path, pid_t *pids, size_t *n, size_t max) {
+    FILE *f = fopen(path, "r");
+    long pid;
+
+    if (f == NULL)
+        return;
+    while (*n < max && fscanf(f, "%ld", &pid) == 1)
+        pids[(*n)++] = (pid_t)pid;
+    fclose(f);
+}
+
+// The state letter of process pid ('Z' for a zombie), or 0 if it is gone.
+static char process_state(pid_t pid) {
+    char path[64], buf[512];
+    char *close_paren;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    // "pid (comm) S ...": comm may itself hold spaces and parentheses.
+    close_paren = strrchr(buf, ')');
+    return close_paren != NULL && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
+
+size_t harness_living_children(pid_t parent) {
+    char path[64];
+    pid_t pids[256];
+    size_t n = 0, living = 0;
+    DIR *tasks;
+    struct dirent *task;
+
+    if (parent == 0)
+        parent = getpid();
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)parent);
+    tasks = opendir(path);
+    if (tasks == NULL)
+        return 0;
+    while ((task = readdir(tasks)) != NULL) {
+        char children[600];
+        if (task->d_name[0] == '.')
+            continue;
+        snprintf(children, sizeof(children), "/proc/%d/task/%s/children",
+                 (int)parent, task->d_name);
+        read_pids(children, pids, &n, sizeof(pids) / sizeof(pids[0]));
+    }
+    closedir(tasks);
+    for (size_t i = 0; i < n; i++) {
+        char state = process_state(pids[i]);
+        if (state != 0 && state != 'Z')
+            living++;
+    }
+    return living;
+}
+
+void harness_kill_orphans(void) {
+    // Killing a child can orphan its own children onto us: repeat until
+    // none is left (bounded, in case something keeps forking).
+    for (int round = 0; round < 16; round++) {
+        char path[64];
+        pid_t pids[256];
+        size_t n = 0;
+
+        // Children of the main thread; tests join their threads first.
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children",
+                 (int)getpid());
+        read_pids(path, pids, &n, sizeof(pids) / sizeof(pids[0]));
+        if (n == 0)
+            return;
+        for (size_t i = 0; i < n; i++) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
 }
 
 int harness_run_suite(Suite *suite) {
@@ -118,6 +216,8 @@ int harness_run_suite(Suite *suite) {
     srunner_run_all(runner, CK_VERBOSE);
     failed = srunner_ntests_failed(runner);
     srunner_free(runner);
+    // What failed tests (which end without cleaning up) left running.
+    harness_kill_orphans();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -221,8 +321,8 @@ bool harness_broker_start(struct harness_broker *broker, const char *idle,
         argv[argc++] = *extra_args;
     }
     argv[argc] = NULL;
-    log_fd = open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                  0644);
+    log_fd =
+        open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0)
         return false;
     // Kept on failure (the test process exits without cleaning up), so the
@@ -297,17 +397,6 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
     return 0;
 }
 
-void harness_broker_free(struct harness_broker *broker) {
-    if (broker == NULL)
-        return;
-    if (harness_broker_alive(broker)) {
-        kill(broker->pid, SIGKILL);
-        waitpid(broker->pid, NULL, 0);
-    }
-    nftw(broker->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(broker);
-}
-
 char *harness_broker_log(const struct harness_broker *broker) {
     char *text = NULL;
     size_t size = 0;
@@ -369,6 +458,33 @@ static bool log_no_peers(void *arg) {
 
 bool harness_broker_wait_no_peers(const struct harness_broker *broker) {
     return harness_wait_for(log_no_peers, (void *)broker);
+}
+
+static bool broker_exited(void *arg) { return !harness_broker_alive(arg); }
+
+// Stops the broker as its owner would, so that it removes what it made,
+// helper processes included. It ignores SIGTERM while peers are connected,
+// so first let it see the test's connections close; SIGKILL only for a
+// broker that still does not stop.
+static void stop_broker(struct harness_broker *broker) {
+    if (!harness_broker_alive(broker))
+        return;
+    wait_until(log_no_peers, broker, STOP_GRACE_SECONDS);
+    kill(broker->pid, SIGTERM);
+    if (!wait_until(broker_exited, broker, STOP_GRACE_SECONDS)) {
+        kill(broker->pid, SIGKILL);
+        waitpid(broker->pid, NULL, 0);
+        broker->pid = 0;
+    }
+}
+
+void harness_broker_free(struct harness_broker *broker) {
+    if (broker == NULL)
+        return;
+    stop_broker(broker);
+    harness_kill_orphans();
+    nftw(broker->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(broker);
 }
 
 // ---- Raw protocol ----------------------------------------------------------
@@ -435,8 +551,8 @@ json_t *harness_raw_request(int fd, const char *text) {
 
 json_t *harness_raw_acquire(int fd, const char *name) {
     char *text = NULL;
-    json_t *request = json_pack("{s:s, s:s}", "command", "acquire",
-                                "network_name", name);
+    json_t *request =
+        json_pack("{s:s, s:s}", "command", "acquire", "network_name", name);
     json_t *reply = NULL;
 
     if (request != NULL)
@@ -521,8 +637,8 @@ json_t *harness_status_network(const json_t *status, const char *name) {
 long harness_network_peers(const struct harness_broker *broker,
                            const char *name) {
     json_t *status = harness_status(broker);
-    json_t *peers = json_object_get(harness_status_network(status, name),
-                                    "peers");
+    json_t *peers =
+        json_object_get(harness_status_network(status, name), "peers");
     long count = json_is_integer(peers) ? (long)json_integer_value(peers) : -1;
     json_decref(status);
     return count;
@@ -558,11 +674,34 @@ bool harness_status_pid_holds(const json_t *status, pid_t pid,
     return false;
 }
 
+bool harness_uuid_valid(const char *uuid) {
+    static const char pattern[] = "xxxxxxxx-xxxx-4xxx-vxxx-xxxxxxxxxxxx";
+
+    if (uuid == NULL || strlen(uuid) != sizeof(pattern) - 1)
+        return false;
+    for (size_t i = 0; pattern[i] != '\0'; i++) {
+        char c = uuid[i];
+        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        switch (pattern[i]) {
+        case 'x':
+            if (!hex)
+                return false;
+            break;
+        case 'v': // the RFC 4122 variant: 10xx
+            if (c != '8' && c != '9' && c != 'a' && c != 'b')
+                return false;
+            break;
+        default:
+            if (c != pattern[i])
+                return false;
+        }
+    }
+    return true;
+}
+
 // ---- The network namespace -------------------------------------------------
 
-bool harness_link_exists(const char *name) {
-    return if_nametoindex(name) != 0;
-}
+bool harness_link_exists(const char *name) { return if_nametoindex(name) != 0; }
 
 bool harness_link_is_up(const char *name) {
     struct ifreq ifr;
@@ -680,7 +819,13 @@ int harness_kill_and_reap(pid_t pid, int sig) {
     return status;
 }
 
-int harness_run_unprivileged(int (*fn)(void *arg), void *arg) {
+static bool drop_privileges(void) {
+    return setgroups(0, NULL) == 0 &&
+           setresgid(HARNESS_NOBODY, HARNESS_NOBODY, HARNESS_NOBODY) == 0 &&
+           setresuid(HARNESS_NOBODY, HARNESS_NOBODY, HARNESS_NOBODY) == 0;
+}
+
+static int run_child(int (*fn)(void *arg), void *arg, bool unprivileged) {
     pid_t parent = getpid();
     int result = -1;
     int pipe_fds[2];
@@ -691,11 +836,10 @@ int harness_run_unprivileged(int (*fn)(void *arg), void *arg) {
     pid = fork();
     if (pid == 0) {
         close(pipe_fds[0]);
-        if (setgroups(0, NULL) != 0 ||
-            setresgid(HARNESS_NOBODY, HARNESS_NOBODY, HARNESS_NOBODY) != 0 ||
-            setresuid(HARNESS_NOBODY, HARNESS_NOBODY, HARNESS_NOBODY) != 0)
+        if (unprivileged && !drop_privileges())
             _exit(1);
-        // Changing credentials cleared the parent-death signal.
+        // After the change of credentials, which clears the parent-death
+        // signal.
         child_prepare(parent);
         int r = fn(arg);
         if (write(pipe_fds[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
@@ -711,6 +855,14 @@ int harness_run_unprivileged(int (*fn)(void *arg), void *arg) {
         waitpid(pid, NULL, 0);
     close(pipe_fds[0]);
     return result;
+}
+
+int harness_run_child(int (*fn)(void *arg), void *arg) {
+    return run_child(fn, arg, false);
+}
+
+int harness_run_unprivileged(int (*fn)(void *arg), void *arg) {
+    return run_child(fn, arg, true);
 }
 
 pid_t harness_spawn_holder(const struct harness_broker *broker,
@@ -825,31 +977,6 @@ int harness_run(const struct harness_broker *broker, const char *const *argv,
     else
         free(text);
     return pid < 0 ? -1 : harness_wait_pid(pid);
-}
-
-bool harness_uuid_valid(const char *uuid) {
-    static const char pattern[] = "xxxxxxxx-xxxx-4xxx-vxxx-xxxxxxxxxxxx";
-
-    if (uuid == NULL || strlen(uuid) != sizeof(pattern) - 1)
-        return false;
-    for (size_t i = 0; pattern[i] != '\0'; i++) {
-        char c = uuid[i];
-        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        switch (pattern[i]) {
-        case 'x':
-            if (!hex)
-                return false;
-            break;
-        case 'v': // the RFC 4122 variant: 10xx
-            if (c != '8' && c != '9' && c != 'a' && c != 'b')
-                return false;
-            break;
-        default:
-            if (c != pattern[i])
-                return false;
-        }
-    }
-    return true;
 }
 
 void harness_reader_init(struct harness_reader *reader, int fd) {

@@ -5,7 +5,6 @@
 
 #include <check.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -24,9 +23,18 @@
 
 // Exits 77 (skipped) unless running as root, then moves the program into a
 // new network namespace with lo up, so nothing it does reaches the host's
-// interfaces. Exits 1 if that fails. Called first in main(), and again in
-// each test's setup so every test starts from an empty namespace.
+// interfaces, and makes it the reaper of its descendants' orphans. Exits 1
+// if that fails. Called first in main(), and again in each test's setup so
+// every test starts from an empty namespace.
 void harness_enter_netns(void);
+
+// Kills and reaps every child process still running: what a test, or a
+// broker killed before it could clean up, left behind.
+void harness_kill_orphans(void);
+
+// Number of child processes of parent (0: this process) that are still
+// running (zombies not counted).
+size_t harness_living_children(pid_t parent);
 
 // Runs suite with Check and returns main()'s exit status.
 int harness_run_suite(Suite *suite);
@@ -40,7 +48,7 @@ struct harness_broker *harness_test_setup(void);
 // ---- The broker process ----------------------------------------------------
 
 struct harness_broker {
-    pid_t pid; // 0 when not running
+    pid_t pid;       // 0 when not running
     int wait_status; // how it ended, once it has
     // A fixed-length mkdtemp() name, so every path below fits.
     char dir[64];
@@ -78,8 +86,10 @@ bool harness_broker_signal(const struct harness_broker *broker, int sig);
 // still running after HARNESS_WAIT_SECONDS.
 int harness_broker_wait_exit(struct harness_broker *broker);
 
-// Kills the broker if it is still running and removes the temporary
-// directory. Accepts NULL.
+// Stops the broker if it is still running (SIGTERM, then SIGKILL if it
+// does not exit within a few seconds), ends whatever it left behind
+// (harness_kill_orphans()) and removes the temporary directory. Accepts
+// NULL.
 void harness_broker_free(struct harness_broker *broker);
 
 // The whole log so far as a malloc'd string (caller frees); never NULL.
@@ -134,6 +144,9 @@ size_t harness_status_count_pid(const json_t *status, pid_t pid);
 bool harness_status_pid_holds(const json_t *status, pid_t pid,
                               const char *name);
 
+// True if uuid is a lowercase RFC 4122 version 4 UUID.
+bool harness_uuid_valid(const char *uuid);
+
 // ---- The network namespace -------------------------------------------------
 
 bool harness_link_exists(const char *name);
@@ -153,9 +166,13 @@ int harness_shell(const char *command);
 
 // ---- Other processes -------------------------------------------------------
 
-// Runs fn(arg) in a child process as uid and gid HARNESS_NOBODY with no
-// supplementary groups and returns its result (0..255), or -1 if the child
-// could not drop privileges or died. fn must not use Check's assertions.
+// Runs fn(arg) in a child process and returns its result, or -1 if the
+// child died or did not finish within HARNESS_WAIT_SECONDS. fn must not use
+// Check's assertions. What the child opens (the client library's
+// process-wide connection, say) ends with it.
+int harness_run_child(int (*fn)(void *arg), void *arg);
+// harness_run_child() as uid and gid HARNESS_NOBODY with no supplementary
+// groups; -1 also if the child could not drop privileges.
 int harness_run_unprivileged(int (*fn)(void *arg), void *arg);
 
 // Forks a child that connects, acquires every name in names (n of them)
@@ -194,10 +211,7 @@ json_t *harness_reader_json(struct harness_reader *reader);
 bool harness_reader_wait_text(struct harness_reader *reader,
                               const char *needle);
 
-// True if uuid is a lowercase RFC 4122 version 4 UUID.
-bool harness_uuid_valid(const char *uuid);
-
-// ---- Waiting -----------------------------------------------------------------
+// ---- Waiting ---------------------------------------------------------------
 
 // Polls cond(arg) until it is true (returns true) or HARNESS_WAIT_SECONDS
 // pass (returns false).

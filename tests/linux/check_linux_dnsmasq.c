@@ -42,6 +42,9 @@
 #define GUEST_NAME "vmbguest"
 #define RESERVED_MAC "52:54:00:aa:bb:cc"
 #define RESERVED_ADDRESS "192.168.77.50"
+// The same network name as a stale directory's, under another runtime
+// directory.
+#define IMPOSTOR_CONF "--conf-file=/elsewhere/other/dnsmasq.conf"
 
 // Short enough that every path built from them fits in PATH_MAX.
 static char work_dir[64];
@@ -77,7 +80,8 @@ static int capture(char *out, size_t size, const char *fmt, ...) {
     strncat(command, " 2>&1", sizeof(command) - strlen(command) - 1);
     p = popen(command, "r");
     ck_assert_ptr_nonnull(p);
-    while (used < size - 1 && (n = fread(out + used, 1, size - 1 - used, p)) > 0)
+    while (used < size - 1 &&
+           (n = fread(out + used, 1, size - 1 - used, p)) > 0)
         used += n;
     out[used] = '\0';
     status = pclose(p);
@@ -178,6 +182,8 @@ static struct dnsmasq *start(const struct network_config *config,
 // configured on the guest's interface, or "" when it got none.
 static void guest_lease(char address[16]) {
     char out[4096];
+    char path[PATH_MAX];
+    char log[4096] = "";
     const char *marker;
 
     // Up to 10 discovers a second apart: enough for a dnsmasq being
@@ -190,7 +196,13 @@ static void guest_lease(char address[16]) {
     marker = strstr(out, "LEASED ");
     if (marker != NULL)
         sscanf(marker, "LEASED %15[0-9.]", address);
-    ck_assert_msg(address[0] != '\0', "no lease: %s", out);
+    if (address[0] == '\0') {
+        snprintf(path, sizeof(path), "%s/dnsmasq.log", network_dir);
+        if (path_exists(path))
+            read_file(path, log, sizeof(log));
+    }
+    ck_assert_msg(address[0] != '\0', "no lease: %s\ndnsmasq.log: %s", out,
+                  log);
 }
 
 static bool is_bridge_address(int family, const void *address) {
@@ -216,8 +228,7 @@ static bool is_bridge_address(int family, const void *address) {
 // Checks every port 53 socket of a /proc/net table is on a bridge address
 // and returns how many sit on the gateway. listen_state is the TCP LISTEN
 // state, or 0 for UDP, where every socket counts.
-static int check_port_53(const char *table, int family,
-                         unsigned listen_state) {
+static int check_port_53(const char *table, int family, unsigned listen_state) {
     char path[64];
     char line[512];
     int on_gateway = 0;
@@ -235,9 +246,9 @@ static int check_port_53(const char *table, int family,
         uint32_t words[4];
         struct in_addr v4;
 
-        ck_assert_int_eq(sscanf(line, " %*u: %63[0-9A-F]:%x %*s %x", local,
-                                &port, &state),
-                         3);
+        ck_assert_int_eq(
+            sscanf(line, " %*u: %63[0-9A-F]:%x %*s %x", local, &port, &state),
+            3);
         if (port != 53 || (listen_state != 0 && state != listen_state))
             continue;
         // The kernel prints each 32-bit word of the address in host order.
@@ -264,6 +275,28 @@ static int count_lines(const char *path) {
     for (const char *p = text; *p != '\0'; p++)
         n += *p == '\n';
     return n;
+}
+
+static bool cmdline_contains(pid_t pid, const char *arg) {
+    char path[64];
+    char text[4096];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n < 0)
+        return false;
+    text[n] = '\0';
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(text + i) + 1) {
+        if (strcmp(text + i, arg) == 0)
+            return true;
+    }
+    return false;
 }
 
 // True when a process with this pid exists and has not ended.
@@ -323,10 +356,9 @@ START_TEST(test_lease_and_dns) {
     ck_assert_msg(strstr(text, address) != NULL, "leases: %s", text);
 
     // dnsmasq knows the guest by the host name its DHCP request carried.
-    status = capture(text, sizeof(text),
-                     "ip netns exec %s busybox nslookup " GUEST_NAME
-                     " " GATEWAY,
-                     guest_ns);
+    status = capture(
+        text, sizeof(text),
+        "ip netns exec %s busybox nslookup " GUEST_NAME " " GATEWAY, guest_ns);
     ck_assert_msg(status == 0 && strstr(text, address) != NULL,
                   "nslookup (status %d): %s", status, text);
     dnsmasq_stop(d);
@@ -474,8 +506,7 @@ START_TEST(test_start_failure_logs_and_leaves_nothing) {
     ck_assert_ptr_eq(d, (void *)&sentinel);
     read_file(log_path, log, sizeof(log));
     ck_assert_msg(strstr(log, "exited with status 7") != NULL, "log: %s", log);
-    ck_assert_msg(strstr(log, "bad option at line 1") != NULL, "log: %s",
-                  log);
+    ck_assert_msg(strstr(log, "bad option at line 1") != NULL, "log: %s", log);
     ck_assert(!path_exists(network_dir));
     // Reaped: no child of ours is left.
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
@@ -496,8 +527,7 @@ START_TEST(test_start_failure_port_taken) {
 
     // Someone else's DNS server on the gateway address.
     ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(
-        bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
     ck_assert_int_lt(start_with(NULL, &config, &info, &d), 0);
     ck_assert_ptr_null(d);
     ck_assert(!path_exists(network_dir));
@@ -571,6 +601,7 @@ START_TEST(test_remove_stale_spares_others) {
     char pid_text[32];
     int fds[2];
     pid_t impostor;
+    uint64_t deadline;
     int status;
 
     // A live process whose pid sits in a stale pid file but which runs with
@@ -580,11 +611,15 @@ START_TEST(test_remove_stale_spares_others) {
     ck_assert_int_ge(impostor, 0);
     if (impostor == 0) {
         dup2(fds[0], STDIN_FILENO);
-        execl("/bin/sh", "sh", "-c", "read line",
-              "--conf-file=/elsewhere/other/dnsmasq.conf", (char *)NULL);
+        execl("/bin/sh", "sh", "-c", "read line", IMPOSTOR_CONF, (char *)NULL);
         _exit(127);
     }
     close(fds[0]);
+    // Until it has run sh, it is a copy of this test.
+    deadline = now_usec() + 10 * 1000000ull;
+    while (!cmdline_contains(impostor, IMPOSTOR_CONF) && now_usec() < deadline)
+        usleep(10000);
+    ck_assert(cmdline_contains(impostor, IMPOSTOR_CONF));
     ck_assert_int_eq(mkdir(runtime_dir, 0755) < 0 && errno != EEXIST, 0);
     snprintf(other_dir, sizeof(other_dir), "%s/other", runtime_dir);
     ck_assert_int_eq(mkdir(other_dir, 0755), 0);
@@ -594,8 +629,7 @@ START_TEST(test_remove_stale_spares_others) {
     snprintf(pid_text, sizeof(pid_text), "%d\n", (int)impostor);
     write_file(path, 0644, pid_text);
     // A directory without our files and the broker's socket stay.
-    snprintf(unrelated_dir, sizeof(unrelated_dir), "%s/unrelated",
-             runtime_dir);
+    snprintf(unrelated_dir, sizeof(unrelated_dir), "%s/unrelated", runtime_dir);
     ck_assert_int_eq(mkdir(unrelated_dir, 0755), 0);
     snprintf(path, sizeof(path), "%s/keep", unrelated_dir);
     write_file(path, 0644, "");
@@ -745,8 +779,7 @@ int main(void) {
     }
     snprintf(work_dir, sizeof(work_dir), "/tmp/check_linux_dnsmasq.XXXXXX");
     if (mkdtemp(work_dir) == NULL || chmod(work_dir, 0755) != 0) {
-        fprintf(stderr, "check_linux_dnsmasq: mkdtemp: %s\n",
-                strerror(errno));
+        fprintf(stderr, "check_linux_dnsmasq: mkdtemp: %s\n", strerror(errno));
         return 1;
     }
     snprintf(runtime_dir, sizeof(runtime_dir), "%s/run", work_dir);
@@ -762,8 +795,7 @@ int main(void) {
 
     // Whatever a failed test left running or on disk.
     dnsmasq_remove_stale(runtime_dir);
-    snprintf(command, sizeof(command), "ip netns del %s 2>/dev/null",
-             guest_ns);
+    snprintf(command, sizeof(command), "ip netns del %s 2>/dev/null", guest_ns);
     if (system(command) != 0)
         failed++;
     snprintf(command, sizeof(command), "rm -rf %s", work_dir);
