@@ -98,7 +98,9 @@ static int sysctl_ensure(const char *path, const char *name, int value) {
 static int ipv6_conf_read(const char *ifname, const char *key, int *value) {
     char path[128];
 
-    snprintf(path, sizeof(path), "%s/%s/%s", IPV6_CONF, ifname, key);
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s", IPV6_CONF, ifname,
+                         key) >= sizeof(path))
+        return -ENAMETOOLONG;
     return sysctl_read(path, value);
 }
 
