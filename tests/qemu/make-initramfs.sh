@@ -11,8 +11,9 @@
 #   VMNET-GUEST-LEASE <address> <MAC>     the lease eth0 took, or
 #   VMNET-GUEST-NO-LEASE                  none
 #   VMNET-GUEST-DONE                      nothing follows but power off
-# Needs a static busybox (Debian: busybox-static), which also writes the
-# archive, and modprobe (kmod, which Debian's kernels depend on).
+# Needs a static busybox (Debian: busybox-static), which also unpacks the
+# modules and writes the archive, and modprobe (kmod, which Debian's kernels
+# depend on).
 set -eu
 
 if [ $# -ne 2 ]; then
@@ -32,7 +33,7 @@ if ! [ -x "$busybox" ] || ldd "$busybox" >/dev/null 2>&1; then
 fi
 
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root" "$output.tmp"' EXIT
 mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/modules"
 cp "$busybox" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
@@ -47,11 +48,12 @@ while read -r kind path _; do
     [ "$kind" = insmod ] || continue
     name=$(basename "$path")
     # busybox's insmod hands the file to the kernel as it is, and not every
-    # kernel decompresses modules itself.
+    # kernel decompresses modules itself. busybox unpacks xz and gzip; zstd
+    # needs the zstd package.
     case $name in
-    *.ko.xz) xz -dc "$path" >"$root/modules/${name%.xz}" ;;
+    *.ko.xz) "$busybox" unxz -c "$path" >"$root/modules/${name%.xz}" ;;
+    *.ko.gz) "$busybox" gunzip -c "$path" >"$root/modules/${name%.gz}" ;;
     *.ko.zst) zstd -qdc "$path" >"$root/modules/${name%.zst}" ;;
-    *.ko.gz) gzip -dc "$path" >"$root/modules/${name%.gz}" ;;
     *) cp "$path" "$root/modules/$name" ;;
     esac
     # A module that two drivers need is listed twice; load it once.
@@ -101,5 +103,5 @@ INIT
 chmod 755 "$root/init" "$root/udhcpc.script"
 
 # Written beside OUTPUT and renamed, so OUTPUT is whole or absent.
-(cd "$root" && find . | "$busybox" cpio -o -H newc -R 0:0) >"$output.tmp" 2>/dev/null
+(cd "$root" && find . | "$busybox" cpio -o -H newc -R 0:0) >"$output.tmp"
 mv "$output.tmp" "$output"
