@@ -478,11 +478,14 @@ END_TEST
 START_TEST(test_status) {
     harness_start(broker, IDLE);
     const char *names[] = {"shared", "host"};
-    pid_t holder = harness_spawn_holder(broker, names, 2);
     json_t *status, *peers, *peer, *networks, *network;
     size_t i;
     bool found = false;
+    pid_t holder;
 
+    // Then the holder and the asking connection are the only peers.
+    ck_assert(harness_broker_wait_no_peers(broker));
+    holder = harness_spawn_holder(broker, names, 2);
     ck_assert_int_gt(holder, 0);
     status = harness_status(broker);
     ck_assert_ptr_nonnull(status);

@@ -45,8 +45,8 @@ static bool nothing_left_behind(void *arg) {
 
 START_TEST(test_serial_peers_reuse_network) {
     // Long enough for the second peer to arrive in time on any machine, yet
-    // short enough to wait for the removal afterwards.
-    harness_start(broker, "3");
+    // well within HARNESS_WAIT_SECONDS for the removal afterwards.
+    harness_start(broker, "5");
     vmnet_broker_connection_t *first = harness_connect(broker);
     vmnet_broker_connection_t *second = harness_connect(broker);
     vmnet_broker_connection_t *third;

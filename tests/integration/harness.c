@@ -72,7 +72,21 @@ static int remaining_ms(double deadline) {
     return left > 0 ? (int)(left * 1000) + 1 : 0;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 // ---- The test program ------------------------------------------------------
+
+// Where every broker of this program keeps its socket, config and log, so
+// that what failed tests (which end without cleaning up) leave behind can be
+// shown and removed at the end. Empty outside harness_run_suite().
+static char run_dir[32];
 
 static bool set_loopback_up(void) {
     struct ifreq ifr;
@@ -209,15 +223,56 @@ void harness_kill_orphans(void) {
     }
 }
 
+static void print_file(const char *path, FILE *out) {
+    char buf[4096];
+    size_t n;
+    FILE *in = fopen(path, "r");
+
+    if (in == NULL)
+        return;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        fwrite(buf, 1, n, out);
+    fclose(in);
+}
+
+// A broker directory still there belongs to a test that failed: its log is
+// what explains the failure.
+static void print_leftover_logs(void) {
+    DIR *dir = opendir(run_dir);
+    struct dirent *entry;
+
+    while (dir != NULL && (entry = readdir(dir)) != NULL) {
+        char path[PATH_MAX];
+        if (strncmp(entry->d_name, "broker.", 7) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/broker.log", run_dir,
+                 entry->d_name);
+        fprintf(stderr, "---- %s ----\n", path);
+        print_file(path, stderr);
+    }
+    if (dir != NULL)
+        closedir(dir);
+}
+
 int harness_run_suite(Suite *suite) {
-    SRunner *runner = srunner_create(suite);
+    SRunner *runner;
     int failed;
 
+    strcpy(run_dir, "/tmp/vmnet-broker-test.XXXXXX");
+    // Unprivileged peers must reach the sockets inside.
+    if (mkdtemp(run_dir) == NULL || chmod(run_dir, 0755) != 0) {
+        fprintf(stderr, "cannot make a temporary directory: %s\n",
+                strerror(errno));
+        return EXIT_FAILURE;
+    }
+    runner = srunner_create(suite);
     srunner_run_all(runner, CK_VERBOSE);
     failed = srunner_ntests_failed(runner);
     srunner_free(runner);
-    // What failed tests (which end without cleaning up) left running.
+    // What failed tests left running, then what they left on disk.
     harness_kill_orphans();
+    print_leftover_logs();
+    nftw(run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -237,7 +292,10 @@ struct harness_broker *harness_broker_new(void) {
 
     if (b == NULL)
         return NULL;
-    strcpy(b->dir, "/tmp/vmnet-broker-test.XXXXXX");
+    if (run_dir[0] != '\0')
+        snprintf(b->dir, sizeof(b->dir), "%s/broker.XXXXXX", run_dir);
+    else
+        strcpy(b->dir, "/tmp/vmnet-broker-test.XXXXXX");
     if (mkdtemp(b->dir) == NULL) {
         free(b);
         return NULL;
@@ -325,8 +383,9 @@ bool harness_broker_start(struct harness_broker *broker, const char *idle,
         open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0)
         return false;
-    // Kept on failure (the test process exits without cleaning up), so the
-    // path is worth printing.
+    broker->log_start = (size_t)lseek(log_fd, 0, SEEK_END);
+    // A failed test exits without cleaning up; harness_run_suite() prints
+    // the logs left behind under this name.
     fprintf(stderr, "broker log: %s\n", broker->log_path);
     broker->pid = fork();
     if (broker->pid == 0) {
@@ -388,15 +447,6 @@ int harness_broker_wait_exit(struct harness_broker *broker) {
     return broker->wait_status;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 char *harness_broker_log(const struct harness_broker *broker) {
     char *text = NULL;
     size_t size = 0;
@@ -449,9 +499,12 @@ bool harness_broker_wait_log(const struct harness_broker *broker,
 }
 
 static bool log_no_peers(void *arg) {
-    char *text = harness_broker_log(arg);
-    bool none = count_occurrences(text, LOG_CONNECTED) ==
-                count_occurrences(text, LOG_DISCONNECTED);
+    const struct harness_broker *broker = arg;
+    char *text = harness_broker_log(broker);
+    // Only this run: a killed broker never logged its peers leaving.
+    const char *run = text + broker->log_start;
+    bool none = count_occurrences(run, LOG_CONNECTED) ==
+                count_occurrences(run, LOG_DISCONNECTED);
     free(text);
     return none;
 }

@@ -36,7 +36,9 @@ void harness_kill_orphans(void);
 // running (zombies not counted).
 size_t harness_living_children(pid_t parent);
 
-// Runs suite with Check and returns main()'s exit status.
+// Runs suite with Check and returns main()'s exit status. The brokers of
+// tests that failed (and so did not clean up) are ended, their logs printed
+// and their directories removed.
 int harness_run_suite(Suite *suite);
 
 struct harness_broker;
@@ -50,7 +52,10 @@ struct harness_broker *harness_test_setup(void);
 struct harness_broker {
     pid_t pid;       // 0 when not running
     int wait_status; // how it ended, once it has
-    // A fixed-length mkdtemp() name, so every path below fits.
+    // Where the current run's lines start in the log: a test may start the
+    // broker again on the same directory.
+    size_t log_start;
+    // A fixed-length mkdtemp() name under /tmp, so every path below fits.
     char dir[64];
     char socket_path[96];
     char config_dir[96];
@@ -100,8 +105,8 @@ size_t harness_broker_log_count(const struct harness_broker *broker,
 // Waits until the log holds needle at least count times.
 bool harness_broker_wait_log(const struct harness_broker *broker,
                              const char *needle, size_t count);
-// Waits until every connection the broker logged as connected is logged as
-// disconnected: the broker has no peers.
+// Waits until every connection the running broker logged as connected is
+// logged as disconnected: the broker has no peers.
 bool harness_broker_wait_no_peers(const struct harness_broker *broker);
 
 // ---- Raw protocol ----------------------------------------------------------
