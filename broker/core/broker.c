@@ -224,13 +224,35 @@ static void prune_interfaces(struct broker *broker, struct peer *peer) {
     peer->n_interfaces = kept;
 }
 
-// The smallest index no live interface of peer on network uses.
-static unsigned free_index(const struct peer *peer, const char *network) {
+// Prunes every peer of uid and counts their live interfaces. One user may
+// run many VMs over many connections; the limits and the guest MACs are
+// the user's, not one connection's.
+static unsigned uid_interfaces(struct broker *broker, uint32_t uid) {
+    unsigned count = 0;
+    for (struct peer *p = broker->peers; p != NULL; p = p->next) {
+        if (p->cred.uid != uid)
+            continue;
+        prune_interfaces(broker, p);
+        count += (unsigned)p->n_interfaces;
+    }
+    return count;
+}
+
+// The smallest index no live interface of uid on network uses, so two VMs
+// of one user never share a guest MAC, and a VM started again gets its
+// MAC (and its DHCP lease) back.
+static unsigned free_index(const struct broker *broker, uint32_t uid,
+                           const char *network) {
     for (unsigned index = 0;; index++) {
         bool used = false;
-        for (size_t i = 0; i < peer->n_interfaces && !used; i++)
-            used = strcmp(peer->interfaces[i].network, network) == 0 &&
-                   peer->interfaces[i].index == index;
+        for (const struct peer *p = broker->peers; p != NULL && !used;
+             p = p->next) {
+            for (size_t i = 0; p->cred.uid == uid && i < p->n_interfaces &&
+                               !used;
+                 i++)
+                used = strcmp(p->interfaces[i].network, network) == 0 &&
+                       p->interfaces[i].index == index;
+        }
         if (!used)
             return index;
     }
@@ -241,9 +263,10 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
                           const struct network **network,
                           struct interface_info *info, int *fd) {
     const struct network *acquired = NULL;
-    struct network *n;
+    struct network *n = registry_find(&broker->registry, name);
+    bool held = n != NULL && peer_find_network(peer, n) >= 0;
     struct interface_info created;
-    unsigned index;
+    unsigned index, user_count;
     int created_fd = -1;
     int status = BROKER_ERR_INVALID_REQUEST;
 
@@ -251,16 +274,21 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
     if (broker->options.backend->open_interface == NULL)
         goto out;
     status = broker_acquire(broker, peer, name, now, &acquired);
-    if (status != BROKER_OK)
+    if (status != BROKER_OK) {
+        held = true; // nothing was acquired, so nothing to give back
         goto out;
+    }
     // The registry hands out const pointers; this one is ours to update.
     n = registry_find(&broker->registry, name);
-    prune_interfaces(broker, peer);
+    user_count = uid_interfaces(broker, peer->cred.uid);
     status = BROKER_ERR_INTERNAL;
-    if (peer->n_interfaces >= PEER_MAX_INTERFACES) {
+    if (peer->n_interfaces >= PEER_MAX_INTERFACES ||
+        user_count >= USER_MAX_INTERFACES) {
         peer_log(LOG_LEVEL_WARNING, peer,
-                 "cannot open an interface on '%s': %d already open", name,
-                 PEER_MAX_INTERFACES);
+                 "cannot open an interface on '%s': %zu open on this "
+                 "connection (at most %d), %u for this user (at most %d)",
+                 name, peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
+                 USER_MAX_INTERFACES);
         goto out;
     }
     if (peer->interfaces == NULL) {
@@ -269,7 +297,7 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
         if (peer->interfaces == NULL)
             goto out;
     }
-    index = free_index(peer, name);
+    index = free_index(broker, peer->cred.uid, name);
     status = broker->options.backend->open_interface(
         broker->options.backend_ctx, n->backend_handle, name, &peer->cred,
         index, &created, &created_fd);
@@ -288,9 +316,13 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
     *fd = created_fd;
     status = BROKER_OK;
 out:
-    if (status != BROKER_OK)
+    if (status != BROKER_OK) {
         peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
                  name, broker_status_name(status));
+        // A failed call leaves the peer as it found it.
+        if (!held)
+            broker_release(broker, peer, name, now);
+    }
     return status;
 }
 

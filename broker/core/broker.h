@@ -49,8 +49,9 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
 // Acquires name for peer (as broker_acquire) and creates an interface on it
 // for the peer's VM. On BROKER_OK stores the network in *network, fills *info
 // and stores a descriptor the caller owns in *fd (the broker keeps no copy);
-// otherwise the outs are untouched. A peer may have PEER_MAX_INTERFACES
-// interfaces alive at once; beyond that BROKER_ERR_INTERNAL.
+// otherwise the outs are untouched and a network this call acquired is
+// released again. A connection may have PEER_MAX_INTERFACES interfaces alive
+// at once and a user USER_MAX_INTERFACES; beyond that BROKER_ERR_INTERNAL.
 int broker_open_interface(struct broker *broker, struct peer *peer,
                           const char *name, uint64_t now,
                           const struct network **network,

@@ -12,8 +12,10 @@
 // As in the original broker: a peer holds at most this many distinct
 // networks; one more gets BROKER_ERR_INTERNAL.
 #define PEER_MAX_NETWORKS 8
-// Interfaces (TAP devices) a peer may have open at once.
+// Interfaces (TAP devices) alive at once: per connection, and per user
+// across all of that user's connections.
 #define PEER_MAX_INTERFACES 16
+#define USER_MAX_INTERFACES 64
 // Supplementary groups remembered per peer for group policy.
 #define PEER_MAX_GROUPS 32
 

@@ -655,6 +655,116 @@ START_TEST(test_huge_idle_delay_does_not_wrap) {
 }
 END_TEST
 
+// Opens an interface for peer on name and closes the descriptor at once
+// (the fake device stays "alive" until the test says otherwise).
+static int open_iface(struct peer *peer, const char *name,
+                      struct interface_info *info) {
+    const struct network *network = NULL;
+    int fd = -1;
+    int status =
+        broker_open_interface(broker, peer, name, 0, &network, info, &fd);
+    if (status == BROKER_OK) {
+        ck_assert_int_ge(fd, 0);
+        ck_assert_ptr_eq(network, find_network(name));
+        close(fd);
+    } else {
+        ck_assert_int_eq(fd, -1);
+    }
+    return status;
+}
+
+START_TEST(test_open_interface_acquires_the_network) {
+    struct peer *peer = connect_peer(10, FAKE_USER_UID, FAKE_USER_GID);
+    struct interface_info info;
+
+    ck_assert_int_eq(open_iface(peer, "shared", &info), BROKER_OK);
+    ck_assert_str_eq(info.name, "fif0");
+    ck_assert(peer_holds(peer, find_network("shared")));
+    ck_assert_uint_eq(find_network("shared")->peers, 1);
+}
+END_TEST
+
+START_TEST(test_two_connections_of_one_user_get_distinct_indexes) {
+    struct peer *a = connect_peer(10, FAKE_USER_UID, FAKE_USER_GID);
+    struct peer *b = connect_peer(11, FAKE_USER_UID, FAKE_USER_GID);
+    struct peer *other = connect_peer(12, FAKE_USER_UID + 1, FAKE_USER_GID);
+    struct interface_info info;
+
+    ck_assert_int_eq(open_iface(a, "shared", &info), BROKER_OK);
+    ck_assert_uint_eq(backend.last_index, 0);
+    // Same user, another connection: a second VM must get another MAC.
+    ck_assert_int_eq(open_iface(b, "shared", &info), BROKER_OK);
+    ck_assert_uint_eq(backend.last_index, 1);
+    // Another user numbers its own VMs from 0.
+    ck_assert_int_eq(open_iface(other, "shared", &info), BROKER_OK);
+    ck_assert_uint_eq(backend.last_index, 0);
+    // Another network numbers from 0 as well.
+    ck_assert_int_eq(open_iface(a, "host", &info), BROKER_OK);
+    ck_assert_uint_eq(backend.last_index, 0);
+    // When the first VM lets its interface go, its index is free again:
+    // a VM started again gets its MAC back.
+    backend.interface_alive[0] = false;
+    ck_assert_int_eq(open_iface(b, "shared", &info), BROKER_OK);
+    ck_assert_uint_eq(backend.last_index, 0);
+}
+END_TEST
+
+START_TEST(test_interface_limit_per_connection) {
+    struct peer *peer = connect_peer(10, FAKE_USER_UID, FAKE_USER_GID);
+    struct interface_info info;
+
+    for (int i = 0; i < PEER_MAX_INTERFACES; i++)
+        ck_assert_int_eq(open_iface(peer, "shared", &info), BROKER_OK);
+    ck_assert_int_eq(open_iface(peer, "shared", &info), BROKER_ERR_INTERNAL);
+    ck_assert_uint_eq(backend.interfaces_opened, PEER_MAX_INTERFACES);
+    // A device that is gone no longer counts.
+    backend.interface_alive[3] = false;
+    ck_assert_int_eq(open_iface(peer, "shared", &info), BROKER_OK);
+}
+END_TEST
+
+START_TEST(test_interface_limit_per_user) {
+    struct interface_info info;
+    int opened = 0;
+
+    // Many connections of one user cannot get past the user's limit.
+    for (int c = 0; opened < USER_MAX_INTERFACES; c++) {
+        struct peer *peer = connect_peer(100 + c, FAKE_USER_UID, FAKE_USER_GID);
+        for (int i = 0; i < PEER_MAX_INTERFACES && opened < USER_MAX_INTERFACES;
+             i++, opened++)
+            ck_assert_int_eq(open_iface(peer, "shared", &info), BROKER_OK);
+    }
+    struct peer *late = connect_peer(999, FAKE_USER_UID, FAKE_USER_GID);
+    ck_assert_int_eq(open_iface(late, "shared", &info), BROKER_ERR_INTERNAL);
+    // The failed call released what it acquired.
+    ck_assert(!peer_holds(late, find_network("shared")));
+    // Another user is not affected.
+    struct peer *other = connect_peer(1000, FAKE_USER_UID + 1, FAKE_USER_GID);
+    ck_assert_int_eq(open_iface(other, "shared", &info), BROKER_OK);
+}
+END_TEST
+
+START_TEST(test_failed_interface_leaves_the_peer_as_it_was) {
+    struct peer *peer = connect_peer(10, FAKE_USER_UID, FAKE_USER_GID);
+    struct interface_info info;
+
+    backend.fail_interface = true;
+    // Not held before: the reference the call took is given back.
+    ck_assert_int_eq(open_iface(peer, "shared", &info),
+                     BROKER_ERR_CREATE_FAILURE);
+    ck_assert(!peer_holds(peer, find_network("shared")));
+    ck_assert_uint_eq(find_network("shared")->peers, 0);
+    // Held before: it stays held.
+    acquire_ok(peer, "host", 0);
+    ck_assert_int_eq(open_iface(peer, "host", &info),
+                     BROKER_ERR_CREATE_FAILURE);
+    ck_assert(peer_holds(peer, find_network("host")));
+    // Errors of the acquire itself are passed on.
+    backend.fail_interface = false;
+    ck_assert_int_eq(open_iface(peer, "nosuch", &info), BROKER_ERR_NOT_FOUND);
+}
+END_TEST
+
 static Suite *broker_suite(void) {
     Suite *s = suite_create("broker");
     TCase *acquire = tcase_create("acquire");
@@ -663,6 +773,7 @@ static Suite *broker_suite(void) {
     TCase *failure = tcase_create("failure");
     TCase *policy = tcase_create("policy");
     TCase *lifetime = tcase_create("lifetime");
+    TCase *interfaces = tcase_create("interfaces");
 
     tcase_add_checked_fixture(acquire, setup, teardown);
     tcase_add_test(acquire, test_acquire_creates_on_first_use);
@@ -717,6 +828,15 @@ static Suite *broker_suite(void) {
     tcase_add_test(lifetime, test_free_destroys_everything);
     tcase_add_test(lifetime, test_free_null);
     tcase_add_test(lifetime, test_peer_count_and_list);
+
+    tcase_add_checked_fixture(interfaces, setup, teardown);
+    tcase_add_test(interfaces, test_open_interface_acquires_the_network);
+    tcase_add_test(interfaces,
+                   test_two_connections_of_one_user_get_distinct_indexes);
+    tcase_add_test(interfaces, test_interface_limit_per_connection);
+    tcase_add_test(interfaces, test_interface_limit_per_user);
+    tcase_add_test(interfaces, test_failed_interface_leaves_the_peer_as_it_was);
+    suite_add_tcase(s, interfaces);
     suite_add_tcase(s, lifetime);
     return s;
 }

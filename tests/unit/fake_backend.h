@@ -7,10 +7,12 @@
 // static inline so a test that uses only some of them builds without
 // unused-function warnings.
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/backend.h"
 #include "core/broker.h"
@@ -37,6 +39,12 @@ struct fake_backend {
     bool fail_create;
     char last_created[NETWORK_NAME_MAX + 1];
     char last_destroyed[NETWORK_NAME_MAX + 1];
+    // Interfaces: how many were opened, which still "exist" (a VM holds
+    // them), the index the core asked for last, and a failure switch.
+    unsigned interfaces_opened;
+    bool interface_alive[256];
+    unsigned last_index;
+    bool fail_interface;
 };
 
 // The handle the fake backend gives out, freed by destroy().
@@ -89,9 +97,45 @@ static inline void fake_destroy(void *ctx, void *handle) {
     free(h);
 }
 
+// Interfaces are named "fif<N>"; the descriptor is /dev/null's.
+static inline int fake_open_interface(void *ctx, void *handle,
+                                      const char *network_name,
+                                      const struct peer_cred *cred,
+                                      unsigned index,
+                                      struct interface_info *info, int *fd) {
+    struct fake_backend *backend = ctx;
+    unsigned n = backend->interfaces_opened;
+
+    (void)handle;
+    (void)network_name;
+    (void)cred;
+    backend->last_index = index;
+    if (backend->fail_interface || n >= 256)
+        return BROKER_ERR_CREATE_FAILURE;
+    *fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return BROKER_ERR_INTERNAL;
+    memset(info, 0, sizeof(*info));
+    snprintf(info->name, sizeof(info->name), "fif%u", n);
+    info->mac[0] = 0x02;
+    info->mac[5] = (uint8_t)index;
+    backend->interface_alive[n] = true;
+    backend->interfaces_opened++;
+    return BROKER_OK;
+}
+
+static inline bool fake_interface_exists(void *ctx, const char *name) {
+    struct fake_backend *backend = ctx;
+    unsigned n;
+    return sscanf(name, "fif%u", &n) == 1 && n < 256 &&
+           backend->interface_alive[n];
+}
+
 static const struct network_backend_ops fake_backend_ops = {
     .create = fake_create,
     .destroy = fake_destroy,
+    .open_interface = fake_open_interface,
+    .interface_exists = fake_interface_exists,
 };
 
 // Networks the fake configuration knows besides the built-ins:
