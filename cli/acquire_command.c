@@ -76,28 +76,32 @@ static void free_interfaces(vmnet_broker_interface_t **interfaces,
     free(interfaces);
 }
 
-// Waits for SIGINT or SIGTERM (returns 0) or for the broker to end the
-// connection (returns 1: the networks are gone, holding on is pointless).
-static int hold(int fd) {
+// Catches SIGINT and SIGTERM from now on, blocked outside ppoll so that a
+// signal cannot slip in between the check of stop_requested and the wait.
+// Called before the networks are printed: whoever reads them may signal us
+// at once. Stores the mask to wait with in *waiting_mask.
+static void catch_stop_signals(sigset_t *waiting_mask) {
     struct sigaction action = {.sa_handler = request_stop};
     sigset_t stop_signals;
-    sigset_t waiting_mask;
-    struct pollfd connection = {.fd = fd, .events = POLLIN};
 
-    // Blocked outside ppoll so that a signal cannot slip in between the
-    // check of stop_requested and the wait.
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop_signals, &waiting_mask);
-    sigdelset(&waiting_mask, SIGINT);
-    sigdelset(&waiting_mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, waiting_mask);
+    sigdelset(waiting_mask, SIGINT);
+    sigdelset(waiting_mask, SIGTERM);
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+}
+
+// Waits for SIGINT or SIGTERM (returns 0) or for the broker to end the
+// connection (returns 1: the networks are gone, holding on is pointless).
+static int hold(int fd, const sigset_t *waiting_mask) {
+    struct pollfd connection = {.fd = fd, .events = POLLIN};
 
     while (!stop_requested) {
-        int ready = ppoll(&connection, 1, NULL, &waiting_mask);
+        int ready = ppoll(&connection, 1, NULL, waiting_mask);
         if (ready < 0 && errno != EINTR) {
             fprintf(stderr, CLI_NAME ": poll: %s\n", strerror(errno));
             return 1;
@@ -130,6 +134,7 @@ int command_acquire(const char *socket_path, int argc, char **argv) {
         calloc((size_t)argc, sizeof(*interfaces));
     vmnet_broker_connection_t *connection = NULL;
     vmnet_broker_network_t **networks = NULL;
+    sigset_t waiting_mask;
 
     if (tap_networks == NULL || interfaces == NULL) {
         fprintf(stderr, CLI_NAME ": out of memory\n");
@@ -160,6 +165,7 @@ int command_acquire(const char *socket_path, int argc, char **argv) {
                                &interfaces[n_open]) != 0)
             goto out;
     }
+    catch_stop_signals(&waiting_mask);
     for (size_t i = 0; networks[i] != NULL; i++) {
         if (json) {
             puts(vmnet_broker_network_json(networks[i]));
@@ -184,7 +190,7 @@ int command_acquire(const char *socket_path, int argc, char **argv) {
         fprintf(stderr, CLI_NAME ": write: %s\n", strerror(errno));
         goto out;
     }
-    exit_status = hold(vmnet_broker_connection_fd(connection));
+    exit_status = hold(vmnet_broker_connection_fd(connection), &waiting_mask);
 out:
     free_interfaces(interfaces, n_open);
     free(tap_networks);

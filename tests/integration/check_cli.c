@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The command-line programs: vmnet-broker-client against a real broker, and
-// the daemon's own options.
+// The command-line programs: vmnet-broker-client and the daemon's options.
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
