@@ -18,6 +18,13 @@ struct vmnet_broker_connection {
     pthread_mutex_t lock;
     int fd;
     bool lost;
+    // The last acquire reply and the network decoded from it, or NULL. The
+    // broker answers every acquire of a network the connection holds with
+    // the same bytes, and decoding them is most of the library's work per
+    // acquire: a repeated reply is answered with a copy of that network.
+    char *last_reply;
+    size_t last_reply_len;
+    vmnet_broker_network_t *last_network;
 };
 
 vmnet_broker_return_t
@@ -33,14 +40,13 @@ vmnet_broker_connect(const char *socket_path,
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
     status = VMNET_BROKER_INTERNAL_ERROR;
-    built = malloc(sizeof(*built));
+    built = calloc(1, sizeof(*built));
     if (built == NULL)
         goto out;
     // Nothing fails after the mutex exists, so out: never destroys one.
     if (pthread_mutex_init(&built->lock, NULL) != 0)
         goto out;
     built->fd = fd;
-    built->lost = false;
     *connection = built;
     built = NULL;
     fd = -1;
@@ -52,20 +58,17 @@ out:
     return status;
 }
 
-// Sends one request and decodes its reply; the caller holds the lock. When
-// passed_fd is not NULL, a successful reply's descriptor (or -1 if none
-// came) is stored there. Every other descriptor is closed, so that a broker
-// attaching one to an error or to another command's reply leaks nothing.
-static vmnet_broker_return_t
-exchange(vmnet_broker_connection_t *connection, const char *command,
-         const char *network_name, const char *expected_key,
-         json_type expected_type, json_t **value, int *passed_fd) {
+// Sends one request and receives its reply; the caller holds the lock. On
+// success stores the reply in *reply (malloc'd, the caller frees), its
+// length in *reply_len and the descriptor that came with it, or -1, in
+// *received_fd (the caller closes it).
+static vmnet_broker_return_t round_trip(vmnet_broker_connection_t *connection,
+                                        const char *command,
+                                        const char *network_name, char **reply,
+                                        size_t *reply_len, int *received_fd) {
     vmnet_broker_return_t status = VMNET_BROKER_XPC_FAILURE;
     char *request = NULL;
     size_t request_len;
-    char *reply = NULL;
-    size_t reply_len;
-    int received_fd = -1;
 
     if (connection->lost)
         goto out;
@@ -78,23 +81,95 @@ exchange(vmnet_broker_connection_t *connection, const char *command,
         connection->lost = true;
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
-    status = client_transport_receive(connection->fd, &reply, &reply_len,
-                                      &received_fd);
+    status =
+        client_transport_receive(connection->fd, reply, reply_len, received_fd);
     if (status == VMNET_BROKER_INVALID_REPLY)
         connection->lost = true;
-    if (status != VMNET_BROKER_SUCCESS)
-        goto out;
-    status = client_message_decode_reply(reply, reply_len, expected_key,
-                                         expected_type, value);
+out:
+    free(request);
+    return status;
+}
+
+// Sends one request and decodes its reply; the caller holds the lock. When
+// value_text is not NULL, the value's compact JSON text is stored there
+// (malloc'd, the caller frees). When passed_fd is not NULL, a successful
+// reply's descriptor (or -1 if none came) is stored there. Every other
+// descriptor is closed, so that a broker attaching one to an error or to
+// another command's reply leaks nothing.
+static vmnet_broker_return_t exchange(vmnet_broker_connection_t *connection,
+                                      const char *command,
+                                      const char *network_name,
+                                      const char *expected_key,
+                                      json_type expected_type, json_t **value,
+                                      char **value_text, int *passed_fd) {
+    char *reply = NULL;
+    size_t reply_len = 0;
+    int received_fd = -1;
+    vmnet_broker_return_t status = round_trip(connection, command, network_name,
+                                              &reply, &reply_len, &received_fd);
+
+    if (status == VMNET_BROKER_SUCCESS)
+        status = client_message_decode_reply(reply, reply_len, expected_key,
+                                             expected_type, value, value_text);
     if (status == VMNET_BROKER_SUCCESS && passed_fd != NULL) {
         *passed_fd = received_fd;
         received_fd = -1;
     }
-out:
     if (received_fd >= 0)
         close(received_fd);
-    free(request);
     free(reply);
+    return status;
+}
+
+// Keeps reply and the network decoded from it for the next acquire, taking
+// *decoded. Without memory for the copy nothing is kept: the next acquire
+// decodes its reply.
+static void remember_acquired(vmnet_broker_connection_t *connection,
+                              const char *reply, size_t len,
+                              vmnet_broker_network_t **decoded) {
+    char *copy = malloc(len);
+
+    if (copy == NULL)
+        return;
+    memcpy(copy, reply, len);
+    free(connection->last_reply);
+    vmnet_broker_network_free(connection->last_network);
+    connection->last_reply = copy;
+    connection->last_reply_len = len;
+    connection->last_network = *decoded;
+    *decoded = NULL;
+}
+
+// Stores in *network a new network described by an acquire reply; the
+// caller holds the lock. The same bytes as the last reply decode to the
+// same network, so that one is copied instead.
+static vmnet_broker_return_t
+network_from_reply(vmnet_broker_connection_t *connection, const char *reply,
+                   size_t len, vmnet_broker_network_t **network) {
+    vmnet_broker_return_t status;
+    json_t *object = NULL;
+    char *json = NULL;
+    vmnet_broker_network_t *decoded = NULL;
+
+    if (connection->last_network != NULL && len == connection->last_reply_len &&
+        memcmp(reply, connection->last_reply, len) == 0)
+        return client_network_copy(connection->last_network, network);
+    status = client_message_decode_reply(reply, len, "network", JSON_OBJECT,
+                                         &object, &json);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    // The broker now holds a reference even if a copy below fails; it is
+    // dropped with the connection, as after any failure of the caller.
+    status = client_network_new(object, json, &decoded);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    status = client_network_copy(decoded, network);
+    if (status != VMNET_BROKER_SUCCESS)
+        goto out;
+    remember_acquired(connection, reply, len, &decoded);
+out:
+    vmnet_broker_network_free(decoded);
+    json_decref(object);
     return status;
 }
 
@@ -103,21 +178,22 @@ vmnet_broker_connection_acquire(vmnet_broker_connection_t *connection,
                                 const char *network_name,
                                 vmnet_broker_network_t **network) {
     vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
-    json_t *object = NULL;
+    char *reply = NULL;
+    size_t reply_len = 0;
+    int received_fd = -1;
 
     if (connection == NULL || network_name == NULL || network == NULL)
         return status;
     pthread_mutex_lock(&connection->lock);
-    status = exchange(connection, "acquire", network_name, "network",
-                      JSON_OBJECT, &object, NULL);
+    status = round_trip(connection, "acquire", network_name, &reply, &reply_len,
+                        &received_fd);
+    if (status == VMNET_BROKER_SUCCESS)
+        status = network_from_reply(connection, reply, reply_len, network);
     pthread_mutex_unlock(&connection->lock);
-    if (status != VMNET_BROKER_SUCCESS)
-        goto out;
-    // The broker now holds a reference even if the copy below fails; it is
-    // dropped with the connection, as after any failure of the caller.
-    status = client_network_new(object, network);
-out:
-    json_decref(object);
+    // An acquire reply carries no descriptor; one that came is not leaked.
+    if (received_fd >= 0)
+        close(received_fd);
+    free(reply);
     return status;
 }
 
@@ -131,7 +207,7 @@ vmnet_broker_connection_release(vmnet_broker_connection_t *connection,
         return status;
     pthread_mutex_lock(&connection->lock);
     status = exchange(connection, "release", network_name, "released",
-                      JSON_STRING, &released, NULL);
+                      JSON_STRING, &released, NULL, NULL);
     pthread_mutex_unlock(&connection->lock);
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
@@ -156,7 +232,7 @@ vmnet_broker_connection_open_interface(vmnet_broker_connection_t *connection,
         return status;
     pthread_mutex_lock(&connection->lock);
     status = exchange(connection, "open_interface", network_name, "interface",
-                      JSON_OBJECT, &object, &fd);
+                      JSON_OBJECT, &object, NULL, &fd);
     pthread_mutex_unlock(&connection->lock);
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
@@ -187,17 +263,8 @@ vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
         return status;
     pthread_mutex_lock(&connection->lock);
     status = exchange(connection, "status", NULL, "status", JSON_OBJECT,
-                      &object, NULL);
+                      &object, json, NULL);
     pthread_mutex_unlock(&connection->lock);
-    if (status != VMNET_BROKER_SUCCESS)
-        goto out;
-    char *text = client_message_dump(object);
-    if (text == NULL) {
-        status = VMNET_BROKER_INTERNAL_ERROR;
-        goto out;
-    }
-    *json = text;
-out:
     json_decref(object);
     return status;
 }
@@ -219,5 +286,7 @@ void vmnet_broker_connection_close(vmnet_broker_connection_t *connection) {
         return;
     close(connection->fd);
     pthread_mutex_destroy(&connection->lock);
+    free(connection->last_reply);
+    vmnet_broker_network_free(connection->last_network);
     free(connection);
 }

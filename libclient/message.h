@@ -18,12 +18,14 @@ vmnet_broker_return_t client_message_encode_request(const char *command,
 
 // Decodes a reply expected to carry a value of expected_type under
 // expected_key. On success stores a new reference to that value in *value
-// (caller decrefs). A broker error {"error": N} returns N (3 to 7); any
-// other reply is VMNET_BROKER_INVALID_REPLY.
+// (caller decrefs) and, when text is not NULL, the value as compact JSON in
+// *text (malloc'd, caller frees). A broker error {"error": N} returns N (3
+// to 7); any other reply is VMNET_BROKER_INVALID_REPLY. On failure *value
+// and *text are untouched.
 vmnet_broker_return_t client_message_decode_reply(const char *data, size_t len,
                                                   const char *expected_key,
                                                   json_type expected_type,
-                                                  json_t **value);
+                                                  json_t **value, char **text);
 
 // Copies object[key] into *copy (malloc'd, the caller frees) when it is a
 // string; leaves *copy untouched when it is absent or of another type, as

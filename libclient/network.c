@@ -21,16 +21,16 @@ struct vmnet_broker_network {
     unsigned mtu;
 };
 
-vmnet_broker_return_t client_network_new(const json_t *object,
+vmnet_broker_return_t client_network_new(const json_t *object, char *json,
                                          vmnet_broker_network_t **network) {
     vmnet_broker_return_t status = VMNET_BROKER_INTERNAL_ERROR;
     vmnet_broker_network_t *built = calloc(1, sizeof(*built));
 
-    if (built == NULL)
+    if (built == NULL) {
+        free(json);
         goto out;
-    built->json = client_message_dump(object);
-    if (built->json == NULL)
-        goto out;
+    }
+    built->json = json;
     if (client_message_copy_string(object, "name", &built->name) != 0 ||
         client_message_copy_string(object, "mode", &built->mode) != 0 ||
         client_message_copy_string(object, "bridge", &built->bridge) != 0 ||
@@ -41,6 +41,39 @@ vmnet_broker_return_t client_network_new(const json_t *object,
         goto out;
     built->mtu = client_message_positive(object, "mtu");
     *network = built;
+    built = NULL;
+    status = VMNET_BROKER_SUCCESS;
+out:
+    vmnet_broker_network_free(built);
+    return status;
+}
+
+// Copies a field that may be absent (NULL). Returns 0, or -1 when memory
+// runs out.
+static int copy_field(const char *field, char **copy) {
+    if (field != NULL && (*copy = strdup(field)) == NULL)
+        return -1;
+    return 0;
+}
+
+vmnet_broker_return_t client_network_copy(const vmnet_broker_network_t *network,
+                                          vmnet_broker_network_t **copy) {
+    vmnet_broker_return_t status = VMNET_BROKER_INTERNAL_ERROR;
+    vmnet_broker_network_t *built = calloc(1, sizeof(*built));
+
+    if (built == NULL)
+        goto out;
+    if (copy_field(network->json, &built->json) != 0 ||
+        copy_field(network->name, &built->name) != 0 ||
+        copy_field(network->mode, &built->mode) != 0 ||
+        copy_field(network->bridge, &built->bridge) != 0 ||
+        copy_field(network->subnet, &built->subnet) != 0 ||
+        copy_field(network->mask, &built->mask) != 0 ||
+        copy_field(network->gateway, &built->gateway) != 0 ||
+        copy_field(network->uuid, &built->uuid) != 0)
+        goto out;
+    built->mtu = network->mtu;
+    *copy = built;
     built = NULL;
     status = VMNET_BROKER_SUCCESS;
 out:

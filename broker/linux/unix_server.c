@@ -45,6 +45,22 @@ struct unix_server {
     char *path;
     sd_event_source *listen_io;
     struct connection *connections;
+    struct message_cache *replies;
+    // Kept open so that, out of descriptors, the broker can still accept
+    // and close a pending connection instead of spinning on it.
+    int reserve_fd;
+    uint64_t last_emfile_log;
+};
+
+// A reply ready to go. Its text is owned (freed once sent or queued) or, for
+// acquire, the cache's.
+struct outgoing {
+    const char *text; // NULL when memory ran out
+    size_t len;
+    char *owned; // text, when it is owned
+    // A descriptor sent with the reply (open_interface), or -1; closed once
+    // sent or queued.
+    int fd;
 };
 
 static uint64_t now_usec(struct unix_server *server) {
@@ -82,20 +98,47 @@ static void connection_free(struct connection *c, uint64_t now) {
     free(c);
 }
 
+// Sends one datagram with fd attached unless it is -1. Returns 0, -EAGAIN
+// when the kernel is full, or another negative errno when the peer is gone.
+static int send_datagram(int socket_fd, const char *data, size_t len, int fd) {
+    int err;
+
+    do {
+        err = 0;
+        if (fd >= 0)
+            err = tap_send_with_fd(socket_fd, data, len, fd);
+        else if (send(socket_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            err = -errno;
+    } while (err == -EINTR);
+    return err;
+}
+
+// A reply larger than the socket's send buffer can never be sent (a status
+// with thousands of peers): the peer gets error 7 instead of losing its
+// connection, and with it its networks.
+static const char too_large_reply[] = "{\"error\":7}";
+
+static int send_or_refuse(struct connection *c, const char *data, size_t len,
+                          int fd) {
+    int err = send_datagram(c->fd, data, len, fd);
+
+    if (err == -EMSGSIZE) {
+        peer_log(LOG_LEVEL_WARNING, c->peer,
+                 "reply of %zu bytes does not fit the socket; answering "
+                 "error 7",
+                 len);
+        err = send_datagram(c->fd, too_large_reply,
+                            sizeof(too_large_reply) - 1, -1);
+    }
+    return err;
+}
+
 // Sends what is queued. Returns 0 when the queue is empty, 1 when the kernel
 // is full (wait for EPOLLOUT), or a negative errno when the peer is gone.
 static int flush_queue(struct connection *c) {
     while (c->queue != NULL) {
         struct reply *r = c->queue;
-        int err = 0;
-        if (r->fd >= 0) {
-            err = tap_send_with_fd(c->fd, r->data, r->len, r->fd);
-        } else if (send(c->fd, r->data, r->len, MSG_DONTWAIT | MSG_NOSIGNAL) <
-                   0) {
-            err = -errno;
-        }
-        if (err == -EINTR)
-            continue;
+        int err = send_or_refuse(c, r->data, r->len, r->fd);
         if (err == -EAGAIN)
             return 1;
         if (err < 0)
@@ -108,13 +151,13 @@ static int flush_queue(struct connection *c) {
     return 0;
 }
 
-// Takes ownership of text and fd (closed on failure).
-static int queue_reply(struct connection *c, char *text, size_t len, int fd) {
+// Queues a copy of text behind the replies already waiting. Takes
+// ownership of fd (closed on failure).
+static int queue_reply(struct connection *c, const char *text, size_t len,
+                       int fd) {
     struct reply *r = NULL, **tail = &c->queue;
     int status = -ENOMEM;
 
-    if (text == NULL)
-        goto out;
     r = malloc(sizeof(*r) + len);
     if (r == NULL)
         goto out;
@@ -130,58 +173,92 @@ static int queue_reply(struct connection *c, char *text, size_t len, int fd) {
 out:
     if (fd >= 0)
         close(fd);
-    free(text);
     return status;
 }
 
-// Returns the reply text; *reply_fd is a descriptor to send with it or -1.
-static char *handle_request(struct connection *c, const char *data,
-                            size_t len, size_t *reply_len, int *reply_fd) {
+// Sends the reply at once when nothing waits before it, which is nearly
+// always; only a reply the kernel will not take yet is copied into the
+// queue. Takes ownership of out->fd. Returns 0, or a negative errno when
+// the connection must close.
+static int send_reply(struct connection *c, const struct outgoing *out) {
+    int fd = out->fd;
+    int status = -ENOMEM;
+
+    if (out->text == NULL)
+        goto out;
+    if (c->queue == NULL) {
+        status = send_or_refuse(c, out->text, out->len, fd);
+        if (status != -EAGAIN)
+            goto out;
+    }
+    status = queue_reply(c, out->text, out->len, fd);
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+// out is to send text, then free it. text is NULL when memory ran out.
+static void own(struct outgoing *out, char *text) {
+    out->text = text;
+    out->owned = text;
+}
+
+// Fills *out with the reply to one request datagram.
+static void handle_request(struct connection *c, const char *data, size_t len,
+                           struct outgoing *out) {
     struct unix_server *server = c->server;
     struct request request;
     const char *reason = NULL;
     const struct network *network = NULL;
     struct interface_info iface;
-    char *reply;
     int status;
 
+    out->text = NULL;
+    out->owned = NULL;
+    out->fd = -1;
     status = message_decode_request(data, len, &request, &reason);
     if (status != BROKER_OK) {
         peer_log(LOG_LEVEL_WARNING, c->peer, "invalid request: %s", reason);
-        return message_encode_error(status, reply_len);
+        own(out, message_encode_error(status, &out->len));
+        return;
     }
     switch (request.command) {
     case REQUEST_ACQUIRE:
-        status = broker_acquire(server->options.broker, c->peer,
-                                request.network_name, now_usec(server),
-                                &network);
-        if (status == BROKER_OK)
-            return message_encode_network(network, reply_len);
+        status =
+            broker_acquire(server->options.broker, c->peer,
+                           request.network_name, now_usec(server), &network);
+        if (status == BROKER_OK) {
+            out->text =
+                message_cache_network(server->replies, network, &out->len);
+            return;
+        }
         break;
     case REQUEST_RELEASE:
         status = broker_release(server->options.broker, c->peer,
                                 request.network_name, now_usec(server));
-        if (status == BROKER_OK)
-            return message_encode_released(request.network_name, reply_len);
+        if (status == BROKER_OK) {
+            own(out, message_encode_released(request.network_name, &out->len));
+            return;
+        }
         break;
     case REQUEST_STATUS:
         peer_log(LOG_LEVEL_DEBUG, c->peer, "status");
-        return message_encode_status(server->options.broker, now_usec(server),
-                                     reply_len);
+        own(out, message_encode_status(server->options.broker, now_usec(server),
+                                       &out->len));
+        return;
     case REQUEST_OPEN_INTERFACE:
         status = broker_open_interface(server->options.broker, c->peer,
                                        request.network_name, now_usec(server),
-                                       &network, &iface, reply_fd);
+                                       &network, &iface, &out->fd);
         if (status != BROKER_OK)
             break;
-        reply = message_encode_interface(network, &iface, reply_len);
-        if (reply == NULL) {
-            close(*reply_fd);
-            *reply_fd = -1;
-        }
-        return reply;
+        // Without its text the descriptor is closed by send_reply().
+        own(out, message_encode_interface(network, &iface, &out->len));
+        return;
     }
-    return message_encode_error(status, reply_len);
+    own(out, message_encode_error(status, &out->len));
 }
 
 // recv() returns 0 both for an empty datagram and at end of stream; only a
@@ -200,9 +277,8 @@ static int read_requests(struct connection *c) {
 
     for (int i = 0; i < UNIX_SERVER_BATCH && c->queue == NULL; i++) {
         ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
-        size_t reply_len = 0;
-        int reply_fd = -1;
-        char *reply;
+        struct outgoing reply;
+        int r;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -212,10 +288,13 @@ static int read_requests(struct connection *c) {
         }
         if (n == 0 && peer_hung_up(c->fd))
             return -ECONNRESET;
-        reply = handle_request(c, buf, (size_t)n, &reply_len, &reply_fd);
-        if (queue_reply(c, reply, reply_len, reply_fd) < 0)
-            return -ENOMEM;
-        int r = flush_queue(c);
+        // MSG_TRUNC reports the datagram's real length, which may exceed
+        // buf: hand the decoder only what buf holds, still over the limit.
+        if ((size_t)n > sizeof(buf))
+            n = (ssize_t)sizeof(buf);
+        handle_request(c, buf, (size_t)n, &reply);
+        r = send_reply(c, &reply);
+        free(reply.owned);
         if (r < 0)
             return r;
     }
@@ -249,23 +328,38 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents,
 static int read_credentials(int fd, struct peer_cred *cred) {
     struct ucred ucred;
     socklen_t len = sizeof(ucred);
-    gid_t groups[PEER_MAX_GROUPS];
-    socklen_t groups_len = sizeof(groups);
+    gid_t few[PEER_MAX_GROUPS];
+    gid_t *groups = few;
+    socklen_t groups_len = sizeof(few);
+    int status = -errno;
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) < 0)
-        return -errno;
+        goto out;
     memset(cred, 0, sizeof(*cred));
     cred->pid = ucred.pid;
     cred->uid = ucred.uid;
     cred->gid = ucred.gid;
-    // A peer in more groups than we remember is judged by the first ones;
-    // policy by group is then conservative, never more permissive.
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &groups_len) == 0) {
-        cred->n_groups = groups_len / sizeof(gid_t);
-        for (size_t i = 0; i < cred->n_groups; i++)
-            cred->groups[i] = groups[i];
+    // The kernel refuses a short buffer with ERANGE and the size it needs
+    // (up to NGROUPS_MAX); ask again with that much.
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &groups_len) < 0 &&
+        errno == ERANGE) {
+        groups = malloc(groups_len);
+        if (groups == NULL ||
+            getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &groups_len) < 0)
+            groups_len = 0;
     }
-    return 0;
+    // A peer in more groups than we remember is judged by the first ones:
+    // policy by group is then conservative, never more permissive.
+    cred->n_groups = groups_len / sizeof(gid_t);
+    if (cred->n_groups > PEER_MAX_GROUPS)
+        cred->n_groups = PEER_MAX_GROUPS;
+    for (size_t i = 0; i < cred->n_groups; i++)
+        cred->groups[i] = groups[i];
+    status = 0;
+out:
+    if (groups != few)
+        free(groups);
+    return status;
 }
 
 static void accept_one(struct unix_server *server, int fd) {
@@ -305,6 +399,30 @@ out:
     connection_free(c, 0);
 }
 
+// Out of descriptors: the pending connection would keep the listening
+// socket readable and the loop spinning. Spend the reserve descriptor to
+// take it off the queue and close it. Logs at most every 10 s.
+static bool refuse_one(struct unix_server *server, int listen_fd) {
+    uint64_t now = now_usec(server);
+    int cfd;
+
+    if (server->reserve_fd < 0)
+        return false;
+    close(server->reserve_fd);
+    cfd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (cfd >= 0)
+        close(cfd);
+    server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (now - server->last_emfile_log >= 10 * 1000000ull ||
+        server->last_emfile_log == 0) {
+        log_warning("out of file descriptors: refusing new connections "
+                    "(%u peers connected)",
+                    broker_peer_count(server->options.broker));
+        server->last_emfile_log = now;
+    }
+    return cfd >= 0;
+}
+
 static int on_listen_io(sd_event_source *s, int fd, uint32_t revents,
                         void *userdata) {
     struct unix_server *server = userdata;
@@ -316,6 +434,9 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents,
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if ((errno == EMFILE || errno == ENFILE) &&
+                refuse_one(server, fd))
                 continue;
             if (errno != EAGAIN)
                 log_warning("accept: %s", strerror(errno));
@@ -336,8 +457,7 @@ static int prepare_path(const char *path) {
 
     strcpy(addr.sun_path, path);
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd >= 0 &&
-        connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
         log_error("another broker is listening on %s", path);
         goto out;
     }
@@ -403,6 +523,10 @@ int unix_server_new(const struct unix_server_options *options,
         goto out;
     server->options = *options;
     server->listen_fd = options->listen_fd;
+    server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    server->replies = message_cache_new();
+    if (server->replies == NULL)
+        goto out;
     if (server->listen_fd < 0) {
         server->path = strdup(options->path);
         if (server->path == NULL)
@@ -441,10 +565,14 @@ void unix_server_free(struct unix_server *server) {
     while (server->connections != NULL)
         connection_free(server->connections, now_usec(server));
     sd_event_source_disable_unref(server->listen_io);
-    if (server->listen_fd >= 0 && server->listen_fd != server->options.listen_fd)
+    if (server->listen_fd >= 0 &&
+        server->listen_fd != server->options.listen_fd)
         close(server->listen_fd);
     if (server->created_path)
         unlink(server->path);
+    if (server->reserve_fd >= 0)
+        close(server->reserve_fd);
+    message_cache_free(server->replies);
     free(server->path);
     free(server);
 }

@@ -21,6 +21,55 @@ static const struct {
     {"open_interface", REQUEST_OPEN_INTERFACE, 1},
 };
 
+// Moves *p past prefix when the text from *p to end starts with it.
+static bool skip(const char **p, const char *end, const char *prefix) {
+    size_t n = strlen(prefix);
+    if ((size_t)(end - *p) < n || memcmp(*p, prefix, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+// Reads a request written the way the client library writes it, without
+// building a JSON tree:
+//   {"command":"acquire","network_name":"shared"}   {"command":"status"}
+// Valid names hold no quote or backslash, so such a text means to jansson
+// exactly what it means here. Returns false for any other text, an invalid
+// name included: jansson then decides, and says why.
+static bool decode_compact(const char *data, size_t len, struct request *out) {
+    const char *p = data, *end = data + len;
+    struct request request;
+    size_t i, name_len;
+
+    memset(&request, 0, sizeof(request));
+    if (!skip(&p, end, "{\"command\":\""))
+        return false;
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (skip(&p, end, commands[i].name))
+            break;
+    }
+    if (i == sizeof(commands) / sizeof(commands[0]))
+        return false;
+    request.command = commands[i].command;
+    if (commands[i].needs_network) {
+        if (!skip(&p, end, "\",\"network_name\":\"") || end - p < 2 ||
+            memcmp(end - 2, "\"}", 2) != 0)
+            return false;
+        name_len = (size_t)(end - 2 - p);
+        if (name_len > NETWORK_NAME_MAX)
+            return false;
+        memcpy(request.network_name, p, name_len);
+        // A NUL inside the name would end the string early.
+        if (strlen(request.network_name) != name_len ||
+            !network_name_valid(request.network_name))
+            return false;
+    } else if (!skip(&p, end, "\"}") || p != end) {
+        return false;
+    }
+    *out = request;
+    return true;
+}
+
 int message_decode_request(const char *data, size_t len, struct request *out,
                            const char **reason) {
     json_error_t error;
@@ -30,14 +79,16 @@ int message_decode_request(const char *data, size_t len, struct request *out,
     struct request request;
 
     memset(&request, 0, sizeof(request));
+    // First: nothing below may look at more than MESSAGE_REQUEST_MAX bytes.
     if (len > MESSAGE_REQUEST_MAX) {
         why = "request too long";
         goto out;
     }
+    if (decode_compact(data, len, out))
+        return BROKER_OK;
     // Two "command" keys are ambiguous, so refuse duplicates. Strings with
     // NUL are refused by jansson unless JSON_ALLOW_NUL is given.
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES,
-                      &error);
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &error);
     if (root == NULL)
         goto out;
     if (!json_is_object(root)) {
@@ -92,7 +143,8 @@ out:
 static char *dump(json_t *root, size_t *len) {
     char *text = NULL;
     if (root != NULL)
-        // Six digits keep idle_remaining readable (0.797, not 0.79700000000000004).
+        // Six digits keep idle_remaining readable (0.797, not
+        // 0.79700000000000004).
         text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (text != NULL)
@@ -101,7 +153,12 @@ static char *dump(json_t *root, size_t *len) {
 }
 
 char *message_encode_error(int code, size_t *len) {
-    return dump(json_pack("{s:i}", "error", code), len);
+    char *text = NULL;
+    int n = asprintf(&text, "{\"error\":%d}", code);
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return text;
 }
 
 static json_t *ipv4_json(uint32_t address) {
@@ -144,8 +201,7 @@ char *message_encode_network(const struct network *network, size_t *len) {
 }
 
 char *message_encode_interface(const struct network *network,
-                               const struct interface_info *info,
-                               size_t *len) {
+                               const struct interface_info *info, size_t *len) {
     char mac[18];
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
              info->mac[1], info->mac[2], info->mac[3], info->mac[4],
@@ -176,9 +232,8 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
         json_array_append_new(
             networks,
             json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s}", "name",
-                      n->config.name, "mode",
-                      network_mode_name(n->config.mode), "bridge",
-                      n->info.bridge, "subnet",
+                      n->config.name, "mode", network_mode_name(n->config.mode),
+                      "bridge", n->info.bridge, "subnet",
                       ipv4_format(n->info.subnet, buf), "prefix_length",
                       (int)ipv4_mask_len(n->info.mask), "peers", (int)n->peers,
                       "idle_remaining", idle, "persistent",
@@ -189,14 +244,68 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
         for (size_t i = 0; i < p->n_networks; i++)
             json_array_append_new(held,
                                   json_string(p->networks[i]->config.name));
-        json_array_append_new(peers,
-                              json_pack("{s:i, s:I, s:I, s:o}", "pid",
-                                        (int)p->cred.pid, "uid",
-                                        (json_int_t)p->cred.uid, "gid",
-                                        (json_int_t)p->cred.gid, "networks",
-                                        held));
+        json_array_append_new(
+            peers, json_pack("{s:i, s:I, s:I, s:o}", "pid", (int)p->cred.pid,
+                             "uid", (json_int_t)p->cred.uid, "gid",
+                             (json_int_t)p->cred.gid, "networks", held));
     }
     return dump(json_pack("{s:{s:o, s:o}}", "status", "networks", networks,
                           "peers", peers),
                 len);
+}
+
+// Enough for every network a broker commonly serves at once; beyond that
+// the entry filled longest ago is encoded again when next needed.
+#define MESSAGE_CACHE_ENTRIES 16
+
+struct cached_reply {
+    const struct network *network; // NULL while the entry is empty
+    char uuid[NETWORK_UUID_LEN + 1];
+    char *text;
+    size_t len;
+};
+
+struct message_cache {
+    struct cached_reply entries[MESSAGE_CACHE_ENTRIES];
+    size_t next; // the entry filled next
+};
+
+struct message_cache *message_cache_new(void) {
+    return calloc(1, sizeof(struct message_cache));
+}
+
+void message_cache_free(struct message_cache *cache) {
+    if (cache == NULL)
+        return;
+    for (size_t i = 0; i < MESSAGE_CACHE_ENTRIES; i++)
+        free(cache->entries[i].text);
+    free(cache);
+}
+
+const char *message_cache_network(struct message_cache *cache,
+                                  const struct network *network, size_t *len) {
+    struct cached_reply *entry;
+    size_t text_len;
+    char *text;
+
+    for (size_t i = 0; i < MESSAGE_CACHE_ENTRIES; i++) {
+        entry = &cache->entries[i];
+        if (entry->network == network &&
+            strcmp(entry->uuid, network->info.uuid) == 0) {
+            *len = entry->len;
+            return entry->text;
+        }
+    }
+    text = message_encode_network(network, &text_len);
+    if (text == NULL)
+        return NULL;
+    entry = &cache->entries[cache->next];
+    cache->next = (cache->next + 1) % MESSAGE_CACHE_ENTRIES;
+    free(entry->text);
+    entry->network = network;
+    memcpy(entry->uuid, network->info.uuid, sizeof(entry->uuid));
+    entry->text = text;
+    entry->len = text_len;
+    *len = text_len;
+    return text;
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The wire format: JSON requests decoded and replies encoded (docs/protocol.md).
+// The wire format: JSON requests decoded and replies encoded
+// (docs/protocol.md).
 #ifndef VMNET_BROKER_PROTOCOL_MESSAGE_H
 #define VMNET_BROKER_PROTOCOL_MESSAGE_H
 
@@ -42,5 +43,21 @@ char *message_encode_interface(const struct network *network,
 char *message_encode_released(const char *name, size_t *len);
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len);
+
+// Acquire replies already encoded. A network's reply never changes while it
+// lives, and encoding it is most of the work of an acquire, so each is kept
+// for the network instance it describes: entries are matched by the
+// network's address and uuid, so a later network at the same address (a new
+// instance has a new uuid) is never answered with an old reply.
+struct message_cache;
+
+// Returns NULL when out of memory.
+struct message_cache *message_cache_new(void);
+// Accepts NULL.
+void message_cache_free(struct message_cache *cache);
+// Returns the reply message_encode_network() would (its length in *len),
+// owned by cache and valid until the next call, or NULL when out of memory.
+const char *message_cache_network(struct message_cache *cache,
+                                  const struct network *network, size_t *len);
 
 #endif

@@ -545,6 +545,90 @@ START_TEST(test_encode_status_persistent) {
 }
 END_TEST
 
+// The cached reply is the encoder's, byte for byte, and kept: asking again
+// encodes nothing new.
+START_TEST(test_cache_returns_the_encoded_reply) {
+    struct message_cache *cache = message_cache_new();
+    struct network network;
+    size_t len = 0, cached_len = 0, again_len = 0;
+    char *encoded = NULL;
+    const char *cached = NULL;
+
+    ck_assert_ptr_nonnull(cache);
+    sample_network(&network, "shared", NETWORK_MODE_SHARED);
+    encoded = message_encode_network(&network, &len);
+    ck_assert_ptr_nonnull(encoded);
+    cached = message_cache_network(cache, &network, &cached_len);
+    ck_assert_ptr_nonnull(cached);
+    ck_assert_uint_eq(cached_len, len);
+    ck_assert_mem_eq(cached, encoded, len);
+    ck_assert_ptr_eq(message_cache_network(cache, &network, &again_len),
+                     cached);
+    ck_assert_uint_eq(again_len, len);
+    free(encoded);
+    message_cache_free(cache);
+}
+END_TEST
+
+// A new network at the same address is a new instance (a new uuid): it is
+// never answered with the old one's reply.
+START_TEST(test_cache_new_instance_at_same_address) {
+    struct message_cache *cache = message_cache_new();
+    struct network network;
+    size_t len = 0;
+    const char *cached = NULL;
+    json_t *root = NULL;
+
+    ck_assert_ptr_nonnull(cache);
+    sample_network(&network, "shared", NETWORK_MODE_SHARED);
+    ck_assert_ptr_nonnull(message_cache_network(cache, &network, &len));
+    sample_network(&network, "lab", NETWORK_MODE_HOST);
+    strcpy(network.info.uuid, "11111111-2222-4333-8444-555555555555");
+    cached = message_cache_network(cache, &network, &len);
+    ck_assert_ptr_nonnull(cached);
+    root = parse_reply(strndup(cached, len), &len);
+    assert_string_member(json_object_get(root, "network"), "name", "lab");
+    assert_string_member(json_object_get(root, "network"), "uuid",
+                         "11111111-2222-4333-8444-555555555555");
+    json_decref(root);
+    message_cache_free(cache);
+}
+END_TEST
+
+// More networks than the cache holds: each still gets its own reply.
+START_TEST(test_cache_more_networks_than_entries) {
+    struct message_cache *cache = message_cache_new();
+    struct network networks[40];
+    size_t len = 0;
+
+    ck_assert_ptr_nonnull(cache);
+    for (size_t i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "net%zu", i);
+        sample_network(&networks[i], name, NETWORK_MODE_HOST);
+        networks[i].info.uuid[0] = (char)('a' + i % 6);
+    }
+    for (size_t round = 0; round < 2; round++) {
+        for (size_t i = 0; i < 40; i++) {
+            char name[16];
+            const char *cached =
+                message_cache_network(cache, &networks[i], &len);
+            json_t *root = NULL;
+            ck_assert_ptr_nonnull(cached);
+            snprintf(name, sizeof(name), "net%zu", i);
+            root = parse_reply(strndup(cached, len), &len);
+            assert_string_member(json_object_get(root, "network"), "name",
+                                 name);
+            json_decref(root);
+        }
+    }
+    message_cache_free(cache);
+}
+END_TEST
+
+START_TEST(test_cache_free_accepts_null) { message_cache_free(NULL); }
+END_TEST
+
 static Suite *message_suite(void) {
     Suite *s = suite_create("message");
     TCase *decode = tcase_create("decode");
@@ -566,6 +650,10 @@ static Suite *message_suite(void) {
     tcase_add_test(encode, test_encode_network);
     tcase_add_test(encode, test_encode_network_host_with_description);
     tcase_add_test(encode, test_encode_released);
+    tcase_add_test(encode, test_cache_returns_the_encoded_reply);
+    tcase_add_test(encode, test_cache_new_instance_at_same_address);
+    tcase_add_test(encode, test_cache_more_networks_than_entries);
+    tcase_add_test(encode, test_cache_free_accepts_null);
     suite_add_tcase(s, encode);
 
     tcase_add_checked_fixture(status, broker_setup, broker_teardown);
