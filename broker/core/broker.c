@@ -247,9 +247,8 @@ static unsigned free_index(const struct broker *broker, uint32_t uid,
         bool used = false;
         for (const struct peer *p = broker->peers; p != NULL && !used;
              p = p->next) {
-            for (size_t i = 0; p->cred.uid == uid && i < p->n_interfaces &&
-                               !used;
-                 i++)
+            for (size_t i = 0;
+                 p->cred.uid == uid && i < p->n_interfaces && !used; i++)
                 used = strcmp(p->interfaces[i].network, network) == 0 &&
                        p->interfaces[i].index == index;
         }
@@ -309,8 +308,8 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
            sizeof(created.name));
     peer->n_interfaces++;
     peer_log(LOG_LEVEL_INFO, peer,
-             "opened interface %s on '%s' (interfaces %zu)", created.name,
-             name, peer->n_interfaces);
+             "opened interface %s on '%s' (interfaces %zu)", created.name, name,
+             peer->n_interfaces);
     *network = n;
     *info = created;
     *fd = created_fd;

@@ -31,8 +31,7 @@ void broker_free(struct broker *broker);
 
 // Registers a connected peer. Returns NULL when out of memory.
 struct peer *broker_peer_connect(struct broker *broker,
-                                 const struct peer_cred *cred,
-                                 void *transport);
+                                 const struct peer_cred *cred, void *transport);
 // Drops every reference of peer and frees it.
 void broker_peer_disconnect(struct broker *broker, struct peer *peer,
                             uint64_t now);

@@ -12,17 +12,16 @@ enum log_level log_get_level(void) { return current_level; }
 
 static const char *level_names[] = {"error", "warning", "info", "debug"};
 
-void log_write(enum log_level level, const char *prefix, const char *fmt,
-               ...) {
+void log_write(enum log_level level, const char *prefix, const char *fmt, ...) {
     char line[1024];
     int used;
     va_list ap;
 
     if (level > current_level)
         return;
-    used = snprintf(line, sizeof(line), "vmnet-broker: %s: %s%s",
-                    level_names[level], prefix ? prefix : "",
-                    prefix ? " " : "");
+    used =
+        snprintf(line, sizeof(line), "vmnet-broker: %s: %s%s",
+                 level_names[level], prefix ? prefix : "", prefix ? " " : "");
     if (used < 0 || (size_t)used >= sizeof(line))
         return;
     va_start(ap, fmt);

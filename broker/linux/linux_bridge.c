@@ -3,14 +3,14 @@
 #include "linux_bridge.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
 #include <stdio.h>
 #include <string.h>
-#include <errno.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>

@@ -3,7 +3,6 @@
 #include "linux_network.h"
 
 #include <errno.h>
-#include <sys/random.h>
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
@@ -11,6 +10,7 @@
 #include <netlink/route/link.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "core/log.h"
 #include "core/network_config.h"
@@ -21,8 +21,8 @@
 #include "linux_bridge.h"
 #include "linux_dnsmasq.h"
 #include "linux_firewall.h"
-#include "linux_sysctl.h"
 #include "linux_host_routes.h"
+#include "linux_sysctl.h"
 #include "linux_tap.h"
 
 // The MTU of a network when neither its config nor a default route says.
@@ -101,8 +101,9 @@ void linux_backend_free(struct linux_backend *backend) {
     free(backend);
 }
 
-int linux_backend_enable_services(struct linux_backend *backend,
-                                  const struct linux_backend_services *services) {
+int linux_backend_enable_services(
+    struct linux_backend *backend,
+    const struct linux_backend_services *services) {
     int killed;
     int status = -ENOMEM;
 
@@ -242,11 +243,10 @@ static bool start_services(struct linux_backend *backend,
     } else {
         // Everything but the network, gateway and broadcast addresses; the
         // gateway is usually the first host, so start after it.
-        info->dhcp_start = info->gateway == info->subnet + 1
-                               ? info->subnet + 2
-                               : info->subnet + 1;
-        info->dhcp_end = info->gateway == broadcast - 1 ? broadcast - 2
-                                                        : broadcast - 1;
+        info->dhcp_start = info->gateway == info->subnet + 1 ? info->subnet + 2
+                                                             : info->subnet + 1;
+        info->dhcp_end =
+            info->gateway == broadcast - 1 ? broadcast - 2 : broadcast - 1;
     }
     info->ipv6 = config->ipv6;
     if (info->ipv6) {

@@ -32,8 +32,9 @@ struct linux_backend_services {
 // and router advertisements. Creates the broker's nftables table (replacing
 // one a previous instance left) and kills dnsmasq instances a previous
 // broker left in runtime_dir. Returns 0 or a negative errno (logged).
-int linux_backend_enable_services(struct linux_backend *backend,
-                                  const struct linux_backend_services *services);
+int linux_backend_enable_services(
+    struct linux_backend *backend,
+    const struct linux_backend_services *services);
 
 extern const struct network_backend_ops
     linux_backend_ops; // ctx is a struct linux_backend *

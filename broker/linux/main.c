@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmnet-broker daemon: options, the event loop, signals and lifetime.
 #include <errno.h>
-#include <limits.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -265,7 +265,8 @@ static int run(struct daemon *d) {
         // Beside the socket: /run/vmnet-broker by default, and a private
         // directory for a broker started on a private socket (tests).
         const char *slash = strrchr(d->options.socket_path, '/');
-        size_t len = slash == NULL ? 0 : (size_t)(slash - d->options.socket_path);
+        size_t len =
+            slash == NULL ? 0 : (size_t)(slash - d->options.socket_path);
         snprintf(runtime_dir, sizeof(runtime_dir), "%.*s", (int)len,
                  d->options.socket_path);
         if (len == 0)
@@ -295,8 +296,8 @@ static int run(struct daemon *d) {
                           UINT64_MAX, 0, on_expire, d);
     if (r < 0)
         goto out;
-    r = sd_event_add_time(d->event, &d->exit_timer, CLOCK_MONOTONIC,
-                          UINT64_MAX, 0, on_exit_timer, d);
+    r = sd_event_add_time(d->event, &d->exit_timer, CLOCK_MONOTONIC, UINT64_MAX,
+                          0, on_exit_timer, d);
     if (r < 0)
         goto out;
     sd_event_source_set_enabled(d->expire_timer, SD_EVENT_OFF);

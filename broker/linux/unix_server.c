@@ -127,8 +127,8 @@ static int send_or_refuse(struct connection *c, const char *data, size_t len,
                  "reply of %zu bytes does not fit the socket; answering "
                  "error 7",
                  len);
-        err = send_datagram(c->fd, too_large_reply,
-                            sizeof(too_large_reply) - 1, -1);
+        err = send_datagram(c->fd, too_large_reply, sizeof(too_large_reply) - 1,
+                            -1);
     }
     return err;
 }
@@ -435,8 +435,7 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents,
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if ((errno == EMFILE || errno == ENFILE) &&
-                refuse_one(server, fd))
+            if ((errno == EMFILE || errno == ENFILE) && refuse_one(server, fd))
                 continue;
             if (errno != EAGAIN)
                 log_warning("accept: %s", strerror(errno));
