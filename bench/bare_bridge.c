@@ -77,3 +77,22 @@ bool bare_bridge_delete(struct nl_sock *sock, const char *name) {
     rtnl_link_put(link);
     return status;
 }
+
+bool bare_bridge_set_port(struct nl_sock *sock, int port_ifindex,
+                          int bridge_ifindex) {
+    struct rtnl_link *port = rtnl_link_alloc();
+    struct rtnl_link *change = rtnl_link_alloc();
+    bool status = false;
+
+    if (port == NULL || change == NULL)
+        goto out;
+    rtnl_link_set_ifindex(port, port_ifindex);
+    // 0 is sent too: it takes the port off its bridge.
+    rtnl_link_set_master(change, bridge_ifindex);
+    rtnl_link_set_flags(change, IFF_UP);
+    status = rtnl_link_change(sock, port, change, 0) == 0;
+out:
+    rtnl_link_put(change);
+    rtnl_link_put(port);
+    return status;
+}

@@ -133,6 +133,94 @@ void bare_bridge_socket_free(struct nl_sock *sock);
 // 10.200.index.1/24 on it, link up. Returns false on failure.
 bool bare_bridge_create(struct nl_sock *sock, const char *name, unsigned index);
 bool bare_bridge_delete(struct nl_sock *sock, const char *name);
+// Makes link port_ifindex a port of bridge_ifindex (0: of no bridge) and
+// brings it up, in one request.
+bool bare_bridge_set_port(struct nl_sock *sock, int port_ifindex,
+                          int bridge_ifindex);
+
+// ---- A TAP device made in-process (bare_tap.c) ------------------------------
+
+// What open_interface amounts to in the kernel: TAP device "btapINDEX"
+// (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) made a port of bridge_ifindex and
+// brought up. Returns its descriptor (closing it removes the device), or -1.
+int bare_tap_open(struct nl_sock *sock, unsigned index, int bridge_ifindex);
+
+// ---- dnsmasq started by hand (bare_dnsmasq.c) -------------------------------
+
+struct bare_dnsmasq {
+    pid_t pid; // 0 when not running
+    char dir[64];
+};
+
+// Starts dnsmasq in a new temporary directory on the bare bridge made by
+// bare_bridge_create(bridge, index), with the broker's IPv4 options (DHCP
+// over the rest of the /24, DNS on the gateway). Returns once it has bound
+// its sockets (its pid file is written), as the broker waits for its own.
+bool bare_dnsmasq_start(struct bare_dnsmasq *dnsmasq, const char *bridge,
+                        unsigned index);
+// Kills it and removes its directory. Accepts one never started.
+void bare_dnsmasq_stop(struct bare_dnsmasq *dnsmasq);
+
+// ---- Network namespaces (netns.c) -------------------------------------------
+
+// A namespace lives as long as its holder, a child that does nothing else:
+// no name under /run/netns, and a bench that dies takes its holders (and so
+// its namespaces) with it. `ip ... netns PID` reaches it by the holder's pid.
+struct netns {
+    pid_t holder; // 0 when none
+};
+
+// Makes a namespace with lo up. Returns false on failure.
+bool netns_new(struct netns *ns);
+// Kills the holder: the namespace and its links go once nothing else runs
+// in it. Accepts a namespace never made.
+void netns_free(struct netns *ns);
+// Starts argv (argv[0] looked up in PATH) in ns (NULL: the bench's own),
+// its stdout and stderr on a pipe whose read end is stored in *output_fd.
+// The process dies with the bench. Returns its pid, or -1.
+pid_t netns_spawn(const struct netns *ns, const char *const *argv,
+                  int *output_fd);
+// Waits until deadline_ns (bench_now_ns()) for pid to exit, killing it
+// then. Returns its exit code, or -1 if it was killed or did not exit.
+int netns_wait(pid_t pid, uint64_t deadline_ns);
+// Kills pid and reaps it. Accepts 0.
+void netns_kill(pid_t pid);
+// Reads fd until a line holding needle arrives, and copies that line from
+// needle on (without the newline) into line. False at EOF or deadline_ns.
+bool netns_read_line(int fd, const char *needle, uint64_t deadline_ns,
+                     char *line, size_t size);
+// Runs argv in ns for at most seconds, its output (stdout and stderr)
+// copied into output when not NULL. Returns its exit code, or -1.
+int netns_run(const struct netns *ns, const char *const *argv, double seconds,
+              char *output, size_t size);
+// Runs the command line built from format with sh in ns; true if it
+// succeeded, else says on stderr what failed.
+__attribute__((format(printf, 2, 3))) bool netns_shell(const struct netns *ns,
+                                                       const char *format, ...);
+// Waits until link in ns is in "state UP": before that its queue drops
+// every packet sent.
+bool netns_wait_link_up(const struct netns *ns, const char *link);
+// Whether name is an executable in the PATH the bench gives its children.
+bool netns_program_exists(const char *name);
+
+// ---- A guest's DHCP client (dhcp_client.c) ----------------------------------
+
+struct dhcp_client {
+    char dir[64];
+    char script[96];
+};
+
+// Writes the client's script into a new temporary directory.
+bool dhcp_client_init(struct dhcp_client *client);
+// Removes it. Accepts a client never made.
+void dhcp_client_free(struct dhcp_client *client);
+// Runs busybox udhcpc on link in guest until it holds a lease, which it
+// configures (address and default route). Stores when the lease arrived
+// (bench_now_ns(), before it is configured) in *leased_ns and its address
+// in address. False if no lease came.
+bool dhcp_client_lease(const struct dhcp_client *client,
+                       const struct netns *guest, const char *link,
+                       uint64_t *leased_ns, char address[16]);
 
 // ---- The results (table.c)
 // ----------------------------------------------------
@@ -194,6 +282,19 @@ bool bench_round_trip(struct bench *bench, const char *placement);
 bool bench_cycles(struct bench *bench, const char *placement);
 // Creation of networks that do not exist yet against bare bridges.
 bool bench_creation(struct bench *bench);
+// Networks net1..net20 are bench_creation()'s; the next DHCP_CREATIONS are
+// bench_network_creation()'s.
+#define CREATIONS 20
+#define DHCP_CREATIONS 5
+// Creation of networks until a guest's DHCP client holds a lease, against
+// a bare bridge with dnsmasq started by hand.
+bool bench_network_creation(struct bench *bench);
+// open_interface round trips against acquire and against a TAP device made
+// in-process.
+bool bench_open_interface(struct bench *bench);
+// iperf3 between guests, and from a guest to the outside, through the
+// broker's bridge against bare veth pairs.
+bool bench_throughput(struct bench *bench);
 
 // Formats value / baseline as "1.23x" into buf.
 const char *format_ratio(char *buf, size_t size, double value, double baseline);

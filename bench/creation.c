@@ -8,8 +8,8 @@
 #include "bench.h"
 #include "vmnet-broker.h"
 
-// Network i is made once only, so every acquire is a creation.
-#define CREATIONS 20
+// Network i of CREATIONS (bench.h) is made once only, so every acquire is a
+// creation.
 #define UUID_SIZE 37
 
 struct creation {

@@ -13,8 +13,8 @@
 
 #include "bench.h"
 
-// Networks the config directory holds for the creation measurement.
-#define CONFIGURED_NETWORKS 20
+// Networks the config directory holds for the creation measurements.
+#define CONFIGURED_NETWORKS (CREATIONS + DHCP_CREATIONS)
 // 1,000 peers plus the bench's other sockets.
 #define FILES_NEEDED 4096
 
@@ -33,6 +33,20 @@ static bool raise_file_limit(void) {
     if (limit.rlim_max < FILES_NEEDED)
         limit.rlim_max = FILES_NEEDED;
     return setrlimit(RLIMIT_NOFILE, &limit) == 0;
+}
+
+// bench/run.sh makes the bench the first process of a PID namespace, to
+// which the kernel delivers only the signals it handles: without this,
+// Ctrl-C would be ignored. Its end ends everything else in the namespace
+// (the broker, dnsmasq, the guests' programs).
+static void on_stop_signal(int signo) { _exit(128 + signo); }
+
+static void handle_stop_signals(void) {
+    struct sigaction action = {.sa_handler = on_stop_signal};
+
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
 }
 
 // Sends the acquire the raw measurements use once, and keeps the broker's
@@ -126,6 +140,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    handle_stop_signals();
 
     fprintf(stderr, "bench: starting %s\n", bench.broker_binary);
     if (!broker_process_start(&bench.broker, bench.broker_binary,
@@ -148,6 +163,16 @@ int main(int argc, char **argv) {
         goto out;
     fprintf(stderr, "bench: cold creation\n");
     if (!explain(&bench, "cold creation", bench_creation(&bench)))
+        goto out;
+    fprintf(stderr, "bench: cold creation until DHCP answers\n");
+    if (!explain(&bench, "creation until DHCP answers",
+                 bench_network_creation(&bench)))
+        goto out;
+    fprintf(stderr, "bench: open_interface round trips\n");
+    if (!explain(&bench, "open_interface", bench_open_interface(&bench)))
+        goto out;
+    fprintf(stderr, "bench: throughput, iperf3\n");
+    if (!explain(&bench, "throughput", bench_throughput(&bench)))
         goto out;
     echo_server_stop(&bench.echo);
     clean_exit = broker_process_stop(&bench.broker);

@@ -25,6 +25,10 @@ elif grep -q '^VMNET_BROKER_BUILD_BENCH:BOOL=OFF' "$build/CMakeCache.txt"; then
 fi
 cmake --build "$build" --target vmnet-broker-bench -j "$(nproc)" >&2
 
-# The bench also enters a namespace of its own, so it is safe run directly;
-# this one makes sure nothing it starts ever sees the host's interfaces.
-exec unshare -n "$build/bench/vmnet-broker-bench"
+# The bench also enters a network namespace of its own, so it is safe run
+# directly; this one makes sure nothing it starts ever sees the host's
+# interfaces. In a PID namespace of its own too, everything it starts (the
+# broker, the broker's dnsmasq instances, the guests' programs) dies with it
+# however it ends: --kill-child kills the bench when unshare dies (Ctrl-C),
+# and the kernel kills the rest with the bench.
+exec unshare -n -p --kill-child --mount-proc "$build/bench/vmnet-broker-bench"

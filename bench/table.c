@@ -5,7 +5,7 @@
 
 #include "bench.h"
 
-#define TABLE_ROWS 96
+#define TABLE_ROWS 128
 #define TABLE_CELL 128
 #define TABLE_COLUMNS 4
 
