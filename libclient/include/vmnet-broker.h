@@ -146,8 +146,7 @@ vmnet_broker_network_free(vmnet_broker_network_t *network);
 // should use (a stable, locally administered "02:76:..." address, the same
 // for the same user, network and slot from one run to the next; the slot is
 // the lowest one free among that user's live interfaces on the network), and
-// the
-// whole "interface" object as JSON text (keys "name", "mac", "network",
+// the whole "interface" object as JSON text (keys "name", "mac", "network",
 // "bridge", "mtu"; later versions add keys). Strings are owned by iface,
 // valid until vmnet_broker_interface_free(iface); NULL if the broker did not
 // send that field (or iface is NULL). Thread-safe for concurrent reads of
