@@ -15,7 +15,6 @@
 
 #include "../core/log.h"
 #include "../protocol/message.h"
-#include "fd_closer.h"
 #include "linux_tap.h"
 
 struct reply {
@@ -51,8 +50,6 @@ struct unix_server {
     // and close a pending connection instead of spinning on it.
     int reserve_fd;
     uint64_t last_emfile_log;
-    // Where TAP descriptors are closed after sending (see fd_closer.h).
-    struct fd_closer *closer;
 };
 
 // A reply ready to go. Its text is owned (freed once sent or queued) or, for
@@ -92,7 +89,8 @@ static void connection_free(struct connection *c, uint64_t now) {
     while (c->queue != NULL) {
         struct reply *r = c->queue;
         c->queue = r->next;
-        fd_closer_close(c->server->closer, r->fd);
+        if (r->fd >= 0)
+            close(r->fd);
         free(r);
     }
     if (c->fd >= 0)
@@ -146,7 +144,8 @@ static int flush_queue(struct connection *c) {
         if (err < 0)
             return err;
         c->queue = r->next;
-        fd_closer_close(c->server->closer, r->fd);
+        if (r->fd >= 0)
+            close(r->fd);
         free(r);
     }
     return 0;
@@ -172,7 +171,8 @@ static int queue_reply(struct connection *c, const char *text, size_t len,
     *tail = r;
     status = 0;
 out:
-    fd_closer_close(c->server->closer, fd);
+    if (fd >= 0)
+        close(fd);
     return status;
 }
 
@@ -194,7 +194,8 @@ static int send_reply(struct connection *c, const struct outgoing *out) {
     status = queue_reply(c, out->text, out->len, fd);
     fd = -1;
 out:
-    fd_closer_close(c->server->closer, fd);
+    if (fd >= 0)
+        close(fd);
     return status;
 }
 
@@ -522,12 +523,6 @@ int unix_server_new(const struct unix_server_options *options,
     server->options = *options;
     server->listen_fd = options->listen_fd;
     server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    r = fd_closer_new(&server->closer);
-    if (r < 0) {
-        log_error("cannot start the descriptor closer: %s", strerror(-r));
-        goto out;
-    }
-    r = -ENOMEM;
     server->replies = message_cache_new();
     if (server->replies == NULL)
         goto out;
@@ -576,7 +571,6 @@ void unix_server_free(struct unix_server *server) {
         unlink(server->path);
     if (server->reserve_fd >= 0)
         close(server->reserve_fd);
-    fd_closer_free(server->closer);
     message_cache_free(server->replies);
     free(server->path);
     free(server);
