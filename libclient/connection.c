@@ -3,13 +3,16 @@
 #include "connection.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "interface.h"
 #include "message.h"
 #include "network.h"
+#include "status.h"
 #include "transport.h"
 
 struct vmnet_broker_connection {
@@ -18,6 +21,10 @@ struct vmnet_broker_connection {
     pthread_mutex_t lock;
     int fd;
     bool lost;
+    // Read at the start of each call; atomic so that setting it, and
+    // shutting the connection down, need not wait for a call in progress.
+    atomic_uint timeout_ms;
+    atomic_bool shut_down;
     // The last acquire reply and the network decoded from it, or NULL. The
     // broker answers every acquire of a network the connection holds with
     // the same bytes, and decoding them is most of the library's work per
@@ -47,6 +54,8 @@ vmnet_broker_connect(const char *socket_path,
     if (pthread_mutex_init(&built->lock, NULL) != 0)
         goto out;
     built->fd = fd;
+    atomic_init(&built->timeout_ms, VMNET_BROKER_DEFAULT_TIMEOUT_MS);
+    atomic_init(&built->shut_down, false);
     *connection = built;
     built = NULL;
     fd = -1;
@@ -56,6 +65,20 @@ out:
     if (fd >= 0)
         close(fd);
     return status;
+}
+
+// Marks connection lost after a transport failure and returns the status
+// to report. Shut down, not closed: the descriptor stays valid (the caller
+// may hold its number) until vmnet_broker_connection_close(), but a reply
+// that comes late can never be read as another request's, and the broker
+// sees the hang-up and drops the references at once.
+static vmnet_broker_return_t lose(vmnet_broker_connection_t *connection,
+                                  vmnet_broker_return_t status) {
+    connection->lost = true;
+    shutdown(connection->fd, SHUT_RDWR);
+    // A cancelled call is the caller's doing, not a confused broker.
+    return atomic_load(&connection->shut_down) ? VMNET_BROKER_XPC_FAILURE
+                                               : status;
 }
 
 // Sends one request and receives its reply; the caller holds the lock. On
@@ -69,6 +92,10 @@ static vmnet_broker_return_t round_trip(vmnet_broker_connection_t *connection,
     vmnet_broker_return_t status = VMNET_BROKER_XPC_FAILURE;
     char *request = NULL;
     size_t request_len;
+    // One deadline for the whole exchange: a broker slow to read and slow to
+    // answer still answers within the timeout or not at all.
+    int64_t deadline =
+        client_transport_deadline(atomic_load(&connection->timeout_ms));
 
     if (connection->lost)
         goto out;
@@ -76,15 +103,17 @@ static vmnet_broker_return_t round_trip(vmnet_broker_connection_t *connection,
                                            &request_len);
     if (status != VMNET_BROKER_SUCCESS)
         goto out;
-    status = client_transport_send(connection->fd, request, request_len);
-    if (status == VMNET_BROKER_XPC_FAILURE)
-        connection->lost = true;
-    if (status != VMNET_BROKER_SUCCESS)
-        goto out;
     status =
-        client_transport_receive(connection->fd, reply, reply_len, received_fd);
-    if (status == VMNET_BROKER_INVALID_REPLY)
-        connection->lost = true;
+        client_transport_send(connection->fd, request, request_len, deadline);
+    if (status == VMNET_BROKER_SUCCESS)
+        status = client_transport_receive(connection->fd, reply, reply_len,
+                                          received_fd, deadline);
+    // Either failure leaves the connection unusable; INVALID_REQUEST (too
+    // large to send) and INTERNAL_ERROR (memory, the reply discarded) do
+    // not.
+    if (status == VMNET_BROKER_XPC_FAILURE ||
+        status == VMNET_BROKER_INVALID_REPLY)
+        status = lose(connection, status);
 out:
     free(request);
     return status;
@@ -267,6 +296,42 @@ vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
     pthread_mutex_unlock(&connection->lock);
     json_decref(object);
     return status;
+}
+
+vmnet_broker_return_t
+vmnet_broker_connection_get_status(vmnet_broker_connection_t *connection,
+                                   vmnet_broker_status_t **status) {
+    vmnet_broker_return_t result = VMNET_BROKER_INVALID_REQUEST;
+    json_t *object = NULL;
+    char *json = NULL;
+
+    if (connection == NULL || status == NULL)
+        return result;
+    pthread_mutex_lock(&connection->lock);
+    result = exchange(connection, "status", NULL, "status", JSON_OBJECT,
+                      &object, &json, NULL);
+    pthread_mutex_unlock(&connection->lock);
+    if (result == VMNET_BROKER_SUCCESS)
+        result = client_status_new(object, json, status);
+    json_decref(object);
+    return result;
+}
+
+vmnet_broker_return_t
+vmnet_broker_connection_set_timeout(vmnet_broker_connection_t *connection,
+                                    unsigned timeout_ms) {
+    if (connection == NULL)
+        return VMNET_BROKER_INVALID_REQUEST;
+    atomic_store(&connection->timeout_ms, timeout_ms);
+    return VMNET_BROKER_SUCCESS;
+}
+
+void vmnet_broker_connection_shutdown(vmnet_broker_connection_t *connection) {
+    if (connection == NULL)
+        return;
+    // Set before the shutdown, so the call it wakes sees why.
+    atomic_store(&connection->shut_down, true);
+    shutdown(connection->fd, SHUT_RDWR);
 }
 
 int vmnet_broker_connection_fd(const vmnet_broker_connection_t *connection) {

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The original API: one process-wide connection, opened on first use.
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "connection.h"
 
@@ -10,6 +14,47 @@
 // its own references).
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmnet_broker_connection_t *default_connection;
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+// Runs in the child of fork(), single-threaded. The parent's connection is
+// not the child's: using it would make two processes one peer, each able
+// to read the other's replies. So the child forgets it: its copy of the
+// descriptor is closed (the socket stays open in the parent, which keeps
+// its references), and the next call opens the child's own. The structure
+// is left allocated: its mutex may have been held by a thread that does
+// not exist in the child, and destroying a held mutex is undefined. For
+// the same reason default_lock, held at fork() by another thread perhaps,
+// starts over unlocked.
+static void forget_in_child(void) {
+    pthread_mutex_t unlocked = PTHREAD_MUTEX_INITIALIZER;
+
+    default_lock = unlocked;
+    if (default_connection != NULL) {
+        close(vmnet_broker_connection_fd(default_connection));
+        default_connection = NULL;
+    }
+}
+
+static void register_fork_handler(void) {
+    pthread_atfork(NULL, NULL, forget_in_child);
+}
+
+// $VMNET_BROKER_TIMEOUT_MS when it is a whole number of milliseconds, else
+// the default. secure_getenv: a set-user-ID program is not the invoking
+// user's to configure.
+static unsigned timeout_from_environment(void) {
+    const char *text = secure_getenv(VMNET_BROKER_TIMEOUT_MS);
+    char *end;
+    unsigned long value;
+
+    if (text == NULL || text[0] < '0' || text[0] > '9')
+        return VMNET_BROKER_DEFAULT_TIMEOUT_MS;
+    errno = 0;
+    value = strtoul(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value > UINT_MAX)
+        return VMNET_BROKER_DEFAULT_TIMEOUT_MS;
+    return (unsigned)value;
+}
 
 // A lost connection's references are gone on the broker's side; closing it
 // lets the next call start over on a new one instead of failing forever.
@@ -23,9 +68,18 @@ static void forget_if_lost(void) {
 
 // Opens the connection unless one is open; the caller holds default_lock.
 static vmnet_broker_return_t open_if_closed(void) {
+    vmnet_broker_return_t status = VMNET_BROKER_SUCCESS;
+
     if (default_connection != NULL)
-        return VMNET_BROKER_SUCCESS;
-    return vmnet_broker_connect(NULL, &default_connection);
+        return status;
+    // Only a process that has had a connection needs to forget one in its
+    // children.
+    pthread_once(&fork_handler_once, register_fork_handler);
+    status = vmnet_broker_connect(NULL, &default_connection);
+    if (status == VMNET_BROKER_SUCCESS)
+        vmnet_broker_connection_set_timeout(default_connection,
+                                            timeout_from_environment());
+    return status;
 }
 
 vmnet_broker_network_t *

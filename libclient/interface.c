@@ -9,10 +9,12 @@
 
 struct vmnet_broker_interface {
     // The whole "interface" object, for callers that need keys the
-    // accessors do not cover (network, bridge, later additions).
+    // accessors do not cover (later additions).
     char *json;
     char *name;
     char *mac;
+    char *network;
+    char *bridge;
     unsigned mtu;
     int fd; // -1 once taken
 };
@@ -32,7 +34,9 @@ client_interface_new(const json_t *object, int fd,
     if (built->json == NULL)
         goto out;
     if (client_message_copy_string(object, "name", &built->name) != 0 ||
-        client_message_copy_string(object, "mac", &built->mac) != 0)
+        client_message_copy_string(object, "mac", &built->mac) != 0 ||
+        client_message_copy_string(object, "network", &built->network) != 0 ||
+        client_message_copy_string(object, "bridge", &built->bridge) != 0)
         goto out;
     built->mtu = client_message_positive(object, "mtu");
     built->fd = fd;
@@ -52,6 +56,16 @@ vmnet_broker_interface_name(const vmnet_broker_interface_t *interface) {
 const char *
 vmnet_broker_interface_mac(const vmnet_broker_interface_t *interface) {
     return interface == NULL ? NULL : interface->mac;
+}
+
+const char *
+vmnet_broker_interface_network(const vmnet_broker_interface_t *interface) {
+    return interface == NULL ? NULL : interface->network;
+}
+
+const char *
+vmnet_broker_interface_bridge(const vmnet_broker_interface_t *interface) {
+    return interface == NULL ? NULL : interface->bridge;
 }
 
 const char *
@@ -83,5 +97,7 @@ void vmnet_broker_interface_free(vmnet_broker_interface_t *interface) {
     free(interface->json);
     free(interface->name);
     free(interface->mac);
+    free(interface->network);
+    free(interface->bridge);
     free(interface);
 }

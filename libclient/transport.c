@@ -3,11 +3,47 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+static int64_t monotonic_ms(void) {
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int64_t client_transport_deadline(unsigned timeout_ms) {
+    if (timeout_ms == 0)
+        return CLIENT_TRANSPORT_NO_DEADLINE;
+    return monotonic_ms() + timeout_ms;
+}
+
+// Waits until fd is ready for events or the deadline passes. Returns 0 when
+// ready (or hung up: the call that follows says how), -1 when the deadline
+// passed or poll failed.
+static int wait_ready(int fd, short events, int64_t deadline) {
+    for (;;) {
+        int timeout = -1;
+        if (deadline != CLIENT_TRANSPORT_NO_DEADLINE) {
+            int64_t left = deadline - monotonic_ms();
+            if (left <= 0)
+                return -1;
+            timeout = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        struct pollfd watched = {.fd = fd, .events = events};
+        int ready = poll(&watched, 1, timeout);
+        if (ready > 0)
+            return 0;
+        if (ready < 0 && errno != EINTR)
+            return -1;
+    }
+}
 
 static const char *socket_path_or_default(const char *socket_path) {
     if (socket_path != NULL)
@@ -50,14 +86,22 @@ vmnet_broker_return_t client_transport_connect(const char *socket_path,
 }
 
 vmnet_broker_return_t client_transport_send(int fd, const char *data,
-                                            size_t len) {
+                                            size_t len, int64_t deadline) {
     ssize_t sent;
 
-    do {
+    for (;;) {
         // MSG_NOSIGNAL: a broker that went away must be an error code, not
-        // a SIGPIPE killing the caller.
-        sent = send(fd, data, len, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+        // a SIGPIPE killing the caller. MSG_DONTWAIT: a broker that does
+        // not read fills the socket's buffer, and the wait for room is
+        // bounded by the deadline.
+        sent = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN || wait_ready(fd, POLLOUT, deadline) != 0)
+            break;
+    }
     if (sent < 0 && errno == EMSGSIZE)
         return VMNET_BROKER_INVALID_REQUEST;
     if (sent < 0 || (size_t)sent != len)
@@ -99,7 +143,8 @@ static size_t collect_descriptors(struct msghdr *msg, int *passed_fd) {
 }
 
 vmnet_broker_return_t client_transport_receive(int fd, char **data, size_t *len,
-                                               int *passed_fd) {
+                                               int *passed_fd,
+                                               int64_t deadline) {
     vmnet_broker_return_t status = VMNET_BROKER_INVALID_REPLY;
     union {
         struct cmsghdr header; // aligns the buffer for a cmsghdr
@@ -116,8 +161,12 @@ vmnet_broker_return_t client_transport_receive(int fd, char **data, size_t *len,
     // reply of any size (a status of many peers) is read whole. No control
     // buffer: on Linux a peek with one installs the attached descriptors
     // anew each time, and nothing would close those copies.
+    if (wait_ready(fd, POLLIN, deadline) != 0) {
+        status = VMNET_BROKER_XPC_FAILURE;
+        goto out;
+    }
     do {
-        size = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+        size = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
     } while (size < 0 && errno == EINTR);
     // 0 is the broker closing the connection: the broker never sends an
     // empty datagram.

@@ -249,8 +249,9 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
                              "uid", (json_int_t)p->cred.uid, "gid",
                              (json_int_t)p->cred.gid, "networks", held));
     }
-    return dump(json_pack("{s:{s:o, s:o}}", "status", "networks", networks,
-                          "peers", peers),
+    return dump(json_pack("{s:{s:s, s:o, s:o}}", "status", "version",
+                          VMNET_BROKER_VERSION, "networks", networks, "peers",
+                          peers),
                 len);
 }
 
