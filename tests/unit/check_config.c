@@ -220,6 +220,27 @@ START_TEST(test_minimal_file_keeps_defaults) {
 }
 END_TEST
 
+// An allow-list, even an empty one, restricts; no allow-list leaves the
+// network open.
+START_TEST(test_empty_allow_list_restricts) {
+    struct network_config config;
+    struct problems got;
+
+    ck_assert_int_eq(apply_text("{\"mode\": \"host\", \"allowed_users\": []}",
+                                false, &config, &got),
+                     0);
+    ck_assert(config.restricted);
+    ck_assert_uint_eq(config.n_allowed_users, 0);
+    ck_assert_int_eq(apply_text("{\"mode\": \"host\", \"allowed_groups\": []}",
+                                false, &config, &got),
+                     0);
+    ck_assert(config.restricted);
+    ck_assert_int_eq(apply_text("{\"mode\": \"host\"}", false, &config, &got),
+                     0);
+    ck_assert(!config.restricted);
+}
+END_TEST
+
 START_TEST(test_subnet_without_mask_is_a_24) {
     struct network_config config;
     struct problems got;
@@ -739,6 +760,7 @@ static Suite *config_suite(void) {
     tcase_add_checked_fixture(file, make_dir, remove_dir);
     tcase_add_test(file, test_every_key);
     tcase_add_test(file, test_minimal_file_keeps_defaults);
+    tcase_add_test(file, test_empty_allow_list_restricts);
     tcase_add_test(file, test_subnet_without_mask_is_a_24);
     tcase_add_test(file, test_builtin_override_without_mode);
     tcase_add_test(file, test_mode_required_unless_builtin);

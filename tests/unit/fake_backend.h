@@ -164,6 +164,7 @@ static inline int fake_config_lookup(void *ctx, const char *name,
         return BROKER_ERR_CREATE_FAILURE;
     if (strcmp(name, "restricted") == 0) {
         network_config_init(&config, name, NETWORK_MODE_HOST);
+        config.restricted = true;
         config.allowed_users[config.n_allowed_users++] = FAKE_ALLOWED_UID;
         config.allowed_groups[config.n_allowed_groups++] = FAKE_ALLOWED_GID;
         config.allowed_groups[config.n_allowed_groups++] =
