@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "../core/log.h"
+#include "../core/reason.h"
 #include "../core/status.h"
 #include "config_file.h"
 
@@ -68,6 +69,9 @@ static void log_problem(void *ctx, const char *path, int line, int column,
                         const char *message) {
     (void)ctx;
     log_error("%s:%d:%d: %s", path, line, column, message);
+    // The first problem is the reply's reason; the log has them all.
+    reason_set("invalid configuration: %s:%d:%d: %s", path, line, column,
+               message);
 }
 
 static int config_dir_lookup(void *ctx, const char *name,
@@ -91,8 +95,10 @@ static int config_dir_lookup(void *ctx, const char *name,
     }
     // No file (or no directory at all): only the built-ins exist.
     if (stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
-        if (!builtin)
+        if (!builtin) {
+            reason_set("no network named '%s' is configured", name);
             goto out;
+        }
     } else if (config_file_apply(path, builtin, &config, log_problem, NULL) !=
                0) {
         status = BROKER_ERR_CREATE_FAILURE;
@@ -105,10 +111,6 @@ out:
     return status;
 }
 
-const struct config_source_ops config_dir_ops = {
-    .lookup = config_dir_lookup,
-};
-
 static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -117,6 +119,15 @@ static bool has_suffix(const char *file) {
     size_t len = strlen(file);
     return len >= SUFFIX_LEN && strcmp(file + len - SUFFIX_LEN, SUFFIX) == 0;
 }
+
+static int list_names(const char *path, char ***names, size_t *n);
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n);
+
+const struct config_source_ops config_dir_ops = {
+    .lookup = config_dir_lookup,
+    .list = config_dir_list,
+};
 
 // Lists, sorted, the names of the *.json files in path with the suffix
 // removed (valid network names or not). Returns 0 or a negative errno.
@@ -215,6 +226,70 @@ int config_dir_check(const char *path, FILE *out) {
     }
     config_dir_free_names(names, n);
     return problems;
+}
+
+static int compare_configs(const void *a, const void *b) {
+    return strcmp(((const struct network_config *)a)->name,
+                  ((const struct network_config *)b)->name);
+}
+
+// Reads name's configuration quietly: true when it is valid (a built-in
+// without a file is).
+static bool read_quietly(const char *dir, const char *name,
+                         struct network_config *config) {
+    bool builtin = config_defaults(name, config);
+    char *file = file_path(dir, name);
+    struct stat st;
+    bool valid = false;
+
+    if (file == NULL)
+        return false;
+    if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+        valid = builtin;
+    else
+        valid = config_file_apply(file, builtin, config, NULL, NULL) == 0;
+    free(file);
+    return valid;
+}
+
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n) {
+    static const char *const builtins[] = {"host", "shared"};
+    struct config_dir *dir = ctx;
+    char **names = NULL;
+    size_t n_names = 0;
+    struct network_config *list = NULL;
+    size_t n_list = 0;
+    int status = BROKER_ERR_INTERNAL;
+    int r = list_names(dir->path, &names, &n_names);
+
+    // Missing or unreadable: only the built-ins, as lookup() sees it.
+    if (r < 0)
+        n_names = 0;
+    list = calloc(n_names + 2, sizeof(*list));
+    if (list == NULL)
+        goto out;
+    for (size_t i = 0; i < 2; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < n_names; j++)
+            overridden = overridden || strcmp(names[j], builtins[i]) == 0;
+        if (!overridden && read_quietly(dir->path, builtins[i], &list[n_list]))
+            n_list++;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        if (network_name_valid(names[i]) &&
+            read_quietly(dir->path, names[i], &list[n_list]))
+            n_list++;
+    }
+    qsort(list, n_list, sizeof(*list), compare_configs);
+    *configs = list;
+    *n = n_list;
+    list = NULL;
+    status = BROKER_OK;
+out:
+    free(list);
+    config_dir_free_names(names, n_names);
+    return status;
 }
 
 // True when name has a valid file that asks to be created at start.
