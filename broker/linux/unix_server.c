@@ -225,7 +225,7 @@ static void handle_request(struct connection *c, const char *data, size_t len,
     status = message_decode_request(data, len, &request, &reason);
     if (status != BROKER_OK) {
         peer_log(LOG_LEVEL_WARNING, c->peer, "invalid request: %s", reason);
-        reason_set("invalid request: %s", reason);
+        reason_set("%s", reason);
         own(out, message_encode_error_message(status, reason_get(), &out->len));
         return;
     }
