@@ -300,10 +300,27 @@ static bool start_services(struct linux_backend *backend,
         return false;
     }
     network->has_rules = true;
+    // What the rules do, for an administrator reading the log.
+    for (size_t i = 0; i < config->n_port_forwards; i++) {
+        const struct port_forward *forward = &config->port_forwards[i];
+        char guest[16];
+        log_info("network %s: forwarding host port %s/%u to %s:%u",
+                 config->name, forward->udp ? "udp" : "tcp",
+                 (unsigned)forward->host_port,
+                 ipv4_format(forward->guest_address, guest),
+                 (unsigned)forward->guest_port);
+    }
     if (dnsmasq_start(&backend->dnsmasq, config, info, &network->dnsmasq) < 0) {
         reason_set("cannot start dnsmasq (is the dnsmasq-base package "
                    "installed? see the broker's log)");
         return false;
+    }
+    if (info->dhcp) {
+        char start[16], end[16];
+        log_info("network %s: DHCP from %s to %s, %zu reservation%s",
+                 config->name, ipv4_format(info->dhcp_start, start),
+                 ipv4_format(info->dhcp_end, end), config->n_reservations,
+                 config->n_reservations == 1 ? "" : "s");
     }
     return true;
 }

@@ -212,7 +212,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)s;
     if (peers > 0) {
         // A VM must not lose its network because someone stopped us.
-        log_warning("ignoring SIG%s: %u peers connected", name, peers);
+        log_warning("ignoring SIG%s: %u peer%s connected", name, peers,
+                    peers == 1 ? "" : "s");
         return 0;
     }
     log_info("SIG%s with no peers: removing networks and exiting", name);
