@@ -146,6 +146,12 @@ vmnet_broker_open_interface(const char *VMNET_BROKER_NONNULL network_name,
                             vmnet_broker_return_t *VMNET_BROKER_NULLABLE
                                 status);
 
+// Why the broker refused the last request made over the process-wide
+// connection, as vmnet_broker_connection_last_message() says: a new string
+// the caller frees with free(), or NULL. Thread-safe; with several threads
+// calling, it is the message of whichever call finished last.
+VMNET_BROKER_EXPORT char *VMNET_BROKER_NULLABLE vmnet_broker_last_message(void);
+
 // ---- Network serializations ----------------------------------------------
 
 // Each string accessor returns a string owned by network, valid until

@@ -132,6 +132,31 @@ START_TEST(test_library_last_message) {
 }
 END_TEST
 
+// In a child: the process-wide connection's message after a failure.
+static int default_connection_message(void *arg) {
+    const char *socket_path = arg;
+    vmnet_broker_return_t status;
+    char *message;
+    int result = 1;
+
+    setenv(VMNET_BROKER_SOCKET_ENV, socket_path, 1);
+    if (vmnet_broker_acquire_network("nosuch", &status) != NULL ||
+        status != VMNET_BROKER_NOT_FOUND)
+        return 2;
+    message = vmnet_broker_last_message();
+    if (message != NULL && strstr(message, "'nosuch'") != NULL)
+        result = 0;
+    free(message);
+    return result;
+}
+
+START_TEST(test_default_connection_last_message) {
+    harness_start(broker, IDLE);
+    ck_assert_int_eq(
+        harness_run_child(default_connection_message, broker->socket_path), 0);
+}
+END_TEST
+
 START_TEST(test_connection_failures_name_the_cause) {
     char path[256];
     char *output = NULL;
@@ -417,6 +442,7 @@ static Suite *cli_admin_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_error_messages_say_why);
     tcase_add_test(tc, test_library_last_message);
+    tcase_add_test(tc, test_default_connection_last_message);
     tcase_add_test(tc, test_connection_failures_name_the_cause);
     tcase_add_test(tc, test_status_for_an_administrator);
     tcase_add_test(tc, test_networks_and_info);
