@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 
 #include "../core/log.h"
+#include "../core/reason.h"
 #include "../core/status.h"
+#include "../core/subnet.h"
 #include "config_file.h"
 
 #define SUFFIX ".json"
@@ -68,6 +70,9 @@ static void log_problem(void *ctx, const char *path, int line, int column,
                         const char *message) {
     (void)ctx;
     log_error("%s:%d:%d: %s", path, line, column, message);
+    // The first problem is the reply's reason; the log has them all.
+    reason_set("invalid configuration: %s:%d:%d: %s", path, line, column,
+               message);
 }
 
 static int config_dir_lookup(void *ctx, const char *name,
@@ -91,8 +96,10 @@ static int config_dir_lookup(void *ctx, const char *name,
     }
     // No file (or no directory at all): only the built-ins exist.
     if (stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
-        if (!builtin)
+        if (!builtin) {
+            reason_set("no network named '%s' is configured", name);
             goto out;
+        }
     } else if (config_file_apply(path, builtin, &config, log_problem, NULL) !=
                0) {
         status = BROKER_ERR_CREATE_FAILURE;
@@ -105,10 +112,6 @@ out:
     return status;
 }
 
-const struct config_source_ops config_dir_ops = {
-    .lookup = config_dir_lookup,
-};
-
 static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -117,6 +120,15 @@ static bool has_suffix(const char *file) {
     size_t len = strlen(file);
     return len >= SUFFIX_LEN && strcmp(file + len - SUFFIX_LEN, SUFFIX) == 0;
 }
+
+static int list_names(const char *path, char ***names, size_t *n);
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n);
+
+const struct config_source_ops config_dir_ops = {
+    .lookup = config_dir_lookup,
+    .list = config_dir_list,
+};
 
 // Lists, sorted, the names of the *.json files in path with the suffix
 // removed (valid network names or not). Returns 0 or a negative errno.
@@ -171,9 +183,64 @@ out:
     return status;
 }
 
+// Prints text with control characters as \xNN, so that a file name made
+// to hold escape sequences cannot drive the administrator's terminal.
+static void print_escaped(FILE *out, const char *text) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
 static void print_problem(void *ctx, const char *path, int line, int column,
                           const char *message) {
-    fprintf(ctx, "%s:%d:%d: %s\n", path, line, column, message);
+    print_escaped(ctx, path);
+    fprintf(ctx, ":%d:%d: ", line, column);
+    print_escaped(ctx, message);
+    fputc('\n', ctx);
+}
+
+// Checks one network file (name from its file name): returns its problems.
+static int check_one(const char *file, const char *name, FILE *out) {
+    struct network_config config;
+    bool builtin = config_defaults(name, &config);
+    int problems = 0;
+
+    if (!network_name_valid(name)) {
+        print_escaped(out, file);
+        fputs(":1:1: \"", out);
+        print_escaped(out, name);
+        fprintf(out,
+                "\" is not a valid network name (1 to %d of A-Z a-z 0-9 _ . "
+                "-, starting with a letter or digit)\n",
+                NETWORK_NAME_MAX);
+        problems++;
+    }
+    return problems +
+           config_file_apply(file, builtin, &config, print_problem, out);
+}
+
+int config_dir_check_file(const char *file, FILE *out) {
+    const char *base = strrchr(file, '/');
+    char *name;
+    int problems;
+
+    base = base == NULL ? file : base + 1;
+    if (!has_suffix(base)) {
+        print_escaped(out, file);
+        fputs(": not a network file: its name must end in .json\n", out);
+        return 1;
+    }
+    name = strndup(base, strlen(base) - SUFFIX_LEN);
+    if (name == NULL) {
+        fputs("out of memory\n", out);
+        return 1;
+    }
+    problems = check_one(file, name, out);
+    free(name);
+    return problems;
 }
 
 int config_dir_check(const char *path, FILE *out) {
@@ -193,28 +260,153 @@ int config_dir_check(const char *path, FILE *out) {
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
-        struct network_config config;
         char *file = file_path(path, names[i]);
-        bool builtin = config_defaults(names[i], &config);
 
         if (file == NULL) {
-            fprintf(out, "%s/%s%s: out of memory\n", path, names[i], SUFFIX);
+            fputs("out of memory\n", out);
             problems++;
             continue;
         }
-        if (!network_name_valid(names[i])) {
-            fprintf(out,
-                    "%s:1:1: \"%s\" is not a valid network name (1 to %d of "
-                    "A-Z a-z 0-9 _ . -, starting with a letter or digit)\n",
-                    file, names[i], NETWORK_NAME_MAX);
-            problems++;
-        }
-        problems +=
-            config_file_apply(file, builtin, &config, print_problem, out);
+        problems += check_one(file, names[i], out);
         free(file);
     }
     config_dir_free_names(names, n);
     return problems;
+}
+
+static int compare_configs(const void *a, const void *b) {
+    return strcmp(((const struct network_config *)a)->name,
+                  ((const struct network_config *)b)->name);
+}
+
+// Reads name's configuration quietly: true when it is valid (a built-in
+// without a file is).
+static bool read_quietly(const char *dir, const char *name,
+                         struct network_config *config) {
+    bool builtin = config_defaults(name, config);
+    char *file = file_path(dir, name);
+    struct stat st;
+    bool valid = false;
+
+    if (file == NULL)
+        return false;
+    if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+        valid = builtin;
+    else
+        valid = config_file_apply(file, builtin, config, NULL, NULL) == 0;
+    free(file);
+    return valid;
+}
+
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n) {
+    static const char *const builtins[] = {"host", "shared"};
+    struct config_dir *dir = ctx;
+    char **names = NULL;
+    size_t n_names = 0;
+    struct network_config *list = NULL;
+    size_t n_list = 0;
+    int status = BROKER_ERR_INTERNAL;
+    int r = list_names(dir->path, &names, &n_names);
+
+    // Missing or unreadable: only the built-ins, as lookup() sees it.
+    if (r < 0)
+        n_names = 0;
+    list = calloc(n_names + 2, sizeof(*list));
+    if (list == NULL)
+        goto out;
+    for (size_t i = 0; i < 2; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < n_names; j++)
+            overridden = overridden || strcmp(names[j], builtins[i]) == 0;
+        if (!overridden && read_quietly(dir->path, builtins[i], &list[n_list]))
+            n_list++;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        if (network_name_valid(names[i]) &&
+            read_quietly(dir->path, names[i], &list[n_list]))
+            n_list++;
+    }
+    qsort(list, n_list, sizeof(*list), compare_configs);
+    *configs = list;
+    *n = n_list;
+    list = NULL;
+    status = BROKER_OK;
+out:
+    free(list);
+    config_dir_free_names(names, n_names);
+    return status;
+}
+
+static void format_prefix(uint32_t subnet, uint32_t mask, char *buffer,
+                          size_t size) {
+    char address[16];
+    snprintf(buffer, size, "%s/%u", ipv4_format(subnet & mask, address),
+             ipv4_mask_len(mask));
+}
+
+int config_check_across(const struct network_config *configs, size_t n,
+                        FILE *out) {
+    int problems = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct network_config *a = &configs[i];
+        for (size_t j = i + 1; j < n; j++) {
+            const struct network_config *b = &configs[j];
+            if (a->has_subnet && b->has_subnet) {
+                struct ipv4_prefix pa = {a->subnet & a->mask,
+                                         ipv4_mask_len(a->mask)};
+                struct ipv4_prefix pb = {b->subnet & b->mask,
+                                         ipv4_mask_len(b->mask)};
+                if (ipv4_prefix_overlaps(pa, pb)) {
+                    char sa[32], sb[32];
+                    format_prefix(a->subnet, a->mask, sa, sizeof(sa));
+                    format_prefix(b->subnet, b->mask, sb, sizeof(sb));
+                    fprintf(out,
+                            "networks '%s' (%s) and '%s' (%s): static "
+                            "subnets overlap: the second one created would "
+                            "fail\n",
+                            a->name, sa, b->name, sb);
+                    problems++;
+                }
+            }
+            // One (protocol, host port) can lead to one guest only.
+            for (size_t x = 0; x < a->n_port_forwards; x++) {
+                for (size_t y = 0; y < b->n_port_forwards; y++) {
+                    const struct port_forward *fa = &a->port_forwards[x];
+                    const struct port_forward *fb = &b->port_forwards[y];
+                    if (fa->udp != fb->udp || fa->host_port != fb->host_port)
+                        continue;
+                    fprintf(out,
+                            "networks '%s' and '%s' both forward host port "
+                            "%s/%u\n",
+                            a->name, b->name, fa->udp ? "udp" : "tcp",
+                            (unsigned)fa->host_port);
+                    problems++;
+                }
+            }
+        }
+    }
+    return problems;
+}
+
+void config_print_networks(const struct network_config *configs, size_t n,
+                           FILE *out) {
+    for (size_t i = 0; i < n; i++) {
+        char subnet[32] = "subnet chosen at start";
+        if (configs[i].has_subnet)
+            format_prefix(configs[i].subnet, configs[i].mask, subnet,
+                          sizeof(subnet));
+        fprintf(out, "  %-20s %-7s %s%s\n", configs[i].name,
+                network_mode_name(configs[i].mode), subnet,
+                configs[i].persistent ? " (persistent)" : "");
+    }
+}
+
+int config_dir_list_configs(const char *path, struct network_config **configs,
+                            size_t *n) {
+    struct config_dir dir = {.path = (char *)path};
+    return config_dir_list(&dir, configs, n);
 }
 
 // True when name has a valid file that asks to be created at start.

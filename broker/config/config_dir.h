@@ -31,6 +31,26 @@ extern const struct config_source_ops config_dir_ops;
 // note is printed and 0 returned.
 int config_dir_check(const char *path, FILE *out);
 
+// Checks one network file, for `vmnet-broker --check-config FILE`: as
+// config_dir_check() does for each file of a directory. Returns how many
+// problems it printed.
+int config_dir_check_file(const char *file, FILE *out);
+
+// The networks with a valid configuration in path, the built-ins included,
+// sorted (config_dir_ops.list). *configs is malloc'd; the caller frees it.
+// Returns BROKER_OK or BROKER_ERR_INTERNAL.
+int config_dir_list_configs(const char *path, struct network_config **configs,
+                            size_t *n);
+
+// Problems no single file shows: static subnets that overlap, and a host
+// port forwarded by two networks. Prints each and returns how many.
+int config_check_across(const struct network_config *configs, size_t n,
+                        FILE *out);
+
+// Prints one line per network: name, mode, subnet, persistence.
+void config_print_networks(const struct network_config *configs, size_t n,
+                           FILE *out);
+
 // Lists, sorted, the networks in path whose valid file says
 // "persistent": true. Invalid files are skipped (a lookup reports them).
 // *names is a malloc'd array of malloc'd strings, freed with

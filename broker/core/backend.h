@@ -71,6 +71,12 @@ struct config_source_ops {
     // BROKER_ERR_CREATE_FAILURE when its file exists but is invalid (the
     // source logs where). *out is not touched on failure.
     int (*lookup)(void *ctx, const char *name, struct network_config *out);
+    // Optional (NULL: the status lists no configured networks). Stores in
+    // *configs a malloc'd array (the caller frees it with free()) of every
+    // network with a valid configuration, the built-ins included, sorted
+    // by name, and their number in *n. Quiet: invalid files are left out
+    // and not logged. Returns BROKER_OK or BROKER_ERR_INTERNAL.
+    int (*list)(void *ctx, struct network_config **configs, size_t *n);
 };
 
 #endif

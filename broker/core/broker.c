@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "reason.h"
 
 struct broker {
     struct broker_options options;
@@ -145,6 +146,9 @@ int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
     if (network != NULL && peer_find_network(peer, network) >= 0) {
         // Already held: a peer counts once however often it acquires.
         if (!policy_allows(&network->config, &peer->cred)) {
+            reason_set("user %lu may not use network '%s' (not in its "
+                       "allowed_users or allowed_groups)",
+                       (unsigned long)peer->cred.uid, name);
             status = BROKER_ERR_NOT_ALLOWED;
             goto out;
         }
@@ -157,6 +161,9 @@ int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
         peer_log(LOG_LEVEL_WARNING, peer,
                  "cannot acquire '%s': peer already holds %d networks", name,
                  PEER_MAX_NETWORKS);
+        reason_set("this connection already holds %d networks, the most "
+                   "one connection may hold: release one first",
+                   PEER_MAX_NETWORKS);
         status = BROKER_ERR_INTERNAL;
         goto out;
     }
@@ -169,6 +176,9 @@ int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
         if (status != BROKER_OK)
             goto out;
         if (!policy_allows(&config, &peer->cred)) {
+            reason_set("user %lu may not use network '%s' (not in its "
+                       "allowed_users or allowed_groups)",
+                       (unsigned long)peer->cred.uid, name);
             status = BROKER_ERR_NOT_ALLOWED;
             goto out;
         }
@@ -176,6 +186,9 @@ int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
         if (status != BROKER_OK)
             goto out;
     } else if (!policy_allows(&network->config, &peer->cred)) {
+        reason_set("user %lu may not use network '%s' (not in its "
+                   "allowed_users or allowed_groups)",
+                   (unsigned long)peer->cred.uid, name);
         status = BROKER_ERR_NOT_ALLOWED;
         goto out;
     }
@@ -201,6 +214,7 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
     if (index < 0) {
         peer_log(LOG_LEVEL_WARNING, peer,
                  "release '%s' failed: not held by this peer", name);
+        reason_set("this connection does not hold network '%s'", name);
         return BROKER_ERR_NOT_FOUND;
     }
     // Keep the array dense; order does not matter.
@@ -270,8 +284,10 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
     int status = BROKER_ERR_INVALID_REQUEST;
 
     // A platform without interfaces for unprivileged VMs says so.
-    if (broker->options.backend->open_interface == NULL)
+    if (broker->options.backend->open_interface == NULL) {
+        reason_set("this platform cannot make interfaces for VMs");
         goto out;
+    }
     status = broker_acquire(broker, peer, name, now, &acquired);
     if (status != BROKER_OK) {
         held = true; // nothing was acquired, so nothing to give back
@@ -288,6 +304,10 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
                  "connection (at most %d), %u for this user (at most %d)",
                  name, peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
                  USER_MAX_INTERFACES);
+        reason_set("too many interfaces: %zu open on this connection (at "
+                   "most %d), %u for this user (at most %d)",
+                   peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
+                   USER_MAX_INTERFACES);
         goto out;
     }
     if (peer->interfaces == NULL) {
@@ -360,6 +380,22 @@ void broker_expire(struct broker *broker, uint64_t now) {
             destroy_network(broker, n, "idle delay passed");
         n = next;
     }
+}
+
+void broker_prune_interfaces(struct broker *broker) {
+    for (struct peer *p = broker->peers; p != NULL; p = p->next)
+        prune_interfaces(broker, p);
+}
+
+int broker_list_configs(const struct broker *broker,
+                        struct network_config **configs, size_t *n) {
+    if (broker->options.configs->list == NULL) {
+        *configs = NULL;
+        *n = 0;
+        return BROKER_OK;
+    }
+    return broker->options.configs->list(broker->options.configs_ctx, configs,
+                                         n);
 }
 
 unsigned broker_peer_count(const struct broker *broker) {

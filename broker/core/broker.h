@@ -67,6 +67,14 @@ void broker_expire(struct broker *broker, uint64_t now);
 // their networks.
 void broker_remove_all(struct broker *broker);
 
+// Forgets every peer's interfaces whose device is gone, so that counts in
+// the status are current.
+void broker_prune_interfaces(struct broker *broker);
+// The configured networks, running or not (config_source_ops.list); *configs
+// is malloc'd, the caller frees it. Without a list op: none, BROKER_OK.
+int broker_list_configs(const struct broker *broker,
+                        struct network_config **configs, size_t *n);
+
 unsigned broker_peer_count(const struct broker *broker);
 unsigned broker_network_count(const struct broker *broker);
 const struct network *broker_networks(const struct broker *broker);

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/network_config.h"
 #include "core/peer.h"
+#include "core/reason.h"
 #include "core/status.h"
 #include "core/subnet.h"
 #include "core/uuid.h"
@@ -171,6 +172,7 @@ static bool use_static_subnet(const struct network_config *config,
     if (!ipv4_mask_valid(config->mask)) {
         log_error("network %s: invalid mask %s", config->name,
                   ipv4_format(config->mask, address));
+        reason_set("invalid mask %s", address);
         return false;
     }
     for (size_t i = 0; i < host->n; i++) {
@@ -179,6 +181,7 @@ static bool use_static_subnet(const struct network_config *config,
                 "network %s: subnet %s/%u overlaps %s", config->name,
                 ipv4_format(network, address), wanted.len,
                 linux_host_networks_describe(host, i, what, sizeof(what)));
+            reason_set("subnet %s/%u overlaps %s", address, wanted.len, what);
             return false;
         }
     }
@@ -200,6 +203,8 @@ static bool choose_free_subnet(const struct network_config *config,
         log_error("network %s: every /24 from 192.168.64.0 to 192.168.255.0 "
                   "overlaps an address or route on the host",
                   config->name);
+        reason_set("no free subnet: every /24 from 192.168.64.0 to "
+                   "192.168.255.0 overlaps an address or route on the host");
         return false;
     }
     info->subnet = chosen.address;
@@ -265,6 +270,8 @@ static bool start_services(struct linux_backend *backend,
         if (err < 0) {
             log_error("network %s: cannot add the IPv6 gateway to %s: %s",
                       config->name, network->bridge, nl_geterror(err));
+            reason_set("cannot add the IPv6 gateway to %s: %s", network->bridge,
+                       nl_geterror(err));
             return false;
         }
     }
@@ -274,18 +281,47 @@ static bool start_services(struct linux_backend *backend,
                     "(%s): guests with vhost-net may miss DHCP replies",
                     config->name, network->bridge, strerror(-err));
     if (config->mode == NETWORK_MODE_SHARED) {
-        if (sysctl_enable_forwarding(info->ipv6) < 0)
+        if (sysctl_enable_forwarding(info->ipv6) < 0) {
+            reason_set("cannot turn on IP forwarding (see the broker's log)");
             return false;
+        }
         if (config->n_port_forwards > 0 &&
-            sysctl_enable_route_localnet(network->bridge) < 0)
+            sysctl_enable_route_localnet(network->bridge) < 0) {
+            reason_set("cannot set route_localnet on %s for port forwards "
+                       "(see the broker's log)",
+                       network->bridge);
             return false;
+        }
         firewall_foreign_forward_drop(backend->firewall);
     }
-    if (firewall_add_network(backend->firewall, config, info) < 0)
+    if (firewall_add_network(backend->firewall, config, info) < 0) {
+        reason_set("cannot add the nftables rules (a host port forwarded "
+                   "twice? see the broker's log)");
         return false;
+    }
     network->has_rules = true;
-    if (dnsmasq_start(&backend->dnsmasq, config, info, &network->dnsmasq) < 0)
+    // What the rules do, for an administrator reading the log.
+    for (size_t i = 0; i < config->n_port_forwards; i++) {
+        const struct port_forward *forward = &config->port_forwards[i];
+        char guest[16];
+        log_info("network %s: forwarding host port %s/%u to %s:%u",
+                 config->name, forward->udp ? "udp" : "tcp",
+                 (unsigned)forward->host_port,
+                 ipv4_format(forward->guest_address, guest),
+                 (unsigned)forward->guest_port);
+    }
+    if (dnsmasq_start(&backend->dnsmasq, config, info, &network->dnsmasq) < 0) {
+        reason_set("cannot start dnsmasq (is the dnsmasq-base package "
+                   "installed? see the broker's log)");
         return false;
+    }
+    if (info->dhcp) {
+        char start[16], end[16];
+        log_info("network %s: DHCP from %s to %s, %zu reservation%s",
+                 config->name, ipv4_format(info->dhcp_start, start),
+                 ipv4_format(info->dhcp_end, end), config->n_reservations,
+                 config->n_reservations == 1 ? "" : "s");
+    }
     return true;
 }
 
@@ -315,6 +351,8 @@ static int linux_network_create(void *ctx, const struct network_config *config,
     if (err < 0) {
         log_error("network %s: cannot read the host's addresses and routes: %s",
                   config->name, nl_geterror(err));
+        reason_set("cannot read the host's addresses and routes: %s",
+                   nl_geterror(err));
         goto out;
     }
     if (config->has_subnet ? !use_static_subnet(config, &host, &made)
@@ -329,11 +367,15 @@ static int linux_network_create(void *ctx, const struct network_config *config,
     if (err == -NLE_EXIST) {
         log_error("network %s: interface %s exists and is not ours",
                   config->name, network->bridge);
+        reason_set("interface %s exists and is not the broker's",
+                   network->bridge);
         goto out;
     }
     if (err < 0) {
         log_error("network %s: cannot create bridge %s (mtu %u): %s",
                   config->name, network->bridge, made.mtu, nl_geterror(err));
+        reason_set("cannot create bridge %s (mtu %u): %s", network->bridge,
+                   made.mtu, nl_geterror(err));
         goto out;
     }
     bridge_exists = true;
@@ -343,12 +385,15 @@ static int linux_network_create(void *ctx, const struct network_config *config,
         log_error("network %s: cannot add %s/%u to %s: %s", config->name,
                   ipv4_format(made.gateway, gateway), ipv4_mask_len(made.mask),
                   network->bridge, nl_geterror(err));
+        reason_set("cannot add %s/%u to %s: %s", gateway,
+                   ipv4_mask_len(made.mask), network->bridge, nl_geterror(err));
         goto out;
     }
     err = linux_bridge_set_up(backend->sock, network->ifindex);
     if (err < 0) {
         log_error("network %s: cannot set %s up: %s", config->name,
                   network->bridge, nl_geterror(err));
+        reason_set("cannot set %s up: %s", network->bridge, nl_geterror(err));
         goto out;
     }
 
@@ -409,8 +454,11 @@ static int linux_network_open_interface(void *ctx, void *handle,
     (void)ctx;
     r = tap_open(network->bridge, network_name, cred->uid, cred->gid, index,
                  &tap);
-    if (r < 0)
+    if (r < 0) {
+        reason_set("cannot make a TAP device on %s: %s", network->bridge,
+                   strerror(-r));
         return BROKER_ERR_CREATE_FAILURE;
+    }
     _Static_assert(sizeof(info->name) == sizeof(tap.name), "ifname sizes");
     memcpy(info->name, tap.name, sizeof(info->name));
     memcpy(info->mac, tap.mac, sizeof(info->mac));

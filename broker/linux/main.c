@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include "../config/config_dir.h"
 #include "../core/broker.h"
@@ -21,6 +23,10 @@
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
 #define DEFAULT_CONFIG_DIR "/etc/vmnet-broker.d"
 #define DEFAULT_IDLE_SECONDS 120.0
+// Where the Linux backend runs dnsmasq from (linux_dnsmasq.c's default).
+#define DNSMASQ_PATH "/usr/sbin/dnsmasq"
+// linux/capability.h's number; the kernel ABI, never renumbered.
+#define CAP_NET_ADMIN_BIT 12
 
 struct options {
     const char *socket_path;
@@ -30,6 +36,8 @@ struct options {
     uint64_t idle_usec;
     bool verbose;
     bool check_config;
+    // --check-config's file or directory; NULL: config_dir.
+    const char *check_path;
 };
 
 struct daemon {
@@ -57,8 +65,9 @@ static void usage(FILE *out) {
             "  -i, --idle-timeout SECONDS remove unused networks after "
             "SECONDS\n"
             "                             (default %.0f; decimals allowed)\n"
-            "      --check-config         validate the config directory and "
-            "exit\n"
+            "      --check-config [PATH]  validate the config directory (or\n"
+            "                             PATH: a directory or one file),\n"
+            "                             list its networks and exit\n"
             "  -v, --verbose              log debug messages\n"
             "  -h, --help                 show this help and exit\n"
             "  -V, --version              show the version and exit\n",
@@ -128,6 +137,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
             return -1;
         }
     }
+    // --check-config takes the file or directory to check, if any.
+    if (options->check_config && optind + 1 == argc)
+        options->check_path = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "vmnet-broker: unexpected argument '%s'\n",
                 argv[optind]);
@@ -200,7 +212,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)s;
     if (peers > 0) {
         // A VM must not lose its network because someone stopped us.
-        log_warning("ignoring SIG%s: %u peers connected", name, peers);
+        log_warning("ignoring SIG%s: %u peer%s connected", name, peers,
+                    peers == 1 ? "" : "s");
         return 0;
     }
     log_info("SIG%s with no peers: removing networks and exiting", name);
@@ -312,8 +325,13 @@ static int run(struct daemon *d) {
     services.event = d->event;
     services.runtime_dir = runtime_dir;
     r = linux_backend_enable_services(d->backend, &services);
-    if (r < 0)
+    if (r < 0) {
+        // Most often: no nf_tables in the kernel, or no nftables library.
+        log_error("cannot set up the nftables table: does the kernel have "
+                  "nf_tables ('modprobe nf_tables'; Debian packages nftables "
+                  "and libnftables1)?");
         goto out;
+    }
     r = -ENOMEM;
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
@@ -366,22 +384,92 @@ out:
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+// True when the process may administer the network: root, or
+// CAP_NET_ADMIN in its effective set (a systemd unit or setcap may grant
+// it alone). Read from /proc so that no libcap is needed.
+static bool has_net_admin(void) {
+    FILE *status;
+    char line[256];
+    unsigned long long effective = 0;
+    bool found = false;
+
+    if (geteuid() == 0)
+        return true;
+    status = fopen("/proc/self/status", "re");
+    if (status == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), status) != NULL)
+        found = sscanf(line, "CapEff: %llx", &effective) == 1;
+    fclose(status);
+    return found && (effective >> CAP_NET_ADMIN_BIT) & 1;
+}
+
+// What the broker cannot work without, checked before anything is made so
+// that each missing piece is named in one line with its fix.
+static bool startup_checks(void) {
+    bool ok = true;
+
+    if (!has_net_admin()) {
+        log_error("needs root or CAP_NET_ADMIN to make bridges, nftables "
+                  "rules and TAP devices (running as uid %lu): start it as "
+                  "root, or with 'systemctl start vmnet-broker.socket'",
+                  (unsigned long)geteuid());
+        ok = false;
+    }
+    if (access(DNSMASQ_PATH, X_OK) != 0) {
+        log_error("%s: %s: networks need dnsmasq for DHCP and DNS: install "
+                  "the Debian package dnsmasq-base",
+                  DNSMASQ_PATH, strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+// --check-config: every problem in each file, then across files, then the
+// networks found. Returns the exit status.
+static int check_config(const char *path) {
+    struct network_config *configs = NULL;
+    size_t n = 0;
+    struct stat st;
+    int problems;
+    bool one_file = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+
+    if (one_file) {
+        problems = config_dir_check_file(path, stdout);
+    } else {
+        problems = config_dir_check(path, stdout);
+        if (config_dir_list_configs(path, &configs, &n) != BROKER_OK) {
+            printf("%s: out of memory\n", path);
+            problems++;
+        }
+        problems += config_check_across(configs, n, stdout);
+        if (n > 0) {
+            printf("%s: %zu network%s with a valid configuration:\n", path, n,
+                   n == 1 ? "" : "s");
+            config_print_networks(configs, n, stdout);
+        }
+    }
+    free(configs);
+    if (problems > 0) {
+        printf("%s: %d problem%s\n", path, problems, problems == 1 ? "" : "s");
+        return EXIT_FAILURE;
+    }
+    printf("%s: configuration OK\n", path);
+    return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv) {
     struct daemon daemon = {0};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)
         return r > 0 ? EXIT_SUCCESS : 2;
-    if (daemon.options.check_config) {
-        int problems = config_dir_check(daemon.options.config_dir, stdout);
-        if (problems > 0) {
-            printf("%s: %d problem%s\n", daemon.options.config_dir, problems,
-                   problems == 1 ? "" : "s");
-            return EXIT_FAILURE;
-        }
-        printf("%s: configuration OK\n", daemon.options.config_dir);
-        return EXIT_SUCCESS;
-    }
+    if (daemon.options.check_config)
+        return check_config(daemon.options.check_path != NULL
+                                ? daemon.options.check_path
+                                : daemon.options.config_dir);
     log_set_level(daemon.options.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    if (!startup_checks())
+        return EXIT_FAILURE;
     return run(&daemon);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/reason.h"
 #include "../protocol/message.h"
 #include "linux_tap.h"
 
@@ -116,7 +117,8 @@ static int send_datagram(int socket_fd, const char *data, size_t len, int fd) {
 // A reply larger than the socket's send buffer can never be sent (a status
 // with thousands of peers): the peer gets error 7 instead of losing its
 // connection, and with it its networks.
-static const char too_large_reply[] = "{\"error\":7}";
+static const char too_large_reply[] =
+    "{\"error\":7,\"message\":\"the reply is too large for one datagram\"}";
 
 static int send_or_refuse(struct connection *c, const char *data, size_t len,
                           int fd) {
@@ -218,10 +220,13 @@ static void handle_request(struct connection *c, const char *data, size_t len,
     out->text = NULL;
     out->owned = NULL;
     out->fd = -1;
+    // Each error reply says why in its "message" (core/reason.h).
+    reason_clear();
     status = message_decode_request(data, len, &request, &reason);
     if (status != BROKER_OK) {
         peer_log(LOG_LEVEL_WARNING, c->peer, "invalid request: %s", reason);
-        own(out, message_encode_error(status, &out->len));
+        reason_set("%s", reason);
+        own(out, message_encode_error_message(status, reason_get(), &out->len));
         return;
     }
     switch (request.command) {
@@ -245,6 +250,8 @@ static void handle_request(struct connection *c, const char *data, size_t len,
         break;
     case REQUEST_STATUS:
         peer_log(LOG_LEVEL_DEBUG, c->peer, "status");
+        // Interface counts in the reply: forget the devices VMs let go.
+        broker_prune_interfaces(server->options.broker);
         own(out, message_encode_status(server->options.broker, now_usec(server),
                                        &out->len));
         return;
@@ -258,7 +265,7 @@ static void handle_request(struct connection *c, const char *data, size_t len,
         own(out, message_encode_interface(network, &iface, &out->len));
         return;
     }
-    own(out, message_encode_error(status, &out->len));
+    own(out, message_encode_error_message(status, reason_get(), &out->len));
 }
 
 // recv() returns 0 both for an empty datagram and at end of stream; only a
