@@ -13,7 +13,7 @@ import Glibc
 
 let arguments = CommandLine.arguments
 guard arguments.count == 3 else {
-    fputs("usage: vmnet-broker-swift-peer SOCKET NETWORK\n", stderr)
+    print("usage: vmnet-broker-swift-peer SOCKET NETWORK")
     exit(64)
 }
 do {
