@@ -63,6 +63,20 @@ import VmnetBroker
         #expect(matched == "xpcFailure")
     }
 
+    @Test func connectingToNoBrokerFails() {
+        #expect(throws: VmnetBroker.Error.connectionFailure) {
+            try VmnetBroker.Connection(socketPath: "/nonexistent/vmnet-broker.sock")
+        }
+        // Longer than a socket address holds, or with a NUL inside: refused,
+        // never cut short to another path.
+        #expect(throws: VmnetBroker.Error.self) {
+            try VmnetBroker.Connection(socketPath: "/tmp/" + String(repeating: "s", count: 200))
+        }
+        #expect(throws: VmnetBroker.Error.invalidRequest) {
+            try VmnetBroker.Connection(socketPath: "/tmp/a\0b")
+        }
+    }
+
     /// Package.swift reads the version from CMakeLists.txt; the library built
     /// from it must report the same one as the CMake build's.
     @Test func versionMatchesCMakeLists() throws {
