@@ -4,30 +4,13 @@
 // VmnetBroker library over it (bindings/swift), usable as a dependency.
 import PackageDescription
 
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
-// The library's version comes from the one place it is written, the
-// project(... VERSION x.y.z ...) line of CMakeLists.txt, read when SwiftPM
-// evaluates this manifest; a test (VersionTests) checks that the library
-// built from it reports the same string.
-func projectVersion() -> String {
-    let url = URL(fileURLWithPath: Context.packageDirectory)
-        .appendingPathComponent("CMakeLists.txt")
-    guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-        return "0.0.0-unknown"
-    }
-    for line in text.split(separator: "\n") where line.hasPrefix("project(") {
-        let words = line.split(whereSeparator: { $0 == " " || $0 == ")" })
-        if let i = words.firstIndex(of: "VERSION"), i + 1 < words.count {
-            return String(words[i + 1])
-        }
-    }
-    return "0.0.0-unknown"
-}
+// The library's version: the same as project(... VERSION ...) in
+// CMakeLists.txt, which a test (ErrorTests.versionMatchesCMakeLists) checks.
+// Written here rather than read from CMakeLists.txt at manifest time:
+// SwiftPM caches an evaluated manifest by its own text, so a version read
+// from another file would go stale after a bump (and a dependency's manifest
+// is the same text at every tag).
+let version = "0.1.0"
 
 let package = Package(
     name: "vmnet-broker",
@@ -48,7 +31,7 @@ let package = Package(
                 .define("_GNU_SOURCE"),
                 .define("VMNET_BROKER_BUILDING"),
                 .define("VMNET_BROKER_VERSION_STRING",
-                        to: "\"\(projectVersion())\""),
+                        to: "\"\(version)\""),
             ],
             linkerSettings: [
                 .linkedLibrary("jansson"),

@@ -77,8 +77,8 @@ import VmnetBroker
         }
     }
 
-    /// Package.swift reads the version from CMakeLists.txt; the library built
-    /// from it must report the same one as the CMake build's.
+    /// Package.swift writes the version CMakeLists.txt's project(VERSION)
+    /// has; the library built from it must report the same one.
     @Test func versionMatchesCMakeLists() throws {
         let root = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent()
@@ -88,7 +88,8 @@ import VmnetBroker
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("project(vmnet-broker ") })
         let words = line.split(separator: " ")
         let index = try #require(words.firstIndex(of: "VERSION"))
-        #expect(VmnetBroker.version == String(words[index + 1]))
+        #expect(VmnetBroker.version == String(words[index + 1]),
+                "Package.swift's version must be CMakeLists.txt's project(VERSION)")
         #expect(VmnetBroker.version == String(cString: vmnet_broker_version()))
     }
 
