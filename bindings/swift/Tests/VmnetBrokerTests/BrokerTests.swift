@@ -74,7 +74,8 @@ struct BrokerTests {
         defer { broker.stop() }
         // Read when the process-wide connection opens: only this test uses it.
         setenv("VMNET_BROKER_SOCKET", broker.socket, 1)
-        let observer = try broker.connect()
+        // Connection() with no path takes $VMNET_BROKER_SOCKET too.
+        let observer = try VmnetBroker.Connection()
 
         let network = try VmnetBroker.acquireNetwork(named: "shared")
         #expect(network.name == "shared")
@@ -304,6 +305,24 @@ struct BrokerTests {
         #expect(throws: VmnetBroker.Error.invalidRequest) { try again.setTimeout(.seconds(-1)) }
         connection.close()
         again.close()
+    }
+
+    @Test func shutdownCancelsAndDropsReferences() throws {
+        let broker = try Broker()
+        defer { broker.stop() }
+        let observer = try broker.connect()
+        let connection = try broker.connect()
+        _ = try connection.acquire(named: "shared")
+        #expect(try peers(of: "shared", via: observer) == 1)
+        connection.shutdown()
+        #expect(throws: VmnetBroker.Error.connectionFailure) { try connection.acquire(named: "shared") }
+        #expect(try waitUntil { try peers(of: "shared", via: observer) == 0 })
+        // Shut down, not yet closed: the descriptor stays until close().
+        #expect(connection.fileDescriptor >= 0)
+        connection.close()
+        #expect(connection.fileDescriptor == -1)
+        connection.shutdown()
+        observer.close()
     }
 
     @Test func concurrentAcquiresOnOneConnection() async throws {
