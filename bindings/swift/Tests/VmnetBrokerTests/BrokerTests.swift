@@ -294,6 +294,8 @@ struct BrokerTests {
         _ = try connection.acquire(named: "shared")
 
         kill(broker.pid, SIGSTOP)
+        // Stopped before the request is sent, so it cannot be answered.
+        #expect(waitUntil { statFields(broker.pid)?.first == "T" })
         #expect(throws: VmnetBroker.Error.connectionFailure) { try connection.acquire(named: "shared") }
         kill(broker.pid, SIGCONT)
         // The connection is lost for good (a late reply is never taken for
