@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
 
 import pytest
 
@@ -12,6 +14,8 @@ from conftest import Broker, wait_for
 # installed package's pytest11 entry point: nothing imports the plugin here).
 HARNESS = '''
 import os
+import pathlib
+import shutil
 import fcntl
 
 def mine(connection):
@@ -57,3 +61,18 @@ def test_plugin_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     for fixture in ("vmnet_connection", "vmnet_network", "vmnet_interface"):
         result.stdout.fnmatch_lines([f"*{fixture}*"])
+
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "python" / "test_two_guests.py"
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/python is not in this tree (an sdist)")
+def test_example_harness(broker: Broker, pytester: pytest.Pytester,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The example a user copies, run as they would, against our broker.
+    monkeypatch.setenv("VMNET_BROKER_SOCKET", broker.socket)
+    shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "-s")
+    result.assert_outcomes(passed=2)
+    wait_for(lambda: not [p for p in broker.status()["peers"] if p["networks"]],
+             "the example's references to go")
