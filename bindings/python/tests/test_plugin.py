@@ -67,12 +67,19 @@ EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "python" / 
 
 
 @pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/python is not in this tree (an sdist)")
+@pytest.mark.parametrize("kind", ["auto", "namespace"])
 def test_example_harness(broker: Broker, pytester: pytest.Pytester,
-                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # The example a user copies, run as they would, against our broker.
+                         monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    # The example a user copies, run as they would, against our broker: its
+    # default (QEMU guests where QEMU can run) and its namespace guests.
     monkeypatch.setenv("VMNET_BROKER_SOCKET", broker.socket)
+    monkeypatch.setenv("VMNET_EXAMPLE_GUESTS", kind)
+    monkeypatch.setenv("VMNET_EXAMPLE_INITRAMFS_SCRIPT",
+                       str(EXAMPLE.parents[2] / "tests" / "qemu" / "make-initramfs.sh"))
     shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "-s")
-    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "-s", "-rs")
+    # One of its two tests runs, the other is skipped as not chosen.
+    result.assert_outcomes(passed=1, skipped=1)
+    print("\n".join(line for line in result.outlines if "reached" in line))
     wait_for(lambda: not [p for p in broker.status()["peers"] if p["networks"]],
              "the example's references to go")
