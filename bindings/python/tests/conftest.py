@@ -165,9 +165,20 @@ def _kill_orphans() -> None:
             pass
 
 
+_session_broker: "Broker | None" = None
+
+
+def _session_broker_status() -> str:
+    try:
+        return json.dumps(_session_broker.status()) if _session_broker else "no broker"
+    except Exception as error:  # for a failure message only
+        return f"unavailable ({error})"
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
-    b = Broker()
+    global _session_broker
+    b = _session_broker = Broker()
     # The process-wide connection (acquire_network()) and the plugin's
     # fixtures find the broker through the environment, as users' code does.
     os.environ[vmnet_broker.SOCKET_ENV] = b.socket
@@ -184,9 +195,13 @@ def broker() -> Iterator[Broker]:
             print(log)
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
+def wait_for(condition: Callable[[], bool], what: "str | Callable[[str], str]") -> None:
+    """Polls condition until it holds; fails after WAIT_SECONDS. what names
+    the wait (or formats it with the broker's status, for the failure)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while not condition():
         if time.monotonic() > deadline:
+            if callable(what):
+                what = what(_session_broker_status())
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)

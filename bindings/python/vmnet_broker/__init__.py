@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json as _json
 import os as _os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Union, cast
 
-from . import _native
+from . import _native  # type: ignore[attr-defined]
 from ._errors import (
     CONNECTION_FAILURE,
     CREATE_FAILURE,
@@ -112,53 +112,94 @@ class Network:
     def __init__(self) -> None:
         raise TypeError("Network objects come from acquire()")
 
-    name = property(lambda self: _native.vmnet_broker_network_name(self._n),
-                    doc='The network\'s name ("shared").')
-    mode = property(lambda self: _native.vmnet_broker_network_mode(self._n),
-                    doc='"shared" or "host".')
-    bridge = property(lambda self: _native.vmnet_broker_network_bridge(self._n),
-                      doc="The Linux bridge to attach a TAP or veth to.")
-    subnet = property(lambda self: _native.vmnet_broker_network_subnet(self._n),
-                      doc='The IPv4 network address ("192.168.64.0").')
-    mask = property(lambda self: _native.vmnet_broker_network_mask(self._n),
-                    doc='The IPv4 netmask ("255.255.255.0").')
-    prefix_length = property(
-        lambda self: _native.vmnet_broker_network_prefix_length(self._n),
-        doc="The subnet's prefix length (24).")
-    gateway = property(lambda self: _native.vmnet_broker_network_gateway(self._n),
-                       doc="The host's address on the bridge.")
-    uuid = property(lambda self: _native.vmnet_broker_network_uuid(self._n),
-                    doc="This instance of the network (a new one when recreated).")
-    mtu = property(lambda self: _native.vmnet_broker_network_mtu(self._n),
-                   doc="The network's MTU.")
-    description = property(
-        lambda self: _native.vmnet_broker_network_description(self._n),
-        doc="The configuration's description, or None.")
-    dhcp_start = property(
-        lambda self: _native.vmnet_broker_network_dhcp_start(self._n),
-        doc="The first address DHCP hands out, or None without DHCP.")
-    dhcp_end = property(
-        lambda self: _native.vmnet_broker_network_dhcp_end(self._n),
-        doc="The last address DHCP hands out, or None without DHCP.")
-    dns = property(lambda self: _native.vmnet_broker_network_dns(self._n),
-                   doc="The DNS server guests are told to use, or None.")
-    ipv6_prefix = property(
-        lambda self: _native.vmnet_broker_network_ipv6_prefix(self._n),
-        doc='The IPv6 prefix ("fd12:3456:789a:1::"), or None.')
-    ipv6_prefix_length = property(
-        lambda self: _native.vmnet_broker_network_ipv6_prefix_length(self._n),
-        doc="The IPv6 prefix's length (64), or 0.")
-    json = property(lambda self: _native.vmnet_broker_network_json(self._n),
-                    doc="The whole serialization as JSON text.")
+    @property
+    def name(self) -> Optional[str]:
+        """The network's name ("shared")."""
+        return cast('Optional[str]', _native.vmnet_broker_network_name(self._n))
+
+    @property
+    def mode(self) -> Optional[str]:
+        """"shared" or "host"."""
+        return cast('Optional[str]', _native.vmnet_broker_network_mode(self._n))
+
+    @property
+    def bridge(self) -> Optional[str]:
+        """The Linux bridge to attach a TAP or veth to."""
+        return cast('Optional[str]', _native.vmnet_broker_network_bridge(self._n))
+
+    @property
+    def subnet(self) -> Optional[str]:
+        """The IPv4 network address ("192.168.64.0")."""
+        return cast('Optional[str]', _native.vmnet_broker_network_subnet(self._n))
+
+    @property
+    def mask(self) -> Optional[str]:
+        """The IPv4 netmask ("255.255.255.0")."""
+        return cast('Optional[str]', _native.vmnet_broker_network_mask(self._n))
+
+    @property
+    def prefix_length(self) -> int:
+        """The subnet's prefix length (24)."""
+        return cast('int', _native.vmnet_broker_network_prefix_length(self._n))
+
+    @property
+    def gateway(self) -> Optional[str]:
+        """The host's address on the bridge."""
+        return cast('Optional[str]', _native.vmnet_broker_network_gateway(self._n))
+
+    @property
+    def uuid(self) -> Optional[str]:
+        """This instance of the network (a new one when it is recreated)."""
+        return cast('Optional[str]', _native.vmnet_broker_network_uuid(self._n))
+
+    @property
+    def mtu(self) -> int:
+        """The network's MTU."""
+        return cast('int', _native.vmnet_broker_network_mtu(self._n))
+
+    @property
+    def description(self) -> Optional[str]:
+        """The configuration's description, or None."""
+        return cast('Optional[str]', _native.vmnet_broker_network_description(self._n))
+
+    @property
+    def dhcp_start(self) -> Optional[str]:
+        """The first address DHCP hands out, or None without DHCP."""
+        return cast('Optional[str]', _native.vmnet_broker_network_dhcp_start(self._n))
+
+    @property
+    def dhcp_end(self) -> Optional[str]:
+        """The last address DHCP hands out, or None without DHCP."""
+        return cast('Optional[str]', _native.vmnet_broker_network_dhcp_end(self._n))
+
+    @property
+    def dns(self) -> Optional[str]:
+        """The DNS server guests are told to use, or None."""
+        return cast('Optional[str]', _native.vmnet_broker_network_dns(self._n))
+
+    @property
+    def ipv6_prefix(self) -> Optional[str]:
+        """The IPv6 prefix ("fd12:3456:789a:1::"), or None."""
+        return cast('Optional[str]', _native.vmnet_broker_network_ipv6_prefix(self._n))
+
+    @property
+    def ipv6_prefix_length(self) -> int:
+        """The IPv6 prefix's length (64), or 0."""
+        return cast('int', _native.vmnet_broker_network_ipv6_prefix_length(self._n))
+
+    @property
+    def json(self) -> Optional[str]:
+        """The whole serialization as JSON text (keys added later included)."""
+        return cast('Optional[str]', _native.vmnet_broker_network_json(self._n))
 
     def to_dict(self) -> Dict[str, Any]:
         """The serialization decoded (every key, including ones added later)."""
-        return _json.loads(self.json)
+        return cast(Dict[str, Any], _json.loads(self.json or "{}"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
             return NotImplemented
-        return self.uuid == other.uuid
+        return bool(self.uuid == other.uuid)
 
     def __hash__(self) -> int:
         return hash(self.uuid)
@@ -184,6 +225,7 @@ class Interface:
     """
 
     __slots__ = ("_i", "name", "mac", "mtu", "network", "bridge", "json")
+    _i: Any
     name: Optional[str]
     mac: Optional[str]
     mtu: int
@@ -196,20 +238,20 @@ class Interface:
 
     def to_dict(self) -> Dict[str, Any]:
         """The ``interface`` object decoded."""
-        return _json.loads(self.json) if self.json is not None else {}
+        return cast(Dict[str, Any], _json.loads(self.json or "{}"))
 
     def fileno(self) -> int:
         """The TAP descriptor (close-on-exec), still owned by the interface."""
         if self._i is None:
             raise _closed("interface")
-        return _native.vmnet_broker_interface_fd(self._i)
+        return cast(int, _native.vmnet_broker_interface_fd(self._i))
 
     def detach(self) -> int:
         """Gives up the descriptor: the caller must close it. The interface is
         closed afterwards (its attributes stay readable)."""
         if self._i is None:
             raise _closed("interface")
-        fd = _native.vmnet_broker_interface_take_fd(self._i)
+        fd: int = _native.vmnet_broker_interface_take_fd(self._i)
         self._i = None
         return fd
 
@@ -266,26 +308,32 @@ class Connection:
     __slots__ = ("_c", "__weakref__")
     _c: Any
 
+    # Ownership: self._c is the only lasting reference to the native
+    # connection, whose destructor closes the socket. close() drops it, so
+    # the socket closes at once, or, if another thread is inside a call on
+    # it (its arguments hold a reference), as soon as that call returns:
+    # close() never frees a connection under a running call. No method keeps
+    # the native object in a local variable across a call that may raise,
+    # or a traceback (kept by a caught exception) would keep it open.
+
     def __init__(self, socket_path: Optional[_PathLike] = None,
                  timeout: Optional[float] = None) -> None:
         self._c = None
-        connection = _native.vmnet_broker_connect(_socket_path(socket_path))
-        if timeout is not None:
-            _set_timeout(connection, timeout)
-        self._c = connection
+        milliseconds = None if timeout is None else _timeout_ms(timeout)
+        self._c = _native.vmnet_broker_connect(_socket_path(socket_path))
+        if milliseconds is not None:
+            _native.vmnet_broker_connection_set_timeout(self._c, milliseconds)
 
     def _native(self) -> Any:
-        connection = self._c
-        if connection is None:
+        if self._c is None:
             raise _closed("connection")
-        return connection
+        return self._c
 
     def acquire(self, name: str) -> Network:
         """Acquires network ``name`` (creating it if needed) and holds it."""
-        connection = self._c
-        if connection is None:
+        if self._c is None:
             raise _closed("connection")
-        return _network(_native.vmnet_broker_connection_acquire(connection, name))
+        return _network(_native.vmnet_broker_connection_acquire(self._c, name))
 
     def release(self, name: str) -> None:
         """Drops this connection's reference to ``name`` (NotFoundError if it
@@ -302,16 +350,17 @@ class Connection:
         """The broker's state: the decoded ``status`` object of the protocol
         (``networks``, ``peers``, ``version``)."""
         status = _native.vmnet_broker_connection_get_status(self._native())
-        return _json.loads(_native.vmnet_broker_status_json(status))
+        return cast(Dict[str, Any], _json.loads(_native.vmnet_broker_status_json(status)))
 
     def set_timeout(self, timeout: Optional[float]) -> None:
         """Seconds each later call waits for a reply; None or 0 waits forever."""
-        _set_timeout(self._native(), timeout)
+        milliseconds = 0 if timeout is None else _timeout_ms(timeout)
+        _native.vmnet_broker_connection_set_timeout(self._native(), milliseconds)
 
     def fileno(self) -> int:
         """The socket's descriptor: readable and hung up once the broker goes
         away (watch it with selectors; read nothing from it)."""
-        return _native.vmnet_broker_connection_fd(self._native())
+        return cast(int, _native.vmnet_broker_connection_fd(self._native()))
 
     def shutdown(self) -> None:
         """Cancels: a call waiting on this connection in another thread fails
@@ -325,11 +374,7 @@ class Connection:
         If another thread is inside a call on this connection, the socket is
         closed when that call returns.
         """
-        # The native object's destructor closes the socket once the last
-        # reference goes: here, or when a call another thread is making
-        # returns (it holds a reference), so close() never frees a
-        # connection under a running call.
-        self._c = None
+        self._c = None  # see "Ownership" above
 
     @property
     def closed(self) -> bool:
@@ -347,18 +392,15 @@ class Connection:
         return f"<vmnet_broker.Connection fd={self.fileno()}>"
 
 
-def _set_timeout(connection: Any, timeout: Optional[float]) -> None:
-    if timeout is None:
-        milliseconds = 0
-    else:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number, not {type(timeout).__name__}")
-        if not 0 <= timeout < 4294967.295:
-            raise ValueError("timeout must be between 0 and 4294967 seconds")
-        milliseconds = int(timeout * 1000)
-        if milliseconds == 0 and timeout > 0:
-            milliseconds = 1  # 0 would mean forever
-    _native.vmnet_broker_connection_set_timeout(connection, milliseconds)
+def _timeout_ms(timeout: float) -> int:
+    """Seconds as the C library's milliseconds (0 waits forever)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number, not {type(timeout).__name__}")
+    if not 0 <= timeout < 4294967.295:
+        raise ValueError("timeout must be between 0 and 4294967 seconds")
+    milliseconds = int(timeout * 1000)
+    # A positive timeout below a millisecond is 1 ms, not "forever".
+    return 1 if milliseconds == 0 and timeout > 0 else milliseconds
 
 
 def connect(socket_path: Optional[_PathLike] = None,

@@ -16,14 +16,15 @@ INTERNAL_ERROR = 7
 
 def strerror(code: int) -> str:
     """The C library's English description of a status code."""
-    from . import _native
+    from . import _native  # type: ignore[attr-defined]
 
     if not isinstance(code, int):
         raise TypeError(f"status code must be int, not {type(code).__name__}")
     # vmnet_broker_strerror() takes a C int; anything outside is unknown.
     if not -(2**31) <= code < 2**31:
         return "unknown status"
-    return _native.vmnet_broker_strerror(code)
+    text: str = _native.vmnet_broker_strerror(code)
+    return text
 
 
 class Error(Exception):
@@ -95,7 +96,7 @@ class InternalError(Error):
 
 
 _BY_CODE: Dict[int, Type[Error]] = {
-    cls.default_code: cls  # type: ignore[misc]
+    cls.default_code: cls
     for cls in (
         ConnectionFailureError,
         InvalidReplyError,
