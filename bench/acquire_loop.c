@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// C baseline for bench/python.sh: timed acquires of a held network, one line.
+// C baseline for bench/python.sh: timed acquires of a held network, in C.
 //
-// Usage: vmnet-broker-acquire-loop SOCKET NETWORK COUNT
-// Connects to SOCKET, acquires NETWORK once (so it is held and created),
-// then times COUNT more acquires on the same connection, each with its own
-// clock readings, the way bench/python_acquire.py times the Python call.
-// Prints "median_ns mean_ns" on stdout; exits 1 (with the reason on
-// stderr) if a call fails.
-#include <errno.h>
-#include <stdio.h>
+// A shared module that bench/python_acquire.py loads with ctypes, so the C
+// loop runs in the same process and thread as the Python one, alternating
+// with it: the two differ only by the binding, not by scheduling.
 #include <stdlib.h>
 #include <time.h>
 
 #include "vmnet-broker.h"
+
+// Connects to socket_path, acquires name once (held, untimed), then times
+// count more acquires on that connection, each with its own clock readings
+// as the Python side does. Stores the median and mean in nanoseconds.
+// Returns 0, or the failing call's vmnet_broker_return_t (-1: bad
+// arguments or out of memory).
+int acquire_loop(const char *socket_path, const char *name, long count,
+                 long long *median_ns, long long *mean_ns)
+    __attribute__((visibility("default")));
 
 static long long now_ns(void) {
     struct timespec ts;
@@ -26,59 +30,43 @@ static int compare_ll(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static bool acquire(vmnet_broker_connection_t *connection, const char *name) {
+static vmnet_broker_return_t acquire(vmnet_broker_connection_t *connection,
+                                     const char *name) {
     vmnet_broker_network_t *network = NULL;
     vmnet_broker_return_t status =
         vmnet_broker_connection_acquire(connection, name, &network);
 
-    if (status != VMNET_BROKER_SUCCESS) {
-        fprintf(stderr, "acquire %s: %s\n", name,
-                vmnet_broker_strerror(status));
-        return false;
-    }
     vmnet_broker_network_free(network);
-    return true;
+    return status;
 }
 
-int main(int argc, char **argv) {
+int acquire_loop(const char *socket_path, const char *name, long count,
+                 long long *median_ns, long long *mean_ns) {
     vmnet_broker_connection_t *connection = NULL;
     long long *samples = NULL;
     long long total = 0;
-    long count;
-    char *end;
-    int result = 1;
+    int result = -1;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s SOCKET NETWORK COUNT\n", argv[0]);
+    if (name == NULL || count < 1 || median_ns == NULL || mean_ns == NULL)
         goto out;
-    }
-    errno = 0;
-    count = strtol(argv[3], &end, 10);
-    if (errno != 0 || *end != '\0' || count < 1 || count > 10000000) {
-        fprintf(stderr, "COUNT must be 1 to 10000000\n");
-        goto out;
-    }
     samples = calloc((size_t)count, sizeof(*samples));
-    if (samples == NULL) {
-        fprintf(stderr, "out of memory\n");
+    if (samples == NULL)
         goto out;
-    }
-    if (vmnet_broker_connect(argv[1], &connection) != VMNET_BROKER_SUCCESS) {
-        fprintf(stderr, "cannot connect to %s\n", argv[1]);
+    result = (int)vmnet_broker_connect(socket_path, &connection);
+    if (result != VMNET_BROKER_SUCCESS)
         goto out;
-    }
-    if (!acquire(connection, argv[2]))
-        goto out;
-    for (long i = 0; i < count; i++) {
+    result = (int)acquire(connection, name);
+    for (long i = 0; i < count && result == VMNET_BROKER_SUCCESS; i++) {
         long long start = now_ns();
-        if (!acquire(connection, argv[2]))
-            goto out;
+        result = (int)acquire(connection, name);
         samples[i] = now_ns() - start;
         total += samples[i];
     }
+    if (result != VMNET_BROKER_SUCCESS)
+        goto out;
     qsort(samples, (size_t)count, sizeof(*samples), compare_ll);
-    printf("%lld %lld\n", samples[count / 2], total / count);
-    result = 0;
+    *median_ns = samples[count / 2];
+    *mean_ns = total / count;
 out:
     vmnet_broker_connection_close(connection);
     free(samples);

@@ -39,4 +39,4 @@ venv=$build/bench-python-venv
 exec unshare --net --mount --pid --fork --kill-child --mount-proc sh -c '
     mount -t sysfs sysfs /sys && ip link set lo up &&
     cd / && exec "$0" "$@"' "$venv/bin/python" "$root/bench/python_acquire.py" \
-    "$build/broker/vmnet-broker" "$build/bench/vmnet-broker-acquire-loop"
+    "$build/broker/vmnet-broker" "$build/bench/libvmnet-broker-acquire-loop.so"

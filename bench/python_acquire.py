@@ -2,14 +2,16 @@
 # Bench: acquire of a held network through Python beside the same C call, same run.
 """Run by bench/python.sh (as root, inside private namespaces).
 
-Usage: python_acquire.py BROKER_BINARY ACQUIRE_LOOP_BINARY
+Usage: python_acquire.py BROKER_BINARY ACQUIRE_LOOP_MODULE
 
 Starts the broker on a temporary socket, holds `shared`, then alternates
 slices of timed acquires through vmnet_broker (Connection.acquire) with
-slices run by the C helper (vmnet_broker_connection_acquire() in a loop, its
+slices of vmnet_broker_connection_acquire() called in a C loop (the module
+bench/acquire_loop.c, loaded with ctypes: same process, same thread, its
 own connection), so a change in the machine's load touches both alike. Each
 call is timed on its own in both. Prints one table; never fails on a figure.
 """
+import ctypes
 import os
 import shutil
 import signal
@@ -39,15 +41,22 @@ def python_slice(connection, n):
     return samples[n // 2], sum(samples) / n
 
 
-def c_slice(loop_binary, socket_path, n):
-    out = subprocess.run([loop_binary, socket_path, "shared", str(n)],
-                         check=True, capture_output=True, text=True).stdout
-    median, mean = out.split()
-    return int(median), int(mean)
+def c_slice(loop, socket_path, n):
+    median, mean = ctypes.c_longlong(), ctypes.c_longlong()
+    status = loop.acquire_loop(socket_path.encode(), b"shared", n,
+                               ctypes.byref(median), ctypes.byref(mean))
+    if status != 0:
+        raise SystemExit(f"C acquire loop failed: status {status}")
+    return median.value, mean.value
 
 
 def main():
-    broker_binary, loop_binary = sys.argv[1], sys.argv[2]
+    broker_binary = sys.argv[1]
+    loop = ctypes.CDLL(sys.argv[2])
+    loop.acquire_loop.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_long,
+                                  ctypes.POINTER(ctypes.c_longlong),
+                                  ctypes.POINTER(ctypes.c_longlong)]
+    loop.acquire_loop.restype = ctypes.c_int
     directory = tempfile.mkdtemp(prefix="vmnet-py-bench-")
     socket_path = os.path.join(directory, "broker.sock")
     log = open(os.path.join(directory, "broker.log"), "wb")
@@ -67,11 +76,11 @@ def main():
                 time.sleep(0.01)
         connection.acquire("shared")  # held from here on
         python_slice(connection, WARM_UP)
-        c_slice(loop_binary, socket_path, WARM_UP)
+        c_slice(loop, socket_path, WARM_UP)
         py, c = [], []
         for _ in range(SLICES):
             py.append(python_slice(connection, PER_SLICE))
-            c.append(c_slice(loop_binary, socket_path, PER_SLICE))
+            c.append(c_slice(loop, socket_path, PER_SLICE))
         connection.close()
     finally:
         broker.send_signal(signal.SIGTERM)
