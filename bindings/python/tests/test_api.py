@@ -564,3 +564,85 @@ def test_no_memory_growth_over_100000_acquires(broker: Broker) -> None:
     # One leaked network (struct, JSON text, parsed object) is hundreds of
     # bytes: 100,000 would be tens of MiB. Allow allocator noise only.
     assert after - before < 2048, f"RSS grew from {before} KiB to {after} KiB"
+
+
+# ---- Threads and event loops ----------------------------------------------------
+
+
+def test_one_connection_shared_by_threads(broker: Broker) -> None:
+    # The C library serializes calls on a connection: every reply reaches
+    # the thread that asked.
+    with vmnet_broker.connect(broker.socket) as connection:
+        expected = {"shared": connection.acquire("shared").uuid,
+                    "host": connection.acquire("host").uuid}
+        errors: list = []
+
+        def work(name: str) -> None:
+            try:
+                for _ in range(300):
+                    assert connection.acquire(name).uuid == expected[name]
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(name,))
+                   for name in ("shared", "host", "shared", "host")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+
+def test_fileno_signals_broker_gone(tmp_path: pathlib.Path) -> None:
+    # An event loop watches fileno(): it turns readable when the broker
+    # goes away (here a stand-in that hangs up after the first request).
+    import selectors
+    path = str(tmp_path / "hangup.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(1)
+    with listener, vmnet_broker.connect(path) as connection:
+        peer, _ = listener.accept()
+        with selectors.DefaultSelector() as selector:
+            selector.register(connection.fileno(), selectors.EVENT_READ)
+            assert selector.select(0) == []
+            peer.close()
+            assert selector.select(20), "fileno() did not turn readable"
+        with pytest.raises(vmnet_broker.Error):
+            connection.acquire("shared")
+
+
+def test_close_during_a_call_in_another_thread(tmp_path: pathlib.Path) -> None:
+    # close() while another thread waits for a reply: the socket stays open
+    # (no use after free) until that call returns, then closes at once.
+    path = str(tmp_path / "slow.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(1)
+    connection = vmnet_broker.connect(path, timeout=600)
+    outcome: list = []
+
+    def call() -> None:
+        try:
+            outcome.append(connection.acquire("shared"))
+        except vmnet_broker.Error as error:
+            outcome.append(error)
+
+    with listener:
+        peer, _ = listener.accept()
+        with peer:
+            worker = threading.Thread(target=call)
+            worker.start()
+            assert peer.recv(65536)  # the request: the call is waiting
+            connection.close()
+            assert connection.closed
+            peer.settimeout(0.05)
+            with pytest.raises(socket.timeout):
+                peer.recv(65536)  # still open: the call holds it
+            peer.settimeout(None)
+            peer.send(b'{"network": {"name": "shared", "uuid": "x"}}')
+            worker.join()
+            assert peer.recv(65536) == b""  # closed once the call returned
+    assert len(outcome) == 1
+    with pytest.raises(ValueError):
+        connection.acquire("shared")
