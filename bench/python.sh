@@ -34,9 +34,13 @@ venv=$build/bench-python-venv
     --config-settings=cmake.build-type=RelWithDebInfo \
     --force-reinstall --no-deps "$root" >&2
 
+# Printed with the figures: an unoptimized C side would flatter Python.
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
+
 # Private namespaces: the bridge never touches the host, /sys shows this
 # namespace's links, and everything started dies with the bench.
 exec unshare --net --mount --pid --fork --kill-child --mount-proc sh -c '
     mount -t sysfs sysfs /sys && ip link set lo up &&
     cd / && exec "$0" "$@"' "$venv/bin/python" "$root/bench/python_acquire.py" \
-    "$build/broker/vmnet-broker" "$build/bench/libvmnet-broker-acquire-loop.so"
+    "$build/broker/vmnet-broker" "$build/bench/libvmnet-broker-acquire-loop.so" \
+    "${build_type:-none}"

@@ -2,7 +2,7 @@
 # Bench: acquire of a held network through Python beside the same C call, same run.
 """Run by bench/python.sh (as root, inside private namespaces).
 
-Usage: python_acquire.py BROKER_BINARY ACQUIRE_LOOP_MODULE
+Usage: python_acquire.py BROKER_BINARY ACQUIRE_LOOP_MODULE [C_BUILD_TYPE]
 
 Starts the broker on a temporary socket, holds `shared`, then alternates
 slices of timed acquires through vmnet_broker (Connection.acquire) with
@@ -97,8 +97,10 @@ def main():
     c_mean = statistics.median(m for _, m in c) / 1000
     ratio = py_median / c_median
     verdict = "met" if ratio <= GOAL_RATIO else "MISSED"
+    c_build = sys.argv[3] if len(sys.argv) > 3 else "unknown"
     print(f"vmnet_broker {vmnet_broker.__version__}, Python {sys.version.split()[0]}, "
-          f"{SLICES} x {PER_SLICE} acquires of held 'shared' each way, interleaved")
+          f"{SLICES} x {PER_SLICE} acquires of held 'shared' each way, interleaved; "
+          f"C side built {c_build}, extension RelWithDebInfo")
     print(f"{'metric':42} | {'value':>10} | {'baseline (C library)':>20} | ratio")
     print(f"{'acquire, Python: median per call':42} | {py_median:7.1f} us | "
           f"{c_median:17.1f} us | {ratio:.2f}x (goal <= {GOAL_RATIO}x: {verdict})")
