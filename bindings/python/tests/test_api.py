@@ -646,3 +646,25 @@ def test_close_during_a_call_in_another_thread(tmp_path: pathlib.Path) -> None:
     assert len(outcome) == 1
     with pytest.raises(ValueError):
         connection.acquire("shared")
+
+
+def test_no_descriptor_leak_over_interfaces_and_connections(broker: Broker) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with vmnet_broker.connect(broker.socket) as connection:
+        connection.acquire("shared")
+        with connection.open_interface("shared"):
+            pass
+        before = open_fds()
+        for i in range(60):
+            iface = connection.open_interface("shared")
+            if i % 3 == 0:
+                iface.close()
+            elif i % 3 == 1:
+                os.close(iface.detach())
+            else:
+                del iface  # the owner going away closes it too
+        for _ in range(300):
+            vmnet_broker.connect(broker.socket).close()
+        assert open_fds() == before
