@@ -491,6 +491,8 @@ def test_interface_is_a_tap_on_the_bridge(broker: Broker) -> None:
         assert iface.mtu == network.mtu
         assert iface.to_dict()["name"] == iface.name
         assert iface.name in repr(iface)
+        with pytest.raises(AttributeError):
+            iface.name = "other"  # type: ignore[misc]
         fd = iface.fileno()
         assert tap_name(fd) == iface.name
         info = link(iface.name)

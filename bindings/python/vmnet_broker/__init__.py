@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json as _json
 import os as _os
-from typing import Any, Dict, Optional, Union, cast
+from typing import Any, Dict, Optional, Tuple, Union, cast
 
 from . import _native  # type: ignore[attr-defined]
 from ._errors import (
@@ -119,7 +119,7 @@ class Network:
 
     @property
     def mode(self) -> Optional[str]:
-        """"shared" or "host"."""
+        """Either "shared" or "host"."""
         return cast('Optional[str]', _native.vmnet_broker_network_mode(self._n))
 
     @property
@@ -224,14 +224,42 @@ class Interface:
     connection that opened it open while the VM runs.
     """
 
-    __slots__ = ("_i", "name", "mac", "mtu", "network", "bridge", "json")
+    __slots__ = ("_i", "_fields")
     _i: Any
-    name: Optional[str]
-    mac: Optional[str]
-    mtu: int
-    network: Optional[str]
-    bridge: Optional[str]
-    json: Optional[str]
+    # (name, mac, mtu, network, bridge, json), read when the interface was
+    # made, so they stay readable after close() or detach().
+    _fields: Tuple[Optional[str], Optional[str], int, Optional[str], Optional[str], Optional[str]]
+
+    @property
+    def name(self) -> Optional[str]:
+        """The TAP device's name ("vmt-" and 8 hex digits)."""
+        return self._fields[0]
+
+    @property
+    def mac(self) -> Optional[str]:
+        """The MAC address the guest should use (stable per user, network
+        and slot)."""
+        return self._fields[1]
+
+    @property
+    def mtu(self) -> int:
+        """The device's MTU (the bridge's)."""
+        return self._fields[2]
+
+    @property
+    def network(self) -> Optional[str]:
+        """The name of the network the device is on."""
+        return self._fields[3]
+
+    @property
+    def bridge(self) -> Optional[str]:
+        """That network's bridge, of which the device is a port."""
+        return self._fields[4]
+
+    @property
+    def json(self) -> Optional[str]:
+        """The whole ``interface`` object as JSON text."""
+        return self._fields[5]
 
     def __init__(self) -> None:
         raise TypeError("Interface objects come from open_interface()")
@@ -278,13 +306,14 @@ class Interface:
 def _interface(native: Any) -> Interface:
     iface = object.__new__(Interface)
     iface._i = native
-    # Read once: the strings stay readable after close() or detach().
-    iface.name = _native.vmnet_broker_interface_name(native)
-    iface.mac = _native.vmnet_broker_interface_mac(native)
-    iface.mtu = _native.vmnet_broker_interface_mtu(native)
-    iface.network = _native.vmnet_broker_interface_network(native)
-    iface.bridge = _native.vmnet_broker_interface_bridge(native)
-    iface.json = _native.vmnet_broker_interface_json(native)
+    iface._fields = (
+        _native.vmnet_broker_interface_name(native),
+        _native.vmnet_broker_interface_mac(native),
+        _native.vmnet_broker_interface_mtu(native),
+        _native.vmnet_broker_interface_network(native),
+        _native.vmnet_broker_interface_bridge(native),
+        _native.vmnet_broker_interface_json(native),
+    )
     return iface
 
 
