@@ -5,7 +5,8 @@
 # Usage: scripts/install-deps.sh [--tests] [--qemu-kernel] [--check]
 #   (none)         what building and running the broker needs (examples/demo.sh)
 #   --tests        also what the test suite needs (Check, clang-format, QEMU,
-#                  busybox, systemd-socket-activate, groff for the man pages)
+#                  busybox, systemd-socket-activate, groff for the man pages,
+#                  Python venv and headers and git for the bindings)
 #   --qemu-kernel  also a kernel image for the QEMU guest test. Opt-in: it
 #                  installs a kernel on the machine, which nobody should get
 #                  unasked; without it that one test is reported as skipped.
@@ -26,6 +27,10 @@ run_packages=(dnsmasq-base nftables iproute2 util-linux)
 test_packages=(
     check libsubunit-dev clang-format clang iputils-ping procps systemd
     busybox-static qemu-system-x86 groff-base dpkg
+    # The bindings' tests: a Python venv with pip and Python.h (pip fetches
+    # scikit-build-core, swig, pytest and build from PyPI), git for SwiftPM's
+    # URL dependencies.
+    python3 python3-venv python3-pip python3-dev git
 )
 kernel_packages=(linux-image-cloud-amd64)
 
