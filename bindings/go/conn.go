@@ -91,11 +91,7 @@ func (c *Conn) Acquire(name string) (*Network, error) {
 	if c.c == nil {
 		return nil, ErrConnectionFailure
 	}
-	var n *C.vmnet_broker_network_t
-	if err := status(C.vmnet_broker_connection_acquire(c.c, cPtr(b), &n)); err != nil {
-		return nil, err
-	}
-	return takeNetwork(n), nil
+	return acquire(c.c, b)
 }
 
 // Release drops the connection's reference to the network name

@@ -125,12 +125,7 @@ func AcquireNetwork(name string) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rc C.vmnet_broker_return_t
-	n := C.vmnet_broker_acquire_network(cPtr(b), &rc)
-	if n == nil {
-		return nil, failure(rc)
-	}
-	return takeNetwork(n), nil
+	return acquire(nil, b)
 }
 
 // ReleaseNetwork drops the process-wide connection's reference to the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
@@ -184,6 +185,27 @@ func TestAcquireRelease(t *testing.T) {
 	ns = brokerStatus(t).Network("net7")
 	if ns == nil || ns.Peers != 0 || ns.IdleRemaining == nil || *ns.IdleRemaining <= 0 {
 		t.Errorf("released net7: %+v", ns)
+	}
+}
+
+// A network whose strings do not fit acquire's buffer is copied the slow
+// way, to the same values.
+func TestAcquireLargeNetwork(t *testing.T) {
+	needBroker(t)
+	c := connect(t)
+	fast, err := c.Acquire("net7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := acquireBuffer
+	acquireBuffer = 16
+	defer func() { acquireBuffer = saved }()
+	slow, err := c.Acquire("net7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fast, slow) || slow.Description != "seventh" {
+		t.Errorf("fast path %+v, slow path %+v", fast, slow)
 	}
 }
 
