@@ -162,6 +162,19 @@ func (c *Conn) File() (*os.File, error) {
 	return os.NewFile(uintptr(fd), "vmnet-broker-connection"), nil
 }
 
+// Shutdown cancels: it shuts the connection down without closing it, from
+// any goroutine. A call waiting for a reply returns ErrConnectionFailure at
+// once, the broker drops the connection's references (in every process
+// sharing the socket, children holding File included), and later calls
+// fail the same way. Close still frees it.
+func (c *Conn) Shutdown() {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.c != nil {
+		C.vmnet_broker_connection_shutdown(c.c)
+	}
+}
+
 // Close closes the connection: the broker drops its references unless a
 // copy from File is still open somewhere. It waits for calls in progress
 // on the connection to end. Idempotent: a second Close returns nil; every

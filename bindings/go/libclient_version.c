@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Compiles libclient/version.c into the Go package (cgo builds only its own folder).
+// libclient/version.c, compiled into the Go package (cgo: this folder).
 
+// The constraint must stay as go/build reads it.
+// clang-format off
 //go:build !vmnetbroker_system
+// clang-format on
 
 // CMake passes ${PROJECT_VERSION}; cgo cannot pass a quoted string in
 // CFLAGS, so it is written here. TestVersionMatchesCMake checks that it

@@ -553,3 +553,41 @@ func TestTimeout(t *testing.T) {
 	wantErr(t, "Acquire after the timeout", err, ErrConnectionFailure)
 	waitPeers(t, "net3", 0)
 }
+
+// Shutdown from another goroutine cancels a call waiting forever.
+func TestShutdownCancelsAWaitingCall(t *testing.T) {
+	needBroker(t)
+	c := connect(t)
+	if err := c.SetTimeout(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Acquire("net2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Process.Signal(syscall.SIGCONT)
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.Status()
+		result <- err
+	}()
+	// Whether Shutdown comes before the request or while it waits, the
+	// call fails the same way.
+	time.Sleep(50 * time.Millisecond)
+	c.Shutdown()
+	select {
+	case err := <-result:
+		wantErr(t, "Status cancelled by Shutdown", err, ErrConnectionFailure)
+	case <-time.After(waitLimit):
+		t.Fatal("Shutdown did not cancel the waiting call")
+	}
+	broker.Process.Signal(syscall.SIGCONT)
+	_, err := c.Acquire("net2")
+	wantErr(t, "Acquire after Shutdown", err, ErrConnectionFailure)
+	waitPeers(t, "net2", 0)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close after Shutdown: %v", err)
+	}
+}
