@@ -17,8 +17,13 @@ build=$1
 module=github.com/vmnet-broker/vmnet-broker
 version=v0.1.0
 
+# The module's files are the ones version control holds, as for the proxy.
+if ! command -v git >/dev/null 2>&1; then
+    echo "skipped: git is not installed (apt-get install git)" >&2
+    exit 77
+fi
 if ! git -C "$root" rev-parse --show-toplevel >/dev/null 2>&1; then
-    echo "skipped: not a git checkout (the module's files are the ones git holds)" >&2
+    echo "skipped: not a git checkout" >&2
     exit 77
 fi
 
