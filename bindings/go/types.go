@@ -151,16 +151,25 @@ func goJSON(s *C.char) json.RawMessage {
 	return json.RawMessage(C.GoString(s))
 }
 
-// acquireBuffer holds a network's strings as vmnb_acquire copies them: a
-// network reply is a few hundred bytes. (A variable so that a test can
-// take the path of a network too large for it.)
+// acquireBuffer is the room for a network's strings as vmnb_acquire copies
+// them: a network reply is a few hundred bytes. (A variable so that a test
+// can take the path of a network too large for it.)
 var acquireBuffer = 1024
+
+// Buffers for vmnb_acquire, reused: a new one would be zeroed for every
+// call, which cost more than the rest of the binding's work together.
+var acquireBuffers = sync.Pool{New: func() interface{} {
+	buf := make([]byte, 1024)
+	return &buf
+}}
 
 // acquire acquires name on c (nil: the process-wide connection).
 func acquire(c *C.vmnet_broker_connection_t, name []byte) (*Network, error) {
 	var f C.struct_vmnb_network_fields
 	var big *C.vmnet_broker_network_t
-	buf := make([]byte, acquireBuffer)
+	bufp := acquireBuffers.Get().(*[]byte)
+	defer acquireBuffers.Put(bufp)
+	buf := (*bufp)[:acquireBuffer:acquireBuffer]
 	rc := C.vmnb_acquire(c, cPtr(name), &f, (*C.char)(unsafe.Pointer(&buf[0])),
 		C.size_t(len(buf)), &big)
 	if err := status(rc); err != nil {
@@ -188,7 +197,8 @@ func takeNetwork(n *C.vmnet_broker_network_t) *Network {
 
 // newNetwork makes a Network of f's numbers and of the strings laid one
 // after another in buf with f's lengths (f's pointers are only looked at
-// for NULL). The strings share one allocation; the JSON is a slice of buf.
+// for NULL). The strings share one allocation, the JSON has its own (buf
+// is reused).
 func newNetwork(f *C.struct_vmnb_network_fields, buf []byte) *Network {
 	var end [C.VMNB_STRINGS]int
 	total := 0
@@ -196,7 +206,9 @@ func newNetwork(f *C.struct_vmnb_network_fields, buf []byte) *Network {
 		total += int(f.len[i])
 		end[i] = total
 	}
-	all := string(buf[:total])
+	// The JSON comes last (VMNB_JSON): the strings before it are one Go
+	// string, the JSON one []byte.
+	all := string(buf[:end[C.VMNB_JSON-1]])
 	field := func(i int) string {
 		if i == 0 {
 			return all[:end[0]]
@@ -221,7 +233,7 @@ func newNetwork(f *C.struct_vmnb_network_fields, buf []byte) *Network {
 		IPv6PrefixLength: int(f.ipv6_prefix_length),
 	}
 	if f.str[C.VMNB_JSON] != nil {
-		network.JSON = json.RawMessage(buf[end[C.VMNB_JSON-1]:end[C.VMNB_JSON]:end[C.VMNB_JSON]])
+		network.JSON = append(json.RawMessage(nil), buf[end[C.VMNB_JSON-1]:end[C.VMNB_JSON]]...)
 	}
 	return network
 }
