@@ -128,3 +128,35 @@ func ExampleConn_File() {
 	fmt.Println(cmd.Run())
 	// Output: <nil>
 }
+
+// The original API's interface call: a TAP device on the network, over
+// the process-wide connection.
+func ExampleOpenInterface() {
+	iface, err := vmnetbroker.OpenInterface("host")
+	if err != nil {
+		fmt.Println("open interface:", err)
+		return
+	}
+	defer iface.Close() // the device goes away with the last descriptor
+	fmt.Println(iface.Network, iface.Bridge, iface.File() != nil)
+	// Output: host vmb-host true
+}
+
+// Release drops one connection's reference without closing it.
+func ExampleConn_Release() {
+	conn, err := vmnetbroker.Connect("")
+	if err != nil {
+		fmt.Println("connect:", err)
+		return
+	}
+	defer conn.Close()
+	if _, err := conn.Acquire("host"); err != nil {
+		fmt.Println("acquire:", err)
+		return
+	}
+	fmt.Println(conn.Release("host"))
+	fmt.Println(errors.Is(conn.Release("host"), vmnetbroker.ErrNotFound))
+	// Output:
+	// <nil>
+	// true
+}
