@@ -140,17 +140,21 @@ func run(socket, network string, count int, accel, qemu, kernel, initrd, memory 
 		}
 		close(done)
 	}()
+	stopped := false
 	select {
 	case <-done:
 	case sig := <-signals:
 		fmt.Printf("%v: stopping the guests\n", sig)
 		stop(guests)
+		stopped = true
 		<-done
 	}
+	// A guest that ended by itself must have succeeded; after a stop, one
+	// ended by our signal (before QEMU caught it, or the kill) did as asked.
 	failed := 0
 	for _, g := range guests {
 		fmt.Printf("guest %d: %v\n", g.index, g.cmd.ProcessState)
-		if !g.cmd.ProcessState.Success() {
+		if !g.cmd.ProcessState.Success() && !(stopped && endedBySignal(g.cmd.ProcessState)) {
 			failed++
 		}
 	}
@@ -158,6 +162,11 @@ func run(socket, network string, count int, accel, qemu, kernel, initrd, memory 
 		return 1
 	}
 	return 0
+}
+
+func endedBySignal(state *os.ProcessState) bool {
+	ws, ok := state.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 // stop asks the guests to end (QEMU quits on SIGTERM), then kills those

@@ -74,7 +74,7 @@ unshare -n -m -p -f --kill-child --mount-proc sh -eu -c '
     "$manager" -count 1 -accel tcg -memory 128 -kernel "$kernel" \
         -initrd "$work/guest.cpio" >"$work/int.out" 2>&1 &
     manager_pid=$!
-    until grep -q "^guest 0: pid" "$work/int.out"; do
+    until grep -q "^guest 0: pid" "$work/int.out" 2>/dev/null; do
         kill -0 "$manager_pid" 2>/dev/null || fail "the manager exited early"
         sleep 0.05
     done
