@@ -29,8 +29,8 @@ test_packages=(
     busybox-static qemu-system-x86 groff-base dpkg
     # The bindings' tests: a Python venv with pip and Python.h (pip fetches
     # scikit-build-core, swig, pytest and build from PyPI), git for SwiftPM's
-    # URL dependencies.
-    python3 python3-venv python3-pip python3-dev git
+    # URL dependencies, Go (1.19) for the cgo binding.
+    python3 python3-venv python3-pip python3-dev git golang-go
 )
 kernel_packages=(linux-image-cloud-amd64)
 
