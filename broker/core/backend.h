@@ -39,17 +39,34 @@ struct interface_info {
 
 struct peer_cred;
 
-// A platform's networks. The core calls these from its single thread.
+// How the backend reports that an operation it started has finished. It
+// calls exactly once per started operation, from the core's thread, and may
+// call before the starting function returns.
+typedef void (*backend_create_done_fn)(void *data, int status);
+typedef void (*backend_destroy_done_fn)(void *data);
+
+// A platform's networks. The core calls these from its single thread; the
+// operations that take time (create, destroy) report their end through a
+// callback so the core's caller (an event loop) never waits for them.
 struct network_backend_ops {
-    // Creates the network described by config. On success stores the
-    // backend's handle in *handle, fills *info and returns 0. On failure
-    // returns BROKER_ERR_CREATE_FAILURE (or BROKER_ERR_INTERNAL), logs the
-    // reason and leaves nothing half-made behind; *handle and *info are not
-    // touched.
-    int (*create)(void *ctx, const struct network_config *config,
-                  struct network_info *info, void **handle);
-    // Removes everything create() made. handle may be NULL (no-op).
-    void (*destroy)(void *ctx, void *handle);
+    // Starts creating the network described by config. Stores the backend's
+    // handle in *handle before returning (NULL only when it fails at once)
+    // and later fills *info and calls done(data, BROKER_OK); on failure
+    // calls done(data, BROKER_ERR_CREATE_FAILURE or BROKER_ERR_INTERNAL),
+    // logs the reason and leaves nothing half-made behind (the handle is
+    // then freed by the backend). config, info and handle stay valid until
+    // done is called or abandon() is.
+    void (*create)(void *ctx, const struct network_config *config,
+                   struct network_info *info, void **handle,
+                   backend_create_done_fn done, void *data);
+    // Starts removing everything create() made and calls done(data) once
+    // it is all gone (the handle is then freed).
+    void (*destroy)(void *ctx, void *handle, backend_destroy_done_fn done,
+                    void *data);
+    // Removes a network whatever it is doing (being created, ready or being
+    // removed), now and without calling any pending done. Used when the
+    // broker exits. handle may be NULL (no-op).
+    void (*abandon)(void *ctx, void *handle);
     // Optional (NULL: open_interface is an invalid request on this platform).
     // Creates an interface on the network for cred's VM. index numbers the
     // peer's live interfaces on this network (0, 1, ...) so the guest MAC is

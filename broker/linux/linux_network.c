@@ -42,10 +42,19 @@ _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
 
 // The handle create() returns: enough to find the bridge again.
 struct linux_network {
+    struct linux_backend *backend;
     int ifindex;
     char bridge[IFNAMSIZ];
     bool has_rules;
     struct dnsmasq *dnsmasq;
+    // While a removal waits for it.
+    struct dnsmasq *stopping;
+    // The core's completion of create (while dnsmasq starts) or destroy
+    // (while it stops).
+    backend_create_done_fn created;
+    backend_destroy_done_fn destroyed;
+    void *done_data;
+    char name[NETWORK_NAME_MAX + 1];
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -216,14 +225,21 @@ static bool random_ula(uint8_t prefix[16]) {
     return getrandom(prefix + 1, 5, 0) == 5;
 }
 
-static void stop_services(struct linux_backend *backend,
-                          struct linux_network *network) {
-    dnsmasq_stop(network->dnsmasq);
-    network->dnsmasq = NULL;
+static void remove_rules(struct linux_backend *backend,
+                         struct linux_network *network) {
     if (network->has_rules)
         firewall_remove_network(backend->firewall, network->bridge);
     network->has_rules = false;
 }
+
+static void stop_services(struct linux_backend *backend,
+                          struct linux_network *network) {
+    dnsmasq_stop(network->dnsmasq);
+    network->dnsmasq = NULL;
+    remove_rules(backend, network);
+}
+
+static void on_dnsmasq_ready(void *data, int status);
 
 // Everything beyond the bridge: IPv6, checksums, forwarding, rules, dnsmasq.
 // Fills the rest of *info. On failure logs, undoes nothing (the caller's
@@ -284,13 +300,52 @@ static bool start_services(struct linux_backend *backend,
     if (firewall_add_network(backend->firewall, config, info) < 0)
         return false;
     network->has_rules = true;
-    if (dnsmasq_start(&backend->dnsmasq, config, info, &network->dnsmasq) < 0)
+    if (dnsmasq_start(&backend->dnsmasq, config, info, on_dnsmasq_ready,
+                      network, &network->dnsmasq) < 0)
         return false;
     return true;
 }
 
-static int linux_network_create(void *ctx, const struct network_config *config,
-                                struct network_info *info, void **handle) {
+// Removes the bridge. Returns 0 or a negative errno (logged).
+static int remove_bridge(struct linux_backend *backend,
+                         struct linux_network *network) {
+    int err =
+        linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
+    if (err == 0) {
+        log_info("removed bridge %s", network->bridge);
+        return 0;
+    }
+    if (err == -NLE_OBJ_NOTFOUND) {
+        log_warning("bridge %s was already removed", network->bridge);
+        return 0;
+    }
+    log_error("cannot remove bridge %s: %s", network->bridge, nl_geterror(err));
+    return nl_error_to_errno(err);
+}
+
+// dnsmasq answered (or failed to): the creation ends.
+static void on_dnsmasq_ready(void *data, int status) {
+    struct linux_network *network = data;
+    struct linux_backend *backend = network->backend;
+    backend_create_done_fn created = network->created;
+    void *done_data = network->done_data;
+
+    network->created = NULL;
+    if (status == 0) {
+        created(done_data, BROKER_OK);
+        return;
+    }
+    log_error("network %s: dnsmasq did not start: %s", network->name,
+              strerror(-status));
+    stop_services(backend, network);
+    remove_bridge(backend, network);
+    free(network);
+    created(done_data, BROKER_ERR_CREATE_FAILURE);
+}
+
+static void linux_network_create(void *ctx, const struct network_config *config,
+                                 struct network_info *info, void **handle,
+                                 backend_create_done_fn done, void *data) {
     struct linux_backend *backend = ctx;
     struct linux_network *network = calloc(1, sizeof(*network));
     struct host_networks host = {0};
@@ -305,6 +360,8 @@ static int linux_network_create(void *ctx, const struct network_config *config,
         log_error("network %s: out of memory", config->name);
         goto out;
     }
+    network->backend = backend;
+    snprintf(network->name, sizeof(network->name), "%s", config->name);
     if (!uuid_generate(made.uuid) || !linux_bridge_random_mac(mac)) {
         log_error("network %s: cannot read random bytes", config->name);
         goto out;
@@ -353,14 +410,26 @@ static int linux_network_create(void *ctx, const struct network_config *config,
     }
 
     memcpy(made.bridge, network->bridge, sizeof(made.bridge));
+    network->created = done;
+    network->done_data = data;
     if (backend->firewall != NULL &&
         !start_services(backend, config, network, &made))
         goto out;
+    // dnsmasq's readiness, which completes the creation, comes from the
+    // event loop: never before this.
+    *info = made;
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
              made.bridge, ipv4_format(made.gateway, gateway),
              ipv4_mask_len(made.mask), made.mtu);
-    *info = made;
     *handle = network;
+    // Without services (bridges only) there is nothing to wait for.
+    if (network->dnsmasq == NULL) {
+        network->created = NULL;
+        network = NULL;
+        linux_host_networks_clear(&host);
+        done(data, BROKER_OK);
+        return;
+    }
     network = NULL;
     status = BROKER_OK;
 out:
@@ -375,25 +444,52 @@ out:
     }
     linux_host_networks_clear(&host);
     free(network);
-    return status;
+    if (status != BROKER_OK)
+        done(data, status);
 }
 
-static void linux_network_destroy(void *ctx, void *handle) {
+// dnsmasq has ended: the bridge goes last, and the removal ends.
+static void on_dnsmasq_stopped(void *data) {
+    struct linux_network *network = data;
+    backend_destroy_done_fn destroyed = network->destroyed;
+    void *done_data = network->done_data;
+
+    network->stopping = NULL;
+    remove_bridge(network->backend, network);
+    free(network);
+    destroyed(done_data);
+}
+
+// The rules go at once (nftables answers within the turn); dnsmasq is asked
+// to stop, and the bridge goes once it has (on_dnsmasq_stopped).
+static void linux_network_destroy(void *ctx, void *handle,
+                                  backend_destroy_done_fn done, void *data) {
     struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
-    int err;
+    struct dnsmasq *dnsmasq = network->dnsmasq;
+
+    remove_rules(backend, network);
+    network->dnsmasq = NULL;
+    network->destroyed = done;
+    network->done_data = data;
+    if (dnsmasq == NULL) {
+        on_dnsmasq_stopped(network);
+        return;
+    }
+    network->stopping = dnsmasq;
+    dnsmasq_stop_async(dnsmasq, on_dnsmasq_stopped, network);
+}
+
+static void linux_network_abandon(void *ctx, void *handle) {
+    struct linux_backend *backend = ctx;
+    struct linux_network *network = handle;
 
     if (network == NULL)
         return;
+    // Stopped at once, without the pending removal's callback.
+    dnsmasq_stop(network->stopping);
     stop_services(backend, network);
-    err = linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
-    if (err == 0)
-        log_info("removed bridge %s", network->bridge);
-    else if (err == -NLE_OBJ_NOTFOUND)
-        log_warning("bridge %s was already removed", network->bridge);
-    else
-        log_error("cannot remove bridge %s: %s", network->bridge,
-                  nl_geterror(err));
+    remove_bridge(backend, network);
     free(network);
 }
 
@@ -426,6 +522,7 @@ static bool linux_interface_exists(void *ctx, const char *name) {
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
+    .abandon = linux_network_abandon,
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
 };

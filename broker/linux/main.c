@@ -142,6 +142,8 @@ static uint64_t now_usec(struct daemon *d) {
     return now;
 }
 
+static uint64_t broker_now(void *ctx) { return now_usec(ctx); }
+
 static void arm(sd_event_source *timer, uint64_t when) {
     if (when == NO_DEADLINE) {
         sd_event_source_set_enabled(timer, SD_EVENT_OFF);
@@ -172,6 +174,14 @@ static void state_changed(void *userdata) {
     }
 }
 
+// After every event: a backend completion (dnsmasq ready or gone) changes
+// the broker as much as a request does.
+static int on_post(sd_event_source *s, void *userdata) {
+    (void)s;
+    state_changed(userdata);
+    return 0;
+}
+
 static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
     struct daemon *d = userdata;
 
@@ -200,7 +210,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)s;
     if (peers > 0) {
         // A VM must not lose its network because someone stopped us.
-        log_warning("ignoring SIG%s: %u peers connected", name, peers);
+        log_warning("ignoring SIG%s: %u %s connected", name, peers,
+                    peers == 1 ? "peer" : "peers");
         return 0;
     }
     log_info("SIG%s with no peers: removing networks and exiting", name);
@@ -292,8 +303,10 @@ static int run(struct daemon *d) {
     r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
     if (r < 0)
         goto out;
+    // 1 ms accuracy: sd-event's default (250 ms) would keep an idle
+    // network up to a quarter second past its delay.
     r = sd_event_add_time(d->event, &d->expire_timer, CLOCK_MONOTONIC,
-                          UINT64_MAX, 0, on_expire, d);
+                          UINT64_MAX, 1000, on_expire, d);
     if (r < 0)
         goto out;
     r = sd_event_add_time(d->event, &d->exit_timer, CLOCK_MONOTONIC, UINT64_MAX,
@@ -302,6 +315,9 @@ static int run(struct daemon *d) {
         goto out;
     sd_event_source_set_enabled(d->expire_timer, SD_EVENT_OFF);
     sd_event_source_set_enabled(d->exit_timer, SD_EVENT_OFF);
+    r = sd_event_add_post(d->event, NULL, on_post, d);
+    if (r < 0)
+        goto out;
 
     r = linux_backend_new(&d->backend);
     if (r < 0) {
@@ -323,6 +339,8 @@ static int run(struct daemon *d) {
     broker_options.configs = &config_dir_ops;
     broker_options.configs_ctx = d->configs;
     broker_options.idle_usec = d->options.idle_usec;
+    broker_options.now = broker_now;
+    broker_options.now_ctx = d;
     d->broker = broker_new(&broker_options);
     if (d->broker == NULL)
         goto out;
@@ -363,6 +381,7 @@ out:
     sd_event_source_disable_unref(d->expire_timer);
     sd_event_source_disable_unref(d->exit_timer);
     sd_event_unref(d->event);
+    log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

@@ -217,6 +217,8 @@ char *message_encode_released(const char *name, size_t *len) {
     return dump(json_pack("{s:s}", "released", name), len);
 }
 
+// Networks being removed are left out: their bridge is already gone, and a
+// request for the name creates a new instance.
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len) {
     json_t *networks = json_array();
@@ -225,19 +227,23 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
     for (const struct network *n = broker_networks(broker); n; n = n->next) {
         char buf[16];
         json_t *idle = json_null();
+        if (n->state == NETWORK_REMOVING)
+            continue;
         if (n->idle_deadline != NO_DEADLINE)
             idle = json_real(n->idle_deadline > now
                                  ? (double)(n->idle_deadline - now) / 1e6
                                  : 0.0);
         json_array_append_new(
             networks,
-            json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s}", "name",
-                      n->config.name, "mode", network_mode_name(n->config.mode),
-                      "bridge", n->info.bridge, "subnet",
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s, s:s}",
+                      "name", n->config.name, "mode",
+                      network_mode_name(n->config.mode), "bridge",
+                      n->info.bridge, "subnet",
                       ipv4_format(n->info.subnet, buf), "prefix_length",
                       (int)ipv4_mask_len(n->info.mask), "peers", (int)n->peers,
                       "idle_remaining", idle, "persistent",
-                      n->config.persistent, "uuid", n->info.uuid));
+                      n->config.persistent, "uuid", n->info.uuid, "state",
+                      n->state == NETWORK_READY ? "ready" : "creating"));
     }
     for (const struct peer *p = broker_peers(broker); p; p = p->next) {
         json_t *held = json_array();
@@ -249,9 +255,10 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
                              "uid", (json_int_t)p->cred.uid, "gid",
                              (json_int_t)p->cred.gid, "networks", held));
     }
-    return dump(json_pack("{s:{s:s, s:o, s:o}}", "status", "version",
+    return dump(json_pack("{s:{s:s, s:o, s:o, s:I}}", "status", "version",
                           VMNET_BROKER_VERSION, "networks", networks, "peers",
-                          peers),
+                          peers, "creations",
+                          (json_int_t)broker_creations(broker)),
                 len);
 }
 

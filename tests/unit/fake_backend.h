@@ -45,6 +45,23 @@ struct fake_backend {
     bool interface_alive[256];
     unsigned last_index;
     bool fail_interface;
+    // Asynchronous mode: creations and removals wait until the test
+    // finishes them with fake_finish_create() / fake_finish_destroy().
+    bool async;
+    unsigned n_pending_creates;
+    struct fake_pending_create {
+        struct fake_handle *handle;
+        struct network_info *info;
+        backend_create_done_fn done;
+        void *data;
+    } pending_creates[64];
+    unsigned n_pending_destroys;
+    struct fake_pending_destroy {
+        struct fake_handle *handle;
+        backend_destroy_done_fn done;
+        void *data;
+    } pending_destroys[64];
+    unsigned abandons;
 };
 
 // The handle the fake backend gives out, freed by destroy().
@@ -53,23 +70,9 @@ struct fake_handle {
     unsigned serial;
 };
 
-static inline int fake_create(void *ctx, const struct network_config *config,
-                              struct network_info *info, void **handle) {
-    struct fake_backend *backend = ctx;
-    struct fake_handle *h = NULL;
-
-    if (backend->fail_create)
-        return BROKER_ERR_CREATE_FAILURE;
-    h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return BROKER_ERR_INTERNAL;
-    backend->creates++;
-    backend->live++;
-    h->serial = backend->creates;
-    snprintf(h->name, sizeof(h->name), "%s", config->name);
-    snprintf(backend->last_created, sizeof(backend->last_created), "%s",
-             config->name);
-
+// Fills the instance's description, as a finished creation does.
+static inline void fake_fill_info(const struct fake_handle *h,
+                                  struct network_info *info) {
     // Every instance gets a distinct uuid, so tests can tell a reused
     // network from a re-created one.
     memset(info, 0, sizeof(*info));
@@ -80,21 +83,125 @@ static inline int fake_create(void *ctx, const struct network_config *config,
     info->mask = 0xffffff00u;
     info->gateway = info->subnet + 1;
     info->mtu = 1500;
-    *handle = h;
-    return BROKER_OK;
 }
 
-static inline void fake_destroy(void *ctx, void *handle) {
+static inline void fake_create(void *ctx, const struct network_config *config,
+                               struct network_info *info, void **handle,
+                               backend_create_done_fn done, void *data) {
     struct fake_backend *backend = ctx;
-    struct fake_handle *h = handle;
+    struct fake_handle *h = NULL;
 
-    if (h == NULL)
+    if (backend->fail_create && !backend->async) {
+        done(data, BROKER_ERR_CREATE_FAILURE);
         return;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        done(data, BROKER_ERR_INTERNAL);
+        return;
+    }
+    backend->creates++;
+    backend->live++;
+    h->serial = backend->creates;
+    snprintf(h->name, sizeof(h->name), "%s", config->name);
+    snprintf(backend->last_created, sizeof(backend->last_created), "%s",
+             config->name);
+    *handle = h;
+    if (backend->async && backend->n_pending_creates < 64) {
+        struct fake_pending_create *p =
+            &backend->pending_creates[backend->n_pending_creates++];
+        p->handle = h;
+        p->info = info;
+        p->done = done;
+        p->data = data;
+        return;
+    }
+    fake_fill_info(h, info);
+    done(data, BROKER_OK);
+}
+
+static inline void fake_free_handle(struct fake_backend *backend,
+                                    struct fake_handle *h) {
     backend->destroys++;
     backend->live--;
     snprintf(backend->last_destroyed, sizeof(backend->last_destroyed), "%s",
              h->name);
     free(h);
+}
+
+// Ends the oldest pending creation with status (the handle is freed on
+// failure, as a real backend does). Returns false when none is pending.
+static inline bool fake_finish_create(struct fake_backend *backend,
+                                      int status) {
+    struct fake_pending_create p;
+
+    if (backend->n_pending_creates == 0)
+        return false;
+    p = backend->pending_creates[0];
+    backend->n_pending_creates--;
+    memmove(backend->pending_creates, backend->pending_creates + 1,
+            backend->n_pending_creates * sizeof(p));
+    if (status == BROKER_OK)
+        fake_fill_info(p.handle, p.info);
+    else
+        fake_free_handle(backend, p.handle);
+    p.done(p.data, status);
+    return true;
+}
+
+static inline void fake_destroy(void *ctx, void *handle,
+                                backend_destroy_done_fn done, void *data) {
+    struct fake_backend *backend = ctx;
+    struct fake_handle *h = handle;
+
+    if (backend->async && backend->n_pending_destroys < 64) {
+        struct fake_pending_destroy *p =
+            &backend->pending_destroys[backend->n_pending_destroys++];
+        p->handle = h;
+        p->done = done;
+        p->data = data;
+        return;
+    }
+    fake_free_handle(backend, h);
+    done(data);
+}
+
+// Ends the oldest pending removal. Returns false when none is pending.
+static inline bool fake_finish_destroy(struct fake_backend *backend) {
+    struct fake_pending_destroy p;
+
+    if (backend->n_pending_destroys == 0)
+        return false;
+    p = backend->pending_destroys[0];
+    backend->n_pending_destroys--;
+    memmove(backend->pending_destroys, backend->pending_destroys + 1,
+            backend->n_pending_destroys * sizeof(p));
+    fake_free_handle(backend, p.handle);
+    p.done(p.data);
+    return true;
+}
+
+// Drops a handle whatever it is doing, with no completion.
+static inline void fake_abandon(void *ctx, void *handle) {
+    struct fake_backend *backend = ctx;
+    struct fake_handle *h = handle;
+    unsigned kept = 0;
+
+    if (h == NULL)
+        return;
+    backend->abandons++;
+    for (unsigned i = 0; i < backend->n_pending_creates; i++) {
+        if (backend->pending_creates[i].handle != h)
+            backend->pending_creates[kept++] = backend->pending_creates[i];
+    }
+    backend->n_pending_creates = kept;
+    kept = 0;
+    for (unsigned i = 0; i < backend->n_pending_destroys; i++) {
+        if (backend->pending_destroys[i].handle != h)
+            backend->pending_destroys[kept++] = backend->pending_destroys[i];
+    }
+    backend->n_pending_destroys = kept;
+    fake_free_handle(backend, h);
 }
 
 // Interfaces are named "fif<N>"; the descriptor is /dev/null's.
@@ -134,6 +241,7 @@ static inline bool fake_interface_exists(void *ctx, const char *name) {
 static const struct network_backend_ops fake_backend_ops = {
     .create = fake_create,
     .destroy = fake_destroy,
+    .abandon = fake_abandon,
     .open_interface = fake_open_interface,
     .interface_exists = fake_interface_exists,
 };
