@@ -271,6 +271,36 @@ static void format_mac(const uint8_t mac[6], char out[18]) {
              mac[3], mac[4], mac[5]);
 }
 
+#define RESOLV_CONF "/etc/resolv.conf"
+// As many as the C library's resolver uses (MAXNS).
+#define MAX_UPSTREAM_SERVERS 3
+
+// Copies the host's nameservers from RESOLV_CONF as server= lines. Only
+// address characters pass: the file must not be able to add options.
+static void write_upstream_servers(FILE *f) {
+    FILE *resolv = fopen(RESOLV_CONF, "re");
+    char line[256];
+    int written = 0;
+
+    if (resolv == NULL)
+        return;
+    while (written < MAX_UPSTREAM_SERVERS &&
+           fgets(line, sizeof(line), resolv) != NULL) {
+        char address[64];
+        bool plain = true;
+
+        if (sscanf(line, " nameserver %63s", address) != 1)
+            continue;
+        for (const char *p = address; *p != '\0' && plain; p++)
+            plain = isalnum((unsigned char)*p) || strchr(".:%-_", *p) != NULL;
+        if (!plain)
+            continue;
+        fprintf(f, "server=%s\n", address);
+        written++;
+    }
+    fclose(resolv);
+}
+
 static void write_config_lines(FILE *f, const struct dnsmasq *d,
                                const struct network_config *config,
                                const struct network_info *info,
@@ -304,9 +334,14 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
     fprintf(f, "log-facility=-\n");
     fprintf(f, "quiet-dhcp\nquiet-dhcp6\nquiet-ra\n");
     fprintf(f, "user=%s\n", dnsmasq_user());
-    // Upstream servers come from /etc/resolv.conf (no no-resolv), so guests
-    // resolve what the host resolves. Single-label names (other guests) are
+    // Upstream servers are the host's (/etc/resolv.conf), so guests resolve
+    // what the host resolves. They are copied in as server= lines with
+    // no-resolv: a dnsmasq that watches resolv.conf takes an inotify
+    // instance, and the kernel's default of 128 per user would cap the
+    // number of networks near 120. Single-label names (other guests) are
     // answered here or not at all: upstream can only leak or refuse them.
+    fprintf(f, "no-resolv\n");
+    write_upstream_servers(f);
     if (info->dns == 0)
         fprintf(f, "port=0\n");
     else

@@ -327,6 +327,8 @@ static int run(struct daemon *d) {
     linux_backend_remove_stale(d->backend);
     services.event = d->event;
     services.runtime_dir = runtime_dir;
+    // For tests: a wrapper that delays or breaks dnsmasq.
+    services.dnsmasq_path = getenv("VMNET_BROKER_DNSMASQ");
     r = linux_backend_enable_services(d->backend, &services);
     if (r < 0)
         goto out;
