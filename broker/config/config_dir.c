@@ -15,8 +15,24 @@
 #define SUFFIX ".json"
 #define SUFFIX_LEN (sizeof(SUFFIX) - 1)
 
+// A parsed file, kept while the file stays the same: a request must never
+// make the broker parse a file or resolve user and group names again (a
+// refused acquire repeated in a loop would otherwise cost both each time).
+struct cached_config {
+    char name[NETWORK_NAME_MAX + 1];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    struct timespec ctime;
+    int status; // BROKER_OK, or BROKER_ERR_CREATE_FAILURE for a bad file
+    struct network_config config;
+    struct cached_config *next;
+};
+
 struct config_dir {
     char *path;
+    struct cached_config *cache;
 };
 
 struct config_dir *config_dir_new(const char *path) {
@@ -34,6 +50,11 @@ struct config_dir *config_dir_new(const char *path) {
 void config_dir_free(struct config_dir *dir) {
     if (dir == NULL)
         return;
+    while (dir->cache != NULL) {
+        struct cached_config *c = dir->cache;
+        dir->cache = c->next;
+        free(c);
+    }
     free(dir->path);
     free(dir);
 }
@@ -70,10 +91,32 @@ static void log_problem(void *ctx, const char *path, int line, int column,
     log_error("%s:%d:%d: %s", path, line, column, message);
 }
 
+static bool same_time(struct timespec a, struct timespec b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// The cache entry of name, whether or not it still matches the file.
+static struct cached_config *cache_find(struct config_dir *dir,
+                                        const char *name) {
+    for (struct cached_config *c = dir->cache; c != NULL; c = c->next) {
+        if (strcmp(c->name, name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static bool cache_matches(const struct cached_config *c,
+                          const struct stat *st) {
+    return c->dev == st->st_dev && c->ino == st->st_ino &&
+           c->size == st->st_size && same_time(c->mtime, st->st_mtim) &&
+           same_time(c->ctime, st->st_ctim);
+}
+
 static int config_dir_lookup(void *ctx, const char *name,
                              struct network_config *out) {
     struct config_dir *dir = ctx;
     struct network_config config;
+    struct cached_config *cached;
     struct stat st;
     char *path = NULL;
     bool builtin;
@@ -93,13 +136,37 @@ static int config_dir_lookup(void *ctx, const char *name,
     if (stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
         if (!builtin)
             goto out;
-    } else if (config_file_apply(path, builtin, &config, log_problem, NULL) !=
-               0) {
-        status = BROKER_ERR_CREATE_FAILURE;
+        *out = config;
+        status = BROKER_OK;
         goto out;
     }
-    *out = config;
-    status = BROKER_OK;
+    // Only files that exist are cached, so the cache is as large as the
+    // directory, whatever names clients ask for.
+    cached = cache_find(dir, name);
+    if (cached == NULL || !cache_matches(cached, &st)) {
+        if (cached == NULL) {
+            cached = calloc(1, sizeof(*cached));
+            if (cached == NULL) {
+                status = BROKER_ERR_INTERNAL;
+                goto out;
+            }
+            snprintf(cached->name, sizeof(cached->name), "%s", name);
+            cached->next = dir->cache;
+            dir->cache = cached;
+        }
+        cached->dev = st.st_dev;
+        cached->ino = st.st_ino;
+        cached->size = st.st_size;
+        cached->mtime = st.st_mtim;
+        cached->ctime = st.st_ctim;
+        cached->status = BROKER_OK;
+        if (config_file_apply(path, builtin, &config, log_problem, NULL) != 0)
+            cached->status = BROKER_ERR_CREATE_FAILURE;
+        cached->config = config;
+    }
+    status = cached->status;
+    if (status == BROKER_OK)
+        *out = cached->config;
 out:
     free(path);
     return status;

@@ -16,8 +16,11 @@ struct config_dir *config_dir_new(const char *path);
 void config_dir_free(struct config_dir *dir);
 
 // The broker core's config source; its ctx is a struct config_dir *.
-// lookup(name) reads <path>/<name>.json every time, so an edit applies the
-// next time that network is created. A valid file gives BROKER_OK; an
+// lookup(name) parses <path>/<name>.json (resolving user and group names)
+// once and again only when the file changes (its inode, size, mtime or
+// ctime), so an edit applies the next time that network is created and a
+// repeated request costs one stat(). A file that changes within one
+// timestamp tick without changing size is not seen until it changes again. A valid file gives BROKER_OK; an
 // invalid one logs every problem ("FILE:LINE:COLUMN: message") and gives
 // BROKER_ERR_CREATE_FAILURE; without a file, "shared" and "host" get their
 // built-in defaults and other names BROKER_ERR_NOT_FOUND. A missing

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// The config directory parses a file once and again only when it changes.
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config_dir.h"
+#include "core/status.h"
+
+static char dir[] = "/tmp/vmnet-config-cache.XXXXXX";
+static char path[sizeof(dir) + 32];
+
+static void write_text(const char *text) {
+    char tmp[sizeof(path) + 8];
+    FILE *f;
+
+    // A new file renamed over the old one: a new inode, as editors do.
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+START_TEST(test_edit_applies_and_bad_file_stays_bad) {
+    struct config_dir *configs;
+    struct network_config config;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/lab.json", dir);
+    configs = config_dir_new(dir);
+    ck_assert_ptr_nonnull(configs);
+
+    write_text("{\"mode\": \"host\", \"mtu\": 1400}");
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config), BROKER_OK);
+    ck_assert_uint_eq(config.mtu, 1400);
+    // Asked again: the same answer (from the cache).
+    memset(&config, 0, sizeof(config));
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config), BROKER_OK);
+    ck_assert_uint_eq(config.mtu, 1400);
+    ck_assert_str_eq(config.name, "lab");
+
+    // An edit applies at the next lookup.
+    write_text("{\"mode\": \"host\", \"mtu\": 1300}");
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config), BROKER_OK);
+    ck_assert_uint_eq(config.mtu, 1300);
+
+    // A broken file is refused every time, without touching *out.
+    write_text("{\"mode\": ");
+    config.mtu = 7;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config),
+                         BROKER_ERR_CREATE_FAILURE);
+    ck_assert_uint_eq(config.mtu, 7);
+
+    // Removed: gone (not a built-in).
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config),
+                     BROKER_ERR_NOT_FOUND);
+    // Names a client makes up are never cached: still not found.
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "nosuch", &config),
+                     BROKER_ERR_NOT_FOUND);
+    config_dir_free(configs);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("config_cache");
+    TCase *tc = tcase_create("config_cache");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_edit_applies_and_bad_file_stays_bad);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
