@@ -35,7 +35,15 @@ struct linux_backend {
     struct dnsmasq_options dnsmasq;
     char *runtime_dir;
     char *dnsmasq_path;
+    uint32_t pool_first;
+    uint32_t pool_last;
 };
+
+void linux_backend_set_subnet_pool(struct linux_backend *backend,
+                                   uint32_t first, uint32_t last) {
+    backend->pool_first = first;
+    backend->pool_last = last;
+}
 
 _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
                "network_info.bridge holds exactly an interface name");
@@ -82,6 +90,8 @@ int linux_backend_new(struct linux_backend **out) {
 
     if (backend == NULL)
         goto out;
+    backend->pool_first = SUBNET_FIRST;
+    backend->pool_last = SUBNET_LAST;
     backend->sock = nl_socket_alloc();
     if (backend->sock == NULL)
         goto out;
@@ -200,15 +210,19 @@ static bool use_static_subnet(const struct network_config *config,
     return true;
 }
 
-static bool choose_free_subnet(const struct network_config *config,
+static bool choose_free_subnet(const struct linux_backend *backend,
+                               const struct network_config *config,
                                const struct host_networks *host,
                                struct network_info *info) {
     struct ipv4_prefix chosen;
+    char first[16], last[16];
 
-    if (!subnet_choose(host->prefixes, host->n, &chosen)) {
-        log_error("network %s: every /24 from 192.168.64.0 to 192.168.255.0 "
-                  "overlaps an address or route on the host",
-                  config->name);
+    if (!subnet_choose_in(backend->pool_first, backend->pool_last,
+                          host->prefixes, host->n, &chosen)) {
+        log_error("network %s: every /24 from %s to %s overlaps an address "
+                  "or route on the host",
+                  config->name, ipv4_format(backend->pool_first, first),
+                  ipv4_format(backend->pool_last, last));
         return false;
     }
     info->subnet = chosen.address;
@@ -375,7 +389,7 @@ static void linux_network_create(void *ctx, const struct network_config *config,
         goto out;
     }
     if (config->has_subnet ? !use_static_subnet(config, &host, &made)
-                           : !choose_free_subnet(config, &host, &made))
+                           : !choose_free_subnet(backend, config, &host, &made))
         goto out;
     made.mtu = config->mtu != 0              ? config->mtu
                : host.default_route_mtu != 0 ? host.default_route_mtu

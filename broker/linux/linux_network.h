@@ -18,6 +18,11 @@ void linux_backend_free(struct linux_backend *backend); // accepts NULL
 // linux_bridge_is_marked()); returns how many were removed. Logs each.
 int linux_backend_remove_stale(struct linux_backend *backend);
 
+// Networks without a static subnet get a free /24 from first to last
+// (network addresses of /24s); by default 192.168.64.0 to 192.168.255.0.
+void linux_backend_set_subnet_pool(struct linux_backend *backend,
+                                   uint32_t first, uint32_t last);
+
 struct linux_backend_services {
     // Where dnsmasq children are supervised (SIGCHLD must be blocked).
     sd_event *event;

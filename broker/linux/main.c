@@ -15,6 +15,7 @@
 #include "../config/config_dir.h"
 #include "../core/broker.h"
 #include "../core/log.h"
+#include "../core/subnet.h"
 #include "linux_network.h"
 #include "unix_server.h"
 
@@ -28,6 +29,8 @@ struct options {
     const char *runtime_dir;
     const char *config_dir;
     uint64_t idle_usec;
+    // /24s for networks without a static subnet; len 0: the default.
+    struct ipv4_prefix subnet_pool;
     bool verbose;
     bool check_config;
 };
@@ -46,34 +49,38 @@ struct daemon {
 };
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "Usage: vmnet-broker [OPTION]...\n"
-            "Share named, reference-counted VM networks between programs.\n"
-            "\n"
-            "  -s, --socket PATH          listen on PATH (default %s)\n"
-            "  -c, --config-dir DIR       network configs (default %s)\n"
-            "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
-            "                             (default: the socket's directory)\n"
-            "  -i, --idle-timeout SECONDS remove unused networks after "
-            "SECONDS\n"
-            "                             (default %.0f; decimals allowed)\n"
-            "      --check-config         validate the config directory and "
-            "exit\n"
-            "  -v, --verbose              log debug messages\n"
-            "  -h, --help                 show this help and exit\n"
-            "  -V, --version              show the version and exit\n",
-            DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
+    fprintf(
+        out,
+        "Usage: vmnet-broker [OPTION]...\n"
+        "Share named, reference-counted VM networks between programs.\n"
+        "\n"
+        "  -s, --socket PATH          listen on PATH (default %s)\n"
+        "  -c, --config-dir DIR       network configs (default %s)\n"
+        "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
+        "                             (default: the socket's directory)\n"
+        "  -i, --idle-timeout SECONDS remove unused networks after "
+        "SECONDS\n"
+        "                             (default %.0f; decimals allowed)\n"
+        "      --subnet-pool CIDR     take free /24s from CIDR (/8 to /24;\n"
+        "                             default 192.168.64.0-192.168.255.0)\n"
+        "      --check-config         validate the config directory and "
+        "exit\n"
+        "  -v, --verbose              log debug messages\n"
+        "  -h, --help                 show this help and exit\n"
+        "  -V, --version              show the version and exit\n",
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
 static int parse_options(int argc, char **argv, struct options *options) {
-    enum { OPT_CHECK_CONFIG = 256 };
+    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
         {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -114,6 +121,18 @@ static int parse_options(int argc, char **argv, struct options *options) {
         case OPT_CHECK_CONFIG:
             options->check_config = true;
             break;
+        case OPT_SUBNET_POOL: {
+            uint32_t first, last;
+            if (!ipv4_prefix_parse(optarg, &options->subnet_pool) ||
+                !subnet_pool_range(options->subnet_pool, &first, &last)) {
+                fprintf(stderr,
+                        "vmnet-broker: invalid --subnet-pool '%s': expected "
+                        "A.B.C.D/LEN with LEN from 8 to 24\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        }
         case 'v':
             options->verbose = true;
             break;
@@ -325,6 +344,11 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    if (d->options.subnet_pool.len != 0) {
+        uint32_t first, last;
+        subnet_pool_range(d->options.subnet_pool, &first, &last);
+        linux_backend_set_subnet_pool(d->backend, first, last);
+    }
     services.event = d->event;
     services.runtime_dir = runtime_dir;
     // For tests: a wrapper that delays or breaks dnsmasq.

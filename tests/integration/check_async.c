@@ -211,6 +211,28 @@ START_TEST(test_many_networks_at_once) {
 }
 END_TEST
 
+START_TEST(test_subnet_pool) {
+    static const char *const args[] = {"--subnet-pool", "10.77.0.0/16", NULL};
+    int fd;
+    json_t *reply;
+
+    ck_assert(harness_broker_start(broker, "60", args));
+    fd = harness_raw_connect(broker->socket_path);
+    reply = harness_raw_acquire(fd, "shared");
+    ck_assert_str_eq(harness_reply_network_name(reply), "shared");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(reply, "network"), "subnet")),
+                     "10.77.0.0");
+    json_decref(reply);
+    reply = harness_raw_acquire(fd, "host");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(reply, "network"), "subnet")),
+                     "10.77.1.0");
+    json_decref(reply);
+    close(fd);
+}
+END_TEST
+
 static Suite *async_suite(void) {
     Suite *s = suite_create("async");
     TCase *tc = tcase_create("async");
@@ -219,6 +241,7 @@ static Suite *async_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_requests_answered_while_dnsmasq_starts);
     tcase_add_test(tc, test_creation_failure_reaches_every_waiter);
+    tcase_add_test(tc, test_subnet_pool);
     tcase_add_test(tc, test_many_networks_at_once);
     suite_add_tcase(s, tc);
     return s;
