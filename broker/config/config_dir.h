@@ -20,11 +20,11 @@ void config_dir_free(struct config_dir *dir);
 // once and again only when the file changes (its inode, size, mtime or
 // ctime), so an edit applies the next time that network is created and a
 // repeated request costs one stat(). A file that changes within one
-// timestamp tick without changing size is not seen until it changes again. A valid file gives BROKER_OK; an
-// invalid one logs every problem ("FILE:LINE:COLUMN: message") and gives
-// BROKER_ERR_CREATE_FAILURE; without a file, "shared" and "host" get their
-// built-in defaults and other names BROKER_ERR_NOT_FOUND. A missing
-// directory means built-ins only.
+// timestamp tick without changing size is not seen until it changes again. A
+// valid file gives BROKER_OK; an invalid one logs every problem
+// ("FILE:LINE:COLUMN: message") and gives BROKER_ERR_CREATE_FAILURE; without a
+// file, "shared" and "host" get their built-in defaults and other names
+// BROKER_ERR_NOT_FOUND. A missing directory means built-ins only.
 extern const struct config_source_ops config_dir_ops;
 
 // Validates every *.json in path, for `vmnet-broker --check-config`. Prints

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/network_config.h"
@@ -24,6 +25,7 @@
 #include "linux_host_routes.h"
 #include "linux_sysctl.h"
 #include "linux_tap.h"
+#include "linux_worker.h"
 
 // The MTU of a network when neither its config nor a default route says.
 #define DEFAULT_MTU 1500
@@ -37,6 +39,19 @@ struct linux_backend {
     char *dnsmasq_path;
     uint32_t pool_first;
     uint32_t pool_last;
+    // NULL (jobs run inline) until services are enabled.
+    struct linux_worker *worker;
+    // TAP descriptors handed out and not closed yet.
+    struct sent_fd *sent;
+};
+
+struct sent_fd {
+    struct linux_backend *backend;
+    int fd;
+    char name[IFNAMSIZ];
+    bool queued; // the loop asked the worker to close it
+    bool closed; // the worker did (read under the worker's lock)
+    struct sent_fd *next;
 };
 
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
@@ -51,8 +66,17 @@ _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
 // The handle create() returns: enough to find the bridge again.
 struct linux_network {
     struct linux_backend *backend;
+    // A copy: the worker reads it while the core may mark the network
+    // persistent.
+    struct network_config config;
+    // What build() made, and where the core wants it.
+    struct network_info made;
+    struct network_info *info;
+    int status;
     int ifindex;
     char bridge[IFNAMSIZ];
+    // Written by the worker's jobs, read on the loop once they are done.
+    bool bridge_exists;
     bool has_rules;
     struct dnsmasq *dnsmasq;
     // While a removal waits for it.
@@ -111,6 +135,13 @@ out:
 void linux_backend_free(struct linux_backend *backend) {
     if (backend == NULL)
         return;
+    // Its jobs use the netlink socket and the firewall freed below.
+    linux_worker_free(backend->worker);
+    while (backend->sent != NULL) {
+        struct sent_fd *s = backend->sent;
+        backend->sent = s->next;
+        free(s);
+    }
     // Deletes the broker's whole table: no rule outlives the broker.
     firewall_free(backend->firewall);
     // nl_socket_free() closes the socket if nl_connect() opened it.
@@ -141,6 +172,9 @@ int linux_backend_enable_services(
     if (killed > 0)
         log_info("stopped %d dnsmasq left by a previous broker", killed);
     status = firewall_new(&backend->firewall);
+    if (status < 0)
+        goto out;
+    status = linux_worker_new(services->event, &backend->worker);
 out:
     return status;
 }
@@ -246,22 +280,13 @@ static void remove_rules(struct linux_backend *backend,
     network->has_rules = false;
 }
 
-static void stop_services(struct linux_backend *backend,
-                          struct linux_network *network) {
-    dnsmasq_stop(network->dnsmasq);
-    network->dnsmasq = NULL;
-    remove_rules(backend, network);
-}
-
-static void on_dnsmasq_ready(void *data, int status);
-
-// Everything beyond the bridge: IPv6, checksums, forwarding, rules, dnsmasq.
-// Fills the rest of *info. On failure logs, undoes nothing (the caller's
-// stop_services() and bridge removal do) and returns false.
-static bool start_services(struct linux_backend *backend,
-                           const struct network_config *config,
-                           struct linux_network *network,
-                           struct network_info *info) {
+// Everything beyond the bridge but dnsmasq: IPv6, checksums, forwarding,
+// rules. Fills the rest of *info. On failure logs, undoes nothing (the
+// caller's teardown does) and returns false. On the worker.
+static bool add_services(struct linux_backend *backend,
+                         const struct network_config *config,
+                         struct linux_network *network,
+                         struct network_info *info) {
     uint32_t broadcast = info->subnet | ~info->mask;
     int err;
 
@@ -314,17 +339,18 @@ static bool start_services(struct linux_backend *backend,
     if (firewall_add_network(backend->firewall, config, info) < 0)
         return false;
     network->has_rules = true;
-    if (dnsmasq_start(&backend->dnsmasq, config, info, on_dnsmasq_ready,
-                      network, &network->dnsmasq) < 0)
-        return false;
     return true;
 }
 
 // Removes the bridge. Returns 0 or a negative errno (logged).
 static int remove_bridge(struct linux_backend *backend,
                          struct linux_network *network) {
-    int err =
-        linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
+    int err;
+
+    if (!network->bridge_exists)
+        return 0;
+    network->bridge_exists = false;
+    err = linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
     if (err == 0) {
         log_info("removed bridge %s", network->bridge);
         return 0;
@@ -337,66 +363,46 @@ static int remove_bridge(struct linux_backend *backend,
     return nl_error_to_errno(err);
 }
 
-// dnsmasq answered (or failed to): the creation ends.
-static void on_dnsmasq_ready(void *data, int status) {
+// On the worker: the rules, then the bridge.
+static void teardown(void *data) {
     struct linux_network *network = data;
-    struct linux_backend *backend = network->backend;
-    backend_create_done_fn created = network->created;
-    void *done_data = network->done_data;
 
-    network->created = NULL;
-    if (status == 0) {
-        created(done_data, BROKER_OK);
-        return;
-    }
-    log_error("network %s: dnsmasq did not start: %s", network->name,
-              strerror(-status));
-    stop_services(backend, network);
-    remove_bridge(backend, network);
-    free(network);
-    created(done_data, BROKER_ERR_CREATE_FAILURE);
+    remove_rules(network->backend, network);
+    remove_bridge(network->backend, network);
 }
 
-static void linux_network_create(void *ctx, const struct network_config *config,
-                                 struct network_info *info, void **handle,
-                                 backend_create_done_fn done, void *data) {
-    struct linux_backend *backend = ctx;
-    struct linux_network *network = calloc(1, sizeof(*network));
+// On the worker: everything the kernel does for a new network but dnsmasq
+// (netlink, sysctl, nftables: milliseconds the loop must not wait for).
+static void build(void *data) {
+    struct linux_network *network = data;
+    struct linux_backend *backend = network->backend;
+    const struct network_config *config = &network->config;
+    struct network_info *made = &network->made;
     struct host_networks host = {0};
-    struct network_info made = {0};
-    bool bridge_exists = false;
     uint8_t mac[6];
     char gateway[16];
-    int status = BROKER_ERR_INTERNAL;
     int err;
 
-    if (network == NULL) {
-        log_error("network %s: out of memory", config->name);
-        goto out;
-    }
-    network->backend = backend;
-    snprintf(network->name, sizeof(network->name), "%s", config->name);
-    if (!uuid_generate(made.uuid) || !linux_bridge_random_mac(mac)) {
+    network->status = BROKER_ERR_INTERNAL;
+    if (!uuid_generate(made->uuid) || !linux_bridge_random_mac(mac)) {
         log_error("network %s: cannot read random bytes", config->name);
         goto out;
     }
-    status = BROKER_ERR_CREATE_FAILURE;
-    linux_bridge_name(config->name, network->bridge);
+    network->status = BROKER_ERR_CREATE_FAILURE;
     err = linux_host_networks_read(backend->sock, &host);
     if (err < 0) {
         log_error("network %s: cannot read the host's addresses and routes: %s",
                   config->name, nl_geterror(err));
         goto out;
     }
-    if (config->has_subnet ? !use_static_subnet(config, &host, &made)
-                           : !choose_free_subnet(backend, config, &host, &made))
+    if (config->has_subnet ? !use_static_subnet(config, &host, made)
+                           : !choose_free_subnet(backend, config, &host, made))
         goto out;
-    made.mtu = config->mtu != 0              ? config->mtu
-               : host.default_route_mtu != 0 ? host.default_route_mtu
-                                             : DEFAULT_MTU;
-
+    made->mtu = config->mtu != 0              ? config->mtu
+                : host.default_route_mtu != 0 ? host.default_route_mtu
+                                              : DEFAULT_MTU;
     err = linux_bridge_add(backend->sock, network->bridge, config->name, mac,
-                           made.mtu, &network->ifindex);
+                           made->mtu, &network->ifindex);
     if (err == -NLE_EXIST) {
         log_error("network %s: interface %s exists and is not ours",
                   config->name, network->bridge);
@@ -404,16 +410,16 @@ static void linux_network_create(void *ctx, const struct network_config *config,
     }
     if (err < 0) {
         log_error("network %s: cannot create bridge %s (mtu %u): %s",
-                  config->name, network->bridge, made.mtu, nl_geterror(err));
+                  config->name, network->bridge, made->mtu, nl_geterror(err));
         goto out;
     }
-    bridge_exists = true;
+    network->bridge_exists = true;
     err = linux_bridge_add_address(backend->sock, network->ifindex,
-                                   made.gateway, ipv4_mask_len(made.mask));
+                                   made->gateway, ipv4_mask_len(made->mask));
     if (err < 0) {
         log_error("network %s: cannot add %s/%u to %s: %s", config->name,
-                  ipv4_format(made.gateway, gateway), ipv4_mask_len(made.mask),
-                  network->bridge, nl_geterror(err));
+                  ipv4_format(made->gateway, gateway),
+                  ipv4_mask_len(made->mask), network->bridge, nl_geterror(err));
         goto out;
     }
     err = linux_bridge_set_up(backend->sock, network->ifindex);
@@ -422,67 +428,119 @@ static void linux_network_create(void *ctx, const struct network_config *config,
                   network->bridge, nl_geterror(err));
         goto out;
     }
-
-    memcpy(made.bridge, network->bridge, sizeof(made.bridge));
-    network->created = done;
-    network->done_data = data;
+    memcpy(made->bridge, network->bridge, sizeof(made->bridge));
     if (backend->firewall != NULL &&
-        !start_services(backend, config, network, &made))
+        !add_services(backend, config, network, made))
         goto out;
-    // dnsmasq's readiness, which completes the creation, comes from the
-    // event loop: never before this.
-    *info = made;
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
-             made.bridge, ipv4_format(made.gateway, gateway),
-             ipv4_mask_len(made.mask), made.mtu);
-    *handle = network;
-    // Without services (bridges only) there is nothing to wait for.
-    if (network->dnsmasq == NULL) {
-        network->created = NULL;
-        network = NULL;
-        linux_host_networks_clear(&host);
-        done(data, BROKER_OK);
-        return;
-    }
-    network = NULL;
-    status = BROKER_OK;
+             made->bridge, ipv4_format(made->gateway, gateway),
+             ipv4_mask_len(made->mask), made->mtu);
+    network->status = BROKER_OK;
 out:
-    if (network != NULL)
-        stop_services(backend, network);
-    if (bridge_exists && status != BROKER_OK) {
-        err = linux_bridge_delete(backend->sock, network->ifindex,
-                                  network->bridge);
-        if (err < 0)
-            log_error("network %s: cannot remove half-made bridge %s: %s",
-                      config->name, network->bridge, nl_geterror(err));
-    }
+    if (network->status != BROKER_OK)
+        teardown(network);
     linux_host_networks_clear(&host);
-    free(network);
-    if (status != BROKER_OK)
-        done(data, status);
 }
 
-// dnsmasq has ended: the bridge goes last, and the removal ends.
-static void on_dnsmasq_stopped(void *data) {
+// Ends the creation: the handle is freed on failure, as the core expects.
+static void end_create(struct linux_network *network, int status) {
+    backend_create_done_fn created = network->created;
+    void *done_data = network->done_data;
+
+    network->created = NULL;
+    if (status != BROKER_OK)
+        free(network);
+    created(done_data, status);
+}
+
+static void on_failed_teardown(void *data) {
+    end_create(data, BROKER_ERR_CREATE_FAILURE);
+}
+
+// dnsmasq answered (or failed to): the creation ends.
+static void on_dnsmasq_ready(void *data, int status) {
+    struct linux_network *network = data;
+
+    if (status == 0) {
+        end_create(network, BROKER_OK);
+        return;
+    }
+    log_error("network %s: dnsmasq did not start: %s", network->name,
+              strerror(-status));
+    dnsmasq_stop(network->dnsmasq);
+    network->dnsmasq = NULL;
+    linux_worker_queue(network->backend->worker, teardown, on_failed_teardown,
+                       network);
+}
+
+// Back on the loop after build(): dnsmasq starts here, where its child is
+// watched.
+static void built(void *data) {
+    struct linux_network *network = data;
+    struct linux_backend *backend = network->backend;
+
+    if (network->status != BROKER_OK) {
+        end_create(network, network->status);
+        return;
+    }
+    *network->info = network->made;
+    // Without services (bridges only) there is nothing to wait for.
+    if (backend->firewall == NULL) {
+        end_create(network, BROKER_OK);
+        return;
+    }
+    if (dnsmasq_start(&backend->dnsmasq, &network->config, &network->made,
+                      on_dnsmasq_ready, network, &network->dnsmasq) < 0)
+        linux_worker_queue(backend->worker, teardown, on_failed_teardown,
+                           network);
+}
+
+static void linux_network_create(void *ctx, const struct network_config *config,
+                                 struct network_info *info, void **handle,
+                                 backend_create_done_fn done, void *data) {
+    struct linux_backend *backend = ctx;
+    struct linux_network *network = calloc(1, sizeof(*network));
+
+    if (network == NULL) {
+        log_error("network %s: out of memory", config->name);
+        done(data, BROKER_ERR_INTERNAL);
+        return;
+    }
+    network->backend = backend;
+    network->config = *config;
+    network->info = info;
+    network->created = done;
+    network->done_data = data;
+    snprintf(network->name, sizeof(network->name), "%s", config->name);
+    linux_bridge_name(config->name, network->bridge);
+    *handle = network;
+    linux_worker_queue(backend->worker, build, built, network);
+}
+
+static void on_torn_down(void *data) {
     struct linux_network *network = data;
     backend_destroy_done_fn destroyed = network->destroyed;
     void *done_data = network->done_data;
 
-    network->stopping = NULL;
-    remove_bridge(network->backend, network);
     free(network);
     destroyed(done_data);
 }
 
-// The rules go at once (nftables answers within the turn); dnsmasq is asked
-// to stop, and the bridge goes once it has (on_dnsmasq_stopped).
+// dnsmasq has ended: the rules and the bridge go last, on the worker.
+static void on_dnsmasq_stopped(void *data) {
+    struct linux_network *network = data;
+
+    network->stopping = NULL;
+    linux_worker_queue(network->backend->worker, teardown, on_torn_down,
+                       network);
+}
+
 static void linux_network_destroy(void *ctx, void *handle,
                                   backend_destroy_done_fn done, void *data) {
-    struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
     struct dnsmasq *dnsmasq = network->dnsmasq;
 
-    remove_rules(backend, network);
+    (void)ctx;
     network->dnsmasq = NULL;
     network->destroyed = done;
     network->done_data = data;
@@ -500,10 +558,12 @@ static void linux_network_abandon(void *ctx, void *handle) {
 
     if (network == NULL)
         return;
-    // Stopped at once, without the pending removal's callback.
+    // Whatever the worker was doing for any network is done, and nothing it
+    // would finish is called.
+    linux_worker_drain(backend->worker);
     dnsmasq_stop(network->stopping);
-    stop_services(backend, network);
-    remove_bridge(backend, network);
+    dnsmasq_stop(network->dnsmasq);
+    teardown(network);
     free(network);
 }
 
@@ -512,11 +572,12 @@ static int linux_network_open_interface(void *ctx, void *handle,
                                         const struct peer_cred *cred,
                                         unsigned index,
                                         struct interface_info *info, int *fd) {
+    struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
+    struct sent_fd *sent;
     struct tap_info tap;
     int r;
 
-    (void)ctx;
     r = tap_open(network->bridge, network_name, cred->uid, cred->gid, index,
                  &tap);
     if (r < 0)
@@ -525,12 +586,59 @@ static int linux_network_open_interface(void *ctx, void *handle,
     memcpy(info->name, tap.name, sizeof(info->name));
     memcpy(info->mac, tap.mac, sizeof(info->mac));
     *fd = r;
+    // Remembered so linux_backend_close_sent() knows the device; without
+    // memory it is closed on the loop instead.
+    sent = calloc(1, sizeof(*sent));
+    if (sent != NULL) {
+        sent->backend = backend;
+        sent->fd = r;
+        memcpy(sent->name, tap.name, sizeof(sent->name));
+        sent->next = backend->sent;
+        backend->sent = sent;
+    }
     return BROKER_OK;
 }
 
 static bool linux_interface_exists(void *ctx, const char *name) {
-    (void)ctx;
+    struct linux_backend *backend = ctx;
+
+    // Our own copy may still hold the device: wait for its close, so a
+    // client that closed its copy gets its slot back at once.
+    for (struct sent_fd *s = backend->sent; s != NULL; s = s->next) {
+        if (s->queued && strcmp(s->name, name) == 0)
+            linux_worker_wait_for(backend->worker, &s->closed);
+    }
     return if_nametoindex(name) != 0;
+}
+
+static void close_sent(void *data) {
+    struct sent_fd *s = data;
+    close(s->fd);
+    s->closed = true;
+}
+
+static void forget_sent(void *data) {
+    struct sent_fd *s = data;
+    struct sent_fd **p = &s->backend->sent;
+
+    while (*p != NULL && *p != s)
+        p = &(*p)->next;
+    if (*p == s)
+        *p = s->next;
+    free(s);
+}
+
+void linux_backend_close_sent(struct linux_backend *backend, int fd) {
+    struct sent_fd *s = backend->sent;
+
+    while (s != NULL && (s->fd != fd || s->queued))
+        s = s->next;
+    if (s == NULL) {
+        close(fd);
+        return;
+    }
+    s->queued = true;
+    linux_worker_queue(backend->worker, close_sent, forget_sent, s);
 }
 
 const struct network_backend_ops linux_backend_ops = {

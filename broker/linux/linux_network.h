@@ -41,6 +41,13 @@ int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services);
 
+// Closes a descriptor open_interface handed out, once the transport has
+// sent it (or given up), on the worker: when the client has already closed
+// its copy, this close removes the device, which waits for an RCU grace
+// period (tens of ms). Interface counts stay exact: interface_exists() of
+// an interface whose close is still pending waits for that close.
+void linux_backend_close_sent(struct linux_backend *backend, int fd);
+
 extern const struct network_backend_ops
     linux_backend_ops; // ctx is a struct linux_backend *
 

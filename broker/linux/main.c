@@ -163,6 +163,10 @@ static uint64_t now_usec(struct daemon *d) {
 
 static uint64_t broker_now(void *ctx) { return now_usec(ctx); }
 
+static void close_sent_fd(void *ctx, int fd) {
+    linux_backend_close_sent(ctx, fd);
+}
+
 static void arm(sd_event_source *timer, uint64_t when) {
     if (when == NO_DEADLINE) {
         sd_event_source_set_enabled(timer, SD_EVENT_OFF);
@@ -383,6 +387,8 @@ static int run(struct daemon *d) {
     server_options.path = d->options.socket_path;
     server_options.changed = state_changed;
     server_options.changed_ctx = d;
+    server_options.close_fd = close_sent_fd;
+    server_options.close_fd_ctx = d->backend;
     r = unix_server_new(&server_options, &d->server);
     if (r < 0)
         goto out;

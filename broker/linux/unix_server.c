@@ -72,6 +72,16 @@ static void changed(struct unix_server *server) {
         server->options.changed(server->options.changed_ctx);
 }
 
+// The broker keeps no copy of a descriptor it sent (or could not send).
+static void close_sent(struct unix_server *server, int fd) {
+    if (fd < 0)
+        return;
+    if (server->options.close_fd != NULL)
+        server->options.close_fd(server->options.close_fd_ctx, fd);
+    else
+        close(fd);
+}
+
 static void connection_free(struct connection *c, uint64_t now) {
     if (c == NULL)
         return;
@@ -87,8 +97,7 @@ static void connection_free(struct connection *c, uint64_t now) {
     while (c->queue != NULL) {
         struct reply *r = c->queue;
         c->queue = r->next;
-        if (r->fd >= 0)
-            close(r->fd);
+        close_sent(c->server, r->fd);
         free(r);
     }
     if (c->fd >= 0)
@@ -142,8 +151,7 @@ static int flush_queue(struct connection *c) {
         if (err < 0)
             return err;
         c->queue = r->next;
-        if (r->fd >= 0)
-            close(r->fd);
+        close_sent(c->server, r->fd);
         free(r);
     }
     return 0;
@@ -169,8 +177,7 @@ static int queue_reply(struct connection *c, const char *text, size_t len,
     *tail = r;
     status = 0;
 out:
-    if (fd >= 0)
-        close(fd);
+    close_sent(c->server, fd);
     return status;
 }
 
@@ -206,8 +213,7 @@ static void on_reply(void *transport, const char *text, size_t len, int fd) {
     int status = -EAGAIN;
 
     if (c->dead) {
-        if (fd >= 0)
-            close(fd);
+        close_sent(c->server, fd);
         return;
     }
     c->turn_bytes += len;
@@ -215,9 +221,8 @@ static void on_reply(void *transport, const char *text, size_t len, int fd) {
         status = send_or_refuse(c, text, len, fd);
     if (status == -EAGAIN) {
         status = queue_reply(c, text, len, fd);
-    } else if (fd >= 0) {
-        // Sent (or failed): the broker keeps no copy of the descriptor.
-        close(fd);
+    } else {
+        close_sent(c->server, fd); // sent, or failed
     }
     if (status < 0 && !c->dead) {
         // The dispatcher or the core may be walking their lists: close

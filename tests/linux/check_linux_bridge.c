@@ -134,6 +134,9 @@ static int create(const struct network_config *config,
     linux_backend_ops.create(backend, config, info, handle, on_created,
                              &status);
     ck_assert_int_ne(status, -1);
+    // A failed creation frees the handle it stored.
+    if (status != BROKER_OK)
+        *handle = NULL;
     return status;
 }
 
