@@ -79,6 +79,11 @@ struct network_backend_ops {
     // True while the interface called name exists. The broker keeps no
     // descriptor, so this is how it learns a VM has let an interface go.
     bool (*interface_exists)(void *ctx, const char *name);
+    // Optional. interface_exists() may count an interface whose last
+    // descriptor the backend is still closing; this waits until such
+    // closes are done so it is exact. Called only when a peer or user is
+    // at its interface limit, where exactness matters.
+    void (*settle_interfaces)(void *ctx);
 };
 
 // Where configurations come from (a directory of files, or a test table).

@@ -534,6 +534,13 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
     struct broker_result result = {.status = BROKER_ERR_INTERNAL, .fd = -1};
     unsigned index, user_count = uid_interfaces(broker, peer->cred.uid);
 
+    if ((peer->n_interfaces >= PEER_MAX_INTERFACES ||
+         user_count >= USER_MAX_INTERFACES) &&
+        broker->options.backend->settle_interfaces != NULL) {
+        // At the limit: make sure interfaces just closed are not counted.
+        broker->options.backend->settle_interfaces(broker->options.backend_ctx);
+        user_count = uid_interfaces(broker, peer->cred.uid);
+    }
     if (peer->n_interfaces >= PEER_MAX_INTERFACES ||
         user_count >= USER_MAX_INTERFACES) {
         peer_log(LOG_LEVEL_WARNING, peer,

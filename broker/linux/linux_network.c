@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -27,6 +28,14 @@
 #include "linux_tap.h"
 #include "linux_worker.h"
 
+#define FORWARD_CHECK_USEC (10 * 1000000ull)
+
+static uint64_t monotonic_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 // The MTU of a network when neither its config nor a default route says.
 #define DEFAULT_MTU 1500
 
@@ -41,6 +50,12 @@ struct linux_backend {
     uint32_t pool_last;
     // NULL (jobs run inline) until services are enabled.
     struct linux_worker *worker;
+    // Closes sent TAP descriptors: its own thread, so a wait for a close
+    // never queues behind a creation.
+    struct linux_worker *closer;
+    // CLOCK_MONOTONIC microseconds of the last look for a foreign forward
+    // policy of drop (worker only).
+    uint64_t forward_checked;
     // TAP descriptors handed out and not closed yet.
     struct sent_fd *sent;
 };
@@ -137,6 +152,7 @@ void linux_backend_free(struct linux_backend *backend) {
         return;
     // Its jobs use the netlink socket and the firewall freed below.
     linux_worker_free(backend->worker);
+    linux_worker_free(backend->closer);
     while (backend->sent != NULL) {
         struct sent_fd *s = backend->sent;
         backend->sent = s->next;
@@ -175,6 +191,9 @@ int linux_backend_enable_services(
     if (status < 0)
         goto out;
     status = linux_worker_new(services->event, &backend->worker);
+    if (status < 0)
+        goto out;
+    status = linux_worker_new(services->event, &backend->closer);
 out:
     return status;
 }
@@ -334,7 +353,13 @@ static bool add_services(struct linux_backend *backend,
         if (config->n_port_forwards > 0 &&
             sysctl_enable_route_localnet(network->bridge) < 0)
             return false;
-        firewall_foreign_forward_drop(backend->firewall);
+        // Listing every chain costs in proportion to the networks: look
+        // again at most every FORWARD_CHECK_USEC, not at every creation.
+        if (backend->forward_checked == 0 ||
+            monotonic_usec() - backend->forward_checked >= FORWARD_CHECK_USEC) {
+            backend->forward_checked = monotonic_usec();
+            firewall_foreign_forward_drop(backend->firewall);
+        }
     }
     if (firewall_add_network(backend->firewall, config, info) < 0)
         return false;
@@ -599,16 +624,20 @@ static int linux_network_open_interface(void *ctx, void *handle,
     return BROKER_OK;
 }
 
+// An interface whose close is still queued may be counted: only at a limit
+// does that matter, and linux_settle_interfaces() then waits.
 static bool linux_interface_exists(void *ctx, const char *name) {
+    (void)ctx;
+    return if_nametoindex(name) != 0;
+}
+
+static void linux_settle_interfaces(void *ctx) {
     struct linux_backend *backend = ctx;
 
-    // Our own copy may still hold the device: wait for its close, so a
-    // client that closed its copy gets its slot back at once.
     for (struct sent_fd *s = backend->sent; s != NULL; s = s->next) {
-        if (s->queued && strcmp(s->name, name) == 0)
-            linux_worker_wait_for(backend->worker, &s->closed);
+        if (s->queued)
+            linux_worker_wait_for(backend->closer, &s->closed);
     }
-    return if_nametoindex(name) != 0;
 }
 
 static void close_sent(void *data) {
@@ -638,7 +667,7 @@ void linux_backend_close_sent(struct linux_backend *backend, int fd) {
         return;
     }
     s->queued = true;
-    linux_worker_queue(backend->worker, close_sent, forget_sent, s);
+    linux_worker_queue(backend->closer, close_sent, forget_sent, s);
 }
 
 const struct network_backend_ops linux_backend_ops = {
@@ -647,4 +676,5 @@ const struct network_backend_ops linux_backend_ops = {
     .abandon = linux_network_abandon,
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
+    .settle_interfaces = linux_settle_interfaces,
 };

@@ -281,6 +281,29 @@ START_TEST(test_generation_moves_on_change) {
 }
 END_TEST
 
+START_TEST(test_limit_waits_for_closing_interfaces) {
+    struct peer *a = connect_root(100);
+    struct answer answer = {0};
+
+    backend.async = false;
+    for (int i = 0; i < PEER_MAX_INTERFACES; i++) {
+        broker_open_interface_async(broker, a, "net1", T0, on_answer, &answer);
+        ck_assert_int_eq(answer.result.status, BROKER_OK);
+    }
+    ck_assert_uint_eq(backend.settles, 0);
+    // The client closed one; the backend's copy is still being closed.
+    backend.interface_closing[3] = true;
+    broker_open_interface_async(broker, a, "net1", T0, on_answer, &answer);
+    // At the limit, the core let the backend settle, and the slot was free.
+    ck_assert_uint_eq(backend.settles, 1);
+    ck_assert_int_eq(answer.result.status, BROKER_OK);
+    ck_assert_uint_eq(a->n_interfaces, PEER_MAX_INTERFACES);
+    // Nothing closing: still at the limit, refused.
+    broker_open_interface_async(broker, a, "net1", T0, on_answer, &answer);
+    ck_assert_int_eq(answer.result.status, BROKER_ERR_INTERNAL);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("broker_async");
     TCase *tc = tcase_create("async");
@@ -298,6 +321,7 @@ int main(void) {
     tcase_add_test(tc, test_sync_wrapper_reports_pending);
     tcase_add_test(tc, test_stop_while_busy_abandons);
     tcase_add_test(tc, test_generation_moves_on_change);
+    tcase_add_test(tc, test_limit_waits_for_closing_interfaces);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -62,6 +62,10 @@ struct fake_backend {
         void *data;
     } pending_destroys[64];
     unsigned abandons;
+    // Interfaces whose device goes only once settle_interfaces() runs (the
+    // backend's own copy is still being closed).
+    bool interface_closing[256];
+    unsigned settles;
 };
 
 // The handle the fake backend gives out, freed by destroy().
@@ -238,12 +242,24 @@ static inline bool fake_interface_exists(void *ctx, const char *name) {
            backend->interface_alive[n];
 }
 
+static inline void fake_settle_interfaces(void *ctx) {
+    struct fake_backend *backend = ctx;
+
+    backend->settles++;
+    for (unsigned i = 0; i < 256; i++) {
+        if (backend->interface_closing[i])
+            backend->interface_alive[i] = false;
+        backend->interface_closing[i] = false;
+    }
+}
+
 static const struct network_backend_ops fake_backend_ops = {
     .create = fake_create,
     .destroy = fake_destroy,
     .abandon = fake_abandon,
     .open_interface = fake_open_interface,
     .interface_exists = fake_interface_exists,
+    .settle_interfaces = fake_settle_interfaces,
 };
 
 // Networks the fake configuration knows besides the built-ins:
