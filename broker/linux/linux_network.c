@@ -235,7 +235,6 @@ static bool use_static_subnet(const struct network_config *config,
                               const struct host_networks *host,
                               struct network_info *info) {
     uint32_t network = config->subnet & config->mask;
-    uint32_t broadcast = network | ~config->mask;
     struct ipv4_prefix wanted = {network, ipv4_mask_len(config->mask)};
     char address[16];
     char what[64];
@@ -256,10 +255,7 @@ static bool use_static_subnet(const struct network_config *config,
     }
     info->subnet = network;
     info->mask = config->mask;
-    // vmnet accepts the gateway or the network address as "subnet".
-    info->gateway = config->subnet != network && config->subnet != broadcast
-                        ? config->subnet
-                        : network + 1;
+    info->gateway = network_config_gateway(config);
     return true;
 }
 
@@ -306,7 +302,6 @@ static bool add_services(struct linux_backend *backend,
                          const struct network_config *config,
                          struct linux_network *network,
                          struct network_info *info) {
-    uint32_t broadcast = info->subnet | ~info->mask;
     int err;
 
     info->dns = info->gateway;
@@ -315,12 +310,8 @@ static bool add_services(struct linux_backend *backend,
         info->dhcp_start = config->dhcp_start;
         info->dhcp_end = config->dhcp_end;
     } else {
-        // Everything but the network, gateway and broadcast addresses; the
-        // gateway is usually the first host, so start after it.
-        info->dhcp_start = info->gateway == info->subnet + 1 ? info->subnet + 2
-                                                             : info->subnet + 1;
-        info->dhcp_end =
-            info->gateway == broadcast - 1 ? broadcast - 2 : broadcast - 1;
+        network_default_dhcp_range(info->subnet, info->mask, info->gateway,
+                                   &info->dhcp_start, &info->dhcp_end);
     }
     info->ipv6 = config->ipv6;
     if (info->ipv6) {
