@@ -200,6 +200,25 @@ static void describe_exit(const siginfo_t *si, char *out, size_t size) {
     }
 }
 
+// The level a line of dnsmasq's own output deserves: its start-up chatter
+// ("started", "compile time options", "reading", "DHCP, IP range") is
+// information, its warnings warnings, and only what says something failed
+// is logged at the failure's level.
+static enum log_level dnsmasq_line_level(const char *line,
+                                         enum log_level failure) {
+    static const char *const failed[] = {
+        "failed",  "FAILED",  "cannot", "error",          "bad ",
+        "illegal", "unknown", "junk",   "Address already"};
+
+    for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++) {
+        if (strstr(line, failed[i]) != NULL)
+            return failure;
+    }
+    if (strstr(line, "warning") != NULL)
+        return LOG_LEVEL_WARNING;
+    return LOG_LEVEL_INFO;
+}
+
 // Logs the last lines dnsmasq wrote, which say why it failed.
 static void log_tail(const struct dnsmasq *d, enum log_level level) {
     char path[PATH_MAX];
@@ -252,7 +271,8 @@ static void log_tail(const struct dnsmasq *d, enum log_level level) {
         p = end + 1;
     }
     for (size_t i = 0; i < n_lines; i++)
-        log_write(level, NULL, "network %s: dnsmasq: %s", d->name, lines[i]);
+        log_write(dnsmasq_line_level(lines[i], level), NULL,
+                  "network %s: dnsmasq: %s", d->name, lines[i]);
 }
 
 // dnsmasq keeps root's rights only for what it needs (binding port 67, raw

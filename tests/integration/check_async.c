@@ -171,6 +171,11 @@ START_TEST(test_creation_failure_reaches_every_waiter) {
     }
     ck_assert(!harness_link_exists("vmb-host"));
     ck_assert(harness_broker_alive(broker));
+    // dnsmasq's own word on it, at the level a failure deserves.
+    ck_assert_uint_ge(
+        harness_broker_log_count(
+            broker, "error: network host: dnsmasq: dnsmasq: failed to do"),
+        1);
 }
 END_TEST
 
