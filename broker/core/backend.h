@@ -44,6 +44,10 @@ struct peer_cred;
 // call before the starting function returns.
 typedef void (*backend_create_done_fn)(void *data, int status);
 typedef void (*backend_destroy_done_fn)(void *data);
+struct interface_info;
+typedef void (*backend_interface_done_fn)(void *data, int status,
+                                          const struct interface_info *info,
+                                          int fd);
 
 // A platform's networks. The core calls these from its single thread; the
 // operations that take time (create, destroy) report their end through a
@@ -68,14 +72,16 @@ struct network_backend_ops {
     // broker exits. handle may be NULL (no-op).
     void (*abandon)(void *ctx, void *handle);
     // Optional (NULL: open_interface is an invalid request on this platform).
-    // Creates an interface on the network for cred's VM. index numbers the
-    // peer's live interfaces on this network (0, 1, ...) so the guest MAC is
-    // stable from one run to the next. On success returns BROKER_OK, fills
-    // *info and stores a descriptor the caller owns in *fd; otherwise returns
-    // an error status (logged) with nothing left behind.
-    int (*open_interface)(void *ctx, void *handle, const char *network_name,
-                          const struct peer_cred *cred, unsigned index,
-                          struct interface_info *info, int *fd);
+    // Starts creating an interface on the network for cred's VM. index
+    // numbers the user's live interfaces on this network (0, 1, ...) so the
+    // guest MAC is stable from one run to the next. Calls done(data,
+    // BROKER_OK, info, fd) with a descriptor the callee then owns, or
+    // done(data, error, NULL, -1) (logged) with nothing left behind; maybe
+    // before returning. network_name and cred are valid during the call
+    // only.
+    void (*open_interface)(void *ctx, void *handle, const char *network_name,
+                           const struct peer_cred *cred, unsigned index,
+                           backend_interface_done_fn done, void *data);
     // True while the interface called name exists. The broker keeps no
     // descriptor, so this is how it learns a VM has let an interface go.
     bool (*interface_exists)(void *ctx, const char *name);

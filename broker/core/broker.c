@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "policy.h"
@@ -22,8 +23,22 @@ struct broker_waiter {
     struct broker_waiter *next;
 };
 
+// An interface the backend is opening. Its slot in the peer's interfaces
+// is taken (with an empty name) so counts and indexes see it meanwhile.
+struct pending_open {
+    struct broker *broker;
+    struct peer *peer; // NULL once the peer has gone
+    struct network *network;
+    unsigned index;
+    bool release;
+    broker_done_fn done;
+    void *data;
+    struct pending_open *next;
+};
+
 struct broker {
     struct broker_options options;
+    struct pending_open *opens;
     struct registry registry;
     struct peer *peers;
     unsigned n_peers;
@@ -76,6 +91,12 @@ void broker_free(struct broker *broker) {
                                          n->backend_handle);
         free_waiters(n->waiters);
         free(n);
+    }
+    // The backend's abandon() above drops the completions of pending opens.
+    while (broker->opens != NULL) {
+        struct pending_open *o = broker->opens;
+        broker->opens = o->next;
+        free(o);
     }
     while (broker->peers != NULL) {
         struct peer *p = broker->peers;
@@ -149,6 +170,11 @@ void broker_peer_disconnect(struct broker *broker, struct peer *peer,
     seen(broker, now);
     for (struct network *n = broker->registry.head; n != NULL; n = n->next)
         drop_waiters(n, peer);
+    // An interface still being opened for it is closed when it arrives.
+    for (struct pending_open *o = broker->opens; o != NULL; o = o->next) {
+        if (o->peer == peer)
+            o->peer = NULL;
+    }
     while (peer->n_networks > 0) {
         struct network *n = peer->networks[--peer->n_networks];
         unref_network(broker, peer, n, now);
@@ -484,7 +510,9 @@ static void prune_interfaces(struct broker *broker, struct peer *peer) {
     size_t kept = 0;
     for (size_t i = 0; i < peer->n_interfaces; i++) {
         struct peer_interface *iface = &peer->interfaces[i];
-        if (broker->options.backend->interface_exists(
+        // An empty name: being opened.
+        if (iface->name[0] == '\0' ||
+            broker->options.backend->interface_exists(
                 broker->options.backend_ctx, iface->name))
             peer->interfaces[kept++] = *iface;
         else
@@ -527,12 +555,76 @@ static unsigned free_index(const struct broker *broker, uint32_t uid,
     }
 }
 
+// A failed open_interface leaves the peer as it found it.
+static void fail_open(struct broker *broker, struct peer *peer,
+                      struct network *n, bool release, int status,
+                      broker_done_fn done, void *data) {
+    struct broker_result result = {.status = status, .fd = -1};
+
+    peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
+             n->config.name, broker_status_name(status));
+    if (release && peer_find_network(peer, n) >= 0) {
+        remove_slot(peer, n);
+        peer_log(LOG_LEVEL_INFO, peer, "released '%s' (%u %s)", n->config.name,
+                 n->peers, n->peers == 1 ? "peer" : "peers");
+        start_idle(broker, n, broker_now(broker));
+    }
+    done(data, &result);
+}
+
+static void on_interface_opened(void *data, int status,
+                                const struct interface_info *info, int fd) {
+    struct pending_open *open = data, **p;
+    struct broker *broker = open->broker;
+    struct peer *peer = open->peer;
+    struct broker_result result = {.status = status, .fd = fd};
+    size_t slot = 0;
+
+    for (p = &broker->opens; *p != open; p = &(*p)->next)
+        ;
+    *p = open->next;
+    broker->generation++;
+    if (peer == NULL) {
+        // The peer left while it was being made: nobody will use it.
+        if (fd >= 0)
+            close(fd);
+        free(open);
+        return;
+    }
+    while (slot < peer->n_interfaces &&
+           !(peer->interfaces[slot].name[0] == '\0' &&
+             peer->interfaces[slot].index == open->index &&
+             strcmp(peer->interfaces[slot].network,
+                    open->network->config.name) == 0))
+        slot++;
+    if (status != BROKER_OK || slot == peer->n_interfaces) {
+        if (slot < peer->n_interfaces)
+            peer->interfaces[slot] = peer->interfaces[--peer->n_interfaces];
+        if (fd >= 0)
+            close(fd);
+        fail_open(broker, peer, open->network, open->release,
+                  status != BROKER_OK ? status : BROKER_ERR_INTERNAL,
+                  open->done, open->data);
+        free(open);
+        return;
+    }
+    memcpy(peer->interfaces[slot].name, info->name, sizeof(info->name));
+    peer_log(LOG_LEVEL_INFO, peer,
+             "opened interface %s on '%s' (interfaces %zu)", info->name,
+             open->network->config.name, peer->n_interfaces);
+    result.network = open->network;
+    result.interface = *info;
+    open->done(open->data, &result);
+    free(open);
+}
+
 static void open_interface_on(struct broker *broker, struct peer *peer,
                               struct network *n, bool release,
                               broker_done_fn done, void *data) {
     const char *name = n->config.name;
     struct broker_result result = {.status = BROKER_ERR_INTERNAL, .fd = -1};
     unsigned index, user_count = uid_interfaces(broker, peer->cred.uid);
+    struct pending_open *open;
 
     if ((peer->n_interfaces >= PEER_MAX_INTERFACES ||
          user_count >= USER_MAX_INTERFACES) &&
@@ -557,34 +649,29 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
             goto out;
     }
     index = free_index(broker, peer->cred.uid, name);
-    result.status = broker->options.backend->open_interface(
-        broker->options.backend_ctx, n->backend_handle, name, &peer->cred,
-        index, &result.interface, &result.fd);
-    if (result.status != BROKER_OK)
+    open = calloc(1, sizeof(*open));
+    if (open == NULL)
         goto out;
+    open->broker = broker;
+    open->peer = peer;
+    open->network = n;
+    open->index = index;
+    open->release = release;
+    open->done = done;
+    open->data = data;
+    open->next = broker->opens;
+    broker->opens = open;
     strcpy(peer->interfaces[peer->n_interfaces].network, name);
     peer->interfaces[peer->n_interfaces].index = index;
-    memcpy(peer->interfaces[peer->n_interfaces].name, result.interface.name,
-           sizeof(result.interface.name));
+    peer->interfaces[peer->n_interfaces].name[0] = '\0';
     peer->n_interfaces++;
-    peer_log(LOG_LEVEL_INFO, peer,
-             "opened interface %s on '%s' (interfaces %zu)",
-             result.interface.name, name, peer->n_interfaces);
-    result.network = n;
+    // The backend may complete before returning; nothing may follow.
+    broker->options.backend->open_interface(
+        broker->options.backend_ctx, n->backend_handle, name, &peer->cred,
+        index, on_interface_opened, open);
+    return;
 out:
-    if (result.status != BROKER_OK) {
-        peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
-                 name, broker_status_name(result.status));
-        // A failed call leaves the peer as it found it.
-        if (release && peer_find_network(peer, n) >= 0) {
-            remove_slot(peer, n);
-            peer_log(LOG_LEVEL_INFO, peer, "released '%s' (%u %s)", name,
-                     n->peers, n->peers == 1 ? "peer" : "peers");
-            start_idle(broker, n, broker->last_now);
-        }
-        result.fd = -1;
-    }
-    done(data, &result);
+    fail_open(broker, peer, n, release, result.status, done, data);
 }
 
 int broker_create_persistent(struct broker *broker, const char *name) {

@@ -583,36 +583,88 @@ static void linux_network_abandon(void *ctx, void *handle) {
     free(network);
 }
 
-static int linux_network_open_interface(void *ctx, void *handle,
-                                        const char *network_name,
-                                        const struct peer_cred *cred,
-                                        unsigned index,
-                                        struct interface_info *info, int *fd) {
-    struct linux_backend *backend = ctx;
-    struct linux_network *network = handle;
-    struct sent_fd *sent;
-    struct tap_info tap;
-    int r;
+static void forget_sent(void *data);
 
-    r = tap_open(network->bridge, network_name, cred->uid, cred->gid, index,
-                 &tap);
-    if (r < 0)
-        return BROKER_ERR_CREATE_FAILURE;
-    _Static_assert(sizeof(info->name) == sizeof(tap.name), "ifname sizes");
-    memcpy(info->name, tap.name, sizeof(info->name));
-    memcpy(info->mac, tap.mac, sizeof(info->mac));
-    *fd = r;
+// A TAP device being made on the worker: its netlink requests wait for
+// the kernel's RTNL lock, which a bridge's removal may hold for long.
+struct tap_job {
+    struct linux_backend *backend;
+    char bridge[IFNAMSIZ];
+    char network[NETWORK_NAME_MAX + 1];
+    uint32_t uid;
+    uint32_t gid;
+    unsigned index;
+    struct tap_info tap;
+    int fd; // or a negative errno
+    backend_interface_done_fn done;
+    void *data;
+};
+
+static void open_tap(void *data) {
+    struct tap_job *job = data;
+    job->fd = tap_open(job->bridge, job->network, job->uid, job->gid,
+                       job->index, &job->tap);
+}
+
+static void tap_opened(void *data) {
+    struct tap_job *job = data;
+    struct linux_backend *backend = job->backend;
+    struct interface_info info;
+    struct sent_fd *sent;
+
+    if (job->fd < 0) {
+        job->done(job->data, BROKER_ERR_CREATE_FAILURE, NULL, -1);
+        free(job);
+        return;
+    }
+    _Static_assert(sizeof(info.name) == sizeof(job->tap.name), "ifname sizes");
+    memset(&info, 0, sizeof(info));
+    memcpy(info.name, job->tap.name, sizeof(info.name));
+    memcpy(info.mac, job->tap.mac, sizeof(info.mac));
     // Remembered so linux_backend_close_sent() knows the device; without
     // memory it is closed on the loop instead.
+    // An entry for the same number not queued for closing is stale (its
+    // descriptor was closed elsewhere, as the core does for a peer that left
+    // while its interface was being made).
+    for (struct sent_fd *s = backend->sent; s != NULL; s = s->next) {
+        if (s->fd == job->fd && !s->queued) {
+            forget_sent(s);
+            break;
+        }
+    }
     sent = calloc(1, sizeof(*sent));
     if (sent != NULL) {
         sent->backend = backend;
-        sent->fd = r;
-        memcpy(sent->name, tap.name, sizeof(sent->name));
+        sent->fd = job->fd;
+        memcpy(sent->name, job->tap.name, sizeof(sent->name));
         sent->next = backend->sent;
         backend->sent = sent;
     }
-    return BROKER_OK;
+    job->done(job->data, BROKER_OK, &info, job->fd);
+    free(job);
+}
+
+static void
+linux_network_open_interface(void *ctx, void *handle, const char *network_name,
+                             const struct peer_cred *cred, unsigned index,
+                             backend_interface_done_fn done, void *data) {
+    struct linux_backend *backend = ctx;
+    struct linux_network *network = handle;
+    struct tap_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL) {
+        done(data, BROKER_ERR_INTERNAL, NULL, -1);
+        return;
+    }
+    job->backend = backend;
+    memcpy(job->bridge, network->bridge, sizeof(job->bridge));
+    snprintf(job->network, sizeof(job->network), "%s", network_name);
+    job->uid = cred->uid;
+    job->gid = cred->gid;
+    job->index = index;
+    job->done = done;
+    job->data = data;
+    linux_worker_queue(backend->worker, open_tap, tap_opened, job);
 }
 
 // An interface whose close is still queued may be counted: only at a limit

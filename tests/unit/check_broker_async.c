@@ -304,6 +304,33 @@ START_TEST(test_limit_waits_for_closing_interfaces) {
 }
 END_TEST
 
+START_TEST(test_interface_opened_later) {
+    struct peer *a = connect_root(100);
+    struct peer *b = connect_root(101);
+    struct answer first = {0}, gone = {0};
+
+    backend.async = false;
+    backend.async_interfaces = true;
+    broker_open_interface_async(broker, a, "net1", T0, on_answer, &first);
+    ck_assert_uint_eq(first.calls, 0);
+    // The slot is taken meanwhile: the peer counts it.
+    ck_assert_uint_eq(a->n_interfaces, 1);
+    fake_finish_open(&backend);
+    ck_assert_uint_eq(first.calls, 1);
+    ck_assert_int_eq(first.result.status, BROKER_OK);
+    ck_assert_str_eq(a->interfaces[0].name, "fif0");
+
+    // A peer that leaves while its interface is made never hears of it;
+    // the interface's descriptor is closed by the core.
+    backend.async_interfaces = true;
+    broker_open_interface_async(broker, b, "net1", T0, on_answer, &gone);
+    broker_peer_disconnect(broker, b, T0 + 1);
+    fake_finish_open(&backend);
+    ck_assert_uint_eq(gone.calls, 0);
+    ck_assert_uint_eq(find_network("net1")->peers, 1);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("broker_async");
     TCase *tc = tcase_create("async");
@@ -322,6 +349,7 @@ int main(void) {
     tcase_add_test(tc, test_stop_while_busy_abandons);
     tcase_add_test(tc, test_generation_moves_on_change);
     tcase_add_test(tc, test_limit_waits_for_closing_interfaces);
+    tcase_add_test(tc, test_interface_opened_later);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -66,6 +66,12 @@ struct fake_backend {
     // backend's own copy is still being closed).
     bool interface_closing[256];
     unsigned settles;
+    // Asynchronous interfaces: opens wait for fake_finish_open().
+    bool async_interfaces;
+    bool open_pending;
+    backend_interface_done_fn open_done;
+    void *open_data;
+    unsigned open_index;
 };
 
 // The handle the fake backend gives out, freed by destroy().
@@ -208,31 +214,52 @@ static inline void fake_abandon(void *ctx, void *handle) {
     fake_free_handle(backend, h);
 }
 
-// Interfaces are named "fif<N>"; the descriptor is /dev/null's.
-static inline int fake_open_interface(void *ctx, void *handle,
-                                      const char *network_name,
-                                      const struct peer_cred *cred,
-                                      unsigned index,
-                                      struct interface_info *info, int *fd) {
+// Interfaces are named "fif<N>"; the descriptor is /dev/null's. Completes
+// before returning.
+static inline void
+fake_open_interface(void *ctx, void *handle, const char *network_name,
+                    const struct peer_cred *cred, unsigned index,
+                    backend_interface_done_fn done, void *data) {
     struct fake_backend *backend = ctx;
     unsigned n = backend->interfaces_opened;
+    struct interface_info info;
+    int fd;
 
     (void)handle;
     (void)network_name;
     (void)cred;
     backend->last_index = index;
-    if (backend->fail_interface || n >= 256)
-        return BROKER_ERR_CREATE_FAILURE;
-    *fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (*fd < 0)
-        return BROKER_ERR_INTERNAL;
-    memset(info, 0, sizeof(*info));
-    snprintf(info->name, sizeof(info->name), "fif%u", n);
-    info->mac[0] = 0x02;
-    info->mac[5] = (uint8_t)index;
+    if (backend->async_interfaces && !backend->open_pending) {
+        backend->open_pending = true;
+        backend->open_done = done;
+        backend->open_data = data;
+        backend->open_index = index;
+        return;
+    }
+    if (backend->fail_interface || n >= 256) {
+        done(data, BROKER_ERR_CREATE_FAILURE, NULL, -1);
+        return;
+    }
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        done(data, BROKER_ERR_INTERNAL, NULL, -1);
+        return;
+    }
+    memset(&info, 0, sizeof(info));
+    snprintf(info.name, sizeof(info.name), "fif%u", n);
+    info.mac[0] = 0x02;
+    info.mac[5] = (uint8_t)index;
     backend->interface_alive[n] = true;
     backend->interfaces_opened++;
-    return BROKER_OK;
+    done(data, BROKER_OK, &info, fd);
+}
+
+// Ends the pending open (as fake_open_interface() would have).
+static inline void fake_finish_open(struct fake_backend *backend) {
+    backend->open_pending = false;
+    backend->async_interfaces = false;
+    fake_open_interface(backend, NULL, NULL, NULL, backend->open_index,
+                        backend->open_done, backend->open_data);
 }
 
 static inline bool fake_interface_exists(void *ctx, const char *name) {
