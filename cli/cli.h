@@ -4,6 +4,7 @@
 #define VMNET_BROKER_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "vmnet-broker.h"
 
@@ -16,12 +17,29 @@
 int command_acquire(const char *socket_path, int argc, char **argv);
 int command_run(const char *socket_path, int argc, char **argv);
 int command_status(const char *socket_path, int argc, char **argv);
+int command_networks(const char *socket_path, int argc, char **argv);
+int command_info(const char *socket_path, int argc, char **argv);
+int command_release(const char *socket_path, int argc, char **argv);
 
 // Prints "Try 'vmnet-broker-client --help'." to stderr and returns
 // CLI_EXIT_USAGE.
 int cli_usage_error(void);
 
-// Connects to socket_path and prints why not on failure. Returns 0 and
+// Prints why a request failed: "vmnet-broker-client: WHAT 'NAME': the
+// status (N): the broker's reason" (NAME left out when NULL; the reason
+// from vmnet_broker_connection_last_message()).
+void cli_report(vmnet_broker_connection_t *connection, const char *what,
+                const char *name, vmnet_broker_return_t status);
+
+// A malloc'd copy of text with control characters as \xNN and backslashes
+// doubled, or NULL when memory runs out: text from the broker or from a
+// configuration file must not drive the terminal.
+char *cli_escape(const char *text);
+// Prints text to out escaped as cli_escape() does.
+void cli_print_escaped(FILE *out, const char *text);
+
+// Connects to socket_path and prints why not on failure: the cause (no
+// such socket, permission denied, not a broker) and the fix. Returns 0 and
 // stores the connection in *connection, or returns -1.
 int cli_connect(const char *socket_path,
                 vmnet_broker_connection_t **connection);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+
 struct table {
     size_t columns;
     size_t rows;
@@ -40,7 +42,9 @@ int table_add_row(struct table *table, const char *const *cells) {
     }
     char **row = table->cells + table->rows * table->columns;
     for (size_t column = 0; column < table->columns; column++) {
-        row[column] = strdup(cells[column]);
+        // Cells come from the broker and from configuration files: a
+        // control character in them must not reach the terminal.
+        row[column] = cli_escape(cells[column]);
         if (row[column] == NULL) {
             while (column > 0)
                 free(row[--column]);

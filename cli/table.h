@@ -11,7 +11,8 @@ struct table;
 // A table of columns columns, or NULL when memory runs out.
 struct table *table_new(size_t columns);
 
-// Appends a row of copies of cells (one per column). Returns 0, or -1 when
+// Appends a row of copies of cells (one per column), control characters
+// escaped (cli_escape()). Returns 0, or -1 when
 // memory runs out.
 int table_add_row(struct table *table, const char *const *cells);
 

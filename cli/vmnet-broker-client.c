@@ -27,8 +27,16 @@ static const char usage[] =
     "      VMNET_BROKER_INTERFACES holds the interfaces as a JSON array\n"
     "      (name, mac for the guest, network, bridge, mtu, fd). A device\n"
     "      goes away when the last process holding its descriptor exits.\n"
+    "  release NAME...\n"
+    "      Inside a command started by 'run': drop that command's reference\n"
+    "      to each network, over the connection it inherited.\n"
     "  status [--json]\n"
-    "      Print the broker's networks and peers.\n"
+    "      The broker's version, its networks (running, and configured but\n"
+    "      not running) and the other clients.\n"
+    "  networks [--json | --names]\n"
+    "      The configured networks, running or not, with their settings.\n"
+    "  info [--json] NAME\n"
+    "      One network in detail.\n"
     "\n"
     "Options:\n"
     "  -s, --socket PATH  the broker's socket (default: "
@@ -60,9 +68,9 @@ int main(int argc, char **argv) {
         const char *name;
         int (*run)(const char *socket_path, int argc, char **argv);
     } commands[] = {
-        {"acquire", command_acquire},
-        {"run", command_run},
-        {"status", command_status},
+        {"acquire", command_acquire},   {"run", command_run},
+        {"status", command_status},     {"release", command_release},
+        {"networks", command_networks}, {"info", command_info},
     };
     const char *socket_path = NULL;
     int option;

@@ -7,15 +7,22 @@
 #                     real bridge there); the default is a private one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build}
+# Its own build folder: the tests-off cache must not leak into the
+# test command's build/.
+build=${BUILD_DIR:-$root/build-demo}
 
-if [ "${1:-}" != "--host-namespace" ] && [ -z "${VMNET_BROKER_DEMO_NETNS:-}" ]; then
+if [ -z "${VMNET_BROKER_DEMO_NETNS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a bridge)" >&2; exit 1; }
+    echo "== installing what the build and the broker need (scripts/install-deps.sh)"
+    "$root/scripts/install-deps.sh"
     echo "== building in $build"
-    cmake -S "$root" -B "$build" >/dev/null
-    cmake --build "$build" -j2 >/dev/null
-    # A private network namespace: the machine's own interfaces are untouched.
-    exec unshare --net env VMNET_BROKER_DEMO_NETNS=1 "$0" "$@"
+    # cmake's own output stays visible: a missing library is named there.
+    cmake -S "$root" -B "$build" -DVMNET_BROKER_BUILD_TESTS=OFF -DVMNET_BROKER_BUILD_BENCH=OFF
+    cmake --build "$build" -j2
+    if [ "${1:-}" != "--host-namespace" ]; then
+        # A private network namespace: the machine's own interfaces are untouched.
+        exec unshare --net env VMNET_BROKER_DEMO_NETNS=1 "$0" "$@"
+    fi
 fi
 if [ -n "${VMNET_BROKER_DEMO_NETNS:-}" ]; then
     ip link set lo up

@@ -32,6 +32,8 @@ struct vmnet_broker_connection {
     char *last_reply;
     size_t last_reply_len;
     vmnet_broker_network_t *last_network;
+    // The "message" of the last call's error reply, or NULL.
+    char *last_message;
 };
 
 vmnet_broker_return_t
@@ -97,6 +99,8 @@ static vmnet_broker_return_t round_trip(vmnet_broker_connection_t *connection,
     int64_t deadline =
         client_transport_deadline(atomic_load(&connection->timeout_ms));
 
+    free(connection->last_message);
+    connection->last_message = NULL;
     if (connection->lost)
         goto out;
     status = client_message_encode_request(command, network_name, &request,
@@ -114,6 +118,12 @@ static vmnet_broker_return_t round_trip(vmnet_broker_connection_t *connection,
     if (status == VMNET_BROKER_XPC_FAILURE ||
         status == VMNET_BROKER_INVALID_REPLY)
         status = lose(connection, status);
+    // Parsed only when there is one: the successful acquire, the common
+    // case, stays one memcmp (see network_from_reply()).
+    if (status == VMNET_BROKER_SUCCESS &&
+        memmem(*reply, *reply_len, "\"message\"", 9) != NULL)
+        connection->last_message =
+            client_message_error_text(*reply, *reply_len);
 out:
     free(request);
     return status;
@@ -339,6 +349,19 @@ int vmnet_broker_connection_fd(const vmnet_broker_connection_t *connection) {
     return connection == NULL ? -1 : connection->fd;
 }
 
+char *
+vmnet_broker_connection_last_message(vmnet_broker_connection_t *connection) {
+    char *copy = NULL;
+
+    if (connection == NULL)
+        return NULL;
+    pthread_mutex_lock(&connection->lock);
+    if (connection->last_message != NULL)
+        copy = strdup(connection->last_message);
+    pthread_mutex_unlock(&connection->lock);
+    return copy;
+}
+
 bool client_connection_is_lost(vmnet_broker_connection_t *connection) {
     pthread_mutex_lock(&connection->lock);
     bool lost = connection->lost;
@@ -352,6 +375,7 @@ void vmnet_broker_connection_close(vmnet_broker_connection_t *connection) {
     close(connection->fd);
     pthread_mutex_destroy(&connection->lock);
     free(connection->last_reply);
+    free(connection->last_message);
     vmnet_broker_network_free(connection->last_network);
     free(connection);
 }

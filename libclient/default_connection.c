@@ -124,6 +124,16 @@ out:
     return interface;
 }
 
+char *vmnet_broker_last_message(void) {
+    char *message = NULL;
+
+    pthread_mutex_lock(&default_lock);
+    if (default_connection != NULL)
+        message = vmnet_broker_connection_last_message(default_connection);
+    pthread_mutex_unlock(&default_lock);
+    return message;
+}
+
 vmnet_broker_return_t vmnet_broker_release_network(const char *network_name) {
     vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
 

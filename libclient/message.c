@@ -23,6 +23,19 @@ char *client_message_dump(const json_t *json) {
     return text;
 }
 
+char *client_message_error_text(const char *data, size_t len) {
+    char *text = NULL;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    const json_t *message = json_object_get(root, "message");
+
+    // Only beside an error: a successful reply's keys mean other things.
+    if (json_is_integer(json_object_get(root, "error")) &&
+        json_is_string(message))
+        text = strdup(json_string_value(message));
+    json_decref(root);
+    return text;
+}
+
 int client_message_copy_string(const json_t *object, const char *key,
                                char **copy) {
     const json_t *value = json_object_get(object, key);

@@ -27,6 +27,12 @@ vmnet_broker_return_t client_message_decode_reply(const char *data, size_t len,
                                                   json_type expected_type,
                                                   json_t **value, char **text);
 
+// The "message" of an error reply ({"error": N, "message": "..."}), the
+// broker's reason in words, as a malloc'd string (the caller frees), or
+// NULL when the reply is not an error, carries no message, or memory runs
+// out.
+char *client_message_error_text(const char *data, size_t len);
+
 // Copies object[key] into *copy (malloc'd, the caller frees) when it is a
 // string; leaves *copy untouched when it is absent or of another type, as
 // reply objects gain and change keys over versions. Returns 0, or -1 when

@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 
 #include "../core/log.h"
+#include "../core/reason.h"
 #include "../core/status.h"
+#include "../core/subnet.h"
 #include "config_file.h"
 
 #define SUFFIX ".json"
@@ -26,6 +28,8 @@ struct cached_config {
     struct timespec mtime;
     struct timespec ctime;
     int status; // BROKER_OK, or BROKER_ERR_CREATE_FAILURE for a bad file
+    // A bad file's first problem: every request refused for it says why.
+    struct reason why;
     struct network_config config;
     struct cached_config *next;
 };
@@ -33,6 +37,19 @@ struct cached_config {
 struct config_dir {
     char *path;
     struct cached_config *cache;
+    // --check-config prints the problems itself: nothing is logged then.
+    bool quiet;
+    // list()'s answer, valid until a file or the directory changes.
+    bool list_valid;
+    struct network_config *list;
+    size_t n_list;
+    // Grows at each change list() may show (config_source_ops.generation).
+    uint64_t generation;
+    // Whether the daemon watches the directory (inotify); without a watch
+    // the directory's own stat() is compared at each generation() call.
+    bool watched;
+    bool dir_seen;
+    struct stat dir_st;
 };
 
 struct config_dir *config_dir_new(const char *path) {
@@ -55,6 +72,7 @@ void config_dir_free(struct config_dir *dir) {
         dir->cache = c->next;
         free(c);
     }
+    free(dir->list);
     free(dir->path);
     free(dir);
 }
@@ -85,10 +103,26 @@ static bool config_defaults(const char *name, struct network_config *config) {
     return false;
 }
 
+// Where a parse reports its problems: the entry's reason and the log.
+struct problem_sink {
+    struct reason *why;
+    bool quiet;
+};
+
 static void log_problem(void *ctx, const char *path, int line, int column,
                         const char *message) {
-    (void)ctx;
-    log_error("%s:%d:%d: %s", path, line, column, message);
+    struct problem_sink *sink = ctx;
+    if (!sink->quiet)
+        log_error("%s:%d:%d: %s", path, line, column, message);
+    // The first problem is the reply's reason; the log has them all.
+    reason_set(sink->why, "invalid configuration: %s:%d:%d: %s", path, line,
+               column, message);
+}
+
+// Something list() shows may have changed.
+static void invalidate(struct config_dir *dir) {
+    dir->list_valid = false;
+    dir->generation++;
 }
 
 static bool same_time(struct timespec a, struct timespec b) {
@@ -112,8 +146,46 @@ static bool cache_matches(const struct cached_config *c,
            same_time(c->ctime, st->st_ctim);
 }
 
+// The parsed configuration of name's file (path, whose stat is st): parsed
+// (and its problems logged) only when the file is new or has changed.
+// NULL when out of memory.
+static struct cached_config *cache_load(struct config_dir *dir,
+                                        const char *name, const char *path,
+                                        const struct stat *st) {
+    struct cached_config *cached = cache_find(dir, name);
+    struct network_config config;
+    struct problem_sink sink = {.quiet = dir->quiet};
+    bool builtin;
+
+    if (cached != NULL && cache_matches(cached, st))
+        return cached;
+    if (cached == NULL) {
+        cached = calloc(1, sizeof(*cached));
+        if (cached == NULL)
+            return NULL;
+        snprintf(cached->name, sizeof(cached->name), "%s", name);
+        cached->next = dir->cache;
+        dir->cache = cached;
+    }
+    builtin = config_defaults(name, &config);
+    cached->dev = st->st_dev;
+    cached->ino = st->st_ino;
+    cached->size = st->st_size;
+    cached->mtime = st->st_mtim;
+    cached->ctime = st->st_ctim;
+    cached->status = BROKER_OK;
+    memset(&cached->why, 0, sizeof(cached->why));
+    sink.why = &cached->why;
+    if (config_file_apply(path, builtin, &config, log_problem, &sink) != 0)
+        cached->status = BROKER_ERR_CREATE_FAILURE;
+    cached->config = config;
+    // A file parsed anew may change what the configured list shows.
+    invalidate(dir);
+    return cached;
+}
+
 static int config_dir_lookup(void *ctx, const char *name,
-                             struct network_config *out) {
+                             struct network_config *out, struct reason *why) {
     struct config_dir *dir = ctx;
     struct network_config config;
     struct cached_config *cached;
@@ -123,8 +195,10 @@ static int config_dir_lookup(void *ctx, const char *name,
     int status = BROKER_ERR_NOT_FOUND;
 
     // The name becomes part of a path: "../x" must never get there.
-    if (!network_name_valid(name))
+    if (!network_name_valid(name)) {
+        reason_set(why, "no network named '%s' is configured", name);
         goto out;
+    }
     builtin = config_defaults(name, &config);
     path = file_path(dir->path, name);
     if (path == NULL) {
@@ -134,47 +208,30 @@ static int config_dir_lookup(void *ctx, const char *name,
     }
     // No file (or no directory at all): only the built-ins exist.
     if (stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
-        if (!builtin)
+        if (!builtin) {
+            reason_set(why, "no network named '%s' is configured", name);
             goto out;
+        }
         *out = config;
         status = BROKER_OK;
         goto out;
     }
     // Only files that exist are cached, so the cache is as large as the
     // directory, whatever names clients ask for.
-    cached = cache_find(dir, name);
-    if (cached == NULL || !cache_matches(cached, &st)) {
-        if (cached == NULL) {
-            cached = calloc(1, sizeof(*cached));
-            if (cached == NULL) {
-                status = BROKER_ERR_INTERNAL;
-                goto out;
-            }
-            snprintf(cached->name, sizeof(cached->name), "%s", name);
-            cached->next = dir->cache;
-            dir->cache = cached;
-        }
-        cached->dev = st.st_dev;
-        cached->ino = st.st_ino;
-        cached->size = st.st_size;
-        cached->mtime = st.st_mtim;
-        cached->ctime = st.st_ctim;
-        cached->status = BROKER_OK;
-        if (config_file_apply(path, builtin, &config, log_problem, NULL) != 0)
-            cached->status = BROKER_ERR_CREATE_FAILURE;
-        cached->config = config;
+    cached = cache_load(dir, name, path, &st);
+    if (cached == NULL) {
+        status = BROKER_ERR_INTERNAL;
+        goto out;
     }
     status = cached->status;
     if (status == BROKER_OK)
         *out = cached->config;
+    else if (reason_get(&cached->why) != NULL)
+        reason_set(why, "%s", reason_get(&cached->why));
 out:
     free(path);
     return status;
 }
-
-const struct config_source_ops config_dir_ops = {
-    .lookup = config_dir_lookup,
-};
 
 static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -184,6 +241,17 @@ static bool has_suffix(const char *file) {
     size_t len = strlen(file);
     return len >= SUFFIX_LEN && strcmp(file + len - SUFFIX_LEN, SUFFIX) == 0;
 }
+
+static int list_names(const char *path, char ***names, size_t *n);
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n);
+static uint64_t config_dir_generation(void *ctx);
+
+const struct config_source_ops config_dir_ops = {
+    .lookup = config_dir_lookup,
+    .list = config_dir_list,
+    .generation = config_dir_generation,
+};
 
 // Lists, sorted, the names of the *.json files in path with the suffix
 // removed (valid network names or not). Returns 0 or a negative errno.
@@ -238,9 +306,64 @@ out:
     return status;
 }
 
+// Prints text with control characters as \xNN, so that a file name made
+// to hold escape sequences cannot drive the administrator's terminal.
+static void print_escaped(FILE *out, const char *text) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
 static void print_problem(void *ctx, const char *path, int line, int column,
                           const char *message) {
-    fprintf(ctx, "%s:%d:%d: %s\n", path, line, column, message);
+    print_escaped(ctx, path);
+    fprintf(ctx, ":%d:%d: ", line, column);
+    print_escaped(ctx, message);
+    fputc('\n', ctx);
+}
+
+// Checks one network file (name from its file name): returns its problems.
+static int check_one(const char *file, const char *name, FILE *out) {
+    struct network_config config;
+    bool builtin = config_defaults(name, &config);
+    int problems = 0;
+
+    if (!network_name_valid(name)) {
+        print_escaped(out, file);
+        fputs(":1:1: \"", out);
+        print_escaped(out, name);
+        fprintf(out,
+                "\" is not a valid network name (1 to %d of A-Z a-z 0-9 _ . "
+                "-, starting with a letter or digit)\n",
+                NETWORK_NAME_MAX);
+        problems++;
+    }
+    return problems +
+           config_file_apply(file, builtin, &config, print_problem, out);
+}
+
+int config_dir_check_file(const char *file, FILE *out) {
+    const char *base = strrchr(file, '/');
+    char *name;
+    int problems;
+
+    base = base == NULL ? file : base + 1;
+    if (!has_suffix(base)) {
+        print_escaped(out, file);
+        fputs(": not a network file: its name must end in .json\n", out);
+        return 1;
+    }
+    name = strndup(base, strlen(base) - SUFFIX_LEN);
+    if (name == NULL) {
+        fputs("out of memory\n", out);
+        return 1;
+    }
+    problems = check_one(file, name, out);
+    free(name);
+    return problems;
 }
 
 int config_dir_check(const char *path, FILE *out) {
@@ -260,28 +383,217 @@ int config_dir_check(const char *path, FILE *out) {
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
-        struct network_config config;
         char *file = file_path(path, names[i]);
-        bool builtin = config_defaults(names[i], &config);
 
         if (file == NULL) {
-            fprintf(out, "%s/%s%s: out of memory\n", path, names[i], SUFFIX);
+            fputs("out of memory\n", out);
             problems++;
             continue;
         }
-        if (!network_name_valid(names[i])) {
-            fprintf(out,
-                    "%s:1:1: \"%s\" is not a valid network name (1 to %d of "
-                    "A-Z a-z 0-9 _ . -, starting with a letter or digit)\n",
-                    file, names[i], NETWORK_NAME_MAX);
-            problems++;
-        }
-        problems +=
-            config_file_apply(file, builtin, &config, print_problem, out);
+        problems += check_one(file, names[i], out);
         free(file);
     }
     config_dir_free_names(names, n);
     return problems;
+}
+
+static int compare_configs(const void *a, const void *b) {
+    return strcmp(((const struct network_config *)a)->name,
+                  ((const struct network_config *)b)->name);
+}
+
+// Fills *config with name's valid configuration (from the cache; a
+// built-in without a file is valid). Returns false when it has none.
+static bool read_cached(struct config_dir *dir, const char *name,
+                        struct network_config *config) {
+    bool builtin = config_defaults(name, config);
+    char *file = file_path(dir->path, name);
+    struct cached_config *cached;
+    struct stat st;
+    bool valid = false;
+
+    if (file == NULL)
+        return false;
+    if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        valid = builtin;
+    } else {
+        cached = cache_load(dir, name, file, &st);
+        valid = cached != NULL && cached->status == BROKER_OK;
+        if (valid)
+            *config = cached->config;
+    }
+    free(file);
+    return valid;
+}
+
+// Scans the directory again; files that have not changed are not parsed.
+static int rebuild_list(struct config_dir *dir) {
+    static const char *const builtins[] = {"host", "shared"};
+    char **names = NULL;
+    size_t n_names = 0;
+    struct network_config *list = NULL;
+    size_t n_list = 0;
+    int status = BROKER_ERR_INTERNAL;
+    int r = list_names(dir->path, &names, &n_names);
+
+    // Missing or unreadable: only the built-ins, as lookup() sees it.
+    if (r < 0)
+        n_names = 0;
+    list = calloc(n_names + 2, sizeof(*list));
+    if (list == NULL)
+        goto out;
+    for (size_t i = 0; i < 2; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < n_names; j++)
+            overridden = overridden || strcmp(names[j], builtins[i]) == 0;
+        if (!overridden && read_cached(dir, builtins[i], &list[n_list]))
+            n_list++;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        if (network_name_valid(names[i]) &&
+            read_cached(dir, names[i], &list[n_list]))
+            n_list++;
+    }
+    qsort(list, n_list, sizeof(*list), compare_configs);
+    free(dir->list);
+    dir->list = list;
+    dir->n_list = n_list;
+    // Set last: read_cached() invalidates while files are parsed.
+    dir->list_valid = true;
+    list = NULL;
+    status = BROKER_OK;
+out:
+    free(list);
+    config_dir_free_names(names, n_names);
+    return status;
+}
+
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n) {
+    struct config_dir *dir = ctx;
+    struct network_config *copy;
+
+    if (!dir->list_valid && rebuild_list(dir) != BROKER_OK)
+        return BROKER_ERR_INTERNAL;
+    copy = calloc(dir->n_list > 0 ? dir->n_list : 1, sizeof(*copy));
+    if (copy == NULL)
+        return BROKER_ERR_INTERNAL;
+    if (dir->n_list > 0)
+        memcpy(copy, dir->list, dir->n_list * sizeof(*copy));
+    *configs = copy;
+    *n = dir->n_list;
+    return BROKER_OK;
+}
+
+static bool same_dir(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+           same_time(a->st_mtim, b->st_mtim) &&
+           same_time(a->st_ctim, b->st_ctim);
+}
+
+static uint64_t config_dir_generation(void *ctx) {
+    struct config_dir *dir = ctx;
+    struct stat st;
+    bool exists;
+
+    if (dir->watched)
+        return dir->generation;
+    // Without a watch: one stat() sees files added, removed or renamed
+    // (editors save by renaming); an edit in place shows at the next
+    // lookup of that network, which parses it again.
+    exists = stat(dir->path, &st) == 0;
+    if (exists != dir->dir_seen || (exists && !same_dir(&st, &dir->dir_st)))
+        invalidate(dir);
+    dir->dir_seen = exists;
+    if (exists)
+        dir->dir_st = st;
+    return dir->generation;
+}
+
+void config_dir_changed(struct config_dir *dir) { invalidate(dir); }
+
+void config_dir_set_watched(struct config_dir *dir, bool watched) {
+    dir->watched = watched;
+    invalidate(dir);
+}
+
+static void format_prefix(uint32_t subnet, uint32_t mask, char *buffer,
+                          size_t size) {
+    char address[16];
+    snprintf(buffer, size, "%s/%u", ipv4_format(subnet & mask, address),
+             ipv4_mask_len(mask));
+}
+
+int config_check_across(const struct network_config *configs, size_t n,
+                        FILE *out) {
+    int problems = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct network_config *a = &configs[i];
+        for (size_t j = i + 1; j < n; j++) {
+            const struct network_config *b = &configs[j];
+            if (a->has_subnet && b->has_subnet) {
+                struct ipv4_prefix pa = {a->subnet & a->mask,
+                                         ipv4_mask_len(a->mask)};
+                struct ipv4_prefix pb = {b->subnet & b->mask,
+                                         ipv4_mask_len(b->mask)};
+                if (ipv4_prefix_overlaps(pa, pb)) {
+                    char sa[32], sb[32];
+                    format_prefix(a->subnet, a->mask, sa, sizeof(sa));
+                    format_prefix(b->subnet, b->mask, sb, sizeof(sb));
+                    fprintf(out,
+                            "networks '%s' (%s) and '%s' (%s): static "
+                            "subnets overlap: the second one created would "
+                            "fail\n",
+                            a->name, sa, b->name, sb);
+                    problems++;
+                }
+            }
+            // One (protocol, host port) can lead to one guest only.
+            for (size_t x = 0; x < a->n_port_forwards; x++) {
+                for (size_t y = 0; y < b->n_port_forwards; y++) {
+                    const struct port_forward *fa = &a->port_forwards[x];
+                    const struct port_forward *fb = &b->port_forwards[y];
+                    if (fa->udp != fb->udp || fa->host_port != fb->host_port)
+                        continue;
+                    fprintf(out,
+                            "networks '%s' and '%s' both forward host port "
+                            "%s/%u\n",
+                            a->name, b->name, fa->udp ? "udp" : "tcp",
+                            (unsigned)fa->host_port);
+                    problems++;
+                }
+            }
+        }
+    }
+    return problems;
+}
+
+void config_print_networks(const struct network_config *configs, size_t n,
+                           FILE *out) {
+    for (size_t i = 0; i < n; i++) {
+        char subnet[32] = "subnet chosen at start";
+        if (configs[i].has_subnet)
+            format_prefix(configs[i].subnet, configs[i].mask, subnet,
+                          sizeof(subnet));
+        fprintf(out, "  %-20s %-7s %s%s\n", configs[i].name,
+                network_mode_name(configs[i].mode), subnet,
+                configs[i].persistent ? " (persistent)" : "");
+    }
+}
+
+int config_dir_list_configs(const char *path, struct network_config **configs,
+                            size_t *n) {
+    struct config_dir *dir = config_dir_new(path);
+    int status = BROKER_ERR_INTERNAL;
+
+    if (dir == NULL)
+        return status;
+    // The caller prints the problems (config_dir_check).
+    dir->quiet = true;
+    status = config_dir_list(dir, configs, n);
+    config_dir_free(dir);
+    return status;
 }
 
 // True when name has a valid file that asks to be created at start.

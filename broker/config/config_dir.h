@@ -3,6 +3,7 @@
 #ifndef VMNET_BROKER_CONFIG_CONFIG_DIR_H
 #define VMNET_BROKER_CONFIG_CONFIG_DIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -24,8 +25,22 @@ void config_dir_free(struct config_dir *dir);
 // valid file gives BROKER_OK; an invalid one logs every problem
 // ("FILE:LINE:COLUMN: message") and gives BROKER_ERR_CREATE_FAILURE; without a
 // file, "shared" and "host" get their built-in defaults and other names
-// BROKER_ERR_NOT_FOUND. A missing directory means built-ins only.
+// BROKER_ERR_NOT_FOUND. A missing directory means built-ins only. An
+// invalid file's first problem is the lookup's reason, for the reply.
+//
+// list() answers from the same parse-once cache and scans the directory
+// again only after a change: one the daemon reports with
+// config_dir_changed() (an inotify watch, config_dir_set_watched()), a file
+// lookup() found changed, or without a watch a change of the directory's
+// own stat(). generation() grows at each such change, so that a status
+// built from list() is shared until then.
 extern const struct config_source_ops config_dir_ops;
+
+// The daemon's watch saw something change in the directory.
+void config_dir_changed(struct config_dir *dir);
+// Whether a watch reports the directory's changes (else generation()
+// compares the directory's stat() itself).
+void config_dir_set_watched(struct config_dir *dir, bool watched);
 
 // Validates every *.json in path, for `vmnet-broker --check-config`. Prints
 // each problem to out as "PATH:LINE:COLUMN: message", including file names
@@ -33,6 +48,26 @@ extern const struct config_source_ops config_dir_ops;
 // returns how many there were. A missing directory is not a problem: a
 // note is printed and 0 returned.
 int config_dir_check(const char *path, FILE *out);
+
+// Checks one network file, for `vmnet-broker --check-config FILE`: as
+// config_dir_check() does for each file of a directory. Returns how many
+// problems it printed.
+int config_dir_check_file(const char *file, FILE *out);
+
+// The networks with a valid configuration in path, the built-ins included,
+// sorted (config_dir_ops.list). *configs is malloc'd; the caller frees it.
+// Returns BROKER_OK or BROKER_ERR_INTERNAL.
+int config_dir_list_configs(const char *path, struct network_config **configs,
+                            size_t *n);
+
+// Problems no single file shows: static subnets that overlap, and a host
+// port forwarded by two networks. Prints each and returns how many.
+int config_check_across(const struct network_config *configs, size_t n,
+                        FILE *out);
+
+// Prints one line per network: name, mode, subnet, persistence.
+void config_print_networks(const struct network_config *configs, size_t n,
+                           FILE *out);
 
 // Lists, sorted, the networks in path whose valid file says
 // "persistent": true. Invalid files are skipped (a lookup reports them).

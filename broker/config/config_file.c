@@ -836,6 +836,9 @@ static void apply_root(struct parser *p, json_t *root, struct draft *d) {
     apply_reservations(p, root, d);
     apply_port_forwards(p, root, d);
     apply_bool(p, root, "persistent", &c->persistent);
+    // Either key, even with an empty list, restricts the network.
+    c->restricted = json_object_get(root, "allowed_users") != NULL ||
+                    json_object_get(root, "allowed_groups") != NULL;
     apply_ids(p, root, "allowed_users", false, c->allowed_users,
               &c->n_allowed_users);
     apply_ids(p, root, "allowed_groups", true, c->allowed_groups,

@@ -39,15 +39,20 @@ struct interface_info {
 
 struct peer_cred;
 
+struct reason;
+
 // How the backend reports that an operation it started has finished. It
 // calls exactly once per started operation, from the core's thread, and may
-// call before the starting function returns.
-typedef void (*backend_create_done_fn)(void *data, int status);
+// call before the starting function returns. message is why a failed
+// operation failed, in words for the client (core/reason.h), or NULL; it is
+// valid during the call only.
+typedef void (*backend_create_done_fn)(void *data, int status,
+                                       const char *message);
 typedef void (*backend_destroy_done_fn)(void *data);
 struct interface_info;
 typedef void (*backend_interface_done_fn)(void *data, int status,
                                           const struct interface_info *info,
-                                          int fd);
+                                          int fd, const char *message);
 
 // A platform's networks. The core calls these from its single thread; the
 // operations that take time (create, destroy) report their end through a
@@ -97,8 +102,21 @@ struct config_source_ops {
     // Fills *out with the configuration of name and returns BROKER_OK;
     // BROKER_ERR_NOT_FOUND when no such network exists; and
     // BROKER_ERR_CREATE_FAILURE when its file exists but is invalid (the
-    // source logs where). *out is not touched on failure.
-    int (*lookup)(void *ctx, const char *name, struct network_config *out);
+    // source logs where). *out is not touched on failure. Why it failed
+    // goes to why (may be NULL), for the request's reply.
+    int (*lookup)(void *ctx, const char *name, struct network_config *out,
+                  struct reason *why);
+    // Optional (NULL: the status lists no configured networks). Stores in
+    // *configs a malloc'd array (the caller frees it with free()) of every
+    // network with a valid configuration, the built-ins included, sorted
+    // by name, and their number in *n. Quiet: invalid files are left out
+    // and not logged. Returns BROKER_OK or BROKER_ERR_INTERNAL.
+    // Parsed once per file change, like lookup: never re-read per call.
+    int (*list)(void *ctx, struct network_config **configs, size_t *n);
+    // Optional (NULL: list's result never changes). A number that changes
+    // whenever list's result may have, so that a status built from it can
+    // be shared until then.
+    uint64_t (*generation)(void *ctx);
 };
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "reason.h"
 
 // A request waiting for its network's creation to end.
 struct broker_waiter {
@@ -193,10 +194,12 @@ void broker_peer_disconnect(struct broker *broker, struct peer *peer,
 }
 
 static void finish(broker_done_fn done, void *data, int status,
-                   const struct network *network) {
+                   const struct network *network, const char *message) {
     struct broker_result result = {.status = status, .fd = -1};
     if (status == BROKER_OK)
         result.network = network;
+    else
+        result.message = message;
     done(data, &result);
 }
 
@@ -220,10 +223,10 @@ static void complete(struct broker *broker, struct peer *peer,
     if (open_interface)
         open_interface_on(broker, peer, network, release, done, data);
     else
-        finish(done, data, BROKER_OK, network);
+        finish(done, data, BROKER_OK, network, NULL);
 }
 
-static void on_created(void *data, int status);
+static void on_created(void *data, int status, const char *message);
 
 static void start_create(struct broker *broker, struct network *network) {
     network->started = true;
@@ -275,7 +278,7 @@ static void start_when_free(struct broker *broker, struct network *network) {
              network->config.name);
 }
 
-static void on_created(void *data, int status) {
+static void on_created(void *data, int status, const char *message) {
     struct network *network = data;
     struct broker *broker = owner(network);
     struct broker_waiter *waiters = network->waiters;
@@ -311,7 +314,8 @@ static void on_created(void *data, int status) {
         peer_log(LOG_LEVEL_WARNING, w->peer, "%s failed: %s",
                  w->open_interface ? "open_interface" : "acquire",
                  broker_status_name(status));
-        finish(w->done, w->data, status, NULL);
+        // The creation's reason is every waiter's: they all asked for it.
+        finish(w->done, w->data, status, NULL, message);
         free(w);
     }
 }
@@ -342,6 +346,14 @@ static void reserve(struct peer *peer, struct network *network) {
              network->peers == 1 ? "peer" : "peers");
 }
 
+static void not_allowed(struct reason *why, const struct peer *peer,
+                        const char *name) {
+    reason_set(why,
+               "user %lu may not use network '%s' (not in its "
+               "allowed_users or allowed_groups)",
+               (unsigned long)peer->cred.uid, name);
+}
+
 static void request(struct broker *broker, struct peer *peer, const char *name,
                     uint64_t now, bool open_interface, broker_done_fn done,
                     void *data) {
@@ -349,23 +361,33 @@ static void request(struct broker *broker, struct peer *peer, const char *name,
     struct network_config config;
     bool held = network != NULL && peer_find_network(peer, network) >= 0;
     int status = BROKER_ERR_INVALID_REQUEST;
+    // This request's own reason: others may fail meanwhile for theirs.
+    struct reason why = {0};
 
     seen(broker, now);
     // A platform without interfaces for unprivileged VMs says so.
-    if (open_interface && broker->options.backend->open_interface == NULL)
+    if (open_interface && broker->options.backend->open_interface == NULL) {
+        reason_set(&why, "this platform cannot make interfaces for VMs");
         goto out;
+    }
     if (network != NULL) {
         // Policy is checked against the network's own configuration for as
         // long as it lives.
         status = BROKER_ERR_NOT_ALLOWED;
-        if (!policy_allows(&network->config, &peer->cred))
+        if (!policy_allows(&network->config, &peer->cred)) {
+            not_allowed(&why, peer, name);
             goto out;
+        }
     }
     if (!held && peer->n_networks >= PEER_MAX_NETWORKS) {
         // The original answers INTERNAL_ERROR here; kept for compatibility.
         peer_log(LOG_LEVEL_WARNING, peer,
                  "cannot acquire '%s': peer already holds %d networks", name,
                  PEER_MAX_NETWORKS);
+        reason_set(&why,
+                   "this connection already holds %d networks, the most "
+                   "one connection may hold: release one first",
+                   PEER_MAX_NETWORKS);
         status = BROKER_ERR_INTERNAL;
         goto out;
     }
@@ -373,12 +395,14 @@ static void request(struct broker *broker, struct peer *peer, const char *name,
         // Check policy before creating: a peer that may not use a network
         // must not be able to make the broker build it either.
         status = broker->options.configs->lookup(broker->options.configs_ctx,
-                                                 name, &config);
+                                                 name, &config, &why);
         if (status != BROKER_OK)
             goto out;
         status = BROKER_ERR_NOT_ALLOWED;
-        if (!policy_allows(&config, &peer->cred))
+        if (!policy_allows(&config, &peer->cred)) {
+            not_allowed(&why, peer, name);
             goto out;
+        }
         status = BROKER_ERR_INTERNAL;
         network = new_network(broker, &config);
         if (network == NULL)
@@ -412,7 +436,7 @@ out:
     peer_log(LOG_LEVEL_WARNING, peer, "%s '%s' failed: %s",
              open_interface ? "open_interface" : "acquire", name,
              broker_status_name(status));
-    finish(done, data, status, NULL);
+    finish(done, data, status, NULL, reason_get(&why));
 }
 
 void broker_acquire_async(struct broker *broker, struct peer *peer,
@@ -490,6 +514,11 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
 
 int broker_release(struct broker *broker, struct peer *peer, const char *name,
                    uint64_t now) {
+    return broker_release_why(broker, peer, name, now, NULL);
+}
+
+int broker_release_why(struct broker *broker, struct peer *peer,
+                       const char *name, uint64_t now, struct reason *why) {
     struct network *network = registry_find(&broker->registry, name);
     int index = network ? peer_find_network(peer, network) : -1;
 
@@ -497,6 +526,7 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
     if (index < 0) {
         peer_log(LOG_LEVEL_WARNING, peer,
                  "release '%s' failed: not held by this peer", name);
+        reason_set(why, "this connection does not hold network '%s'", name);
         return BROKER_ERR_NOT_FOUND;
     }
     // Keep the array dense; order does not matter.
@@ -508,6 +538,7 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
 // Forgets interfaces whose device is gone (the VM closed its descriptor).
 static void prune_interfaces(struct broker *broker, struct peer *peer) {
     size_t kept = 0;
+
     for (size_t i = 0; i < peer->n_interfaces; i++) {
         struct peer_interface *iface = &peer->interfaces[i];
         // An empty name: being opened.
@@ -519,6 +550,9 @@ static void prune_interfaces(struct broker *broker, struct peer *peer) {
             peer_log(LOG_LEVEL_INFO, peer, "interface %s on '%s' is gone",
                      iface->name, iface->network);
     }
+    // The status shows interface counts: a forgotten one is a change.
+    if (kept != peer->n_interfaces)
+        broker->generation++;
     peer->n_interfaces = kept;
 }
 
@@ -558,8 +592,9 @@ static unsigned free_index(const struct broker *broker, uint32_t uid,
 // A failed open_interface leaves the peer as it found it.
 static void fail_open(struct broker *broker, struct peer *peer,
                       struct network *n, bool release, int status,
-                      broker_done_fn done, void *data) {
-    struct broker_result result = {.status = status, .fd = -1};
+                      const char *message, broker_done_fn done, void *data) {
+    struct broker_result result = {
+        .status = status, .fd = -1, .message = message};
 
     peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
              n->config.name, broker_status_name(status));
@@ -573,7 +608,8 @@ static void fail_open(struct broker *broker, struct peer *peer,
 }
 
 static void on_interface_opened(void *data, int status,
-                                const struct interface_info *info, int fd) {
+                                const struct interface_info *info, int fd,
+                                const char *message) {
     struct pending_open *open = data, **p;
     struct broker *broker = open->broker;
     struct peer *peer = open->peer;
@@ -603,7 +639,7 @@ static void on_interface_opened(void *data, int status,
         if (fd >= 0)
             close(fd);
         fail_open(broker, peer, open->network, open->release,
-                  status != BROKER_OK ? status : BROKER_ERR_INTERNAL,
+                  status != BROKER_OK ? status : BROKER_ERR_INTERNAL, message,
                   open->done, open->data);
         free(open);
         return;
@@ -625,6 +661,7 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
     struct broker_result result = {.status = BROKER_ERR_INTERNAL, .fd = -1};
     unsigned index, user_count = uid_interfaces(broker, peer->cred.uid);
     struct pending_open *open;
+    struct reason why = {0};
 
     if ((peer->n_interfaces >= PEER_MAX_INTERFACES ||
          user_count >= USER_MAX_INTERFACES) &&
@@ -640,6 +677,11 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
                  "connection (at most %d), %u for this user (at most %d)",
                  name, peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
                  USER_MAX_INTERFACES);
+        reason_set(&why,
+                   "too many interfaces: %zu open on this connection (at "
+                   "most %d), %u for this user (at most %d)",
+                   peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
+                   USER_MAX_INTERFACES);
         goto out;
     }
     if (peer->interfaces == NULL) {
@@ -671,7 +713,8 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
         index, on_interface_opened, open);
     return;
 out:
-    fail_open(broker, peer, n, release, result.status, done, data);
+    fail_open(broker, peer, n, release, result.status, reason_get(&why), done,
+              data);
 }
 
 int broker_create_persistent(struct broker *broker, const char *name) {
@@ -681,7 +724,7 @@ int broker_create_persistent(struct broker *broker, const char *name) {
 
     if (network == NULL) {
         status = broker->options.configs->lookup(broker->options.configs_ctx,
-                                                 name, &config);
+                                                 name, &config, NULL);
         if (status != BROKER_OK)
             goto out;
         // Persistent before the creation can complete: never idle.
@@ -768,6 +811,36 @@ unsigned long broker_creations(const struct broker *broker) {
     return broker->creations;
 }
 
+int broker_list_configs(const struct broker *broker,
+                        struct network_config **configs, size_t *n) {
+    if (broker->options.configs->list == NULL) {
+        *configs = NULL;
+        *n = 0;
+        return BROKER_OK;
+    }
+    return broker->options.configs->list(broker->options.configs_ctx, configs,
+                                         n);
+}
+
+unsigned broker_network_interfaces(const struct broker *broker,
+                                   const struct network *network) {
+    unsigned count = 0;
+    for (const struct peer *p = broker->peers; p != NULL; p = p->next) {
+        for (size_t i = 0; i < p->n_interfaces; i++) {
+            const struct peer_interface *iface = &p->interfaces[i];
+            // An empty name: still being opened, not handed out yet.
+            count += iface->name[0] != '\0' &&
+                     strcmp(iface->network, network->config.name) == 0;
+        }
+    }
+    return count;
+}
+
 uint64_t broker_generation(const struct broker *broker) {
-    return broker->generation;
+    uint64_t configs = 0;
+    // Both only grow, so their sum changes whenever either does.
+    if (broker->options.configs->generation != NULL)
+        configs =
+            broker->options.configs->generation(broker->options.configs_ctx);
+    return broker->generation + configs;
 }

@@ -37,6 +37,10 @@ struct broker_options {
 // (open_interface, else -1) is a descriptor the callee now owns.
 struct broker_result {
     int status;
+    // Why it failed, in words (core/reason.h), or NULL; valid during the
+    // callback only. Every request waiting on one failed creation gets the
+    // same message.
+    const char *message;
     const struct network *network;
     struct interface_info interface;
     int fd;
@@ -91,9 +95,12 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
                           const struct network **network,
                           struct interface_info *info, int *fd);
 
-// Drops peer's reference to name. BROKER_ERR_NOT_FOUND if it holds none.
+// Drops peer's reference to name. BROKER_ERR_NOT_FOUND if it holds none,
+// with why in why (may be NULL).
 int broker_release(struct broker *broker, struct peer *peer, const char *name,
                    uint64_t now);
+int broker_release_why(struct broker *broker, struct peer *peer,
+                       const char *name, uint64_t now, struct reason *why);
 
 // Starts creating name and never removes it for idleness (persistent
 // networks). Returns an error when name cannot be looked up; a creation that
@@ -105,6 +112,18 @@ uint64_t broker_next_deadline(const struct broker *broker);
 // Starts removing every unused network whose idle delay has passed.
 void broker_expire(struct broker *broker, uint64_t now);
 
+// The configured networks, running or not (config_source_ops.list, parsed
+// once per file change); *configs is malloc'd, the caller frees it. Without
+// a list op: none, BROKER_OK.
+int broker_list_configs(const struct broker *broker,
+                        struct network_config **configs, size_t *n);
+// The interfaces the core counts as open on network (for the status): those
+// it has handed out and not yet seen gone. It learns that a VM let one go
+// when it next counts that user's interfaces (open_interface), which
+// changes broker_generation(); a status request never probes devices.
+unsigned broker_network_interfaces(const struct broker *broker,
+                                   const struct network *network);
+
 unsigned broker_peer_count(const struct broker *broker);
 unsigned broker_network_count(const struct broker *broker);
 const struct network *broker_networks(const struct broker *broker);
@@ -113,8 +132,8 @@ const struct peer *broker_peers(const struct broker *broker);
 // waiting peers counts once).
 unsigned long broker_creations(const struct broker *broker);
 // Changes whenever anything a status reply shows changes (peers, their
-// networks, networks and their states), so a status can be shared until
-// then.
+// networks and interfaces, networks and their states, the configured
+// networks), so a status can be shared until then.
 uint64_t broker_generation(const struct broker *broker);
 
 #endif

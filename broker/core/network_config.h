@@ -67,7 +67,10 @@ struct network_config {
     size_t n_port_forwards;
     struct port_forward port_forwards[NETWORK_PORT_FORWARDS_MAX];
 
-    // Policy. A network with both lists empty is open to every peer.
+    // Policy. A network whose configuration names no allow-list is open to
+    // every peer; once either list is given (even empty: "allowed_users":
+    // []), only the ids listed in either, and root, may use it.
+    bool restricted;
     size_t n_allowed_users;
     uint32_t allowed_users[NETWORK_POLICY_MAX];
     size_t n_allowed_groups;

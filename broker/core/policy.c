@@ -14,7 +14,9 @@ bool policy_allows(const struct network_config *config,
                    const struct peer_cred *cred) {
     if (cred->uid == 0)
         return true;
-    if (config->n_allowed_users == 0 && config->n_allowed_groups == 0)
+    // Not the lists' lengths: an empty list written by an administrator
+    // means "nobody but root", never "everybody".
+    if (!config->restricted)
         return true;
     if (listed(config->allowed_users, config->n_allowed_users, cred->uid))
         return true;

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/network_config.h"
 #include "core/peer.h"
+#include "core/reason.h"
 #include "core/status.h"
 #include "core/subnet.h"
 #include "core/uuid.h"
@@ -102,6 +103,9 @@ struct linux_network {
     backend_destroy_done_fn destroyed;
     void *done_data;
     char name[NETWORK_NAME_MAX + 1];
+    // Why the creation failed, for every request waiting on it. Written by
+    // build() on the worker, read on the loop once it is done.
+    struct reason why;
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -233,7 +237,7 @@ int linux_backend_remove_stale(struct linux_backend *backend) {
 // the host already uses.
 static bool use_static_subnet(const struct network_config *config,
                               const struct host_networks *host,
-                              struct network_info *info) {
+                              struct network_info *info, struct reason *why) {
     uint32_t network = config->subnet & config->mask;
     struct ipv4_prefix wanted = {network, ipv4_mask_len(config->mask)};
     char address[16];
@@ -242,6 +246,7 @@ static bool use_static_subnet(const struct network_config *config,
     if (!ipv4_mask_valid(config->mask)) {
         log_error("network %s: invalid mask %s", config->name,
                   ipv4_format(config->mask, address));
+        reason_set(why, "invalid mask %s", address);
         return false;
     }
     for (size_t i = 0; i < host->n; i++) {
@@ -250,6 +255,8 @@ static bool use_static_subnet(const struct network_config *config,
                 "network %s: subnet %s/%u overlaps %s", config->name,
                 ipv4_format(network, address), wanted.len,
                 linux_host_networks_describe(host, i, what, sizeof(what)));
+            reason_set(why, "subnet %s/%u overlaps %s", address, wanted.len,
+                       what);
             return false;
         }
     }
@@ -262,7 +269,7 @@ static bool use_static_subnet(const struct network_config *config,
 static bool choose_free_subnet(const struct linux_backend *backend,
                                const struct network_config *config,
                                const struct host_networks *host,
-                               struct network_info *info) {
+                               struct network_info *info, struct reason *why) {
     struct ipv4_prefix chosen;
     char first[16], last[16];
 
@@ -272,6 +279,10 @@ static bool choose_free_subnet(const struct linux_backend *backend,
                   "or route on the host",
                   config->name, ipv4_format(backend->pool_first, first),
                   ipv4_format(backend->pool_last, last));
+        reason_set(why,
+                   "no free subnet: every /24 from %s to %s overlaps an "
+                   "address or route on the host",
+                   first, last);
         return false;
     }
     info->subnet = chosen.address;
@@ -330,6 +341,8 @@ static bool add_services(struct linux_backend *backend,
         if (err < 0) {
             log_error("network %s: cannot add the IPv6 gateway to %s: %s",
                       config->name, network->bridge, nl_geterror(err));
+            reason_set(&network->why, "cannot add the IPv6 gateway to %s: %s",
+                       network->bridge, nl_geterror(err));
             return false;
         }
     }
@@ -339,11 +352,19 @@ static bool add_services(struct linux_backend *backend,
                     "(%s): guests with vhost-net may miss DHCP replies",
                     config->name, network->bridge, strerror(-err));
     if (config->mode == NETWORK_MODE_SHARED) {
-        if (sysctl_enable_forwarding(info->ipv6) < 0)
+        if (sysctl_enable_forwarding(info->ipv6) < 0) {
+            reason_set(&network->why,
+                       "cannot turn on IP forwarding (see the broker's log)");
             return false;
+        }
         if (config->n_port_forwards > 0 &&
-            sysctl_enable_route_localnet(network->bridge) < 0)
+            sysctl_enable_route_localnet(network->bridge) < 0) {
+            reason_set(&network->why,
+                       "cannot set route_localnet on %s for port forwards "
+                       "(see the broker's log)",
+                       network->bridge);
             return false;
+        }
         // Listing every chain costs in proportion to the networks: look
         // again at most every FORWARD_CHECK_USEC, not at every creation.
         if (backend->forward_checked == 0 ||
@@ -352,9 +373,23 @@ static bool add_services(struct linux_backend *backend,
             firewall_foreign_forward_drop(backend->firewall);
         }
     }
-    if (firewall_add_network(backend->firewall, config, info) < 0)
+    if (firewall_add_network(backend->firewall, config, info) < 0) {
+        reason_set(&network->why,
+                   "cannot add the nftables rules (a host port forwarded "
+                   "twice? see the broker's log)");
         return false;
+    }
     network->has_rules = true;
+    // What the rules do, for an administrator reading the log.
+    for (size_t i = 0; i < config->n_port_forwards; i++) {
+        const struct port_forward *forward = &config->port_forwards[i];
+        char guest[16];
+        log_info("network %s: forwarding host port %s/%u to %s:%u",
+                 config->name, forward->udp ? "udp" : "tcp",
+                 (unsigned)forward->host_port,
+                 ipv4_format(forward->guest_address, guest),
+                 (unsigned)forward->guest_port);
+    }
     return true;
 }
 
@@ -409,10 +444,14 @@ static void build(void *data) {
     if (err < 0) {
         log_error("network %s: cannot read the host's addresses and routes: %s",
                   config->name, nl_geterror(err));
+        reason_set(&network->why,
+                   "cannot read the host's addresses and routes: %s",
+                   nl_geterror(err));
         goto out;
     }
-    if (config->has_subnet ? !use_static_subnet(config, &host, made)
-                           : !choose_free_subnet(backend, config, &host, made))
+    if (config->has_subnet
+            ? !use_static_subnet(config, &host, made, &network->why)
+            : !choose_free_subnet(backend, config, &host, made, &network->why))
         goto out;
     made->mtu = config->mtu != 0              ? config->mtu
                 : host.default_route_mtu != 0 ? host.default_route_mtu
@@ -422,11 +461,15 @@ static void build(void *data) {
     if (err == -NLE_EXIST) {
         log_error("network %s: interface %s exists and is not ours",
                   config->name, network->bridge);
+        reason_set(&network->why, "interface %s exists and is not the broker's",
+                   network->bridge);
         goto out;
     }
     if (err < 0) {
         log_error("network %s: cannot create bridge %s (mtu %u): %s",
                   config->name, network->bridge, made->mtu, nl_geterror(err));
+        reason_set(&network->why, "cannot create bridge %s (mtu %u): %s",
+                   network->bridge, made->mtu, nl_geterror(err));
         goto out;
     }
     network->bridge_exists = true;
@@ -436,12 +479,17 @@ static void build(void *data) {
         log_error("network %s: cannot add %s/%u to %s: %s", config->name,
                   ipv4_format(made->gateway, gateway),
                   ipv4_mask_len(made->mask), network->bridge, nl_geterror(err));
+        reason_set(&network->why, "cannot add %s/%u to %s: %s", gateway,
+                   ipv4_mask_len(made->mask), network->bridge,
+                   nl_geterror(err));
         goto out;
     }
     err = linux_bridge_set_up(backend->sock, network->ifindex);
     if (err < 0) {
         log_error("network %s: cannot set %s up: %s", config->name,
                   network->bridge, nl_geterror(err));
+        reason_set(&network->why, "cannot set %s up: %s", network->bridge,
+                   nl_geterror(err));
         goto out;
     }
     memcpy(made->bridge, network->bridge, sizeof(made->bridge));
@@ -462,11 +510,13 @@ out:
 static void end_create(struct linux_network *network, int status) {
     backend_create_done_fn created = network->created;
     void *done_data = network->done_data;
+    // A copy: the handle goes before the core hears of the failure.
+    struct reason why = network->why;
 
     network->created = NULL;
     if (status != BROKER_OK)
         free(network);
-    created(done_data, status);
+    created(done_data, status, status != BROKER_OK ? reason_get(&why) : NULL);
 }
 
 static void on_failed_teardown(void *data) {
@@ -478,11 +528,24 @@ static void on_dnsmasq_ready(void *data, int status) {
     struct linux_network *network = data;
 
     if (status == 0) {
+        const struct network_info *info = &network->made;
+        if (info->dhcp) {
+            char start[16], end[16];
+            log_info("network %s: DHCP from %s to %s, %zu reservation%s",
+                     network->name, ipv4_format(info->dhcp_start, start),
+                     ipv4_format(info->dhcp_end, end),
+                     network->config.n_reservations,
+                     network->config.n_reservations == 1 ? "" : "s");
+        }
         end_create(network, BROKER_OK);
         return;
     }
     log_error("network %s: dnsmasq did not start: %s", network->name,
               strerror(-status));
+    reason_set(&network->why,
+               "cannot start dnsmasq: %s (is the dnsmasq-base package "
+               "installed? see the broker's log)",
+               strerror(-status));
     dnsmasq_stop(network->dnsmasq);
     network->dnsmasq = NULL;
     linux_worker_queue(network->backend->worker, teardown, on_failed_teardown,
@@ -506,9 +569,13 @@ static void built(void *data) {
         return;
     }
     if (dnsmasq_start(&backend->dnsmasq, &network->config, &network->made,
-                      on_dnsmasq_ready, network, &network->dnsmasq) < 0)
+                      on_dnsmasq_ready, network, &network->dnsmasq) < 0) {
+        reason_set(&network->why,
+                   "cannot start dnsmasq (is the dnsmasq-base package "
+                   "installed? see the broker's log)");
         linux_worker_queue(backend->worker, teardown, on_failed_teardown,
                            network);
+    }
 }
 
 static void linux_network_create(void *ctx, const struct network_config *config,
@@ -519,7 +586,7 @@ static void linux_network_create(void *ctx, const struct network_config *config,
 
     if (network == NULL) {
         log_error("network %s: out of memory", config->name);
-        done(data, BROKER_ERR_INTERNAL);
+        done(data, BROKER_ERR_INTERNAL, "the broker is out of memory");
         return;
     }
     network->backend = backend;
@@ -613,7 +680,11 @@ static void tap_opened(void *data) {
     struct sent_fd *sent;
 
     if (job->fd < 0) {
-        job->done(job->data, BROKER_ERR_CREATE_FAILURE, NULL, -1);
+        struct reason why = {0};
+        reason_set(&why, "cannot make a TAP device on %s: %s", job->bridge,
+                   strerror(-job->fd));
+        job->done(job->data, BROKER_ERR_CREATE_FAILURE, NULL, -1,
+                  reason_get(&why));
         free(job);
         return;
     }
@@ -640,7 +711,7 @@ static void tap_opened(void *data) {
         sent->next = backend->sent;
         backend->sent = sent;
     }
-    job->done(job->data, BROKER_OK, &info, job->fd);
+    job->done(job->data, BROKER_OK, &info, job->fd, NULL);
     free(job);
 }
 
@@ -653,7 +724,8 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     struct tap_job *job = calloc(1, sizeof(*job));
 
     if (job == NULL) {
-        done(data, BROKER_ERR_INTERNAL, NULL, -1);
+        done(data, BROKER_ERR_INTERNAL, NULL, -1,
+             "the broker is out of memory");
         return;
     }
     job->backend = backend;

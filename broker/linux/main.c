@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include "../config/config_dir.h"
 #include "../core/broker.h"
@@ -22,6 +25,10 @@
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
 #define DEFAULT_CONFIG_DIR "/etc/vmnet-broker.d"
 #define DEFAULT_IDLE_SECONDS 120.0
+// Where the Linux backend runs dnsmasq from (linux_dnsmasq.c's default).
+#define DNSMASQ_PATH "/usr/sbin/dnsmasq"
+// linux/capability.h's number; the kernel ABI, never renumbered.
+#define CAP_NET_ADMIN_BIT 12
 
 struct options {
     const char *socket_path;
@@ -33,6 +40,8 @@ struct options {
     struct ipv4_prefix subnet_pool;
     bool verbose;
     bool check_config;
+    // --check-config's file or directory; NULL: config_dir.
+    const char *check_path;
 };
 
 struct daemon {
@@ -42,6 +51,9 @@ struct daemon {
     struct unix_server *server;
     struct linux_backend *backend;
     struct config_dir *configs;
+    // Tells the config source when a file changes, so that the status's
+    // configured networks are neither stale nor re-read per request.
+    sd_event_source *config_watch;
     sd_event_source *expire_timer;
     sd_event_source *exit_timer;
     // Started by socket activation: exit once idle, systemd restarts us.
@@ -63,8 +75,9 @@ static void usage(FILE *out) {
         "                             (default %.0f; decimals allowed)\n"
         "      --subnet-pool CIDR     take free /24s from CIDR (/8 to /24;\n"
         "                             default 192.168.64.0-192.168.255.0)\n"
-        "      --check-config         validate the config directory and "
-        "exit\n"
+        "      --check-config [PATH]  validate the config directory (or\n"
+        "                             PATH: a directory or one file),\n"
+        "                             list its networks and exit\n"
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
@@ -147,6 +160,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
             return -1;
         }
     }
+    // --check-config takes the file or directory to check, if any.
+    if (options->check_config && optind + 1 == argc)
+        options->check_path = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "vmnet-broker: unexpected argument '%s'\n",
                 argv[optind]);
@@ -239,6 +255,37 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     }
     log_info("SIG%s with no peers: removing networks and exiting", name);
     return sd_event_exit(d->event, 0);
+}
+
+static int on_config_change(sd_event_source *s,
+                            const struct inotify_event *event, void *userdata) {
+    struct daemon *d = userdata;
+
+    config_dir_changed(d->configs);
+    if (event->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+        // The directory itself went: the config source watches its stat()
+        // from now on (a new directory of that name is seen that way).
+        config_dir_set_watched(d->configs, false);
+        d->config_watch = sd_event_source_disable_unref(s);
+    }
+    return 0;
+}
+
+// Without a watch (no directory yet, no inotify left) the config source
+// compares the directory's stat() instead: it still works, but misses an
+// edit in place until that network is next looked up.
+static void watch_config_dir(struct daemon *d) {
+    int r = sd_event_add_inotify(
+        d->event, &d->config_watch, d->options.config_dir,
+        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE |
+            IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR,
+        on_config_change, d);
+    if (r < 0) {
+        log_debug("not watching %s (%s): its changes are seen by stat()",
+                  d->options.config_dir, strerror(-r));
+        return;
+    }
+    config_dir_set_watched(d->configs, true);
 }
 
 static int listen_fd_from_systemd(void) {
@@ -358,12 +405,18 @@ static int run(struct daemon *d) {
     // For tests: a wrapper that delays or breaks dnsmasq.
     services.dnsmasq_path = getenv("VMNET_BROKER_DNSMASQ");
     r = linux_backend_enable_services(d->backend, &services);
-    if (r < 0)
+    if (r < 0) {
+        // Most often: no nf_tables in the kernel, or no nftables library.
+        log_error("cannot set up the nftables table: does the kernel have "
+                  "nf_tables ('modprobe nf_tables'; Debian packages nftables "
+                  "and libnftables1)?");
         goto out;
+    }
     r = -ENOMEM;
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
         goto out;
+    watch_config_dir(d);
     broker_options.backend = &linux_backend_ops;
     broker_options.backend_ctx = d->backend;
     broker_options.configs = &config_dir_ops;
@@ -408,6 +461,7 @@ out:
     // Peers first (dropping references), then every network.
     unix_server_free(d->server);
     broker_free(d->broker);
+    sd_event_source_disable_unref(d->config_watch);
     config_dir_free(d->configs);
     linux_backend_free(d->backend);
     sd_event_source_disable_unref(d->expire_timer);
@@ -417,22 +471,99 @@ out:
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+// True when the process may administer the network: root, or
+// CAP_NET_ADMIN in its effective set (a systemd unit or setcap may grant
+// it alone). Read from /proc so that no libcap is needed.
+static bool has_net_admin(void) {
+    FILE *status;
+    char line[256];
+    unsigned long long effective = 0;
+    bool found = false;
+
+    if (geteuid() == 0)
+        return true;
+    status = fopen("/proc/self/status", "re");
+    if (status == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), status) != NULL)
+        found = sscanf(line, "CapEff: %llx", &effective) == 1;
+    fclose(status);
+    return found && (effective >> CAP_NET_ADMIN_BIT) & 1;
+}
+
+// What the broker cannot work without, checked before anything is made so
+// that each missing piece is named in one line with its fix.
+static bool startup_checks(void) {
+    const char *dnsmasq = getenv("VMNET_BROKER_DNSMASQ");
+    bool ok = true;
+
+    if (!has_net_admin()) {
+        log_error("needs root or CAP_NET_ADMIN to make bridges, nftables "
+                  "rules and TAP devices (running as uid %lu): start it as "
+                  "root, or with 'systemctl start vmnet-broker.socket'",
+                  (unsigned long)geteuid());
+        ok = false;
+    }
+    // The tests' wrapper (VMNET_BROKER_DNSMASQ) stands in for dnsmasq.
+    if (dnsmasq == NULL || dnsmasq[0] == '\0')
+        dnsmasq = DNSMASQ_PATH;
+    if (access(dnsmasq, X_OK) != 0) {
+        log_error("%s: %s: networks need dnsmasq for DHCP and DNS: install "
+                  "the Debian package dnsmasq-base",
+                  dnsmasq, strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+// --check-config: every problem in each file, then across files, then the
+// networks found. Returns the exit status.
+static int check_config(const char *path) {
+    struct network_config *configs = NULL;
+    size_t n = 0;
+    struct stat st;
+    int problems;
+    bool one_file = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+
+    if (one_file) {
+        problems = config_dir_check_file(path, stdout);
+    } else {
+        problems = config_dir_check(path, stdout);
+        if (config_dir_list_configs(path, &configs, &n) != BROKER_OK) {
+            printf("%s: out of memory\n", path);
+            problems++;
+        }
+        problems += config_check_across(configs, n, stdout);
+        if (n > 0) {
+            printf("%s: %zu network%s with a valid configuration:\n", path, n,
+                   n == 1 ? "" : "s");
+            config_print_networks(configs, n, stdout);
+        }
+    }
+    free(configs);
+    if (problems > 0) {
+        printf("%s: %d problem%s\n", path, problems, problems == 1 ? "" : "s");
+        return EXIT_FAILURE;
+    }
+    printf("%s: configuration OK\n", path);
+    return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv) {
     struct daemon daemon = {0};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)
         return r > 0 ? EXIT_SUCCESS : 2;
-    if (daemon.options.check_config) {
-        int problems = config_dir_check(daemon.options.config_dir, stdout);
-        if (problems > 0) {
-            printf("%s: %d problem%s\n", daemon.options.config_dir, problems,
-                   problems == 1 ? "" : "s");
-            return EXIT_FAILURE;
-        }
-        printf("%s: configuration OK\n", daemon.options.config_dir);
-        return EXIT_SUCCESS;
-    }
+    if (daemon.options.check_config)
+        return check_config(daemon.options.check_path != NULL
+                                ? daemon.options.check_path
+                                : daemon.options.config_dir);
     log_set_level(daemon.options.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    if (!startup_checks()) {
+        // Lines to a pipe go through the log's thread: let them out.
+        log_flush();
+        return EXIT_FAILURE;
+    }
     return run(&daemon);
 }

@@ -123,7 +123,8 @@ static int send_datagram(int socket_fd, const char *data, size_t len, int fd) {
 // A reply larger than the socket's send buffer can never be sent (a status
 // with thousands of peers): the peer gets error 7 instead of losing its
 // connection, and with it its networks.
-static const char too_large_reply[] = "{\"error\":7}";
+static const char too_large_reply[] =
+    "{\"error\":7,\"message\":\"the reply is too large for one datagram\"}";
 
 static int send_or_refuse(struct connection *c, const char *data, size_t len,
                           int fd) {

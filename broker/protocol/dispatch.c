@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/reason.h"
 #include "message.h"
 
 struct dispatcher {
@@ -102,9 +103,11 @@ static void send_owned(struct dispatch_conn *conn, char *text, size_t len,
     free(text);
 }
 
-static void send_error(struct dispatch_conn *conn, int status) {
+// {"error": status, "message": why} (no message when message is NULL).
+static void send_error(struct dispatch_conn *conn, int status,
+                       const char *message) {
     size_t len = 0;
-    char *text = message_encode_error(status, &len);
+    char *text = message_encode_error_message(status, message, &len);
     send_owned(conn, text, len, -1);
 }
 
@@ -115,7 +118,7 @@ static void on_done(void *data, const struct broker_result *result) {
 
     conn->waiting = false;
     if (result->status != BROKER_OK) {
-        send_error(conn, result->status);
+        send_error(conn, result->status, result->message);
         return;
     }
     if (conn->command == REQUEST_OPEN_INTERFACE) {
@@ -169,13 +172,14 @@ void dispatch_request(struct dispatch_conn *conn, const char *data, size_t len,
     struct request request;
     const char *reason = NULL;
     size_t out_len = 0;
+    struct reason why = {0};
     char *text;
     int status;
 
     status = message_decode_request(data, len, &request, &reason);
     if (status != BROKER_OK) {
         peer_log(LOG_LEVEL_WARNING, conn->peer, "invalid request: %s", reason);
-        send_error(conn, status);
+        send_error(conn, status, reason);
         return;
     }
     conn->command = request.command;
@@ -193,10 +197,10 @@ void dispatch_request(struct dispatch_conn *conn, const char *data, size_t len,
                                         conn);
         return;
     case REQUEST_RELEASE:
-        status =
-            broker_release(d->broker, conn->peer, request.network_name, now);
+        status = broker_release_why(d->broker, conn->peer, request.network_name,
+                                    now, &why);
         if (status != BROKER_OK) {
-            send_error(conn, status);
+            send_error(conn, status, reason_get(&why));
             return;
         }
         // Encoded first: out_len is only known once it is.

@@ -125,7 +125,8 @@ int message_decode_request(const char *data, size_t len, struct request *out,
             goto out;
         }
         if (!network_name_valid(json_string_value(name))) {
-            why = "invalid network name";
+            why = "invalid network name (1 to 64 of A-Z a-z 0-9 _ . -, "
+                  "starting with a letter or digit)";
             goto out;
         }
         strcpy(request.network_name, json_string_value(name));
@@ -159,6 +160,14 @@ char *message_encode_error(int code, size_t *len) {
         return NULL;
     *len = (size_t)n;
     return text;
+}
+
+char *message_encode_error_message(int code, const char *message, size_t *len) {
+    if (message == NULL || message[0] == '\0')
+        return message_encode_error(code, len);
+    // jansson escapes whatever the reason quotes (names, file paths).
+    return dump(json_pack("{s:i, s:s}", "error", code, "message", message),
+                len);
 }
 
 static json_t *ipv4_json(uint32_t address) {
@@ -217,12 +226,66 @@ char *message_encode_released(const char *name, size_t *len) {
     return dump(json_pack("{s:s}", "released", name), len);
 }
 
+// What an administrator reads in `status` beside the keys above: the
+// gateway, IPv6 prefix, MTU and interface count (docs/protocol.md).
+static void add_status_details(json_t *entry, const struct broker *broker,
+                               const struct network *n) {
+    char buf[INET6_ADDRSTRLEN];
+    json_object_set_new(entry, "gateway",
+                        json_string(ipv4_format(n->info.gateway, buf)));
+    json_object_set_new(entry, "mtu", json_integer(n->info.mtu));
+    json_object_set_new(entry, "interfaces",
+                        json_integer(broker_network_interfaces(broker, n)));
+    if (n->info.ipv6 &&
+        inet_ntop(AF_INET6, n->info.ipv6_prefix, buf, sizeof(buf)) != NULL) {
+        json_object_set_new(entry, "ipv6_prefix", json_string(buf));
+        json_object_set_new(entry, "ipv6_prefix_length",
+                            json_integer(n->info.ipv6_prefix_len));
+    }
+}
+
+// One configured network, running or not: its settings as configured.
+static json_t *configured_json(const struct network_config *config) {
+    char buf[INET6_ADDRSTRLEN];
+    json_t *entry =
+        json_pack("{s:s, s:s, s:b, s:b, s:b, s:b, s:i, s:i}", "name",
+                  config->name, "mode", network_mode_name(config->mode),
+                  "persistent", config->persistent, "dhcp", config->dhcp,
+                  "ipv6", config->ipv6, "restricted", config->restricted,
+                  "port_forwards", (int)config->n_port_forwards,
+                  "dhcp_reservations", (int)config->n_reservations);
+    if (entry == NULL)
+        return NULL;
+    if (config->description[0] != '\0')
+        json_object_set_new(entry, "description",
+                            json_string(config->description));
+    if (config->has_subnet) {
+        json_object_set_new(
+            entry, "subnet",
+            json_string(ipv4_format(config->subnet & config->mask, buf)));
+        json_object_set_new(entry, "prefix_length",
+                            json_integer(ipv4_mask_len(config->mask)));
+    }
+    if (config->mtu != 0)
+        json_object_set_new(entry, "mtu", json_integer(config->mtu));
+    if (config->has_ipv6_prefix &&
+        inet_ntop(AF_INET6, config->ipv6_prefix, buf, sizeof(buf)) != NULL)
+        json_object_set_new(entry, "ipv6_prefix", json_string(buf));
+    return entry;
+}
+
 // Networks being removed are left out: their bridge is already gone, and a
-// request for the name creates a new instance.
+// request for the name creates a new instance. Built once per change of
+// broker_generation() (the dispatcher shares it): nothing here probes a
+// device, and configuration files are read only through the config
+// source's cache, once per change.
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len) {
     json_t *networks = json_array();
     json_t *peers = json_array();
+    json_t *configured = json_array();
+    struct network_config *configs = NULL;
+    size_t n_configs = 0;
 
     for (const struct network *n = broker_networks(broker); n; n = n->next) {
         char buf[16];
@@ -233,18 +296,24 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
             idle = json_real(n->idle_deadline > now
                                  ? (double)(n->idle_deadline - now) / 1e6
                                  : 0.0);
-        json_array_append_new(
-            networks,
-            json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s, s:s}",
-                      "name", n->config.name, "mode",
-                      network_mode_name(n->config.mode), "bridge",
-                      n->info.bridge, "subnet",
-                      ipv4_format(n->info.subnet, buf), "prefix_length",
-                      (int)ipv4_mask_len(n->info.mask), "peers", (int)n->peers,
-                      "idle_remaining", idle, "persistent",
-                      n->config.persistent, "uuid", n->info.uuid, "state",
-                      n->state == NETWORK_READY ? "ready" : "creating"));
+        json_t *entry = json_pack(
+            "{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s, s:s}", "name",
+            n->config.name, "mode", network_mode_name(n->config.mode), "bridge",
+            n->info.bridge, "subnet", ipv4_format(n->info.subnet, buf),
+            "prefix_length", (int)ipv4_mask_len(n->info.mask), "peers",
+            (int)n->peers, "idle_remaining", idle, "persistent",
+            n->config.persistent, "uuid", n->info.uuid, "state",
+            n->state == NETWORK_READY ? "ready" : "creating");
+        if (entry != NULL)
+            add_status_details(entry, broker, n);
+        json_array_append_new(networks, entry);
     }
+    // Without memory for the list the status still answers, listing none.
+    if (broker_list_configs(broker, &configs, &n_configs) == BROKER_OK) {
+        for (size_t i = 0; i < n_configs; i++)
+            json_array_append_new(configured, configured_json(&configs[i]));
+    }
+    free(configs);
     for (const struct peer *p = broker_peers(broker); p; p = p->next) {
         json_t *held = json_array();
         for (size_t i = 0; i < p->n_networks; i++)
@@ -255,10 +324,11 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
                              "uid", (json_int_t)p->cred.uid, "gid",
                              (json_int_t)p->cred.gid, "networks", held));
     }
-    return dump(json_pack("{s:{s:s, s:o, s:o, s:I}}", "status", "version",
+    return dump(json_pack("{s:{s:s, s:o, s:o, s:I, s:o}}", "status", "version",
                           VMNET_BROKER_VERSION, "networks", networks, "peers",
                           peers, "creations",
-                          (json_int_t)broker_creations(broker)),
+                          (json_int_t)broker_creations(broker), "configured",
+                          configured),
                 len);
 }
 

@@ -35,6 +35,10 @@ int message_decode_request(const char *data, size_t len, struct request *out,
 // Encoders return a malloc'd NUL-terminated JSON text (caller frees) and
 // store its length in *len, or return NULL when out of memory.
 char *message_encode_error(int code, size_t *len);
+// {"error": code, "message": message}: the reason in words, for people (a
+// non-root user cannot read the broker's log). Without a message (NULL or
+// empty) the same as message_encode_error().
+char *message_encode_error_message(int code, const char *message, size_t *len);
 char *message_encode_network(const struct network *network, size_t *len);
 // {"interface": {"name", "mac", "network", "bridge", "mtu"}}; the
 // descriptor travels beside it (SCM_RIGHTS on Linux).

@@ -146,6 +146,12 @@ vmnet_broker_open_interface(const char *VMNET_BROKER_NONNULL network_name,
                             vmnet_broker_return_t *VMNET_BROKER_NULLABLE
                                 status);
 
+// Why the broker refused the last request made over the process-wide
+// connection, as vmnet_broker_connection_last_message() says: a new string
+// the caller frees with free(), or NULL. Thread-safe; with several threads
+// calling, it is the message of whichever call finished last.
+VMNET_BROKER_EXPORT char *VMNET_BROKER_NULLABLE vmnet_broker_last_message(void);
+
 // ---- Network serializations ----------------------------------------------
 
 // Each string accessor returns a string owned by network, valid until
@@ -361,6 +367,21 @@ VMNET_BROKER_EXPORT vmnet_broker_return_t vmnet_broker_connection_status(
 VMNET_BROKER_EXPORT vmnet_broker_return_t vmnet_broker_connection_get_status(
     vmnet_broker_connection_t *VMNET_BROKER_NONNULL connection,
     vmnet_broker_status_t *VMNET_BROKER_NULLABLE *VMNET_BROKER_NONNULL status);
+
+// Why the broker refused the last request made on connection, in English
+// for people: the "message" of its error reply ("subnet 10.0.0.0/24
+// overlaps ...", "this connection already holds 8 networks ...", the
+// naming rule for an invalid name). Status codes are for programs; this
+// text is for showing, and its wording may change between versions.
+// Returns a new string the caller owns and frees with free(), or NULL when
+// the last call's reply carried no message (it succeeded, the broker is
+// too old to send one, or the call failed before a reply came) or memory
+// ran out. Thread-safe: the copy is taken under the connection's lock;
+// with threads sharing a connection it is the message of whichever call
+// finished last.
+VMNET_BROKER_EXPORT char *VMNET_BROKER_NULLABLE
+vmnet_broker_connection_last_message(
+    vmnet_broker_connection_t *VMNET_BROKER_NULLABLE connection);
 
 // The connection's socket descriptor, still owned by connection. A program
 // that execs another may pass it on (clear FD_CLOEXEC, or dup() it) so the

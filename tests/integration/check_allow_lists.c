@@ -61,6 +61,27 @@ START_TEST(test_not_allowed_before_and_after_creation) {
 }
 END_TEST
 
+// An explicitly empty list is root only: it once opened the network to
+// everyone, as if no list had been written.
+START_TEST(test_empty_allow_list_is_root_only) {
+    vmnet_broker_connection_t *root;
+
+    write_config("nobody-users", "{\"mode\": \"host\", \"allowed_users\": []}");
+    write_config("nobody-groups",
+                 "{\"mode\": \"host\", \"allowed_groups\": []}");
+    harness_start(broker, IDLE);
+    ck_assert_int_eq(acquire_as_nobody("nobody-users"),
+                     VMNET_BROKER_NOT_ALLOWED);
+    ck_assert_int_eq(acquire_as_nobody("nobody-groups"),
+                     VMNET_BROKER_NOT_ALLOWED);
+    root = harness_connect(broker);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(harness_acquire(root, "nobody-users", NULL),
+                     VMNET_BROKER_SUCCESS);
+    vmnet_broker_connection_close(root);
+}
+END_TEST
+
 START_TEST(test_open_networks_allow_everyone) {
     write_config("open", "{\"mode\": \"shared\"}");
     harness_start(broker, IDLE);
@@ -173,6 +194,7 @@ static Suite *policy_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_not_allowed_before_and_after_creation);
     tcase_add_test(tc, test_open_networks_allow_everyone);
+    tcase_add_test(tc, test_empty_allow_list_is_root_only);
     tcase_add_test(tc, test_allowed_users);
     tcase_add_test(tc, test_allowed_groups);
     tcase_add_test(tc, test_refusal_keeps_connection);

@@ -619,7 +619,12 @@ json_t *harness_raw_acquire(int fd, const char *name) {
 
 int harness_reply_error(const json_t *reply) {
     json_t *error = json_object_get(reply, "error");
-    if (json_object_size(reply) != 1 || !json_is_integer(error))
+    json_t *message = json_object_get(reply, "message");
+    // "error", and beside it at most a non-empty "message" string.
+    size_t keys = message != NULL ? 2 : 1;
+    if (json_object_size(reply) != keys || !json_is_integer(error) ||
+        (message != NULL &&
+         (!json_is_string(message) || json_string_length(message) == 0)))
         return -1;
     return (int)json_integer_value(error);
 }

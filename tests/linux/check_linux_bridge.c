@@ -123,7 +123,10 @@ static uint32_t ip(const char *text) {
     return address;
 }
 
-static void on_created(void *data, int status) { *(int *)data = status; }
+static void on_created(void *data, int status, const char *message) {
+    (void)message;
+    *(int *)data = status;
+}
 
 static void on_destroyed(void *data) { *(bool *)data = true; }
 

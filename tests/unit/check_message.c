@@ -254,6 +254,25 @@ START_TEST(test_encode_error) {
 }
 END_TEST
 
+// The reason travels as "message", escaped as JSON; none: the bare error.
+START_TEST(test_encode_error_message) {
+    size_t len = 0;
+    char *text = message_encode_error_message(
+        6, "subnet \"x\" overlaps\n\x1b[31m", &len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_str_eq(text, "{\"error\":6,\"message\":\"subnet \\\"x\\\" "
+                           "overlaps\\n\\u001B[31m\"}");
+    ck_assert_uint_eq(len, strlen(text));
+    free(text);
+    text = message_encode_error_message(5, NULL, &len);
+    ck_assert_str_eq(text, "{\"error\":5}");
+    free(text);
+    text = message_encode_error_message(5, "", &len);
+    ck_assert_str_eq(text, "{\"error\":5}");
+    free(text);
+}
+END_TEST
+
 // Parses an encoder's output, checking the length it reported. The length
 // goes by address because the encoder call that stores it is itself an
 // argument, and C leaves the order of argument evaluation unspecified.
@@ -647,6 +666,7 @@ static Suite *message_suite(void) {
     suite_add_tcase(s, decode);
 
     tcase_add_test(encode, test_encode_error);
+    tcase_add_test(encode, test_encode_error_message);
     tcase_add_test(encode, test_encode_network);
     tcase_add_test(encode, test_encode_network_host_with_description);
     tcase_add_test(encode, test_encode_released);

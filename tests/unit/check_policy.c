@@ -18,6 +18,7 @@ static struct network_config open_network(void) {
 
 static struct network_config users_only(void) {
     struct network_config config = open_network();
+    config.restricted = true;
     config.allowed_users[config.n_allowed_users++] = 1500;
     config.allowed_users[config.n_allowed_users++] = LISTED_UID;
     return config;
@@ -25,6 +26,7 @@ static struct network_config users_only(void) {
 
 static struct network_config groups_only(void) {
     struct network_config config = open_network();
+    config.restricted = true;
     config.allowed_groups[config.n_allowed_groups++] = 1600;
     config.allowed_groups[config.n_allowed_groups++] = LISTED_GID;
     return config;
@@ -42,6 +44,18 @@ START_TEST(test_open_network_allows_everyone) {
 
     ck_assert(policy_allows(&config, &nobody));
     ck_assert(policy_allows(&config, &user));
+}
+END_TEST
+
+// "allowed_users": [] is root only, not everyone (a hole once).
+START_TEST(test_empty_list_is_root_only) {
+    struct network_config config = open_network();
+    struct peer_cred nobody = cred_of(65534, 65534);
+    struct peer_cred root = cred_of(0, 0);
+
+    config.restricted = true;
+    ck_assert(!policy_allows(&config, &nobody));
+    ck_assert(policy_allows(&config, &root));
 }
 END_TEST
 
@@ -156,6 +170,7 @@ START_TEST(test_full_lists) {
     struct peer_cred last = cred_of(5000 + NETWORK_POLICY_MAX - 1, OTHER_GID);
     struct peer_cred past = cred_of(5000 + NETWORK_POLICY_MAX, OTHER_GID);
 
+    config.restricted = true;
     for (uint32_t i = 0; i < NETWORK_POLICY_MAX; i++)
         config.allowed_users[config.n_allowed_users++] = 5000 + i;
     ck_assert(policy_allows(&config, &last));
@@ -169,6 +184,7 @@ static Suite *policy_suite(void) {
 
     tcase_add_test(rules, test_open_network_allows_everyone);
     tcase_add_test(rules, test_root_is_always_allowed);
+    tcase_add_test(rules, test_empty_list_is_root_only);
     tcase_add_test(rules, test_root_group_is_not_root);
     tcase_add_test(rules, test_listed_user_allowed);
     tcase_add_test(rules, test_unlisted_user_refused);

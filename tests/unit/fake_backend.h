@@ -17,8 +17,13 @@
 #include "core/backend.h"
 #include "core/broker.h"
 #include "core/network_config.h"
+#include "core/reason.h"
 #include "core/status.h"
 
+// Why the fake's failed creations and interfaces failed, as a real
+// backend tells the core (core/reason.h).
+#define FAKE_CREATE_MESSAGE "fake: the creation failed"
+#define FAKE_OPEN_MESSAGE "fake: no TAP device"
 #define FAKE_IDLE_USEC (120u * 1000000u)
 #define FAKE_ROOT_UID 0u
 #define FAKE_USER_UID 1000u
@@ -102,12 +107,12 @@ static inline void fake_create(void *ctx, const struct network_config *config,
     struct fake_handle *h = NULL;
 
     if (backend->fail_create && !backend->async) {
-        done(data, BROKER_ERR_CREATE_FAILURE);
+        done(data, BROKER_ERR_CREATE_FAILURE, FAKE_CREATE_MESSAGE);
         return;
     }
     h = calloc(1, sizeof(*h));
     if (h == NULL) {
-        done(data, BROKER_ERR_INTERNAL);
+        done(data, BROKER_ERR_INTERNAL, NULL);
         return;
     }
     backend->creates++;
@@ -127,7 +132,7 @@ static inline void fake_create(void *ctx, const struct network_config *config,
         return;
     }
     fake_fill_info(h, info);
-    done(data, BROKER_OK);
+    done(data, BROKER_OK, NULL);
 }
 
 static inline void fake_free_handle(struct fake_backend *backend,
@@ -155,7 +160,7 @@ static inline bool fake_finish_create(struct fake_backend *backend,
         fake_fill_info(p.handle, p.info);
     else
         fake_free_handle(backend, p.handle);
-    p.done(p.data, status);
+    p.done(p.data, status, status == BROKER_OK ? NULL : FAKE_CREATE_MESSAGE);
     return true;
 }
 
@@ -237,12 +242,12 @@ fake_open_interface(void *ctx, void *handle, const char *network_name,
         return;
     }
     if (backend->fail_interface || n >= 256) {
-        done(data, BROKER_ERR_CREATE_FAILURE, NULL, -1);
+        done(data, BROKER_ERR_CREATE_FAILURE, NULL, -1, FAKE_OPEN_MESSAGE);
         return;
     }
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        done(data, BROKER_ERR_INTERNAL, NULL, -1);
+        done(data, BROKER_ERR_INTERNAL, NULL, -1, NULL);
         return;
     }
     memset(&info, 0, sizeof(info));
@@ -251,7 +256,7 @@ fake_open_interface(void *ctx, void *handle, const char *network_name,
     info.mac[5] = (uint8_t)index;
     backend->interface_alive[n] = true;
     backend->interfaces_opened++;
-    done(data, BROKER_OK, &info, fd);
+    done(data, BROKER_OK, &info, fd, NULL);
 }
 
 // Ends the pending open (as fake_open_interface() would have).
@@ -299,10 +304,15 @@ static const char *const fake_open_names[] = {
 
 struct fake_configs {
     unsigned lookups;
+    // What list() shows beside the built-ins, and its generation (a test
+    // changes both, as the config directory's watch would).
+    bool list_net1;
+    uint64_t generation;
 };
 
 static inline int fake_config_lookup(void *ctx, const char *name,
-                                     struct network_config *out) {
+                                     struct network_config *out,
+                                     struct reason *why) {
     struct fake_configs *configs = ctx;
     struct network_config config;
 
@@ -311,10 +321,13 @@ static inline int fake_config_lookup(void *ctx, const char *name,
         *out = config;
         return BROKER_OK;
     }
-    if (strcmp(name, "bad") == 0)
+    if (strcmp(name, "bad") == 0) {
+        reason_set(why, "invalid configuration: bad.json:1:1: fake");
         return BROKER_ERR_CREATE_FAILURE;
+    }
     if (strcmp(name, "restricted") == 0) {
         network_config_init(&config, name, NETWORK_MODE_HOST);
+        config.restricted = true;
         config.allowed_users[config.n_allowed_users++] = FAKE_ALLOWED_UID;
         config.allowed_groups[config.n_allowed_groups++] = FAKE_ALLOWED_GID;
         config.allowed_groups[config.n_allowed_groups++] =
@@ -330,11 +343,35 @@ static inline int fake_config_lookup(void *ctx, const char *name,
             return BROKER_OK;
         }
     }
+    reason_set(why, "no network named '%s' is configured", name);
     return BROKER_ERR_NOT_FOUND;
+}
+
+static inline int fake_config_list(void *ctx, struct network_config **out,
+                                   size_t *n) {
+    struct fake_configs *configs = ctx;
+    struct network_config *list = calloc(3, sizeof(*list));
+    size_t count = 0;
+
+    if (list == NULL)
+        return BROKER_ERR_INTERNAL;
+    network_config_builtin("host", &list[count++]);
+    if (configs->list_net1)
+        network_config_init(&list[count++], "net1", NETWORK_MODE_SHARED);
+    network_config_builtin("shared", &list[count++]);
+    *out = list;
+    *n = count;
+    return BROKER_OK;
+}
+
+static inline uint64_t fake_config_generation(void *ctx) {
+    return ((struct fake_configs *)ctx)->generation;
 }
 
 static const struct config_source_ops fake_config_ops = {
     .lookup = fake_config_lookup,
+    .list = fake_config_list,
+    .generation = fake_config_generation,
 };
 
 // A broker wired to the fakes, which the caller owns and must outlive it.
