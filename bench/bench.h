@@ -86,6 +86,7 @@ struct broker_process {
     char config_dir[96];
     char log_path[96];
     unsigned configured; // networks written as net1..netN
+    const char *idle;    // --idle-timeout; NULL: longer than the run
 };
 
 // Starts binary with its socket, config directory (holding `configured`
@@ -295,6 +296,12 @@ bool bench_open_interface(struct bench *bench);
 // iperf3 between guests, and from a guest to the outside, through the
 // broker's bridge against bare veth pairs.
 bool bench_throughput(struct bench *bench);
+
+// The event loop under load (issue 10): status round trips while other
+// clients churn and while 2,000 idle and 8 non-reading connections are
+// open, 64 simultaneous acquirers of one new network, teardown after the
+// idle delay, and as many networks as the default pool holds.
+bool bench_loop(struct bench *bench);
 
 // Formats value / baseline as "1.23x" into buf.
 const char *format_ratio(char *buf, size_t size, double value, double baseline);

@@ -63,7 +63,8 @@ static void exec_broker(const struct broker_process *broker, const char *binary,
         dup2(log_fd, STDERR_FILENO) < 0)
         _exit(127);
     execl(binary, binary, "--socket", broker->socket_path, "--config-dir",
-          broker->config_dir, "--idle-timeout", IDLE_TIMEOUT, (char *)NULL);
+          broker->config_dir, "--idle-timeout",
+          broker->idle != NULL ? broker->idle : IDLE_TIMEOUT, (char *)NULL);
     _exit(127);
 }
 

@@ -17,8 +17,39 @@
 #define SUFFIX ".json"
 #define SUFFIX_LEN (sizeof(SUFFIX) - 1)
 
+// A parsed file, kept while the file stays the same: a request must never
+// make the broker parse a file or resolve user and group names again (a
+// refused acquire repeated in a loop would otherwise cost both each time).
+struct cached_config {
+    char name[NETWORK_NAME_MAX + 1];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    struct timespec ctime;
+    int status; // BROKER_OK, or BROKER_ERR_CREATE_FAILURE for a bad file
+    // A bad file's first problem: every request refused for it says why.
+    struct reason why;
+    struct network_config config;
+    struct cached_config *next;
+};
+
 struct config_dir {
     char *path;
+    struct cached_config *cache;
+    // --check-config prints the problems itself: nothing is logged then.
+    bool quiet;
+    // list()'s answer, valid until a file or the directory changes.
+    bool list_valid;
+    struct network_config *list;
+    size_t n_list;
+    // Grows at each change list() may show (config_source_ops.generation).
+    uint64_t generation;
+    // Whether the daemon watches the directory (inotify); without a watch
+    // the directory's own stat() is compared at each generation() call.
+    bool watched;
+    bool dir_seen;
+    struct stat dir_st;
 };
 
 struct config_dir *config_dir_new(const char *path) {
@@ -36,6 +67,12 @@ struct config_dir *config_dir_new(const char *path) {
 void config_dir_free(struct config_dir *dir) {
     if (dir == NULL)
         return;
+    while (dir->cache != NULL) {
+        struct cached_config *c = dir->cache;
+        dir->cache = c->next;
+        free(c);
+    }
+    free(dir->list);
     free(dir->path);
     free(dir);
 }
@@ -66,27 +103,102 @@ static bool config_defaults(const char *name, struct network_config *config) {
     return false;
 }
 
+// Where a parse reports its problems: the entry's reason and the log.
+struct problem_sink {
+    struct reason *why;
+    bool quiet;
+};
+
 static void log_problem(void *ctx, const char *path, int line, int column,
                         const char *message) {
-    (void)ctx;
-    log_error("%s:%d:%d: %s", path, line, column, message);
+    struct problem_sink *sink = ctx;
+    if (!sink->quiet)
+        log_error("%s:%d:%d: %s", path, line, column, message);
     // The first problem is the reply's reason; the log has them all.
-    reason_set("invalid configuration: %s:%d:%d: %s", path, line, column,
-               message);
+    reason_set(sink->why, "invalid configuration: %s:%d:%d: %s", path, line,
+               column, message);
+}
+
+// Something list() shows may have changed.
+static void invalidate(struct config_dir *dir) {
+    dir->list_valid = false;
+    dir->generation++;
+}
+
+static bool same_time(struct timespec a, struct timespec b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// The cache entry of name, whether or not it still matches the file.
+static struct cached_config *cache_find(struct config_dir *dir,
+                                        const char *name) {
+    for (struct cached_config *c = dir->cache; c != NULL; c = c->next) {
+        if (strcmp(c->name, name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static bool cache_matches(const struct cached_config *c,
+                          const struct stat *st) {
+    return c->dev == st->st_dev && c->ino == st->st_ino &&
+           c->size == st->st_size && same_time(c->mtime, st->st_mtim) &&
+           same_time(c->ctime, st->st_ctim);
+}
+
+// The parsed configuration of name's file (path, whose stat is st): parsed
+// (and its problems logged) only when the file is new or has changed.
+// NULL when out of memory.
+static struct cached_config *cache_load(struct config_dir *dir,
+                                        const char *name, const char *path,
+                                        const struct stat *st) {
+    struct cached_config *cached = cache_find(dir, name);
+    struct network_config config;
+    struct problem_sink sink = {.quiet = dir->quiet};
+    bool builtin;
+
+    if (cached != NULL && cache_matches(cached, st))
+        return cached;
+    if (cached == NULL) {
+        cached = calloc(1, sizeof(*cached));
+        if (cached == NULL)
+            return NULL;
+        snprintf(cached->name, sizeof(cached->name), "%s", name);
+        cached->next = dir->cache;
+        dir->cache = cached;
+    }
+    builtin = config_defaults(name, &config);
+    cached->dev = st->st_dev;
+    cached->ino = st->st_ino;
+    cached->size = st->st_size;
+    cached->mtime = st->st_mtim;
+    cached->ctime = st->st_ctim;
+    cached->status = BROKER_OK;
+    memset(&cached->why, 0, sizeof(cached->why));
+    sink.why = &cached->why;
+    if (config_file_apply(path, builtin, &config, log_problem, &sink) != 0)
+        cached->status = BROKER_ERR_CREATE_FAILURE;
+    cached->config = config;
+    // A file parsed anew may change what the configured list shows.
+    invalidate(dir);
+    return cached;
 }
 
 static int config_dir_lookup(void *ctx, const char *name,
-                             struct network_config *out) {
+                             struct network_config *out, struct reason *why) {
     struct config_dir *dir = ctx;
     struct network_config config;
+    struct cached_config *cached;
     struct stat st;
     char *path = NULL;
     bool builtin;
     int status = BROKER_ERR_NOT_FOUND;
 
     // The name becomes part of a path: "../x" must never get there.
-    if (!network_name_valid(name))
+    if (!network_name_valid(name)) {
+        reason_set(why, "no network named '%s' is configured", name);
         goto out;
+    }
     builtin = config_defaults(name, &config);
     path = file_path(dir->path, name);
     if (path == NULL) {
@@ -97,16 +209,25 @@ static int config_dir_lookup(void *ctx, const char *name,
     // No file (or no directory at all): only the built-ins exist.
     if (stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
         if (!builtin) {
-            reason_set("no network named '%s' is configured", name);
+            reason_set(why, "no network named '%s' is configured", name);
             goto out;
         }
-    } else if (config_file_apply(path, builtin, &config, log_problem, NULL) !=
-               0) {
-        status = BROKER_ERR_CREATE_FAILURE;
+        *out = config;
+        status = BROKER_OK;
         goto out;
     }
-    *out = config;
-    status = BROKER_OK;
+    // Only files that exist are cached, so the cache is as large as the
+    // directory, whatever names clients ask for.
+    cached = cache_load(dir, name, path, &st);
+    if (cached == NULL) {
+        status = BROKER_ERR_INTERNAL;
+        goto out;
+    }
+    status = cached->status;
+    if (status == BROKER_OK)
+        *out = cached->config;
+    else if (reason_get(&cached->why) != NULL)
+        reason_set(why, "%s", reason_get(&cached->why));
 out:
     free(path);
     return status;
@@ -124,10 +245,12 @@ static bool has_suffix(const char *file) {
 static int list_names(const char *path, char ***names, size_t *n);
 static int config_dir_list(void *ctx, struct network_config **configs,
                            size_t *n);
+static uint64_t config_dir_generation(void *ctx);
 
 const struct config_source_ops config_dir_ops = {
     .lookup = config_dir_lookup,
     .list = config_dir_list,
+    .generation = config_dir_generation,
 };
 
 // Lists, sorted, the names of the *.json files in path with the suffix
@@ -279,29 +402,33 @@ static int compare_configs(const void *a, const void *b) {
                   ((const struct network_config *)b)->name);
 }
 
-// Reads name's configuration quietly: true when it is valid (a built-in
-// without a file is).
-static bool read_quietly(const char *dir, const char *name,
-                         struct network_config *config) {
+// Fills *config with name's valid configuration (from the cache; a
+// built-in without a file is valid). Returns false when it has none.
+static bool read_cached(struct config_dir *dir, const char *name,
+                        struct network_config *config) {
     bool builtin = config_defaults(name, config);
-    char *file = file_path(dir, name);
+    char *file = file_path(dir->path, name);
+    struct cached_config *cached;
     struct stat st;
     bool valid = false;
 
     if (file == NULL)
         return false;
-    if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+    if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
         valid = builtin;
-    else
-        valid = config_file_apply(file, builtin, config, NULL, NULL) == 0;
+    } else {
+        cached = cache_load(dir, name, file, &st);
+        valid = cached != NULL && cached->status == BROKER_OK;
+        if (valid)
+            *config = cached->config;
+    }
     free(file);
     return valid;
 }
 
-static int config_dir_list(void *ctx, struct network_config **configs,
-                           size_t *n) {
+// Scans the directory again; files that have not changed are not parsed.
+static int rebuild_list(struct config_dir *dir) {
     static const char *const builtins[] = {"host", "shared"};
-    struct config_dir *dir = ctx;
     char **names = NULL;
     size_t n_names = 0;
     struct network_config *list = NULL;
@@ -319,23 +446,75 @@ static int config_dir_list(void *ctx, struct network_config **configs,
         bool overridden = false;
         for (size_t j = 0; j < n_names; j++)
             overridden = overridden || strcmp(names[j], builtins[i]) == 0;
-        if (!overridden && read_quietly(dir->path, builtins[i], &list[n_list]))
+        if (!overridden && read_cached(dir, builtins[i], &list[n_list]))
             n_list++;
     }
     for (size_t i = 0; i < n_names; i++) {
         if (network_name_valid(names[i]) &&
-            read_quietly(dir->path, names[i], &list[n_list]))
+            read_cached(dir, names[i], &list[n_list]))
             n_list++;
     }
     qsort(list, n_list, sizeof(*list), compare_configs);
-    *configs = list;
-    *n = n_list;
+    free(dir->list);
+    dir->list = list;
+    dir->n_list = n_list;
+    // Set last: read_cached() invalidates while files are parsed.
+    dir->list_valid = true;
     list = NULL;
     status = BROKER_OK;
 out:
     free(list);
     config_dir_free_names(names, n_names);
     return status;
+}
+
+static int config_dir_list(void *ctx, struct network_config **configs,
+                           size_t *n) {
+    struct config_dir *dir = ctx;
+    struct network_config *copy;
+
+    if (!dir->list_valid && rebuild_list(dir) != BROKER_OK)
+        return BROKER_ERR_INTERNAL;
+    copy = calloc(dir->n_list > 0 ? dir->n_list : 1, sizeof(*copy));
+    if (copy == NULL)
+        return BROKER_ERR_INTERNAL;
+    if (dir->n_list > 0)
+        memcpy(copy, dir->list, dir->n_list * sizeof(*copy));
+    *configs = copy;
+    *n = dir->n_list;
+    return BROKER_OK;
+}
+
+static bool same_dir(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+           same_time(a->st_mtim, b->st_mtim) &&
+           same_time(a->st_ctim, b->st_ctim);
+}
+
+static uint64_t config_dir_generation(void *ctx) {
+    struct config_dir *dir = ctx;
+    struct stat st;
+    bool exists;
+
+    if (dir->watched)
+        return dir->generation;
+    // Without a watch: one stat() sees files added, removed or renamed
+    // (editors save by renaming); an edit in place shows at the next
+    // lookup of that network, which parses it again.
+    exists = stat(dir->path, &st) == 0;
+    if (exists != dir->dir_seen || (exists && !same_dir(&st, &dir->dir_st)))
+        invalidate(dir);
+    dir->dir_seen = exists;
+    if (exists)
+        dir->dir_st = st;
+    return dir->generation;
+}
+
+void config_dir_changed(struct config_dir *dir) { invalidate(dir); }
+
+void config_dir_set_watched(struct config_dir *dir, bool watched) {
+    dir->watched = watched;
+    invalidate(dir);
 }
 
 static void format_prefix(uint32_t subnet, uint32_t mask, char *buffer,
@@ -405,8 +584,16 @@ void config_print_networks(const struct network_config *configs, size_t n,
 
 int config_dir_list_configs(const char *path, struct network_config **configs,
                             size_t *n) {
-    struct config_dir dir = {.path = (char *)path};
-    return config_dir_list(&dir, configs, n);
+    struct config_dir *dir = config_dir_new(path);
+    int status = BROKER_ERR_INTERNAL;
+
+    if (dir == NULL)
+        return status;
+    // The caller prints the problems (config_dir_check).
+    dir->quiet = true;
+    status = config_dir_list(dir, configs, n);
+    config_dir_free(dir);
+    return status;
 }
 
 // True when name has a valid file that asks to be created at start.

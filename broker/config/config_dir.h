@@ -3,6 +3,7 @@
 #ifndef VMNET_BROKER_CONFIG_CONFIG_DIR_H
 #define VMNET_BROKER_CONFIG_CONFIG_DIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -16,13 +17,30 @@ struct config_dir *config_dir_new(const char *path);
 void config_dir_free(struct config_dir *dir);
 
 // The broker core's config source; its ctx is a struct config_dir *.
-// lookup(name) reads <path>/<name>.json every time, so an edit applies the
-// next time that network is created. A valid file gives BROKER_OK; an
-// invalid one logs every problem ("FILE:LINE:COLUMN: message") and gives
-// BROKER_ERR_CREATE_FAILURE; without a file, "shared" and "host" get their
-// built-in defaults and other names BROKER_ERR_NOT_FOUND. A missing
-// directory means built-ins only.
+// lookup(name) parses <path>/<name>.json (resolving user and group names)
+// once and again only when the file changes (its inode, size, mtime or
+// ctime), so an edit applies the next time that network is created and a
+// repeated request costs one stat(). A file that changes within one
+// timestamp tick without changing size is not seen until it changes again. A
+// valid file gives BROKER_OK; an invalid one logs every problem
+// ("FILE:LINE:COLUMN: message") and gives BROKER_ERR_CREATE_FAILURE; without a
+// file, "shared" and "host" get their built-in defaults and other names
+// BROKER_ERR_NOT_FOUND. A missing directory means built-ins only. An
+// invalid file's first problem is the lookup's reason, for the reply.
+//
+// list() answers from the same parse-once cache and scans the directory
+// again only after a change: one the daemon reports with
+// config_dir_changed() (an inotify watch, config_dir_set_watched()), a file
+// lookup() found changed, or without a watch a change of the directory's
+// own stat(). generation() grows at each such change, so that a status
+// built from list() is shared until then.
 extern const struct config_source_ops config_dir_ops;
+
+// The daemon's watch saw something change in the directory.
+void config_dir_changed(struct config_dir *dir);
+// Whether a watch reports the directory's changes (else generation()
+// compares the directory's stat() itself).
+void config_dir_set_watched(struct config_dir *dir, bool watched);
 
 // Validates every *.json in path, for `vmnet-broker --check-config`. Prints
 // each problem to out as "PATH:LINE:COLUMN: message", including file names

@@ -362,8 +362,7 @@ static void apply_subnet(struct parser *p, json_t *root, struct draft *d) {
 
 // "subnet" names either the network or the gateway address (as in vmnet).
 static uint32_t subnet_gateway(const struct network_config *c) {
-    uint32_t network = c->subnet & c->mask;
-    return c->subnet == network ? network + 1 : c->subnet;
+    return network_config_gateway(c);
 }
 
 // Why address cannot be handed to a guest on the static subnet, or NULL.

@@ -39,29 +39,62 @@ struct interface_info {
 
 struct peer_cred;
 
-// A platform's networks. The core calls these from its single thread.
+struct reason;
+
+// How the backend reports that an operation it started has finished. It
+// calls exactly once per started operation, from the core's thread, and may
+// call before the starting function returns. message is why a failed
+// operation failed, in words for the client (core/reason.h), or NULL; it is
+// valid during the call only.
+typedef void (*backend_create_done_fn)(void *data, int status,
+                                       const char *message);
+typedef void (*backend_destroy_done_fn)(void *data);
+struct interface_info;
+typedef void (*backend_interface_done_fn)(void *data, int status,
+                                          const struct interface_info *info,
+                                          int fd, const char *message);
+
+// A platform's networks. The core calls these from its single thread; the
+// operations that take time (create, destroy) report their end through a
+// callback so the core's caller (an event loop) never waits for them.
 struct network_backend_ops {
-    // Creates the network described by config. On success stores the
-    // backend's handle in *handle, fills *info and returns 0. On failure
-    // returns BROKER_ERR_CREATE_FAILURE (or BROKER_ERR_INTERNAL), logs the
-    // reason and leaves nothing half-made behind; *handle and *info are not
-    // touched.
-    int (*create)(void *ctx, const struct network_config *config,
-                  struct network_info *info, void **handle);
-    // Removes everything create() made. handle may be NULL (no-op).
-    void (*destroy)(void *ctx, void *handle);
+    // Starts creating the network described by config. Stores the backend's
+    // handle in *handle before returning (NULL only when it fails at once)
+    // and later fills *info and calls done(data, BROKER_OK); on failure
+    // calls done(data, BROKER_ERR_CREATE_FAILURE or BROKER_ERR_INTERNAL),
+    // logs the reason and leaves nothing half-made behind (the handle is
+    // then freed by the backend). config, info and handle stay valid until
+    // done is called or abandon() is.
+    void (*create)(void *ctx, const struct network_config *config,
+                   struct network_info *info, void **handle,
+                   backend_create_done_fn done, void *data);
+    // Starts removing everything create() made and calls done(data) once
+    // it is all gone (the handle is then freed).
+    void (*destroy)(void *ctx, void *handle, backend_destroy_done_fn done,
+                    void *data);
+    // Removes a network whatever it is doing (being created, ready or being
+    // removed), now and without calling any pending done. Used when the
+    // broker exits. handle may be NULL (no-op).
+    void (*abandon)(void *ctx, void *handle);
     // Optional (NULL: open_interface is an invalid request on this platform).
-    // Creates an interface on the network for cred's VM. index numbers the
-    // peer's live interfaces on this network (0, 1, ...) so the guest MAC is
-    // stable from one run to the next. On success returns BROKER_OK, fills
-    // *info and stores a descriptor the caller owns in *fd; otherwise returns
-    // an error status (logged) with nothing left behind.
-    int (*open_interface)(void *ctx, void *handle, const char *network_name,
-                          const struct peer_cred *cred, unsigned index,
-                          struct interface_info *info, int *fd);
+    // Starts creating an interface on the network for cred's VM. index
+    // numbers the user's live interfaces on this network (0, 1, ...) so the
+    // guest MAC is stable from one run to the next. Calls done(data,
+    // BROKER_OK, info, fd) with a descriptor the callee then owns, or
+    // done(data, error, NULL, -1) (logged) with nothing left behind; maybe
+    // before returning. network_name and cred are valid during the call
+    // only.
+    void (*open_interface)(void *ctx, void *handle, const char *network_name,
+                           const struct peer_cred *cred, unsigned index,
+                           backend_interface_done_fn done, void *data);
     // True while the interface called name exists. The broker keeps no
     // descriptor, so this is how it learns a VM has let an interface go.
     bool (*interface_exists)(void *ctx, const char *name);
+    // Optional. interface_exists() may count an interface whose last
+    // descriptor the backend is still closing; this waits until such
+    // closes are done so it is exact. Called only when a peer or user is
+    // at its interface limit, where exactness matters.
+    void (*settle_interfaces)(void *ctx);
 };
 
 // Where configurations come from (a directory of files, or a test table).
@@ -69,14 +102,21 @@ struct config_source_ops {
     // Fills *out with the configuration of name and returns BROKER_OK;
     // BROKER_ERR_NOT_FOUND when no such network exists; and
     // BROKER_ERR_CREATE_FAILURE when its file exists but is invalid (the
-    // source logs where). *out is not touched on failure.
-    int (*lookup)(void *ctx, const char *name, struct network_config *out);
+    // source logs where). *out is not touched on failure. Why it failed
+    // goes to why (may be NULL), for the request's reply.
+    int (*lookup)(void *ctx, const char *name, struct network_config *out,
+                  struct reason *why);
     // Optional (NULL: the status lists no configured networks). Stores in
     // *configs a malloc'd array (the caller frees it with free()) of every
     // network with a valid configuration, the built-ins included, sorted
     // by name, and their number in *n. Quiet: invalid files are left out
     // and not logged. Returns BROKER_OK or BROKER_ERR_INTERNAL.
+    // Parsed once per file change, like lookup: never re-read per call.
     int (*list)(void *ctx, struct network_config **configs, size_t *n);
+    // Optional (NULL: list's result never changes). A number that changes
+    // whenever list's result may have, so that a status built from it can
+    // be shared until then.
+    uint64_t (*generation)(void *ctx);
 };
 
 #endif

@@ -1,21 +1,64 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reference counting, idle removal and policy: the original broker's rules.
+// Reference counting, idle removal and policy (the original broker's rules)
+// over a backend whose creations and removals complete later.
 #include "broker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "policy.h"
 #include "reason.h"
 
+// A request waiting for its network's creation to end.
+struct broker_waiter {
+    struct peer *peer;
+    bool open_interface;
+    // The request reserved the peer's slot: give it back if the request
+    // fails after the network is ready (open_interface).
+    bool release_on_failure;
+    broker_done_fn done;
+    void *data;
+    struct broker_waiter *next;
+};
+
+// An interface the backend is opening. Its slot in the peer's interfaces
+// is taken (with an empty name) so counts and indexes see it meanwhile.
+struct pending_open {
+    struct broker *broker;
+    struct peer *peer; // NULL once the peer has gone
+    struct network *network;
+    unsigned index;
+    bool release;
+    broker_done_fn done;
+    void *data;
+    struct pending_open *next;
+};
+
 struct broker {
     struct broker_options options;
+    struct pending_open *opens;
     struct registry registry;
     struct peer *peers;
     unsigned n_peers;
+    uint64_t last_now;
+    unsigned long creations;
+    uint64_t generation;
 };
+
+static uint64_t broker_now(struct broker *broker) {
+    if (broker->options.now != NULL)
+        return broker->options.now(broker->options.now_ctx);
+    return broker->last_now;
+}
+
+static void seen(struct broker *broker, uint64_t now) {
+    if (now > broker->last_now)
+        broker->last_now = now;
+    broker->generation++;
+}
 
 struct broker *broker_new(const struct broker_options *options) {
     struct broker *broker = calloc(1, sizeof(*broker));
@@ -25,29 +68,37 @@ struct broker *broker_new(const struct broker_options *options) {
     return broker;
 }
 
-static void destroy_network(struct broker *broker, struct network *network,
-                            const char *why) {
-    log_info("removing network '%s' (bridge %s): %s", network->config.name,
-             network->info.bridge, why);
-    registry_remove(&broker->registry, network);
-    broker->options.backend->destroy(broker->options.backend_ctx,
-                                     network->backend_handle);
-    free(network);
-}
-
-void broker_remove_all(struct broker *broker) {
-    for (struct peer *p = broker->peers; p != NULL; p = p->next) {
-        p->n_networks = 0;
-        p->n_interfaces = 0;
+static void free_waiters(struct broker_waiter *w) {
+    while (w != NULL) {
+        struct broker_waiter *next = w->next;
+        free(w);
+        w = next;
     }
-    while (broker->registry.head != NULL)
-        destroy_network(broker, broker->registry.head, "broker is stopping");
 }
 
 void broker_free(struct broker *broker) {
     if (broker == NULL)
         return;
-    broker_remove_all(broker);
+    for (struct peer *p = broker->peers; p != NULL; p = p->next) {
+        p->n_networks = 0;
+        p->n_interfaces = 0;
+    }
+    while (broker->registry.head != NULL) {
+        struct network *n = broker->registry.head;
+        log_info("removing network '%s' (bridge %s): broker is stopping",
+                 n->config.name, n->info.bridge);
+        registry_remove(&broker->registry, n);
+        broker->options.backend->abandon(broker->options.backend_ctx,
+                                         n->backend_handle);
+        free_waiters(n->waiters);
+        free(n);
+    }
+    // The backend's abandon() above drops the completions of pending opens.
+    while (broker->opens != NULL) {
+        struct pending_open *o = broker->opens;
+        broker->opens = o->next;
+        free(o);
+    }
     while (broker->peers != NULL) {
         struct peer *p = broker->peers;
         broker->peers = p->next;
@@ -72,27 +123,59 @@ struct peer *broker_peer_connect(struct broker *broker,
         broker->peers->prev = peer;
     broker->peers = peer;
     broker->n_peers++;
-    peer_log(LOG_LEVEL_INFO, peer, "connected (gid %lu, peers %u)",
-             (unsigned long)cred->gid, broker->n_peers);
+    broker->generation++;
+    peer_log(LOG_LEVEL_INFO, peer, "connected (gid %lu, %u %s)",
+             (unsigned long)cred->gid, broker->n_peers,
+             broker->n_peers == 1 ? "peer" : "peers");
     return peer;
+}
+
+// Starts the idle delay of a network nobody uses any more.
+static void start_idle(struct broker *broker, struct network *network,
+                       uint64_t now) {
+    if (network->peers != 0 || network->config.persistent ||
+        network->state != NETWORK_READY)
+        return;
+    network->idle_deadline = now + broker->options.idle_usec;
+    // Guard against wrap-around with absurd idle delays.
+    if (network->idle_deadline < now)
+        network->idle_deadline = NO_DEADLINE - 1;
 }
 
 // Drops one reference; starts the idle delay when it was the last.
 static void unref_network(struct broker *broker, struct peer *peer,
                           struct network *network, uint64_t now) {
     network->peers--;
-    peer_log(LOG_LEVEL_INFO, peer, "released '%s' (peers %u)",
-             network->config.name, network->peers);
-    if (network->peers == 0 && !network->config.persistent) {
-        network->idle_deadline = now + broker->options.idle_usec;
-        // Guard against wrap-around with absurd idle delays.
-        if (network->idle_deadline < now)
-            network->idle_deadline = NO_DEADLINE - 1;
+    peer_log(LOG_LEVEL_INFO, peer, "released '%s' (%u %s)",
+             network->config.name, network->peers,
+             network->peers == 1 ? "peer" : "peers");
+    start_idle(broker, network, now);
+}
+
+// Removes peer's waiters from network.
+static void drop_waiters(struct network *network, const struct peer *peer) {
+    struct broker_waiter **p = &network->waiters;
+    while (*p != NULL) {
+        struct broker_waiter *w = *p;
+        if (w->peer == peer) {
+            *p = w->next;
+            free(w);
+        } else {
+            p = &w->next;
+        }
     }
 }
 
 void broker_peer_disconnect(struct broker *broker, struct peer *peer,
                             uint64_t now) {
+    seen(broker, now);
+    for (struct network *n = broker->registry.head; n != NULL; n = n->next)
+        drop_waiters(n, peer);
+    // An interface still being opened for it is closed when it arrives.
+    for (struct pending_open *o = broker->opens; o != NULL; o = o->next) {
+        if (o->peer == peer)
+            o->peer = NULL;
+    }
     while (peer->n_networks > 0) {
         struct network *n = peer->networks[--peer->n_networks];
         unref_network(broker, peer, n, now);
@@ -104,64 +187,205 @@ void broker_peer_disconnect(struct broker *broker, struct peer *peer,
     if (peer->next != NULL)
         peer->next->prev = peer->prev;
     broker->n_peers--;
-    peer_log(LOG_LEVEL_INFO, peer, "disconnected (peers %u)", broker->n_peers);
+    peer_log(LOG_LEVEL_INFO, peer, "disconnected (%u %s)", broker->n_peers,
+             broker->n_peers == 1 ? "peer" : "peers");
     free(peer->interfaces);
     free(peer);
 }
 
-// Creates a network from config and adds it to the registry.
-static int create_network(struct broker *broker,
-                          const struct network_config *config,
-                          struct network **out) {
-    struct network *network = calloc(1, sizeof(*network));
-    int status = BROKER_ERR_INTERNAL;
-
-    if (network == NULL)
-        goto out;
-    network->config = *config;
-    status = broker->options.backend->create(broker->options.backend_ctx,
-                                             &network->config, &network->info,
-                                             &network->backend_handle);
-    if (status != BROKER_OK)
-        goto out;
-    network->idle_deadline = NO_DEADLINE;
-    registry_add(&broker->registry, network);
-    log_info("created network '%s' mode %s bridge %s uuid %s",
-             network->config.name, network_mode_name(network->config.mode),
-             network->info.bridge, network->info.uuid);
-    *out = network;
-    network = NULL;
-    status = BROKER_OK;
-out:
-    free(network);
-    return status;
+static void finish(broker_done_fn done, void *data, int status,
+                   const struct network *network, const char *message) {
+    struct broker_result result = {.status = status, .fd = -1};
+    if (status == BROKER_OK)
+        result.network = network;
+    else
+        result.message = message;
+    done(data, &result);
 }
 
-int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
-                   uint64_t now, const struct network **out) {
-    struct network *network = registry_find(&broker->registry, name);
-    int status = BROKER_ERR_INTERNAL;
+static void remove_slot(struct peer *peer, struct network *network) {
+    int index = peer_find_network(peer, network);
+    if (index < 0)
+        return;
+    // Keep the array dense; order does not matter.
+    peer->networks[index] = peer->networks[--peer->n_networks];
+    network->peers--;
+}
 
-    (void)now;
-    if (network != NULL && peer_find_network(peer, network) >= 0) {
-        // Already held: a peer counts once however often it acquires.
-        if (!policy_allows(&network->config, &peer->cred)) {
-            reason_set("user %lu may not use network '%s' (not in its "
-                       "allowed_users or allowed_groups)",
-                       (unsigned long)peer->cred.uid, name);
-            status = BROKER_ERR_NOT_ALLOWED;
-            goto out;
+static void open_interface_on(struct broker *broker, struct peer *peer,
+                              struct network *network, bool release,
+                              broker_done_fn done, void *data);
+
+// The request's network is ready: answer it.
+static void complete(struct broker *broker, struct peer *peer,
+                     struct network *network, bool open_interface, bool release,
+                     broker_done_fn done, void *data) {
+    if (open_interface)
+        open_interface_on(broker, peer, network, release, done, data);
+    else
+        finish(done, data, BROKER_OK, network, NULL);
+}
+
+static void on_created(void *data, int status, const char *message);
+
+static void start_create(struct broker *broker, struct network *network) {
+    network->started = true;
+    broker->creations++;
+    log_info("creating network '%s' mode %s", network->config.name,
+             network_mode_name(network->config.mode));
+    // The backend may call on_created() before returning; nothing may use
+    // network after this call.
+    broker->options.backend->create(
+        broker->options.backend_ctx, &network->config, &network->info,
+        &network->backend_handle, on_created, network);
+}
+
+// Finds the broker that owns network: completions carry only the network.
+// A broker is one per process, so the network remembers it.
+struct network_owner {
+    struct network network;
+    struct broker *broker;
+};
+
+static struct broker *owner(struct network *network) {
+    return ((struct network_owner *)network)->broker;
+}
+
+static struct network *new_network(struct broker *broker,
+                                   const struct network_config *config) {
+    struct network_owner *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->broker = broker;
+    o->network.config = *config;
+    o->network.state = NETWORK_CREATING;
+    o->network.idle_deadline = NO_DEADLINE;
+    registry_add(&broker->registry, &o->network);
+    return &o->network;
+}
+
+// Starts a new network's creation unless an earlier instance still being
+// removed owns the name's bridge and files: then it starts when that
+// removal ends (on_removed). Nothing may use network after this call.
+static void start_when_free(struct broker *broker, struct network *network) {
+    if (registry_find_removing(&broker->registry, network->config.name) ==
+        NULL) {
+        start_create(broker, network);
+        return;
+    }
+    log_info("network '%s' is being removed; creating it again once that "
+             "ends",
+             network->config.name);
+}
+
+static void on_created(void *data, int status, const char *message) {
+    struct network *network = data;
+    struct broker *broker = owner(network);
+    struct broker_waiter *waiters = network->waiters;
+
+    network->waiters = NULL;
+    broker->generation++;
+    if (status == BROKER_OK) {
+        network->state = NETWORK_READY;
+        log_info("created network '%s' mode %s bridge %s uuid %s",
+                 network->config.name, network_mode_name(network->config.mode),
+                 network->info.bridge, network->info.uuid);
+        // Every waiter may have gone: then the idle rule applies from now.
+        start_idle(broker, network, broker_now(broker));
+        while (waiters != NULL) {
+            struct broker_waiter *w = waiters;
+            waiters = w->next;
+            complete(broker, w->peer, network, w->open_interface,
+                     w->release_on_failure, w->done, w->data);
+            free(w);
         }
-        *out = network;
-        status = BROKER_OK;
+        return;
+    }
+    log_error("cannot create network '%s': %s", network->config.name,
+              broker_status_name(status));
+    // Every peer that reserved a slot loses it, waiting or not.
+    for (struct peer *p = broker->peers; p != NULL; p = p->next)
+        remove_slot(p, network);
+    registry_remove(&broker->registry, network);
+    free(network);
+    while (waiters != NULL) {
+        struct broker_waiter *w = waiters;
+        waiters = w->next;
+        peer_log(LOG_LEVEL_WARNING, w->peer, "%s failed: %s",
+                 w->open_interface ? "open_interface" : "acquire",
+                 broker_status_name(status));
+        // The creation's reason is every waiter's: they all asked for it.
+        finish(w->done, w->data, status, NULL, message);
+        free(w);
+    }
+}
+
+static int add_waiter(struct network *network, struct peer *peer,
+                      bool open_interface, bool release, broker_done_fn done,
+                      void *data) {
+    struct broker_waiter *w = calloc(1, sizeof(*w)), **tail;
+    if (w == NULL)
+        return BROKER_ERR_INTERNAL;
+    w->peer = peer;
+    w->open_interface = open_interface;
+    w->release_on_failure = release;
+    w->done = done;
+    w->data = data;
+    for (tail = &network->waiters; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = w;
+    return BROKER_OK;
+}
+
+static void reserve(struct peer *peer, struct network *network) {
+    peer->networks[peer->n_networks++] = network;
+    network->peers++;
+    network->idle_deadline = NO_DEADLINE;
+    peer_log(LOG_LEVEL_INFO, peer, "acquired '%s' (%u %s)",
+             network->config.name, network->peers,
+             network->peers == 1 ? "peer" : "peers");
+}
+
+static void not_allowed(struct reason *why, const struct peer *peer,
+                        const char *name) {
+    reason_set(why,
+               "user %lu may not use network '%s' (not in its "
+               "allowed_users or allowed_groups)",
+               (unsigned long)peer->cred.uid, name);
+}
+
+static void request(struct broker *broker, struct peer *peer, const char *name,
+                    uint64_t now, bool open_interface, broker_done_fn done,
+                    void *data) {
+    struct network *network = registry_find(&broker->registry, name);
+    struct network_config config;
+    bool held = network != NULL && peer_find_network(peer, network) >= 0;
+    int status = BROKER_ERR_INVALID_REQUEST;
+    // This request's own reason: others may fail meanwhile for theirs.
+    struct reason why = {0};
+
+    seen(broker, now);
+    // A platform without interfaces for unprivileged VMs says so.
+    if (open_interface && broker->options.backend->open_interface == NULL) {
+        reason_set(&why, "this platform cannot make interfaces for VMs");
         goto out;
     }
-    if (peer->n_networks >= PEER_MAX_NETWORKS) {
+    if (network != NULL) {
+        // Policy is checked against the network's own configuration for as
+        // long as it lives.
+        status = BROKER_ERR_NOT_ALLOWED;
+        if (!policy_allows(&network->config, &peer->cred)) {
+            not_allowed(&why, peer, name);
+            goto out;
+        }
+    }
+    if (!held && peer->n_networks >= PEER_MAX_NETWORKS) {
         // The original answers INTERNAL_ERROR here; kept for compatibility.
         peer_log(LOG_LEVEL_WARNING, peer,
                  "cannot acquire '%s': peer already holds %d networks", name,
                  PEER_MAX_NETWORKS);
-        reason_set("this connection already holds %d networks, the most "
+        reason_set(&why,
+                   "this connection already holds %d networks, the most "
                    "one connection may hold: release one first",
                    PEER_MAX_NETWORKS);
         status = BROKER_ERR_INTERNAL;
@@ -170,51 +394,139 @@ int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
     if (network == NULL) {
         // Check policy before creating: a peer that may not use a network
         // must not be able to make the broker build it either.
-        struct network_config config;
         status = broker->options.configs->lookup(broker->options.configs_ctx,
-                                                 name, &config);
+                                                 name, &config, &why);
         if (status != BROKER_OK)
             goto out;
+        status = BROKER_ERR_NOT_ALLOWED;
         if (!policy_allows(&config, &peer->cred)) {
-            reason_set("user %lu may not use network '%s' (not in its "
-                       "allowed_users or allowed_groups)",
-                       (unsigned long)peer->cred.uid, name);
-            status = BROKER_ERR_NOT_ALLOWED;
+            not_allowed(&why, peer, name);
             goto out;
         }
-        status = create_network(broker, &config, &network);
-        if (status != BROKER_OK)
+        status = BROKER_ERR_INTERNAL;
+        network = new_network(broker, &config);
+        if (network == NULL)
             goto out;
-    } else if (!policy_allows(&network->config, &peer->cred)) {
-        reason_set("user %lu may not use network '%s' (not in its "
-                   "allowed_users or allowed_groups)",
-                   (unsigned long)peer->cred.uid, name);
-        status = BROKER_ERR_NOT_ALLOWED;
-        goto out;
+        // Queued before anything can complete, so a backend that finishes
+        // at once still answers this request.
+        if (add_waiter(network, peer, open_interface, true, done, data) !=
+            BROKER_OK) {
+            registry_remove(&broker->registry, network);
+            free(network);
+            goto out;
+        }
+        reserve(peer, network);
+        start_when_free(broker, network);
+        return;
     }
-    peer->networks[peer->n_networks++] = network;
-    network->peers++;
-    network->idle_deadline = NO_DEADLINE;
-    peer_log(LOG_LEVEL_INFO, peer, "acquired '%s' (peers %u)", name,
-             network->peers);
-    *out = network;
-    status = BROKER_OK;
+    if (!held)
+        reserve(peer, network);
+    if (network->state == NETWORK_CREATING) {
+        status = add_waiter(network, peer, open_interface, !held, done, data);
+        if (status != BROKER_OK) {
+            if (!held)
+                remove_slot(peer, network);
+            goto out;
+        }
+        return;
+    }
+    complete(broker, peer, network, open_interface, !held, done, data);
+    return;
 out:
-    if (status != BROKER_OK)
-        peer_log(LOG_LEVEL_WARNING, peer, "acquire '%s' failed: %s", name,
-                 broker_status_name(status));
-    return status;
+    peer_log(LOG_LEVEL_WARNING, peer, "%s '%s' failed: %s",
+             open_interface ? "open_interface" : "acquire", name,
+             broker_status_name(status));
+    finish(done, data, status, NULL, reason_get(&why));
+}
+
+void broker_acquire_async(struct broker *broker, struct peer *peer,
+                          const char *name, uint64_t now, broker_done_fn done,
+                          void *data) {
+    request(broker, peer, name, now, false, done, data);
+}
+
+void broker_open_interface_async(struct broker *broker, struct peer *peer,
+                                 const char *name, uint64_t now,
+                                 broker_done_fn done, void *data) {
+    request(broker, peer, name, now, true, done, data);
+}
+
+// What a synchronous wrapper learns from its callback.
+struct capture {
+    bool done;
+    struct broker_result result;
+};
+
+static void capture_done(void *data, const struct broker_result *result) {
+    struct capture *c = data;
+    c->done = true;
+    c->result = *result;
+}
+
+// Forgets a capture's request that is still waiting (its stack frame ends).
+static void drop_capture(struct broker *broker, struct capture *c) {
+    for (struct network *n = broker->registry.head; n != NULL; n = n->next) {
+        struct broker_waiter **p = &n->waiters;
+        while (*p != NULL) {
+            struct broker_waiter *w = *p;
+            if (w->data == c) {
+                *p = w->next;
+                free(w);
+            } else {
+                p = &w->next;
+            }
+        }
+    }
+}
+
+int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
+                   uint64_t now, const struct network **out) {
+    struct capture c = {0};
+
+    broker_acquire_async(broker, peer, name, now, capture_done, &c);
+    if (!c.done) {
+        drop_capture(broker, &c);
+        return BROKER_PENDING;
+    }
+    if (c.result.status == BROKER_OK)
+        *out = c.result.network;
+    return c.result.status;
+}
+
+int broker_open_interface(struct broker *broker, struct peer *peer,
+                          const char *name, uint64_t now,
+                          const struct network **network,
+                          struct interface_info *info, int *fd) {
+    struct capture c = {0};
+
+    broker_open_interface_async(broker, peer, name, now, capture_done, &c);
+    if (!c.done) {
+        drop_capture(broker, &c);
+        return BROKER_PENDING;
+    }
+    if (c.result.status == BROKER_OK) {
+        *network = c.result.network;
+        *info = c.result.interface;
+        *fd = c.result.fd;
+    }
+    return c.result.status;
 }
 
 int broker_release(struct broker *broker, struct peer *peer, const char *name,
                    uint64_t now) {
+    return broker_release_why(broker, peer, name, now, NULL);
+}
+
+int broker_release_why(struct broker *broker, struct peer *peer,
+                       const char *name, uint64_t now, struct reason *why) {
     struct network *network = registry_find(&broker->registry, name);
     int index = network ? peer_find_network(peer, network) : -1;
 
+    seen(broker, now);
     if (index < 0) {
         peer_log(LOG_LEVEL_WARNING, peer,
                  "release '%s' failed: not held by this peer", name);
-        reason_set("this connection does not hold network '%s'", name);
+        reason_set(why, "this connection does not hold network '%s'", name);
         return BROKER_ERR_NOT_FOUND;
     }
     // Keep the array dense; order does not matter.
@@ -226,15 +538,21 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
 // Forgets interfaces whose device is gone (the VM closed its descriptor).
 static void prune_interfaces(struct broker *broker, struct peer *peer) {
     size_t kept = 0;
+
     for (size_t i = 0; i < peer->n_interfaces; i++) {
         struct peer_interface *iface = &peer->interfaces[i];
-        if (broker->options.backend->interface_exists(
+        // An empty name: being opened.
+        if (iface->name[0] == '\0' ||
+            broker->options.backend->interface_exists(
                 broker->options.backend_ctx, iface->name))
             peer->interfaces[kept++] = *iface;
         else
             peer_log(LOG_LEVEL_INFO, peer, "interface %s on '%s' is gone",
                      iface->name, iface->network);
     }
+    // The status shows interface counts: a forgotten one is a change.
+    if (kept != peer->n_interfaces)
+        broker->generation++;
     peer->n_interfaces = kept;
 }
 
@@ -271,32 +589,87 @@ static unsigned free_index(const struct broker *broker, uint32_t uid,
     }
 }
 
-int broker_open_interface(struct broker *broker, struct peer *peer,
-                          const char *name, uint64_t now,
-                          const struct network **network,
-                          struct interface_info *info, int *fd) {
-    const struct network *acquired = NULL;
-    struct network *n = registry_find(&broker->registry, name);
-    bool held = n != NULL && peer_find_network(peer, n) >= 0;
-    struct interface_info created;
-    unsigned index, user_count;
-    int created_fd = -1;
-    int status = BROKER_ERR_INVALID_REQUEST;
+// A failed open_interface leaves the peer as it found it.
+static void fail_open(struct broker *broker, struct peer *peer,
+                      struct network *n, bool release, int status,
+                      const char *message, broker_done_fn done, void *data) {
+    struct broker_result result = {
+        .status = status, .fd = -1, .message = message};
 
-    // A platform without interfaces for unprivileged VMs says so.
-    if (broker->options.backend->open_interface == NULL) {
-        reason_set("this platform cannot make interfaces for VMs");
-        goto out;
+    peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
+             n->config.name, broker_status_name(status));
+    if (release && peer_find_network(peer, n) >= 0) {
+        remove_slot(peer, n);
+        peer_log(LOG_LEVEL_INFO, peer, "released '%s' (%u %s)", n->config.name,
+                 n->peers, n->peers == 1 ? "peer" : "peers");
+        start_idle(broker, n, broker_now(broker));
     }
-    status = broker_acquire(broker, peer, name, now, &acquired);
-    if (status != BROKER_OK) {
-        held = true; // nothing was acquired, so nothing to give back
-        goto out;
+    done(data, &result);
+}
+
+static void on_interface_opened(void *data, int status,
+                                const struct interface_info *info, int fd,
+                                const char *message) {
+    struct pending_open *open = data, **p;
+    struct broker *broker = open->broker;
+    struct peer *peer = open->peer;
+    struct broker_result result = {.status = status, .fd = fd};
+    size_t slot = 0;
+
+    for (p = &broker->opens; *p != open; p = &(*p)->next)
+        ;
+    *p = open->next;
+    broker->generation++;
+    if (peer == NULL) {
+        // The peer left while it was being made: nobody will use it.
+        if (fd >= 0)
+            close(fd);
+        free(open);
+        return;
     }
-    // The registry hands out const pointers; this one is ours to update.
-    n = registry_find(&broker->registry, name);
-    user_count = uid_interfaces(broker, peer->cred.uid);
-    status = BROKER_ERR_INTERNAL;
+    while (slot < peer->n_interfaces &&
+           !(peer->interfaces[slot].name[0] == '\0' &&
+             peer->interfaces[slot].index == open->index &&
+             strcmp(peer->interfaces[slot].network,
+                    open->network->config.name) == 0))
+        slot++;
+    if (status != BROKER_OK || slot == peer->n_interfaces) {
+        if (slot < peer->n_interfaces)
+            peer->interfaces[slot] = peer->interfaces[--peer->n_interfaces];
+        if (fd >= 0)
+            close(fd);
+        fail_open(broker, peer, open->network, open->release,
+                  status != BROKER_OK ? status : BROKER_ERR_INTERNAL, message,
+                  open->done, open->data);
+        free(open);
+        return;
+    }
+    memcpy(peer->interfaces[slot].name, info->name, sizeof(info->name));
+    peer_log(LOG_LEVEL_INFO, peer,
+             "opened interface %s on '%s' (interfaces %zu)", info->name,
+             open->network->config.name, peer->n_interfaces);
+    result.network = open->network;
+    result.interface = *info;
+    open->done(open->data, &result);
+    free(open);
+}
+
+static void open_interface_on(struct broker *broker, struct peer *peer,
+                              struct network *n, bool release,
+                              broker_done_fn done, void *data) {
+    const char *name = n->config.name;
+    struct broker_result result = {.status = BROKER_ERR_INTERNAL, .fd = -1};
+    unsigned index, user_count = uid_interfaces(broker, peer->cred.uid);
+    struct pending_open *open;
+    struct reason why = {0};
+
+    if ((peer->n_interfaces >= PEER_MAX_INTERFACES ||
+         user_count >= USER_MAX_INTERFACES) &&
+        broker->options.backend->settle_interfaces != NULL) {
+        // At the limit: make sure interfaces just closed are not counted.
+        broker->options.backend->settle_interfaces(broker->options.backend_ctx);
+        user_count = uid_interfaces(broker, peer->cred.uid);
+    }
     if (peer->n_interfaces >= PEER_MAX_INTERFACES ||
         user_count >= USER_MAX_INTERFACES) {
         peer_log(LOG_LEVEL_WARNING, peer,
@@ -304,7 +677,8 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
                  "connection (at most %d), %u for this user (at most %d)",
                  name, peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
                  USER_MAX_INTERFACES);
-        reason_set("too many interfaces: %zu open on this connection (at "
+        reason_set(&why,
+                   "too many interfaces: %zu open on this connection (at "
                    "most %d), %u for this user (at most %d)",
                    peer->n_interfaces, PEER_MAX_INTERFACES, user_count,
                    USER_MAX_INTERFACES);
@@ -317,32 +691,30 @@ int broker_open_interface(struct broker *broker, struct peer *peer,
             goto out;
     }
     index = free_index(broker, peer->cred.uid, name);
-    status = broker->options.backend->open_interface(
-        broker->options.backend_ctx, n->backend_handle, name, &peer->cred,
-        index, &created, &created_fd);
-    if (status != BROKER_OK)
+    open = calloc(1, sizeof(*open));
+    if (open == NULL)
         goto out;
+    open->broker = broker;
+    open->peer = peer;
+    open->network = n;
+    open->index = index;
+    open->release = release;
+    open->done = done;
+    open->data = data;
+    open->next = broker->opens;
+    broker->opens = open;
     strcpy(peer->interfaces[peer->n_interfaces].network, name);
     peer->interfaces[peer->n_interfaces].index = index;
-    memcpy(peer->interfaces[peer->n_interfaces].name, created.name,
-           sizeof(created.name));
+    peer->interfaces[peer->n_interfaces].name[0] = '\0';
     peer->n_interfaces++;
-    peer_log(LOG_LEVEL_INFO, peer,
-             "opened interface %s on '%s' (interfaces %zu)", created.name, name,
-             peer->n_interfaces);
-    *network = n;
-    *info = created;
-    *fd = created_fd;
-    status = BROKER_OK;
+    // The backend may complete before returning; nothing may follow.
+    broker->options.backend->open_interface(
+        broker->options.backend_ctx, n->backend_handle, name, &peer->cred,
+        index, on_interface_opened, open);
+    return;
 out:
-    if (status != BROKER_OK) {
-        peer_log(LOG_LEVEL_WARNING, peer, "open_interface '%s' failed: %s",
-                 name, broker_status_name(status));
-        // A failed call leaves the peer as it found it.
-        if (!held)
-            broker_release(broker, peer, name, now);
-    }
-    return status;
+    fail_open(broker, peer, n, release, result.status, reason_get(&why), done,
+              data);
 }
 
 int broker_create_persistent(struct broker *broker, const char *name) {
@@ -352,12 +724,21 @@ int broker_create_persistent(struct broker *broker, const char *name) {
 
     if (network == NULL) {
         status = broker->options.configs->lookup(broker->options.configs_ctx,
-                                                 name, &config);
+                                                 name, &config, NULL);
         if (status != BROKER_OK)
             goto out;
-        status = create_network(broker, &config, &network);
-        if (status != BROKER_OK)
+        // Persistent before the creation can complete: never idle.
+        config.persistent = true;
+        status = BROKER_ERR_INTERNAL;
+        network = new_network(broker, &config);
+        if (network == NULL)
             goto out;
+        start_when_free(broker, network);
+        // A backend that fails at once has removed it again.
+        status = registry_find(&broker->registry, name) != NULL
+                     ? BROKER_OK
+                     : BROKER_ERR_CREATE_FAILURE;
+        goto out;
     }
     network->config.persistent = true;
     network->idle_deadline = NO_DEADLINE;
@@ -372,30 +753,42 @@ uint64_t broker_next_deadline(const struct broker *broker) {
     return registry_next_deadline(&broker->registry);
 }
 
+static void on_removed(void *data) {
+    struct network *network = data;
+    struct broker *broker = owner(network);
+    struct network *next;
+
+    broker->generation++;
+    log_info("network '%s' is removed", network->config.name);
+    registry_remove(&broker->registry, network);
+    next = registry_find(&broker->registry, network->config.name);
+    free(network);
+    // Requests that arrived during the removal wait on a new instance.
+    if (next != NULL && !next->started)
+        start_create(broker, next);
+}
+
 void broker_expire(struct broker *broker, uint64_t now) {
     struct network *n = broker->registry.head;
+
+    seen(broker, now);
     while (n != NULL) {
         struct network *next = n->next;
-        if (n->peers == 0 && n->idle_deadline <= now)
-            destroy_network(broker, n, "idle delay passed");
+        if (n->state == NETWORK_READY && n->peers == 0 &&
+            n->idle_deadline <= now) {
+            log_info("removing network '%s' (bridge %s): idle delay passed",
+                     n->config.name, n->info.bridge);
+            n->state = NETWORK_REMOVING;
+            n->idle_deadline = NO_DEADLINE;
+            broker->options.backend->destroy(broker->options.backend_ctx,
+                                             n->backend_handle, on_removed, n);
+            // A backend that completes at once may have freed any network
+            // here (n, then a waiting re-creation that failed): start over;
+            // networks being removed are skipped.
+            next = broker->registry.head;
+        }
         n = next;
     }
-}
-
-void broker_prune_interfaces(struct broker *broker) {
-    for (struct peer *p = broker->peers; p != NULL; p = p->next)
-        prune_interfaces(broker, p);
-}
-
-int broker_list_configs(const struct broker *broker,
-                        struct network_config **configs, size_t *n) {
-    if (broker->options.configs->list == NULL) {
-        *configs = NULL;
-        *n = 0;
-        return BROKER_OK;
-    }
-    return broker->options.configs->list(broker->options.configs_ctx, configs,
-                                         n);
 }
 
 unsigned broker_peer_count(const struct broker *broker) {
@@ -412,4 +805,42 @@ const struct network *broker_networks(const struct broker *broker) {
 
 const struct peer *broker_peers(const struct broker *broker) {
     return broker->peers;
+}
+
+unsigned long broker_creations(const struct broker *broker) {
+    return broker->creations;
+}
+
+int broker_list_configs(const struct broker *broker,
+                        struct network_config **configs, size_t *n) {
+    if (broker->options.configs->list == NULL) {
+        *configs = NULL;
+        *n = 0;
+        return BROKER_OK;
+    }
+    return broker->options.configs->list(broker->options.configs_ctx, configs,
+                                         n);
+}
+
+unsigned broker_network_interfaces(const struct broker *broker,
+                                   const struct network *network) {
+    unsigned count = 0;
+    for (const struct peer *p = broker->peers; p != NULL; p = p->next) {
+        for (size_t i = 0; i < p->n_interfaces; i++) {
+            const struct peer_interface *iface = &p->interfaces[i];
+            // An empty name: still being opened, not handed out yet.
+            count += iface->name[0] != '\0' &&
+                     strcmp(iface->network, network->config.name) == 0;
+        }
+    }
+    return count;
+}
+
+uint64_t broker_generation(const struct broker *broker) {
+    uint64_t configs = 0;
+    // Both only grow, so their sum changes whenever either does.
+    if (broker->options.configs->generation != NULL)
+        configs =
+            broker->options.configs->generation(broker->options.configs_ctx);
+    return broker->generation + configs;
 }

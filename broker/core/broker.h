@@ -13,7 +13,9 @@
 
 // The core never reads a clock: every call that can start or end an idle
 // delay takes "now" (monotonic microseconds), and the event loop re-arms one
-// timer at broker_next_deadline() after each call. Tests drive time directly.
+// timer at broker_next_deadline() after each call. Backend completions,
+// which arrive without a time, use options.now (or the last "now" seen).
+// Tests drive time directly.
 struct broker;
 
 struct broker_options {
@@ -22,62 +24,116 @@ struct broker_options {
     const struct config_source_ops *configs;
     void *configs_ctx;
     uint64_t idle_usec;
+    // Optional: the current monotonic time, for backend completions.
+    uint64_t (*now)(void *ctx);
+    void *now_ctx;
 };
+
+// Returned by the synchronous wrappers when the network is still being
+// created: the peer holds it, but the request's answer comes later.
+#define BROKER_PENDING (-1)
+
+// The end of a request. network is valid until the network is removed; fd
+// (open_interface, else -1) is a descriptor the callee now owns.
+struct broker_result {
+    int status;
+    // Why it failed, in words (core/reason.h), or NULL; valid during the
+    // callback only. Every request waiting on one failed creation gets the
+    // same message.
+    const char *message;
+    const struct network *network;
+    struct interface_info interface;
+    int fd;
+};
+
+// Called exactly once per request, maybe before the request function
+// returns (the network was ready), maybe later (it was being created), never
+// after the peer disconnected.
+typedef void (*broker_done_fn)(void *data, const struct broker_result *result);
 
 // Returns NULL when out of memory.
 struct broker *broker_new(const struct broker_options *options);
-// Removes every network and frees every peer. Accepts NULL.
+// Removes every network at once (backend abandon) and frees every peer.
+// Pending requests are dropped without their callbacks. Accepts NULL.
 void broker_free(struct broker *broker);
 
 // Registers a connected peer. Returns NULL when out of memory.
 struct peer *broker_peer_connect(struct broker *broker,
                                  const struct peer_cred *cred, void *transport);
-// Drops every reference of peer and frees it.
+// Drops every reference of peer, drops its waiting requests (their
+// callbacks are not called) and frees it. A creation it waited for still
+// completes and then follows the idle rule.
 void broker_peer_disconnect(struct broker *broker, struct peer *peer,
                             uint64_t now);
 
-// Acquires a reference to name for peer, creating the network if needed.
-// On BROKER_OK *out points at the network (valid until it is removed);
-// otherwise *out is untouched and the status says why.
+// Acquires a reference to name for peer, creating the network if needed,
+// and calls done. N peers acquiring a network being created wait on that
+// one creation and all get its instance or its error. An acquire of a
+// network being removed waits for the removal, then creates it again.
+void broker_acquire_async(struct broker *broker, struct peer *peer,
+                          const char *name, uint64_t now, broker_done_fn done,
+                          void *data);
+
+// Acquires name for peer (as broker_acquire_async) and creates an interface
+// on it for the peer's VM; the result carries the interface and a
+// descriptor (the broker keeps no copy). On failure a network this call
+// acquired is released again. A connection may have PEER_MAX_INTERFACES
+// interfaces alive at once and a user USER_MAX_INTERFACES; beyond that
+// BROKER_ERR_INTERNAL.
+void broker_open_interface_async(struct broker *broker, struct peer *peer,
+                                 const char *name, uint64_t now,
+                                 broker_done_fn done, void *data);
+
+// Synchronous forms of the two above, for backends that complete at once
+// (tests). On BROKER_OK *out points at the network; otherwise the outs are
+// untouched. BROKER_PENDING when the creation has not ended: the peer holds
+// the network but this call's answer is dropped.
 int broker_acquire(struct broker *broker, struct peer *peer, const char *name,
                    uint64_t now, const struct network **out);
-// Drops peer's reference to name. BROKER_ERR_NOT_FOUND if it holds none.
-int broker_release(struct broker *broker, struct peer *peer, const char *name,
-                   uint64_t now);
-
-// Acquires name for peer (as broker_acquire) and creates an interface on it
-// for the peer's VM. On BROKER_OK stores the network in *network, fills *info
-// and stores a descriptor the caller owns in *fd (the broker keeps no copy);
-// otherwise the outs are untouched and a network this call acquired is
-// released again. A connection may have PEER_MAX_INTERFACES interfaces alive
-// at once and a user USER_MAX_INTERFACES; beyond that BROKER_ERR_INTERNAL.
 int broker_open_interface(struct broker *broker, struct peer *peer,
                           const char *name, uint64_t now,
                           const struct network **network,
                           struct interface_info *info, int *fd);
 
-// Creates name now and never removes it for idleness (persistent networks).
+// Drops peer's reference to name. BROKER_ERR_NOT_FOUND if it holds none,
+// with why in why (may be NULL).
+int broker_release(struct broker *broker, struct peer *peer, const char *name,
+                   uint64_t now);
+int broker_release_why(struct broker *broker, struct peer *peer,
+                       const char *name, uint64_t now, struct reason *why);
+
+// Starts creating name and never removes it for idleness (persistent
+// networks). Returns an error when name cannot be looked up; a creation that
+// fails later is logged.
 int broker_create_persistent(struct broker *broker, const char *name);
 
 // Earliest moment broker_expire() has work, or NO_DEADLINE.
 uint64_t broker_next_deadline(const struct broker *broker);
-// Removes every unused network whose idle delay has passed.
+// Starts removing every unused network whose idle delay has passed.
 void broker_expire(struct broker *broker, uint64_t now);
-// Removes every network (used at exit). Peers keep their slots but lose
-// their networks.
-void broker_remove_all(struct broker *broker);
 
-// Forgets every peer's interfaces whose device is gone, so that counts in
-// the status are current.
-void broker_prune_interfaces(struct broker *broker);
-// The configured networks, running or not (config_source_ops.list); *configs
-// is malloc'd, the caller frees it. Without a list op: none, BROKER_OK.
+// The configured networks, running or not (config_source_ops.list, parsed
+// once per file change); *configs is malloc'd, the caller frees it. Without
+// a list op: none, BROKER_OK.
 int broker_list_configs(const struct broker *broker,
                         struct network_config **configs, size_t *n);
+// The interfaces the core counts as open on network (for the status): those
+// it has handed out and not yet seen gone. It learns that a VM let one go
+// when it next counts that user's interfaces (open_interface), which
+// changes broker_generation(); a status request never probes devices.
+unsigned broker_network_interfaces(const struct broker *broker,
+                                   const struct network *network);
 
 unsigned broker_peer_count(const struct broker *broker);
 unsigned broker_network_count(const struct broker *broker);
 const struct network *broker_networks(const struct broker *broker);
 const struct peer *broker_peers(const struct broker *broker);
+// Creations started since the broker began (a network created once for many
+// waiting peers counts once).
+unsigned long broker_creations(const struct broker *broker);
+// Changes whenever anything a status reply shows changes (peers, their
+// networks and interfaces, networks and their states, the configured
+// networks), so a status can be shared until then.
+uint64_t broker_generation(const struct broker *broker);
 
 #endif

@@ -1,8 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// Writes log lines to stderr, one write per line so lines never interleave.
+// Writes log lines to stderr without ever blocking the event loop: directly
+// to a file, through a bounded buffer and a writer thread otherwise.
 #include "log.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+// Room for a few thousand lines: a burst is kept, a flood is counted.
+#define LOG_BUFFER_BYTES (256 * 1024)
+#define LINE_MAX_BYTES 1024
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 
@@ -11,21 +25,240 @@ void log_set_level(enum log_level level) { current_level = level; }
 enum log_level log_get_level(void) { return current_level; }
 
 static const char *level_names[] = {"error", "warning", "info", "debug"};
+// sd-daemon(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG.
+static const int level_priorities[] = {3, 4, 6, 7};
+
+enum sink { SINK_UNKNOWN, SINK_FILE, SINK_BUFFERED };
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;    // the writer has work
+    pthread_cond_t drained; // the buffer is empty
+    bool initialized;
+    bool journal;
+    enum sink sink;
+    bool thread_started;
+    char *buffer; // a ring of LOG_BUFFER_BYTES
+    size_t head;  // next byte to write out
+    size_t used;
+    bool writing; // the writer holds bytes it took out of the ring
+    unsigned long dropped;
+    unsigned long dropped_reported;
+} out = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .drained = PTHREAD_COND_INITIALIZER,
+};
+
+// True when JOURNAL_STREAM ("dev:ino") names the file stderr is.
+static bool stderr_is_journal(void) {
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 ||
+        fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
+// Called with the lock held.
+static void init(void) {
+    struct stat st;
+
+    if (out.initialized)
+        return;
+    out.initialized = true;
+    out.journal = stderr_is_journal();
+    out.sink = fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode)
+                   ? SINK_FILE
+                   : SINK_BUFFERED;
+}
+
+static void write_all(const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; // stderr is gone: nothing better to do
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void *writer(void *arg) {
+    static char chunk[LINE_MAX_BYTES * 16];
+
+    (void)arg;
+    pthread_mutex_lock(&out.lock);
+    for (;;) {
+        size_t n;
+        while (out.used == 0 && out.dropped == out.dropped_reported) {
+            pthread_cond_broadcast(&out.drained);
+            pthread_cond_wait(&out.wake, &out.lock);
+        }
+        if (out.used == 0) {
+            // Everything before the loss is out: say how much was lost.
+            unsigned long lost = out.dropped - out.dropped_reported;
+            out.dropped_reported = out.dropped;
+            n = (size_t)snprintf(chunk, sizeof(chunk),
+                                 "%svmnet-broker: warning: %lu log line%s "
+                                 "dropped (stderr was not read fast enough)\n",
+                                 out.journal ? "<4>" : "", lost,
+                                 lost == 1 ? "" : "s");
+        } else {
+            n = out.used < sizeof(chunk) ? out.used : sizeof(chunk);
+            if (out.head + n > LOG_BUFFER_BYTES)
+                n = LOG_BUFFER_BYTES - out.head;
+            memcpy(chunk, out.buffer + out.head, n);
+            out.head = (out.head + n) % LOG_BUFFER_BYTES;
+            out.used -= n;
+        }
+        out.writing = true;
+        pthread_mutex_unlock(&out.lock);
+        write_all(chunk, n);
+        pthread_mutex_lock(&out.lock);
+        out.writing = false;
+    }
+    return NULL;
+}
+
+// Called with the lock held. Returns false when the line must be dropped.
+static bool enqueue(const char *line, size_t len) {
+    if (!out.thread_started) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        sigset_t all, old;
+        int r;
+
+        out.buffer = malloc(LOG_BUFFER_BYTES);
+        if (out.buffer == NULL)
+            return false;
+        // The writer takes no signals: the loop handles them by signalfd.
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&thread, &attr, writer, NULL);
+        pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0) {
+            free(out.buffer);
+            out.buffer = NULL;
+            return false;
+        }
+        out.thread_started = true;
+    }
+    if (LOG_BUFFER_BYTES - out.used < len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        out.buffer[(out.head + out.used + i) % LOG_BUFFER_BYTES] = line[i];
+    out.used += len;
+    pthread_cond_signal(&out.wake);
+    return true;
+}
+
+static void vlog(enum log_level level, const char *prefix, const char *fmt,
+                 va_list ap) {
+    char line[LINE_MAX_BYTES];
+    char stamp[64] = "";
+    int used;
+
+    pthread_mutex_lock(&out.lock);
+    init();
+    if (out.journal) {
+        snprintf(stamp, sizeof(stamp), "<%d>", level_priorities[level]);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+    }
+    used =
+        snprintf(line, sizeof(line) - 1, "%svmnet-broker: %s: %s%s", stamp,
+                 level_names[level], prefix ? prefix : "", prefix ? " " : "");
+    if (used >= 0 && (size_t)used < sizeof(line) - 1) {
+        int n =
+            vsnprintf(line + used, sizeof(line) - 1 - (size_t)used, fmt, ap);
+        if (n >= 0)
+            used += n;
+        if ((size_t)used > sizeof(line) - 2)
+            used = (int)sizeof(line) - 2; // truncated
+        line[used++] = '\n';
+        if (out.sink == SINK_FILE && out.used == 0 && !out.writing)
+            write_all(line, (size_t)used);
+        else if (!enqueue(line, (size_t)used))
+            out.dropped++;
+    }
+    pthread_mutex_unlock(&out.lock);
+}
 
 void log_write(enum log_level level, const char *prefix, const char *fmt, ...) {
-    char line[1024];
-    int used;
     va_list ap;
 
     if (level > current_level)
         return;
-    used =
-        snprintf(line, sizeof(line), "vmnet-broker: %s: %s%s",
-                 level_names[level], prefix ? prefix : "", prefix ? " " : "");
-    if (used < 0 || (size_t)used >= sizeof(line))
-        return;
     va_start(ap, fmt);
-    vsnprintf(line + used, sizeof(line) - (size_t)used, fmt, ap);
+    vlog(level, prefix, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s\n", line);
+}
+
+static uint64_t monotonic_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void log_write_limited(enum log_level level, struct log_limit *limit,
+                       const char *prefix, const char *fmt, ...) {
+    uint64_t now;
+    va_list ap;
+
+    if (level > current_level)
+        return;
+    now = monotonic_usec();
+    if (now - limit->window_start >= LOG_PEER_WINDOW_USEC) {
+        if (limit->suppressed > 0)
+            log_write(LOG_LEVEL_WARNING, prefix,
+                      "%u message%s from this peer suppressed",
+                      limit->suppressed, limit->suppressed == 1 ? "" : "s");
+        limit->window_start = now;
+        limit->lines = 0;
+        limit->suppressed = 0;
+    }
+    if (limit->lines >= LOG_PEER_BURST) {
+        limit->suppressed++;
+        return;
+    }
+    limit->lines++;
+    va_start(ap, fmt);
+    vlog(level, prefix, fmt, ap);
+    va_end(ap);
+}
+
+void log_flush(void) {
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 1;
+    pthread_mutex_lock(&out.lock);
+    while (out.thread_started && (out.used > 0 || out.writing ||
+                                  out.dropped != out.dropped_reported)) {
+        if (pthread_cond_timedwait(&out.drained, &out.lock, &deadline) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&out.lock);
+}
+
+unsigned long log_dropped(void) {
+    unsigned long dropped;
+    pthread_mutex_lock(&out.lock);
+    dropped = out.dropped;
+    pthread_mutex_unlock(&out.lock);
+    return dropped;
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The daemon's log: levelled lines on stderr, peer-prefixed where one is known.
+// The daemon's log: levelled lines on stderr, peer-prefixed where one is
+// known, that never block the caller.
 #ifndef VMNET_BROKER_CORE_LOG_H
 #define VMNET_BROKER_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum log_level {
     LOG_LEVEL_ERROR = 0,
@@ -22,14 +24,46 @@ enum log_level log_get_level(void);
 #endif
 
 // prefix is the peer's label ("[peer 1234 uid 1000]") or NULL.
+//
+// Lines go to stderr in one write each. Under journald (JOURNAL_STREAM
+// names stderr) each starts with its syslog priority ("<3>" error, "<4>"
+// warning, "<6>" info, "<7>" debug) so `journalctl -p` filters them;
+// otherwise with a UTC timestamp. A regular file is written at once; to a
+// pipe, terminal or socket, which a slow reader can fill, lines go through
+// a bounded buffer drained by a thread, and lines that do not fit are
+// dropped and counted ("N log lines dropped").
 void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
     LOG_PRINTF(3, 4);
+
+// Per-peer lines: at most LOG_PEER_BURST per LOG_PEER_WINDOW_USEC for one
+// peer; the rest are counted and reported once the window ends, so one
+// client cannot flood the log.
+#define LOG_PEER_BURST 100
+#define LOG_PEER_WINDOW_USEC (10 * 1000000ull)
+
+struct log_limit {
+    uint64_t window_start;
+    unsigned lines;
+    unsigned suppressed;
+};
+
+void log_write_limited(enum log_level level, struct log_limit *limit,
+                       const char *prefix, const char *fmt, ...)
+    LOG_PRINTF(4, 5);
+
+// Waits (up to about a second) for buffered lines to be written. Called at
+// exit.
+void log_flush(void);
+
+// Lines dropped so far because the buffer was full.
+unsigned long log_dropped(void);
 
 #define log_error(...) log_write(LOG_LEVEL_ERROR, NULL, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_LEVEL_WARNING, NULL, __VA_ARGS__)
 #define log_info(...) log_write(LOG_LEVEL_INFO, NULL, __VA_ARGS__)
 #define log_debug(...) log_write(LOG_LEVEL_DEBUG, NULL, __VA_ARGS__)
 
-#define peer_log(level, peer, ...) log_write(level, (peer)->label, __VA_ARGS__)
+#define peer_log(level, peer, ...)                                             \
+    log_write_limited(level, &(peer)->log_limit, (peer)->label, __VA_ARGS__)
 
 #endif

@@ -63,3 +63,22 @@ const char *network_mode_name(enum network_mode mode) {
     }
     return "unknown";
 }
+
+uint32_t network_gateway(uint32_t subnet, uint32_t mask) {
+    uint32_t network = subnet & mask;
+    uint32_t broadcast = network | ~mask;
+    return subnet != network && subnet != broadcast ? subnet : network + 1;
+}
+
+uint32_t network_config_gateway(const struct network_config *config) {
+    return network_gateway(config->subnet, config->mask);
+}
+
+void network_default_dhcp_range(uint32_t network, uint32_t mask,
+                                uint32_t gateway, uint32_t *start,
+                                uint32_t *end) {
+    uint32_t broadcast = (network & mask) | ~mask;
+    network &= mask;
+    *start = gateway == network + 1 ? network + 2 : network + 1;
+    *end = gateway == broadcast - 1 ? broadcast - 2 : broadcast - 1;
+}

@@ -92,4 +92,18 @@ bool ipv4_mask_valid(uint32_t mask);
 
 const char *network_mode_name(enum network_mode mode);
 
+// The one rule for a network's gateway, shared by the config parser and
+// every backend: "subnet" may name the network address or the gateway
+// (vmnet accepts both); the network, broadcast or an unset address means
+// the first host.
+uint32_t network_gateway(uint32_t subnet, uint32_t mask);
+// The gateway of config's static subnet (has_subnet must be set).
+uint32_t network_config_gateway(const struct network_config *config);
+// The default DHCP range of a subnet: every host but the gateway, from the
+// first address after it (when it is the first host) to the last before it
+// (when it is the last), else the whole host range.
+void network_default_dhcp_range(uint32_t network, uint32_t mask,
+                                uint32_t gateway, uint32_t *start,
+                                uint32_t *end);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "network_config.h"
 
 // As in the original broker: a peer holds at most this many distinct
@@ -42,6 +43,8 @@ struct peer {
     struct peer_cred cred;
     // "[peer 1234 uid 1000]": the prefix of every log line about this peer.
     char label[48];
+    // So that one peer cannot flood the log.
+    struct log_limit log_limit;
     struct network *networks[PEER_MAX_NETWORKS];
     size_t n_networks;
     // Allocated on first open_interface: most peers never open one.

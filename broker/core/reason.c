@@ -1,28 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// The failing request's reason: one short line, the first one set wins.
+// A failure's reason: one short line, the first one set wins.
 #include "reason.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 
-// Short enough for one line of a CLI's output; longer reasons are cut.
-static char reason[256];
-static bool reason_is_set;
-
-void reason_clear(void) {
-    reason_is_set = false;
-    reason[0] = '\0';
-}
-
-void reason_set(const char *fmt, ...) {
+void reason_set(struct reason *r, const char *fmt, ...) {
     va_list ap;
 
-    if (reason_is_set)
+    if (r == NULL || r->set)
         return;
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
+    vsnprintf(r->text, sizeof(r->text), fmt, ap);
     va_end(ap);
-    reason_is_set = true;
+    r->set = true;
 }
 
-const char *reason_get(void) { return reason_is_set ? reason : NULL; }
+const char *reason_get(const struct reason *r) {
+    return r != NULL && r->set ? r->text : NULL;
+}

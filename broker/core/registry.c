@@ -4,13 +4,24 @@
 
 #include <string.h>
 
-struct network *registry_find(const struct registry *registry,
-                              const char *name) {
+static struct network *find(const struct registry *registry, const char *name,
+                            bool removing) {
     for (struct network *n = registry->head; n != NULL; n = n->next) {
-        if (strcmp(n->config.name, name) == 0)
+        if ((n->state == NETWORK_REMOVING) == removing &&
+            strcmp(n->config.name, name) == 0)
             return n;
     }
     return NULL;
+}
+
+struct network *registry_find(const struct registry *registry,
+                              const char *name) {
+    return find(registry, name, false);
+}
+
+struct network *registry_find_removing(const struct registry *registry,
+                                       const char *name) {
+    return find(registry, name, true);
 }
 
 void registry_add(struct registry *registry, struct network *network) {
@@ -37,7 +48,7 @@ void registry_remove(struct registry *registry, struct network *network) {
 uint64_t registry_next_deadline(const struct registry *registry) {
     uint64_t next = NO_DEADLINE;
     for (const struct network *n = registry->head; n != NULL; n = n->next) {
-        if (n->idle_deadline < next)
+        if (n->state == NETWORK_READY && n->idle_deadline < next)
             next = n->idle_deadline;
     }
     return next;

@@ -11,7 +11,24 @@
 
 #define NO_DEADLINE UINT64_MAX
 
+// A network is created asynchronously: requests for it wait while it is
+// CREATING; once REMOVING it is never handed out again, and an acquire of
+// its name waits for the removal to end and then creates a new instance.
+enum network_state {
+    NETWORK_CREATING = 0,
+    NETWORK_READY = 1,
+    NETWORK_REMOVING = 2,
+};
+
+struct broker_waiter;
+
 struct network {
+    enum network_state state;
+    // CREATING only: the backend has been asked (false while an earlier
+    // instance of the same name is still being removed).
+    bool started;
+    // Requests waiting for the creation to end, in arrival order.
+    struct broker_waiter *waiters;
     // The configuration the network was created from; policy is checked
     // against it for as long as the network lives.
     struct network_config config;
@@ -30,13 +47,18 @@ struct registry {
     unsigned count;
 };
 
+// The network called name that is creating or ready (never one being
+// removed), or NULL.
 struct network *registry_find(const struct registry *registry,
                               const char *name);
+// The instance of name being removed, or NULL.
+struct network *registry_find_removing(const struct registry *registry,
+                                       const char *name);
 // Takes ownership of network.
 void registry_add(struct registry *registry, struct network *network);
 // Unlinks network; the caller owns it afterwards.
 void registry_remove(struct registry *registry, struct network *network);
-// Earliest idle deadline, or NO_DEADLINE.
+// Earliest idle deadline of a ready network, or NO_DEADLINE.
 uint64_t registry_next_deadline(const struct registry *registry);
 
 #endif

@@ -24,9 +24,39 @@ bool ipv4_prefix_overlaps(struct ipv4_prefix a, struct ipv4_prefix b) {
 
 bool subnet_choose(const struct ipv4_prefix *used, size_t n_used,
                    struct ipv4_prefix *out) {
-    for (uint32_t candidate = SUBNET_FIRST; candidate <= SUBNET_LAST;
-         candidate += 0x100) {
-        struct ipv4_prefix c = {candidate, 24};
+    return subnet_choose_in(SUBNET_FIRST, SUBNET_LAST, used, n_used, out);
+}
+
+bool subnet_pool_range(struct ipv4_prefix pool, uint32_t *first,
+                       uint32_t *last) {
+    uint32_t mask = ipv4_prefix_mask(pool.len);
+    if (pool.len < 8 || pool.len > 24)
+        return false;
+    *first = pool.address & mask;
+    *last = (*first | ~mask) & 0xffffff00u;
+    return true;
+}
+
+bool ipv4_prefix_parse(const char *text, struct ipv4_prefix *out) {
+    char address[16];
+    unsigned len;
+    char tail;
+    uint32_t parsed;
+
+    if (sscanf(text, "%15[0-9.]/%2u%c", address, &len, &tail) != 2 ||
+        len > 32 || !ipv4_parse(address, &parsed))
+        return false;
+    out->address = parsed;
+    out->len = len;
+    return true;
+}
+
+bool subnet_choose_in(uint32_t first, uint32_t last,
+                      const struct ipv4_prefix *used, size_t n_used,
+                      struct ipv4_prefix *out) {
+    // 64-bit so that a range ending at 255.255.255.0 cannot wrap.
+    for (uint64_t candidate = first; candidate <= last; candidate += 0x100) {
+        struct ipv4_prefix c = {(uint32_t)candidate, 24};
         bool taken = false;
         for (size_t i = 0; i < n_used && !taken; i++)
             taken = used[i].len > 0 && ipv4_prefix_overlaps(c, used[i]);

@@ -28,6 +28,18 @@ bool ipv4_prefix_overlaps(struct ipv4_prefix a, struct ipv4_prefix b);
 bool subnet_choose(const struct ipv4_prefix *used, size_t n_used,
                    struct ipv4_prefix *out);
 
+// As subnet_choose(), over the /24s from first to last (each a /24's
+// network address).
+bool subnet_choose_in(uint32_t first, uint32_t last,
+                      const struct ipv4_prefix *used, size_t n_used,
+                      struct ipv4_prefix *out);
+// The first and last /24 of a pool (--subnet-pool); false unless its
+// length is 8 to 24.
+bool subnet_pool_range(struct ipv4_prefix pool, uint32_t *first,
+                       uint32_t *last);
+// Parses "A.B.C.D/LEN"; false if text is not one.
+bool ipv4_prefix_parse(const char *text, struct ipv4_prefix *out);
+
 // Formats address as dotted quad into buf (at least 16 bytes).
 const char *ipv4_format(uint32_t address, char *buf);
 // Parses a dotted quad; false if s is not one.

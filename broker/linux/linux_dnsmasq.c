@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -44,9 +45,6 @@ static const char *const owned_files[] = {CONF_FILE, PID_FILE, LEASE_FILE,
 #define USEC_PER_MSEC 1000ull
 #define USEC_PER_SEC 1000000ull
 #define READY_TIMEOUT_USEC (5 * USEC_PER_SEC)
-// dnsmasq is usually ready within a few milliseconds; polling this often
-// keeps network creation fast without spinning.
-#define READY_POLL_MSEC 2
 #define STOP_TIMEOUT_MSEC 2000
 #define STALE_KILL_TIMEOUT_MSEC 5000
 #define RESTART_INTERVAL_USEC USEC_PER_SEC
@@ -69,7 +67,27 @@ struct dnsmasq {
     uint64_t spawned_usec; // CLOCK_MONOTONIC of the last attempt
     unsigned failures;     // in a row
     bool failed;
+    // Starting: the first instance has not written its pid file yet.
+    dnsmasq_ready_fn ready;
+    void *ready_data;
+    int watch_descriptor; // on d->dir in the shared inotify, or -1
+    sd_event_source *ready_timer;
+    // Stopping asynchronously: SIGTERM sent, SIGKILL when this fires.
+    dnsmasq_stopped_fn stopped;
+    void *stopped_data;
+    sd_event_source *kill_timer;
+    struct dnsmasq *next_starting;
 };
+
+// One inotify instance for every dnsmasq being started: the pid file, which
+// dnsmasq writes once its sockets are bound, says it is ready. (The kernel
+// allows 128 instances per user by default; one per network would cap the
+// number of networks.)
+static struct {
+    int fd;
+    sd_event_source *source;
+    struct dnsmasq *starting;
+} ready_watch = {.fd = -1};
 
 static uint64_t now_usec(void) {
     struct timespec ts;
@@ -182,6 +200,25 @@ static void describe_exit(const siginfo_t *si, char *out, size_t size) {
     }
 }
 
+// The level a line of dnsmasq's own output deserves: its start-up chatter
+// ("started", "compile time options", "reading", "DHCP, IP range") is
+// information, its warnings warnings, and only what says something failed
+// is logged at the failure's level.
+static enum log_level dnsmasq_line_level(const char *line,
+                                         enum log_level failure) {
+    static const char *const failed[] = {
+        "failed",  "FAILED",  "cannot", "error",          "bad ",
+        "illegal", "unknown", "junk",   "Address already"};
+
+    for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++) {
+        if (strstr(line, failed[i]) != NULL)
+            return failure;
+    }
+    if (strstr(line, "warning") != NULL)
+        return LOG_LEVEL_WARNING;
+    return LOG_LEVEL_INFO;
+}
+
 // Logs the last lines dnsmasq wrote, which say why it failed.
 static void log_tail(const struct dnsmasq *d, enum log_level level) {
     char path[PATH_MAX];
@@ -234,18 +271,54 @@ static void log_tail(const struct dnsmasq *d, enum log_level level) {
         p = end + 1;
     }
     for (size_t i = 0; i < n_lines; i++)
-        log_write(level, NULL, "network %s: dnsmasq: %s", d->name, lines[i]);
+        log_write(dnsmasq_line_level(lines[i], level), NULL,
+                  "network %s: dnsmasq: %s", d->name, lines[i]);
 }
 
 // dnsmasq keeps root's rights only for what it needs (binding port 67, raw
 // sockets) and otherwise runs as its own user, where the system has one.
+// Looked up once (at start-up, from dnsmasq_remove_stale()): a user
+// database on the network must not hold every creation.
 static const char *dnsmasq_user(void) {
-    return getpwnam("dnsmasq") != NULL ? "dnsmasq" : "root";
+    static const char *user;
+    if (user == NULL)
+        user = getpwnam("dnsmasq") != NULL ? "dnsmasq" : "root";
+    return user;
 }
 
 static void format_mac(const uint8_t mac[6], char out[18]) {
     snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
              mac[3], mac[4], mac[5]);
+}
+
+#define RESOLV_CONF "/etc/resolv.conf"
+// As many as the C library's resolver uses (MAXNS).
+#define MAX_UPSTREAM_SERVERS 3
+
+// Copies the host's nameservers from RESOLV_CONF as server= lines. Only
+// address characters pass: the file must not be able to add options.
+static void write_upstream_servers(FILE *f) {
+    FILE *resolv = fopen(RESOLV_CONF, "re");
+    char line[256];
+    int written = 0;
+
+    if (resolv == NULL)
+        return;
+    while (written < MAX_UPSTREAM_SERVERS &&
+           fgets(line, sizeof(line), resolv) != NULL) {
+        char address[64];
+        bool plain = true;
+
+        if (sscanf(line, " nameserver %63s", address) != 1)
+            continue;
+        for (const char *p = address; *p != '\0' && plain; p++)
+            plain = isalnum((unsigned char)*p) || strchr(".:%-_", *p) != NULL;
+        if (!plain)
+            continue;
+        fprintf(f, "server=%s\n", address);
+        written++;
+    }
+    fclose(resolv);
 }
 
 static void write_config_lines(FILE *f, const struct dnsmasq *d,
@@ -281,9 +354,14 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
     fprintf(f, "log-facility=-\n");
     fprintf(f, "quiet-dhcp\nquiet-dhcp6\nquiet-ra\n");
     fprintf(f, "user=%s\n", dnsmasq_user());
-    // Upstream servers come from /etc/resolv.conf (no no-resolv), so guests
-    // resolve what the host resolves. Single-label names (other guests) are
+    // Upstream servers are the host's (/etc/resolv.conf), so guests resolve
+    // what the host resolves. They are copied in as server= lines with
+    // no-resolv: a dnsmasq that watches resolv.conf takes an inotify
+    // instance, and the kernel's default of 128 per user would cap the
+    // number of networks near 120. Single-label names (other guests) are
     // answered here or not at all: upstream can only leak or refuse them.
+    fprintf(f, "no-resolv\n");
+    write_upstream_servers(f);
     if (info->dns == 0)
         fprintf(f, "port=0\n");
     else
@@ -431,37 +509,131 @@ static void forget_instance(struct dnsmasq *d) {
     d->pid = 0;
 }
 
-// Waits until dnsmasq has written its pid file, which it does only after
-// binding its sockets.
-static int wait_ready(struct dnsmasq *d) {
-    uint64_t deadline = now_usec() + READY_TIMEOUT_USEC;
+static void stop_ready_watch(struct dnsmasq *d) {
+    struct dnsmasq **p = &ready_watch.starting;
+
+    d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+    if (d->watch_descriptor >= 0 && ready_watch.fd >= 0)
+        inotify_rm_watch(ready_watch.fd, d->watch_descriptor);
+    d->watch_descriptor = -1;
+    while (*p != NULL && *p != d)
+        p = &(*p)->next_starting;
+    if (*p == d)
+        *p = d->next_starting;
+    d->next_starting = NULL;
+    // The last start over: give the instance back to the kernel.
+    if (ready_watch.starting == NULL && ready_watch.fd >= 0) {
+        ready_watch.source = sd_event_source_disable_unref(ready_watch.source);
+        close(ready_watch.fd);
+        ready_watch.fd = -1;
+    }
+}
+
+static int watch(struct dnsmasq *d);
+static void terminate(struct dnsmasq *d);
+
+// Ends the start with status (0: ready). The callback may free d.
+static void finish_start(struct dnsmasq *d, int status) {
+    dnsmasq_ready_fn ready = d->ready;
+
+    stop_ready_watch(d);
+    d->ready = NULL;
+    if (status == 0)
+        log_info("network %s: dnsmasq (pid %d) is ready", d->name, (int)d->pid);
+    ready(d->ready_data, status);
+}
+
+// True once the running instance wrote its pid file.
+static bool pid_file_ready(const struct dnsmasq *d) {
     char path[PATH_MAX];
-    char what[64];
-    siginfo_t si;
 
     file_path(path, d->dir, PID_FILE);
-    for (;;) {
-        if (read_pid_file(path) == d->pid)
-            return 0;
-        if (now_usec() >= deadline) {
-            log_error("network %s: dnsmasq (pid %d) not ready after %llu s",
-                      d->name, (int)d->pid,
-                      (unsigned long long)(READY_TIMEOUT_USEC / USEC_PER_SEC));
-            log_tail(d, LOG_LEVEL_ERROR);
-            return -ETIMEDOUT;
+    return d->pid != 0 && read_pid_file(path) == d->pid;
+}
+
+static int on_ready_watch(sd_event_source *s, int fd, uint32_t revents,
+                          void *userdata) {
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+
+    (void)s;
+    (void)revents;
+    (void)userdata;
+    // Which directory changed matters little: every pending start checks
+    // its own pid file, a handful of reads.
+    do
+        n = read(fd, buf, sizeof(buf));
+    while (n > 0 || (n < 0 && errno == EINTR));
+    // A callback may start or stop other instances: scan again after each.
+    for (struct dnsmasq *d = ready_watch.starting; d != NULL;) {
+        if (pid_file_ready(d)) {
+            finish_start(d, 0);
+            d = ready_watch.starting;
+        } else {
+            d = d->next_starting;
         }
-        if (wait_exit(d->pidfd, READY_POLL_MSEC))
-            break;
     }
-    memset(&si, 0, sizeof(si));
-    while (waitid(P_PID, (id_t)d->pid, &si, WEXITED) < 0 && errno == EINTR)
-        ;
-    describe_exit(&si, what, sizeof(what));
-    log_error("network %s: dnsmasq (pid %d) %s while starting", d->name,
-              (int)d->pid, what);
-    forget_instance(d);
+    return 0;
+}
+
+static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+    struct dnsmasq *d = userdata;
+
+    (void)s;
+    (void)usec;
+    log_error("network %s: dnsmasq (pid %d) not ready after %llu s", d->name,
+              (int)d->pid,
+              (unsigned long long)(READY_TIMEOUT_USEC / USEC_PER_SEC));
     log_tail(d, LOG_LEVEL_ERROR);
-    return -EIO;
+    // SIGKILL first, so terminate() does not wait for it.
+    if (d->pidfd >= 0)
+        pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+    terminate(d);
+    finish_start(d, -ETIMEDOUT);
+    return 0;
+}
+
+// Watches d's directory for its pid file before dnsmasq runs, so the file
+// cannot appear unseen.
+static int start_ready_watch(struct dnsmasq *d) {
+    int r;
+
+    if (ready_watch.fd < 0) {
+        ready_watch.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (ready_watch.fd < 0) {
+            r = -errno;
+            log_error("network %s: inotify: %s", d->name, strerror(errno));
+            return r;
+        }
+        r = sd_event_add_io(d->event, &ready_watch.source, ready_watch.fd,
+                            EPOLLIN, on_ready_watch, NULL);
+        if (r < 0) {
+            close(ready_watch.fd);
+            ready_watch.fd = -1;
+            log_error("network %s: cannot watch inotify: %s", d->name,
+                      strerror(-r));
+            return r;
+        }
+    }
+    d->next_starting = ready_watch.starting;
+    ready_watch.starting = d;
+    d->watch_descriptor =
+        inotify_add_watch(ready_watch.fd, d->dir, IN_CLOSE_WRITE | IN_MOVED_TO);
+    if (d->watch_descriptor < 0) {
+        r = -errno;
+        log_error("network %s: cannot watch %s: %s", d->name, d->dir,
+                  strerror(errno));
+        stop_ready_watch(d);
+        return r;
+    }
+    r = sd_event_add_time_relative(d->event, &d->ready_timer, CLOCK_MONOTONIC,
+                                   READY_TIMEOUT_USEC, USEC_PER_MSEC,
+                                   on_ready_timeout, d);
+    if (r < 0) {
+        log_error("network %s: cannot arm a timer: %s", d->name, strerror(-r));
+        stop_ready_watch(d);
+    }
+    return r;
 }
 
 // Ends the running instance, if any, and reaps it.
@@ -550,6 +722,8 @@ static void record_failure(struct dnsmasq *d) {
     schedule_restart(d);
 }
 
+static void finish_stop(struct dnsmasq *d);
+
 static int on_child_exit(sd_event_source *s, const siginfo_t *si,
                          void *userdata) {
     struct dnsmasq *d = userdata;
@@ -557,6 +731,23 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
 
     (void)s;
     describe_exit(si, what, sizeof(what));
+    if (d->stopped != NULL) {
+        // Asked to stop: sd-event reaps it after this callback returns.
+        log_debug("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid,
+                  what);
+        forget_instance(d);
+        finish_stop(d);
+        return 0;
+    }
+    if (d->ready != NULL) {
+        log_error("network %s: dnsmasq (pid %d) %s while starting", d->name,
+                  (int)d->pid, what);
+        log_tail(d, LOG_LEVEL_ERROR);
+        forget_instance(d);
+        d->child = sd_event_source_disable_unref(d->child);
+        finish_start(d, -EIO);
+        return 0;
+    }
     log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid, what);
     log_tail(d, LOG_LEVEL_WARNING);
     // sd-event reaps the child after this callback returns.
@@ -636,7 +827,8 @@ static int remove_stale_dir(const char dir[DIR_MAX], const char *name) {
 
 int dnsmasq_start(const struct dnsmasq_options *options,
                   const struct network_config *config,
-                  const struct network_info *info, struct dnsmasq **out) {
+                  const struct network_info *info, dnsmasq_ready_fn ready,
+                  void *data, struct dnsmasq **out) {
     struct dnsmasq *d = NULL;
     char dir[DIR_MAX];
     int status = -EINVAL;
@@ -659,6 +851,7 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     if (d == NULL)
         goto out;
     d->pidfd = -1;
+    d->watch_descriptor = -1;
     d->event = sd_event_ref(options->event);
     snprintf(d->name, sizeof(d->name), "%s", config->name);
     d->dnsmasq_path =
@@ -700,16 +893,18 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     status = write_config(d, config, info);
     if (status < 0)
         goto out;
-    status = spawn(d);
+    d->ready = ready;
+    d->ready_data = data;
+    status = start_ready_watch(d);
     if (status < 0)
         goto out;
-    status = wait_ready(d);
+    status = spawn(d);
     if (status < 0)
         goto out;
     status = watch(d);
     if (status < 0)
         goto out;
-    log_info("network %s: dnsmasq (pid %d) serves %s", d->name, (int)d->pid,
+    log_info("network %s: dnsmasq (pid %d) starts on %s", d->name, (int)d->pid,
              info->bridge);
     *out = d;
     d = NULL;
@@ -719,16 +914,65 @@ out:
     return status;
 }
 
-void dnsmasq_stop(struct dnsmasq *d) {
-    if (d == NULL)
-        return;
+static void release(struct dnsmasq *d) {
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
+    d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
+    stop_ready_watch(d);
     terminate(d);
     if (d->dir[0] != '\0')
         remove_network_dir(d->dir);
     sd_event_unref(d->event);
     free(d->dnsmasq_path);
     free(d);
+}
+
+void dnsmasq_stop(struct dnsmasq *d) {
+    if (d == NULL)
+        return;
+    d->stopped = NULL;
+    release(d);
+}
+
+// The instance has ended: remove the files and tell the caller.
+static void finish_stop(struct dnsmasq *d) {
+    dnsmasq_stopped_fn stopped = d->stopped;
+    void *data = d->stopped_data;
+
+    d->stopped = NULL;
+    release(d);
+    stopped(data);
+}
+
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+    struct dnsmasq *d = userdata;
+
+    (void)s;
+    (void)usec;
+    log_warning("network %s: dnsmasq (pid %d) still runs %d ms after "
+                "SIGTERM; killing it",
+                d->name, (int)d->pid, STOP_TIMEOUT_MSEC);
+    if (d->pidfd >= 0)
+        pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+    return 0;
+}
+
+void dnsmasq_stop_async(struct dnsmasq *d, dnsmasq_stopped_fn stopped,
+                        void *data) {
+    d->stopped = stopped;
+    d->stopped_data = data;
+    d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
+    stop_ready_watch(d);
+    d->ready = NULL;
+    // Nothing runs (restarts gave up, or it is between two), or nothing
+    // watches it: end now.
+    if (d->pid == 0 || d->child == NULL ||
+        pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0) < 0 ||
+        sd_event_add_time_relative(d->event, &d->kill_timer, CLOCK_MONOTONIC,
+                                   STOP_TIMEOUT_MSEC * USEC_PER_MSEC,
+                                   USEC_PER_MSEC, on_kill_timer, d) < 0) {
+        finish_stop(d);
+        return;
+    }
 }
 
 pid_t dnsmasq_pid(const struct dnsmasq *d) { return d->pid; }
@@ -743,6 +987,7 @@ int dnsmasq_remove_stale(const char *runtime_dir) {
     int killed = 0;
     DIR *runtime;
 
+    dnsmasq_user();
     if (!runtime_dir_valid(runtime_dir)) {
         log_warning("not looking for stale dnsmasq files in %s: not an "
                     "absolute path of plain path characters",

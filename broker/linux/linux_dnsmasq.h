@@ -12,6 +12,11 @@
 
 struct dnsmasq;
 
+// status: 0 once dnsmasq has bound its sockets, else a negative errno (the
+// process is gone then; dnsmasq_stop() frees what is left).
+typedef void (*dnsmasq_ready_fn)(void *data, int status);
+typedef void (*dnsmasq_stopped_fn)(void *data);
+
 struct dnsmasq_options {
     // Where the child is watched (sd_event_add_child): SIGCHLD must be
     // blocked in every thread before dnsmasq_start() is called.
@@ -28,18 +33,29 @@ struct dnsmasq_options {
 // addresses only (when info->dns is set, which guests are told to use),
 // DHCPv4 over info's range with config's reservations (when info->dhcp), and
 // router advertisements for stateless autoconfiguration in the /64
-// info->ipv6_prefix (when info->ipv6). Returns 0 once dnsmasq has bound its
-// sockets (it wrote its pid file) and stores the handle in *out. Otherwise
-// returns a negative errno, logs why (with dnsmasq's last output when it
-// exited) and leaves no process and no file behind; *out is not touched.
-// Waits up to 5 s. A directory left for this network by a previous broker
-// is treated as stale: its dnsmasq is killed and its files removed first.
+// info->ipv6_prefix (when info->ipv6). Never waits: returns 0 once the
+// process runs and stores the handle in *out; ready(data, 0) follows from
+// the event loop once dnsmasq has bound its sockets (it wrote its pid file),
+// or ready(data, -errno) when it exits first or is not ready within 5 s
+// (logged with dnsmasq's last output). Otherwise returns a negative errno,
+// logs why and leaves no process and no file behind; *out is not touched
+// and ready is never called. A directory left for this network by a
+// previous broker is treated as stale: its dnsmasq is killed and its files
+// removed first.
 int dnsmasq_start(const struct dnsmasq_options *options,
                   const struct network_config *config,
-                  const struct network_info *info, struct dnsmasq **out);
+                  const struct network_info *info, dnsmasq_ready_fn ready,
+                  void *data, struct dnsmasq **out);
 
-// Stops dnsmasq (SIGTERM, then SIGKILL after 2 s), removes its files and
-// its directory, and frees d. Accepts NULL.
+// Stops dnsmasq without waiting: SIGTERM, SIGKILL 2 s later; once it has
+// ended, removes its files and its directory, frees d and calls
+// stopped(data) (maybe before returning, when nothing runs).
+void dnsmasq_stop_async(struct dnsmasq *d, dnsmasq_stopped_fn stopped,
+                        void *data);
+
+// Stops dnsmasq at once (SIGTERM, then SIGKILL after 2 s, waiting for it),
+// removes its files and its directory, and frees d; no callback follows.
+// For the broker's exit. Accepts NULL.
 void dnsmasq_stop(struct dnsmasq *d);
 
 // The pid of the running dnsmasq; 0 while it is being restarted or after

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/network_config.h"
@@ -25,6 +27,15 @@
 #include "linux_host_routes.h"
 #include "linux_sysctl.h"
 #include "linux_tap.h"
+#include "linux_worker.h"
+
+#define FORWARD_CHECK_USEC (10 * 1000000ull)
+
+static uint64_t monotonic_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 // The MTU of a network when neither its config nor a default route says.
 #define DEFAULT_MTU 1500
@@ -36,17 +47,65 @@ struct linux_backend {
     struct dnsmasq_options dnsmasq;
     char *runtime_dir;
     char *dnsmasq_path;
+    uint32_t pool_first;
+    uint32_t pool_last;
+    // NULL (jobs run inline) until services are enabled.
+    struct linux_worker *worker;
+    // Closes sent TAP descriptors: its own thread, so a wait for a close
+    // never queues behind a creation.
+    struct linux_worker *closer;
+    // CLOCK_MONOTONIC microseconds of the last look for a foreign forward
+    // policy of drop (worker only).
+    uint64_t forward_checked;
+    // TAP descriptors handed out and not closed yet.
+    struct sent_fd *sent;
 };
+
+struct sent_fd {
+    struct linux_backend *backend;
+    int fd;
+    char name[IFNAMSIZ];
+    bool queued; // the loop asked the worker to close it
+    bool closed; // the worker did (read under the worker's lock)
+    struct sent_fd *next;
+};
+
+void linux_backend_set_subnet_pool(struct linux_backend *backend,
+                                   uint32_t first, uint32_t last) {
+    backend->pool_first = first;
+    backend->pool_last = last;
+}
 
 _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
                "network_info.bridge holds exactly an interface name");
 
 // The handle create() returns: enough to find the bridge again.
 struct linux_network {
+    struct linux_backend *backend;
+    // A copy: the worker reads it while the core may mark the network
+    // persistent.
+    struct network_config config;
+    // What build() made, and where the core wants it.
+    struct network_info made;
+    struct network_info *info;
+    int status;
     int ifindex;
     char bridge[IFNAMSIZ];
+    // Written by the worker's jobs, read on the loop once they are done.
+    bool bridge_exists;
     bool has_rules;
     struct dnsmasq *dnsmasq;
+    // While a removal waits for it.
+    struct dnsmasq *stopping;
+    // The core's completion of create (while dnsmasq starts) or destroy
+    // (while it stops).
+    backend_create_done_fn created;
+    backend_destroy_done_fn destroyed;
+    void *done_data;
+    char name[NETWORK_NAME_MAX + 1];
+    // Why the creation failed, for every request waiting on it. Written by
+    // build() on the worker, read on the loop once it is done.
+    struct reason why;
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -74,6 +133,8 @@ int linux_backend_new(struct linux_backend **out) {
 
     if (backend == NULL)
         goto out;
+    backend->pool_first = SUBNET_FIRST;
+    backend->pool_last = SUBNET_LAST;
     backend->sock = nl_socket_alloc();
     if (backend->sock == NULL)
         goto out;
@@ -93,6 +154,14 @@ out:
 void linux_backend_free(struct linux_backend *backend) {
     if (backend == NULL)
         return;
+    // Its jobs use the netlink socket and the firewall freed below.
+    linux_worker_free(backend->worker);
+    linux_worker_free(backend->closer);
+    while (backend->sent != NULL) {
+        struct sent_fd *s = backend->sent;
+        backend->sent = s->next;
+        free(s);
+    }
     // Deletes the broker's whole table: no rule outlives the broker.
     firewall_free(backend->firewall);
     // nl_socket_free() closes the socket if nl_connect() opened it.
@@ -123,6 +192,12 @@ int linux_backend_enable_services(
     if (killed > 0)
         log_info("stopped %d dnsmasq left by a previous broker", killed);
     status = firewall_new(&backend->firewall);
+    if (status < 0)
+        goto out;
+    status = linux_worker_new(services->event, &backend->worker);
+    if (status < 0)
+        goto out;
+    status = linux_worker_new(services->event, &backend->closer);
 out:
     return status;
 }
@@ -162,9 +237,8 @@ int linux_backend_remove_stale(struct linux_backend *backend) {
 // the host already uses.
 static bool use_static_subnet(const struct network_config *config,
                               const struct host_networks *host,
-                              struct network_info *info) {
+                              struct network_info *info, struct reason *why) {
     uint32_t network = config->subnet & config->mask;
-    uint32_t broadcast = network | ~config->mask;
     struct ipv4_prefix wanted = {network, ipv4_mask_len(config->mask)};
     char address[16];
     char what[64];
@@ -172,7 +246,7 @@ static bool use_static_subnet(const struct network_config *config,
     if (!ipv4_mask_valid(config->mask)) {
         log_error("network %s: invalid mask %s", config->name,
                   ipv4_format(config->mask, address));
-        reason_set("invalid mask %s", address);
+        reason_set(why, "invalid mask %s", address);
         return false;
     }
     for (size_t i = 0; i < host->n; i++) {
@@ -181,30 +255,34 @@ static bool use_static_subnet(const struct network_config *config,
                 "network %s: subnet %s/%u overlaps %s", config->name,
                 ipv4_format(network, address), wanted.len,
                 linux_host_networks_describe(host, i, what, sizeof(what)));
-            reason_set("subnet %s/%u overlaps %s", address, wanted.len, what);
+            reason_set(why, "subnet %s/%u overlaps %s", address, wanted.len,
+                       what);
             return false;
         }
     }
     info->subnet = network;
     info->mask = config->mask;
-    // vmnet accepts the gateway or the network address as "subnet".
-    info->gateway = config->subnet != network && config->subnet != broadcast
-                        ? config->subnet
-                        : network + 1;
+    info->gateway = network_config_gateway(config);
     return true;
 }
 
-static bool choose_free_subnet(const struct network_config *config,
+static bool choose_free_subnet(const struct linux_backend *backend,
+                               const struct network_config *config,
                                const struct host_networks *host,
-                               struct network_info *info) {
+                               struct network_info *info, struct reason *why) {
     struct ipv4_prefix chosen;
+    char first[16], last[16];
 
-    if (!subnet_choose(host->prefixes, host->n, &chosen)) {
-        log_error("network %s: every /24 from 192.168.64.0 to 192.168.255.0 "
-                  "overlaps an address or route on the host",
-                  config->name);
-        reason_set("no free subnet: every /24 from 192.168.64.0 to "
-                   "192.168.255.0 overlaps an address or route on the host");
+    if (!subnet_choose_in(backend->pool_first, backend->pool_last,
+                          host->prefixes, host->n, &chosen)) {
+        log_error("network %s: every /24 from %s to %s overlaps an address "
+                  "or route on the host",
+                  config->name, ipv4_format(backend->pool_first, first),
+                  ipv4_format(backend->pool_last, last));
+        reason_set(why,
+                   "no free subnet: every /24 from %s to %s overlaps an "
+                   "address or route on the host",
+                   first, last);
         return false;
     }
     info->subnet = chosen.address;
@@ -221,23 +299,20 @@ static bool random_ula(uint8_t prefix[16]) {
     return getrandom(prefix + 1, 5, 0) == 5;
 }
 
-static void stop_services(struct linux_backend *backend,
-                          struct linux_network *network) {
-    dnsmasq_stop(network->dnsmasq);
-    network->dnsmasq = NULL;
+static void remove_rules(struct linux_backend *backend,
+                         struct linux_network *network) {
     if (network->has_rules)
         firewall_remove_network(backend->firewall, network->bridge);
     network->has_rules = false;
 }
 
-// Everything beyond the bridge: IPv6, checksums, forwarding, rules, dnsmasq.
-// Fills the rest of *info. On failure logs, undoes nothing (the caller's
-// stop_services() and bridge removal do) and returns false.
-static bool start_services(struct linux_backend *backend,
-                           const struct network_config *config,
-                           struct linux_network *network,
-                           struct network_info *info) {
-    uint32_t broadcast = info->subnet | ~info->mask;
+// Everything beyond the bridge but dnsmasq: IPv6, checksums, forwarding,
+// rules. Fills the rest of *info. On failure logs, undoes nothing (the
+// caller's teardown does) and returns false. On the worker.
+static bool add_services(struct linux_backend *backend,
+                         const struct network_config *config,
+                         struct linux_network *network,
+                         struct network_info *info) {
     int err;
 
     info->dns = info->gateway;
@@ -246,12 +321,8 @@ static bool start_services(struct linux_backend *backend,
         info->dhcp_start = config->dhcp_start;
         info->dhcp_end = config->dhcp_end;
     } else {
-        // Everything but the network, gateway and broadcast addresses; the
-        // gateway is usually the first host, so start after it.
-        info->dhcp_start = info->gateway == info->subnet + 1 ? info->subnet + 2
-                                                             : info->subnet + 1;
-        info->dhcp_end =
-            info->gateway == broadcast - 1 ? broadcast - 2 : broadcast - 1;
+        network_default_dhcp_range(info->subnet, info->mask, info->gateway,
+                                   &info->dhcp_start, &info->dhcp_end);
     }
     info->ipv6 = config->ipv6;
     if (info->ipv6) {
@@ -270,8 +341,8 @@ static bool start_services(struct linux_backend *backend,
         if (err < 0) {
             log_error("network %s: cannot add the IPv6 gateway to %s: %s",
                       config->name, network->bridge, nl_geterror(err));
-            reason_set("cannot add the IPv6 gateway to %s: %s", network->bridge,
-                       nl_geterror(err));
+            reason_set(&network->why, "cannot add the IPv6 gateway to %s: %s",
+                       network->bridge, nl_geterror(err));
             return false;
         }
     }
@@ -282,20 +353,29 @@ static bool start_services(struct linux_backend *backend,
                     config->name, network->bridge, strerror(-err));
     if (config->mode == NETWORK_MODE_SHARED) {
         if (sysctl_enable_forwarding(info->ipv6) < 0) {
-            reason_set("cannot turn on IP forwarding (see the broker's log)");
+            reason_set(&network->why,
+                       "cannot turn on IP forwarding (see the broker's log)");
             return false;
         }
         if (config->n_port_forwards > 0 &&
             sysctl_enable_route_localnet(network->bridge) < 0) {
-            reason_set("cannot set route_localnet on %s for port forwards "
+            reason_set(&network->why,
+                       "cannot set route_localnet on %s for port forwards "
                        "(see the broker's log)",
                        network->bridge);
             return false;
         }
-        firewall_foreign_forward_drop(backend->firewall);
+        // Listing every chain costs in proportion to the networks: look
+        // again at most every FORWARD_CHECK_USEC, not at every creation.
+        if (backend->forward_checked == 0 ||
+            monotonic_usec() - backend->forward_checked >= FORWARD_CHECK_USEC) {
+            backend->forward_checked = monotonic_usec();
+            firewall_foreign_forward_drop(backend->firewall);
+        }
     }
     if (firewall_add_network(backend->firewall, config, info) < 0) {
-        reason_set("cannot add the nftables rules (a host port forwarded "
+        reason_set(&network->why,
+                   "cannot add the nftables rules (a host port forwarded "
                    "twice? see the broker's log)");
         return false;
     }
@@ -310,170 +390,406 @@ static bool start_services(struct linux_backend *backend,
                  ipv4_format(forward->guest_address, guest),
                  (unsigned)forward->guest_port);
     }
-    if (dnsmasq_start(&backend->dnsmasq, config, info, &network->dnsmasq) < 0) {
-        reason_set("cannot start dnsmasq (is the dnsmasq-base package "
-                   "installed? see the broker's log)");
-        return false;
-    }
-    if (info->dhcp) {
-        char start[16], end[16];
-        log_info("network %s: DHCP from %s to %s, %zu reservation%s",
-                 config->name, ipv4_format(info->dhcp_start, start),
-                 ipv4_format(info->dhcp_end, end), config->n_reservations,
-                 config->n_reservations == 1 ? "" : "s");
-    }
     return true;
 }
 
-static int linux_network_create(void *ctx, const struct network_config *config,
-                                struct network_info *info, void **handle) {
-    struct linux_backend *backend = ctx;
-    struct linux_network *network = calloc(1, sizeof(*network));
-    struct host_networks host = {0};
-    struct network_info made = {0};
-    bool bridge_exists = false;
-    uint8_t mac[6];
-    char gateway[16];
-    int status = BROKER_ERR_INTERNAL;
+// Removes the bridge. Returns 0 or a negative errno (logged).
+static int remove_bridge(struct linux_backend *backend,
+                         struct linux_network *network) {
     int err;
 
-    if (network == NULL) {
-        log_error("network %s: out of memory", config->name);
-        goto out;
+    if (!network->bridge_exists)
+        return 0;
+    network->bridge_exists = false;
+    err = linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
+    if (err == 0) {
+        log_info("removed bridge %s", network->bridge);
+        return 0;
     }
-    if (!uuid_generate(made.uuid) || !linux_bridge_random_mac(mac)) {
+    if (err == -NLE_OBJ_NOTFOUND) {
+        log_warning("bridge %s was already removed", network->bridge);
+        return 0;
+    }
+    log_error("cannot remove bridge %s: %s", network->bridge, nl_geterror(err));
+    return nl_error_to_errno(err);
+}
+
+// On the worker: the rules, then the bridge.
+static void teardown(void *data) {
+    struct linux_network *network = data;
+
+    remove_rules(network->backend, network);
+    remove_bridge(network->backend, network);
+}
+
+// On the worker: everything the kernel does for a new network but dnsmasq
+// (netlink, sysctl, nftables: milliseconds the loop must not wait for).
+static void build(void *data) {
+    struct linux_network *network = data;
+    struct linux_backend *backend = network->backend;
+    const struct network_config *config = &network->config;
+    struct network_info *made = &network->made;
+    struct host_networks host = {0};
+    uint8_t mac[6];
+    char gateway[16];
+    int err;
+
+    network->status = BROKER_ERR_INTERNAL;
+    if (!uuid_generate(made->uuid) || !linux_bridge_random_mac(mac)) {
         log_error("network %s: cannot read random bytes", config->name);
         goto out;
     }
-    status = BROKER_ERR_CREATE_FAILURE;
-    linux_bridge_name(config->name, network->bridge);
+    network->status = BROKER_ERR_CREATE_FAILURE;
     err = linux_host_networks_read(backend->sock, &host);
     if (err < 0) {
         log_error("network %s: cannot read the host's addresses and routes: %s",
                   config->name, nl_geterror(err));
-        reason_set("cannot read the host's addresses and routes: %s",
+        reason_set(&network->why,
+                   "cannot read the host's addresses and routes: %s",
                    nl_geterror(err));
         goto out;
     }
-    if (config->has_subnet ? !use_static_subnet(config, &host, &made)
-                           : !choose_free_subnet(config, &host, &made))
+    if (config->has_subnet
+            ? !use_static_subnet(config, &host, made, &network->why)
+            : !choose_free_subnet(backend, config, &host, made, &network->why))
         goto out;
-    made.mtu = config->mtu != 0              ? config->mtu
-               : host.default_route_mtu != 0 ? host.default_route_mtu
-                                             : DEFAULT_MTU;
-
+    made->mtu = config->mtu != 0              ? config->mtu
+                : host.default_route_mtu != 0 ? host.default_route_mtu
+                                              : DEFAULT_MTU;
     err = linux_bridge_add(backend->sock, network->bridge, config->name, mac,
-                           made.mtu, &network->ifindex);
+                           made->mtu, &network->ifindex);
     if (err == -NLE_EXIST) {
         log_error("network %s: interface %s exists and is not ours",
                   config->name, network->bridge);
-        reason_set("interface %s exists and is not the broker's",
+        reason_set(&network->why, "interface %s exists and is not the broker's",
                    network->bridge);
         goto out;
     }
     if (err < 0) {
         log_error("network %s: cannot create bridge %s (mtu %u): %s",
-                  config->name, network->bridge, made.mtu, nl_geterror(err));
-        reason_set("cannot create bridge %s (mtu %u): %s", network->bridge,
-                   made.mtu, nl_geterror(err));
+                  config->name, network->bridge, made->mtu, nl_geterror(err));
+        reason_set(&network->why, "cannot create bridge %s (mtu %u): %s",
+                   network->bridge, made->mtu, nl_geterror(err));
         goto out;
     }
-    bridge_exists = true;
+    network->bridge_exists = true;
     err = linux_bridge_add_address(backend->sock, network->ifindex,
-                                   made.gateway, ipv4_mask_len(made.mask));
+                                   made->gateway, ipv4_mask_len(made->mask));
     if (err < 0) {
         log_error("network %s: cannot add %s/%u to %s: %s", config->name,
-                  ipv4_format(made.gateway, gateway), ipv4_mask_len(made.mask),
-                  network->bridge, nl_geterror(err));
-        reason_set("cannot add %s/%u to %s: %s", gateway,
-                   ipv4_mask_len(made.mask), network->bridge, nl_geterror(err));
+                  ipv4_format(made->gateway, gateway),
+                  ipv4_mask_len(made->mask), network->bridge, nl_geterror(err));
+        reason_set(&network->why, "cannot add %s/%u to %s: %s", gateway,
+                   ipv4_mask_len(made->mask), network->bridge,
+                   nl_geterror(err));
         goto out;
     }
     err = linux_bridge_set_up(backend->sock, network->ifindex);
     if (err < 0) {
         log_error("network %s: cannot set %s up: %s", config->name,
                   network->bridge, nl_geterror(err));
-        reason_set("cannot set %s up: %s", network->bridge, nl_geterror(err));
+        reason_set(&network->why, "cannot set %s up: %s", network->bridge,
+                   nl_geterror(err));
         goto out;
     }
-
-    memcpy(made.bridge, network->bridge, sizeof(made.bridge));
+    memcpy(made->bridge, network->bridge, sizeof(made->bridge));
     if (backend->firewall != NULL &&
-        !start_services(backend, config, network, &made))
+        !add_services(backend, config, network, made))
         goto out;
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
-             made.bridge, ipv4_format(made.gateway, gateway),
-             ipv4_mask_len(made.mask), made.mtu);
-    *info = made;
-    *handle = network;
-    network = NULL;
-    status = BROKER_OK;
+             made->bridge, ipv4_format(made->gateway, gateway),
+             ipv4_mask_len(made->mask), made->mtu);
+    network->status = BROKER_OK;
 out:
-    if (network != NULL)
-        stop_services(backend, network);
-    if (bridge_exists && status != BROKER_OK) {
-        err = linux_bridge_delete(backend->sock, network->ifindex,
-                                  network->bridge);
-        if (err < 0)
-            log_error("network %s: cannot remove half-made bridge %s: %s",
-                      config->name, network->bridge, nl_geterror(err));
-    }
+    if (network->status != BROKER_OK)
+        teardown(network);
     linux_host_networks_clear(&host);
-    free(network);
-    return status;
 }
 
-static void linux_network_destroy(void *ctx, void *handle) {
+// Ends the creation: the handle is freed on failure, as the core expects.
+static void end_create(struct linux_network *network, int status) {
+    backend_create_done_fn created = network->created;
+    void *done_data = network->done_data;
+    // A copy: the handle goes before the core hears of the failure.
+    struct reason why = network->why;
+
+    network->created = NULL;
+    if (status != BROKER_OK)
+        free(network);
+    created(done_data, status, status != BROKER_OK ? reason_get(&why) : NULL);
+}
+
+static void on_failed_teardown(void *data) {
+    end_create(data, BROKER_ERR_CREATE_FAILURE);
+}
+
+// dnsmasq answered (or failed to): the creation ends.
+static void on_dnsmasq_ready(void *data, int status) {
+    struct linux_network *network = data;
+
+    if (status == 0) {
+        const struct network_info *info = &network->made;
+        if (info->dhcp) {
+            char start[16], end[16];
+            log_info("network %s: DHCP from %s to %s, %zu reservation%s",
+                     network->name, ipv4_format(info->dhcp_start, start),
+                     ipv4_format(info->dhcp_end, end),
+                     network->config.n_reservations,
+                     network->config.n_reservations == 1 ? "" : "s");
+        }
+        end_create(network, BROKER_OK);
+        return;
+    }
+    log_error("network %s: dnsmasq did not start: %s", network->name,
+              strerror(-status));
+    reason_set(&network->why,
+               "cannot start dnsmasq: %s (is the dnsmasq-base package "
+               "installed? see the broker's log)",
+               strerror(-status));
+    dnsmasq_stop(network->dnsmasq);
+    network->dnsmasq = NULL;
+    linux_worker_queue(network->backend->worker, teardown, on_failed_teardown,
+                       network);
+}
+
+// Back on the loop after build(): dnsmasq starts here, where its child is
+// watched.
+static void built(void *data) {
+    struct linux_network *network = data;
+    struct linux_backend *backend = network->backend;
+
+    if (network->status != BROKER_OK) {
+        end_create(network, network->status);
+        return;
+    }
+    *network->info = network->made;
+    // Without services (bridges only) there is nothing to wait for.
+    if (backend->firewall == NULL) {
+        end_create(network, BROKER_OK);
+        return;
+    }
+    if (dnsmasq_start(&backend->dnsmasq, &network->config, &network->made,
+                      on_dnsmasq_ready, network, &network->dnsmasq) < 0) {
+        reason_set(&network->why,
+                   "cannot start dnsmasq (is the dnsmasq-base package "
+                   "installed? see the broker's log)");
+        linux_worker_queue(backend->worker, teardown, on_failed_teardown,
+                           network);
+    }
+}
+
+static void linux_network_create(void *ctx, const struct network_config *config,
+                                 struct network_info *info, void **handle,
+                                 backend_create_done_fn done, void *data) {
+    struct linux_backend *backend = ctx;
+    struct linux_network *network = calloc(1, sizeof(*network));
+
+    if (network == NULL) {
+        log_error("network %s: out of memory", config->name);
+        done(data, BROKER_ERR_INTERNAL, "the broker is out of memory");
+        return;
+    }
+    network->backend = backend;
+    network->config = *config;
+    network->info = info;
+    network->created = done;
+    network->done_data = data;
+    snprintf(network->name, sizeof(network->name), "%s", config->name);
+    linux_bridge_name(config->name, network->bridge);
+    *handle = network;
+    linux_worker_queue(backend->worker, build, built, network);
+}
+
+static void on_torn_down(void *data) {
+    struct linux_network *network = data;
+    backend_destroy_done_fn destroyed = network->destroyed;
+    void *done_data = network->done_data;
+
+    free(network);
+    destroyed(done_data);
+}
+
+// dnsmasq has ended: the rules and the bridge go last, on the worker.
+static void on_dnsmasq_stopped(void *data) {
+    struct linux_network *network = data;
+
+    network->stopping = NULL;
+    linux_worker_queue(network->backend->worker, teardown, on_torn_down,
+                       network);
+}
+
+static void linux_network_destroy(void *ctx, void *handle,
+                                  backend_destroy_done_fn done, void *data) {
+    struct linux_network *network = handle;
+    struct dnsmasq *dnsmasq = network->dnsmasq;
+
+    (void)ctx;
+    network->dnsmasq = NULL;
+    network->destroyed = done;
+    network->done_data = data;
+    if (dnsmasq == NULL) {
+        on_dnsmasq_stopped(network);
+        return;
+    }
+    network->stopping = dnsmasq;
+    dnsmasq_stop_async(dnsmasq, on_dnsmasq_stopped, network);
+}
+
+static void linux_network_abandon(void *ctx, void *handle) {
     struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
-    int err;
 
     if (network == NULL)
         return;
-    stop_services(backend, network);
-    err = linux_bridge_delete(backend->sock, network->ifindex, network->bridge);
-    if (err == 0)
-        log_info("removed bridge %s", network->bridge);
-    else if (err == -NLE_OBJ_NOTFOUND)
-        log_warning("bridge %s was already removed", network->bridge);
-    else
-        log_error("cannot remove bridge %s: %s", network->bridge,
-                  nl_geterror(err));
+    // Whatever the worker was doing for any network is done, and nothing it
+    // would finish is called.
+    linux_worker_drain(backend->worker);
+    dnsmasq_stop(network->stopping);
+    dnsmasq_stop(network->dnsmasq);
+    teardown(network);
     free(network);
 }
 
-static int linux_network_open_interface(void *ctx, void *handle,
-                                        const char *network_name,
-                                        const struct peer_cred *cred,
-                                        unsigned index,
-                                        struct interface_info *info, int *fd) {
-    struct linux_network *network = handle;
-    struct tap_info tap;
-    int r;
+static void forget_sent(void *data);
 
-    (void)ctx;
-    r = tap_open(network->bridge, network_name, cred->uid, cred->gid, index,
-                 &tap);
-    if (r < 0) {
-        reason_set("cannot make a TAP device on %s: %s", network->bridge,
-                   strerror(-r));
-        return BROKER_ERR_CREATE_FAILURE;
-    }
-    _Static_assert(sizeof(info->name) == sizeof(tap.name), "ifname sizes");
-    memcpy(info->name, tap.name, sizeof(info->name));
-    memcpy(info->mac, tap.mac, sizeof(info->mac));
-    *fd = r;
-    return BROKER_OK;
+// A TAP device being made on the worker: its netlink requests wait for
+// the kernel's RTNL lock, which a bridge's removal may hold for long.
+struct tap_job {
+    struct linux_backend *backend;
+    char bridge[IFNAMSIZ];
+    char network[NETWORK_NAME_MAX + 1];
+    uint32_t uid;
+    uint32_t gid;
+    unsigned index;
+    struct tap_info tap;
+    int fd; // or a negative errno
+    backend_interface_done_fn done;
+    void *data;
+};
+
+static void open_tap(void *data) {
+    struct tap_job *job = data;
+    job->fd = tap_open(job->bridge, job->network, job->uid, job->gid,
+                       job->index, &job->tap);
 }
 
+static void tap_opened(void *data) {
+    struct tap_job *job = data;
+    struct linux_backend *backend = job->backend;
+    struct interface_info info;
+    struct sent_fd *sent;
+
+    if (job->fd < 0) {
+        struct reason why = {0};
+        reason_set(&why, "cannot make a TAP device on %s: %s", job->bridge,
+                   strerror(-job->fd));
+        job->done(job->data, BROKER_ERR_CREATE_FAILURE, NULL, -1,
+                  reason_get(&why));
+        free(job);
+        return;
+    }
+    _Static_assert(sizeof(info.name) == sizeof(job->tap.name), "ifname sizes");
+    memset(&info, 0, sizeof(info));
+    memcpy(info.name, job->tap.name, sizeof(info.name));
+    memcpy(info.mac, job->tap.mac, sizeof(info.mac));
+    // Remembered so linux_backend_close_sent() knows the device; without
+    // memory it is closed on the loop instead.
+    // An entry for the same number not queued for closing is stale (its
+    // descriptor was closed elsewhere, as the core does for a peer that left
+    // while its interface was being made).
+    for (struct sent_fd *s = backend->sent; s != NULL; s = s->next) {
+        if (s->fd == job->fd && !s->queued) {
+            forget_sent(s);
+            break;
+        }
+    }
+    sent = calloc(1, sizeof(*sent));
+    if (sent != NULL) {
+        sent->backend = backend;
+        sent->fd = job->fd;
+        memcpy(sent->name, job->tap.name, sizeof(sent->name));
+        sent->next = backend->sent;
+        backend->sent = sent;
+    }
+    job->done(job->data, BROKER_OK, &info, job->fd, NULL);
+    free(job);
+}
+
+static void
+linux_network_open_interface(void *ctx, void *handle, const char *network_name,
+                             const struct peer_cred *cred, unsigned index,
+                             backend_interface_done_fn done, void *data) {
+    struct linux_backend *backend = ctx;
+    struct linux_network *network = handle;
+    struct tap_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL) {
+        done(data, BROKER_ERR_INTERNAL, NULL, -1,
+             "the broker is out of memory");
+        return;
+    }
+    job->backend = backend;
+    memcpy(job->bridge, network->bridge, sizeof(job->bridge));
+    snprintf(job->network, sizeof(job->network), "%s", network_name);
+    job->uid = cred->uid;
+    job->gid = cred->gid;
+    job->index = index;
+    job->done = done;
+    job->data = data;
+    linux_worker_queue(backend->worker, open_tap, tap_opened, job);
+}
+
+// An interface whose close is still queued may be counted: only at a limit
+// does that matter, and linux_settle_interfaces() then waits.
 static bool linux_interface_exists(void *ctx, const char *name) {
     (void)ctx;
     return if_nametoindex(name) != 0;
 }
 
+static void linux_settle_interfaces(void *ctx) {
+    struct linux_backend *backend = ctx;
+
+    for (struct sent_fd *s = backend->sent; s != NULL; s = s->next) {
+        if (s->queued)
+            linux_worker_wait_for(backend->closer, &s->closed);
+    }
+}
+
+static void close_sent(void *data) {
+    struct sent_fd *s = data;
+    close(s->fd);
+    s->closed = true;
+}
+
+static void forget_sent(void *data) {
+    struct sent_fd *s = data;
+    struct sent_fd **p = &s->backend->sent;
+
+    while (*p != NULL && *p != s)
+        p = &(*p)->next;
+    if (*p == s)
+        *p = s->next;
+    free(s);
+}
+
+void linux_backend_close_sent(struct linux_backend *backend, int fd) {
+    struct sent_fd *s = backend->sent;
+
+    while (s != NULL && (s->fd != fd || s->queued))
+        s = s->next;
+    if (s == NULL) {
+        close(fd);
+        return;
+    }
+    s->queued = true;
+    linux_worker_queue(backend->closer, close_sent, forget_sent, s);
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
+    .abandon = linux_network_abandon,
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
+    .settle_interfaces = linux_settle_interfaces,
 };

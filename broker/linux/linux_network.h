@@ -18,6 +18,11 @@ void linux_backend_free(struct linux_backend *backend); // accepts NULL
 // linux_bridge_is_marked()); returns how many were removed. Logs each.
 int linux_backend_remove_stale(struct linux_backend *backend);
 
+// Networks without a static subnet get a free /24 from first to last
+// (network addresses of /24s); by default 192.168.64.0 to 192.168.255.0.
+void linux_backend_set_subnet_pool(struct linux_backend *backend,
+                                   uint32_t first, uint32_t last);
+
 struct linux_backend_services {
     // Where dnsmasq children are supervised (SIGCHLD must be blocked).
     sd_event *event;
@@ -35,6 +40,13 @@ struct linux_backend_services {
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services);
+
+// Closes a descriptor open_interface handed out, once the transport has
+// sent it (or given up), on the worker: when the client has already closed
+// its copy, this close removes the device, which waits for an RCU grace
+// period (tens of ms). Interface counts stay exact: interface_exists() of
+// an interface whose close is still pending waits for that close.
+void linux_backend_close_sent(struct linux_backend *backend, int fd);
 
 extern const struct network_backend_ops
     linux_backend_ops; // ctx is a struct linux_backend *

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -17,6 +18,7 @@
 #include "../config/config_dir.h"
 #include "../core/broker.h"
 #include "../core/log.h"
+#include "../core/subnet.h"
 #include "linux_network.h"
 #include "unix_server.h"
 
@@ -34,6 +36,8 @@ struct options {
     const char *runtime_dir;
     const char *config_dir;
     uint64_t idle_usec;
+    // /24s for networks without a static subnet; len 0: the default.
+    struct ipv4_prefix subnet_pool;
     bool verbose;
     bool check_config;
     // --check-config's file or directory; NULL: config_dir.
@@ -47,6 +51,9 @@ struct daemon {
     struct unix_server *server;
     struct linux_backend *backend;
     struct config_dir *configs;
+    // Tells the config source when a file changes, so that the status's
+    // configured networks are neither stale nor re-read per request.
+    sd_event_source *config_watch;
     sd_event_source *expire_timer;
     sd_event_source *exit_timer;
     // Started by socket activation: exit once idle, systemd restarts us.
@@ -54,35 +61,39 @@ struct daemon {
 };
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "Usage: vmnet-broker [OPTION]...\n"
-            "Share named, reference-counted VM networks between programs.\n"
-            "\n"
-            "  -s, --socket PATH          listen on PATH (default %s)\n"
-            "  -c, --config-dir DIR       network configs (default %s)\n"
-            "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
-            "                             (default: the socket's directory)\n"
-            "  -i, --idle-timeout SECONDS remove unused networks after "
-            "SECONDS\n"
-            "                             (default %.0f; decimals allowed)\n"
-            "      --check-config [PATH]  validate the config directory (or\n"
-            "                             PATH: a directory or one file),\n"
-            "                             list its networks and exit\n"
-            "  -v, --verbose              log debug messages\n"
-            "  -h, --help                 show this help and exit\n"
-            "  -V, --version              show the version and exit\n",
-            DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
+    fprintf(
+        out,
+        "Usage: vmnet-broker [OPTION]...\n"
+        "Share named, reference-counted VM networks between programs.\n"
+        "\n"
+        "  -s, --socket PATH          listen on PATH (default %s)\n"
+        "  -c, --config-dir DIR       network configs (default %s)\n"
+        "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
+        "                             (default: the socket's directory)\n"
+        "  -i, --idle-timeout SECONDS remove unused networks after "
+        "SECONDS\n"
+        "                             (default %.0f; decimals allowed)\n"
+        "      --subnet-pool CIDR     take free /24s from CIDR (/8 to /24;\n"
+        "                             default 192.168.64.0-192.168.255.0)\n"
+        "      --check-config [PATH]  validate the config directory (or\n"
+        "                             PATH: a directory or one file),\n"
+        "                             list its networks and exit\n"
+        "  -v, --verbose              log debug messages\n"
+        "  -h, --help                 show this help and exit\n"
+        "  -V, --version              show the version and exit\n",
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
 static int parse_options(int argc, char **argv, struct options *options) {
-    enum { OPT_CHECK_CONFIG = 256 };
+    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
         {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -123,6 +134,18 @@ static int parse_options(int argc, char **argv, struct options *options) {
         case OPT_CHECK_CONFIG:
             options->check_config = true;
             break;
+        case OPT_SUBNET_POOL: {
+            uint32_t first, last;
+            if (!ipv4_prefix_parse(optarg, &options->subnet_pool) ||
+                !subnet_pool_range(options->subnet_pool, &first, &last)) {
+                fprintf(stderr,
+                        "vmnet-broker: invalid --subnet-pool '%s': expected "
+                        "A.B.C.D/LEN with LEN from 8 to 24\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        }
         case 'v':
             options->verbose = true;
             break;
@@ -152,6 +175,12 @@ static uint64_t now_usec(struct daemon *d) {
     uint64_t now = 0;
     sd_event_now(d->event, CLOCK_MONOTONIC, &now);
     return now;
+}
+
+static uint64_t broker_now(void *ctx) { return now_usec(ctx); }
+
+static void close_sent_fd(void *ctx, int fd) {
+    linux_backend_close_sent(ctx, fd);
 }
 
 static void arm(sd_event_source *timer, uint64_t when) {
@@ -184,6 +213,14 @@ static void state_changed(void *userdata) {
     }
 }
 
+// After every event: a backend completion (dnsmasq ready or gone) changes
+// the broker as much as a request does.
+static int on_post(sd_event_source *s, void *userdata) {
+    (void)s;
+    state_changed(userdata);
+    return 0;
+}
+
 static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
     struct daemon *d = userdata;
 
@@ -212,12 +249,43 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)s;
     if (peers > 0) {
         // A VM must not lose its network because someone stopped us.
-        log_warning("ignoring SIG%s: %u peer%s connected", name, peers,
-                    peers == 1 ? "" : "s");
+        log_warning("ignoring SIG%s: %u %s connected", name, peers,
+                    peers == 1 ? "peer" : "peers");
         return 0;
     }
     log_info("SIG%s with no peers: removing networks and exiting", name);
     return sd_event_exit(d->event, 0);
+}
+
+static int on_config_change(sd_event_source *s,
+                            const struct inotify_event *event, void *userdata) {
+    struct daemon *d = userdata;
+
+    config_dir_changed(d->configs);
+    if (event->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+        // The directory itself went: the config source watches its stat()
+        // from now on (a new directory of that name is seen that way).
+        config_dir_set_watched(d->configs, false);
+        d->config_watch = sd_event_source_disable_unref(s);
+    }
+    return 0;
+}
+
+// Without a watch (no directory yet, no inotify left) the config source
+// compares the directory's stat() instead: it still works, but misses an
+// edit in place until that network is next looked up.
+static void watch_config_dir(struct daemon *d) {
+    int r = sd_event_add_inotify(
+        d->event, &d->config_watch, d->options.config_dir,
+        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE |
+            IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR,
+        on_config_change, d);
+    if (r < 0) {
+        log_debug("not watching %s (%s): its changes are seen by stat()",
+                  d->options.config_dir, strerror(-r));
+        return;
+    }
+    config_dir_set_watched(d->configs, true);
 }
 
 static int listen_fd_from_systemd(void) {
@@ -305,8 +373,10 @@ static int run(struct daemon *d) {
     r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
     if (r < 0)
         goto out;
+    // 1 ms accuracy: sd-event's default (250 ms) would keep an idle
+    // network up to a quarter second past its delay.
     r = sd_event_add_time(d->event, &d->expire_timer, CLOCK_MONOTONIC,
-                          UINT64_MAX, 0, on_expire, d);
+                          UINT64_MAX, 1000, on_expire, d);
     if (r < 0)
         goto out;
     r = sd_event_add_time(d->event, &d->exit_timer, CLOCK_MONOTONIC, UINT64_MAX,
@@ -315,6 +385,9 @@ static int run(struct daemon *d) {
         goto out;
     sd_event_source_set_enabled(d->expire_timer, SD_EVENT_OFF);
     sd_event_source_set_enabled(d->exit_timer, SD_EVENT_OFF);
+    r = sd_event_add_post(d->event, NULL, on_post, d);
+    if (r < 0)
+        goto out;
 
     r = linux_backend_new(&d->backend);
     if (r < 0) {
@@ -322,8 +395,15 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    if (d->options.subnet_pool.len != 0) {
+        uint32_t first, last;
+        subnet_pool_range(d->options.subnet_pool, &first, &last);
+        linux_backend_set_subnet_pool(d->backend, first, last);
+    }
     services.event = d->event;
     services.runtime_dir = runtime_dir;
+    // For tests: a wrapper that delays or breaks dnsmasq.
+    services.dnsmasq_path = getenv("VMNET_BROKER_DNSMASQ");
     r = linux_backend_enable_services(d->backend, &services);
     if (r < 0) {
         // Most often: no nf_tables in the kernel, or no nftables library.
@@ -336,11 +416,14 @@ static int run(struct daemon *d) {
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
         goto out;
+    watch_config_dir(d);
     broker_options.backend = &linux_backend_ops;
     broker_options.backend_ctx = d->backend;
     broker_options.configs = &config_dir_ops;
     broker_options.configs_ctx = d->configs;
     broker_options.idle_usec = d->options.idle_usec;
+    broker_options.now = broker_now;
+    broker_options.now_ctx = d;
     d->broker = broker_new(&broker_options);
     if (d->broker == NULL)
         goto out;
@@ -357,6 +440,8 @@ static int run(struct daemon *d) {
     server_options.path = d->options.socket_path;
     server_options.changed = state_changed;
     server_options.changed_ctx = d;
+    server_options.close_fd = close_sent_fd;
+    server_options.close_fd_ctx = d->backend;
     r = unix_server_new(&server_options, &d->server);
     if (r < 0)
         goto out;
@@ -376,11 +461,13 @@ out:
     // Peers first (dropping references), then every network.
     unix_server_free(d->server);
     broker_free(d->broker);
+    sd_event_source_disable_unref(d->config_watch);
     config_dir_free(d->configs);
     linux_backend_free(d->backend);
     sd_event_source_disable_unref(d->expire_timer);
     sd_event_source_disable_unref(d->exit_timer);
     sd_event_unref(d->event);
+    log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -407,6 +494,7 @@ static bool has_net_admin(void) {
 // What the broker cannot work without, checked before anything is made so
 // that each missing piece is named in one line with its fix.
 static bool startup_checks(void) {
+    const char *dnsmasq = getenv("VMNET_BROKER_DNSMASQ");
     bool ok = true;
 
     if (!has_net_admin()) {
@@ -416,10 +504,13 @@ static bool startup_checks(void) {
                   (unsigned long)geteuid());
         ok = false;
     }
-    if (access(DNSMASQ_PATH, X_OK) != 0) {
+    // The tests' wrapper (VMNET_BROKER_DNSMASQ) stands in for dnsmasq.
+    if (dnsmasq == NULL || dnsmasq[0] == '\0')
+        dnsmasq = DNSMASQ_PATH;
+    if (access(dnsmasq, X_OK) != 0) {
         log_error("%s: %s: networks need dnsmasq for DHCP and DNS: install "
                   "the Debian package dnsmasq-base",
-                  DNSMASQ_PATH, strerror(errno));
+                  dnsmasq, strerror(errno));
         ok = false;
     }
     return ok;
@@ -469,7 +560,10 @@ int main(int argc, char **argv) {
                                 ? daemon.options.check_path
                                 : daemon.options.config_dir);
     log_set_level(daemon.options.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-    if (!startup_checks())
+    if (!startup_checks()) {
+        // Lines to a pipe go through the log's thread: let them out.
+        log_flush();
         return EXIT_FAILURE;
+    }
     return run(&daemon);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Accepts peers, reads one JSON request per datagram, replies in order.
+// Moves request datagrams and reply datagrams (with descriptors) between
+// Unix sockets and the platform-free dispatcher.
 #include "unix_server.h"
 
 #include <errno.h>
@@ -14,7 +15,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
-#include "../core/reason.h"
+#include "../protocol/dispatch.h"
 #include "../protocol/message.h"
 #include "linux_tap.h"
 
@@ -31,7 +32,14 @@ struct connection {
     struct unix_server *server;
     int fd;
     sd_event_source *io;
-    struct peer *peer;
+    struct dispatch_conn *conn;
+    // Reply bytes sent during this turn's batch: a connection's work per
+    // turn is weighed by its cost, not by its number of requests.
+    size_t turn_bytes;
+    // The peer is gone (a send failed); closed from a deferred event, never
+    // from inside the dispatcher's callback.
+    bool dead;
+    sd_event_source *close_later;
     // Replies the kernel would not take yet. While any is queued the
     // connection is not read from, so the queue never grows past one turn.
     struct reply *queue;
@@ -46,22 +54,11 @@ struct unix_server {
     char *path;
     sd_event_source *listen_io;
     struct connection *connections;
-    struct message_cache *replies;
+    struct dispatcher *dispatcher;
     // Kept open so that, out of descriptors, the broker can still accept
     // and close a pending connection instead of spinning on it.
     int reserve_fd;
     uint64_t last_emfile_log;
-};
-
-// A reply ready to go. Its text is owned (freed once sent or queued) or, for
-// acquire, the cache's.
-struct outgoing {
-    const char *text; // NULL when memory ran out
-    size_t len;
-    char *owned; // text, when it is owned
-    // A descriptor sent with the reply (open_interface), or -1; closed once
-    // sent or queued.
-    int fd;
 };
 
 static uint64_t now_usec(struct unix_server *server) {
@@ -75,11 +72,21 @@ static void changed(struct unix_server *server) {
         server->options.changed(server->options.changed_ctx);
 }
 
+// The broker keeps no copy of a descriptor it sent (or could not send).
+static void close_sent(struct unix_server *server, int fd) {
+    if (fd < 0)
+        return;
+    if (server->options.close_fd != NULL)
+        server->options.close_fd(server->options.close_fd_ctx, fd);
+    else
+        close(fd);
+}
+
 static void connection_free(struct connection *c, uint64_t now) {
     if (c == NULL)
         return;
-    if (c->peer != NULL)
-        broker_peer_disconnect(c->server->options.broker, c->peer, now);
+    dispatch_disconnect(c->conn, now);
+    sd_event_source_disable_unref(c->close_later);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else if (c->server->connections == c)
@@ -90,8 +97,7 @@ static void connection_free(struct connection *c, uint64_t now) {
     while (c->queue != NULL) {
         struct reply *r = c->queue;
         c->queue = r->next;
-        if (r->fd >= 0)
-            close(r->fd);
+        close_sent(c->server, r->fd);
         free(r);
     }
     if (c->fd >= 0)
@@ -125,7 +131,7 @@ static int send_or_refuse(struct connection *c, const char *data, size_t len,
     int err = send_datagram(c->fd, data, len, fd);
 
     if (err == -EMSGSIZE) {
-        peer_log(LOG_LEVEL_WARNING, c->peer,
+        peer_log(LOG_LEVEL_WARNING, dispatch_conn_peer(c->conn),
                  "reply of %zu bytes does not fit the socket; answering "
                  "error 7",
                  len);
@@ -146,8 +152,7 @@ static int flush_queue(struct connection *c) {
         if (err < 0)
             return err;
         c->queue = r->next;
-        if (r->fd >= 0)
-            close(r->fd);
+        close_sent(c->server, r->fd);
         free(r);
     }
     return 0;
@@ -173,99 +178,65 @@ static int queue_reply(struct connection *c, const char *text, size_t len,
     *tail = r;
     status = 0;
 out:
-    if (fd >= 0)
-        close(fd);
+    close_sent(c->server, fd);
     return status;
 }
 
-// Sends the reply at once when nothing waits before it, which is nearly
-// always; only a reply the kernel will not take yet is copied into the
-// queue. Takes ownership of out->fd. Returns 0, or a negative errno when
-// the connection must close.
-static int send_reply(struct connection *c, const struct outgoing *out) {
-    int fd = out->fd;
-    int status = -ENOMEM;
+static void update_events(struct connection *c) {
+    uint32_t events = EPOLLIN | EPOLLRDHUP;
 
-    if (out->text == NULL)
-        goto out;
-    if (c->queue == NULL) {
-        status = send_or_refuse(c, out->text, out->len, fd);
-        if (status != -EAGAIN)
-            goto out;
-    }
-    status = queue_reply(c, out->text, out->len, fd);
-    fd = -1;
-out:
-    if (fd >= 0)
-        close(fd);
-    return status;
+    // Wait for room to send, or for the next request, never both: a
+    // client that does not read its replies is not read from. While a
+    // request waits (a network is being created) its later requests stay
+    // in the socket, so replies keep request order; a hang-up still shows.
+    if (c->queue != NULL)
+        events = EPOLLOUT;
+    else if (dispatch_conn_waiting(c->conn))
+        events = EPOLLRDHUP;
+    sd_event_source_set_io_events(c->io, events);
 }
 
-// out is to send text, then free it. text is NULL when memory ran out.
-static void own(struct outgoing *out, char *text) {
-    out->text = text;
-    out->owned = text;
-}
-
-// Fills *out with the reply to one request datagram.
-static void handle_request(struct connection *c, const char *data, size_t len,
-                           struct outgoing *out) {
+static int on_close_later(sd_event_source *s, void *userdata) {
+    struct connection *c = userdata;
     struct unix_server *server = c->server;
-    struct request request;
-    const char *reason = NULL;
-    const struct network *network = NULL;
-    struct interface_info iface;
-    int status;
 
-    out->text = NULL;
-    out->owned = NULL;
-    out->fd = -1;
-    // Each error reply says why in its "message" (core/reason.h).
-    reason_clear();
-    status = message_decode_request(data, len, &request, &reason);
-    if (status != BROKER_OK) {
-        peer_log(LOG_LEVEL_WARNING, c->peer, "invalid request: %s", reason);
-        reason_set("%s", reason);
-        own(out, message_encode_error_message(status, reason_get(), &out->len));
+    (void)s;
+    connection_free(c, now_usec(server));
+    changed(server);
+    return 0;
+}
+
+// The dispatcher's reply: sent at once when nothing waits before it, which
+// is nearly always; only a reply the kernel will not take yet is copied into
+// the queue. Takes ownership of fd.
+static void on_reply(void *transport, const char *text, size_t len, int fd) {
+    struct connection *c = transport;
+    int status = -EAGAIN;
+
+    if (c->dead) {
+        close_sent(c->server, fd);
         return;
     }
-    switch (request.command) {
-    case REQUEST_ACQUIRE:
-        status =
-            broker_acquire(server->options.broker, c->peer,
-                           request.network_name, now_usec(server), &network);
-        if (status == BROKER_OK) {
-            out->text =
-                message_cache_network(server->replies, network, &out->len);
-            return;
-        }
-        break;
-    case REQUEST_RELEASE:
-        status = broker_release(server->options.broker, c->peer,
-                                request.network_name, now_usec(server));
-        if (status == BROKER_OK) {
-            own(out, message_encode_released(request.network_name, &out->len));
-            return;
-        }
-        break;
-    case REQUEST_STATUS:
-        peer_log(LOG_LEVEL_DEBUG, c->peer, "status");
-        // Interface counts in the reply: forget the devices VMs let go.
-        broker_prune_interfaces(server->options.broker);
-        own(out, message_encode_status(server->options.broker, now_usec(server),
-                                       &out->len));
-        return;
-    case REQUEST_OPEN_INTERFACE:
-        status = broker_open_interface(server->options.broker, c->peer,
-                                       request.network_name, now_usec(server),
-                                       &network, &iface, &out->fd);
-        if (status != BROKER_OK)
-            break;
-        // Without its text the descriptor is closed by send_reply().
-        own(out, message_encode_interface(network, &iface, &out->len));
+    c->turn_bytes += len;
+    if (c->queue == NULL)
+        status = send_or_refuse(c, text, len, fd);
+    if (status == -EAGAIN) {
+        status = queue_reply(c, text, len, fd);
+    } else {
+        close_sent(c->server, fd); // sent, or failed
+    }
+    if (status < 0 && !c->dead) {
+        // The dispatcher or the core may be walking their lists: close
+        // the connection from the loop, not from here.
+        c->dead = true;
+        if (sd_event_add_defer(c->server->options.event, &c->close_later,
+                               on_close_later, c) < 0)
+            sd_event_source_set_io_events(c->io, EPOLLOUT);
         return;
     }
-    own(out, message_encode_error_message(status, reason_get(), &out->len));
+    if (!c->dead)
+        update_events(c);
+    changed(c->server);
 }
 
 // recv() returns 0 both for an empty datagram and at end of stream; only a
@@ -275,6 +246,9 @@ static bool peer_hung_up(int fd) {
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
 }
 
+// Reply bytes a connection may get per turn before others have their turn.
+#define TURN_BYTES_MAX (64 * 1024)
+
 // Reads up to a batch of requests. Returns 0, or a negative errno when the
 // connection must close.
 static int read_requests(struct connection *c) {
@@ -282,10 +256,12 @@ static int read_requests(struct connection *c) {
     // such (MSG_TRUNC returns the real length).
     char buf[MESSAGE_REQUEST_MAX + 1];
 
-    for (int i = 0; i < UNIX_SERVER_BATCH && c->queue == NULL; i++) {
+    c->turn_bytes = 0;
+    for (int i = 0;
+         i < UNIX_SERVER_BATCH && c->queue == NULL && !c->dead &&
+         !dispatch_conn_waiting(c->conn) && c->turn_bytes < TURN_BYTES_MAX;
+         i++) {
         ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
-        struct outgoing reply;
-        int r;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -299,11 +275,7 @@ static int read_requests(struct connection *c) {
         // buf: hand the decoder only what buf holds, still over the limit.
         if ((size_t)n > sizeof(buf))
             n = (ssize_t)sizeof(buf);
-        handle_request(c, buf, (size_t)n, &reply);
-        r = send_reply(c, &reply);
-        free(reply.owned);
-        if (r < 0)
-            return r;
+        dispatch_request(c->conn, buf, (size_t)n, now_usec(c->server));
     }
     return 0;
 }
@@ -316,18 +288,19 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents,
 
     (void)s;
     (void)fd;
-    if (revents & EPOLLOUT)
+    if (c->dead)
+        r = -EPIPE;
+    if (r >= 0 && (revents & EPOLLOUT))
         r = flush_queue(c);
-    if (r >= 0 && (revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+    if (r >= 0 && dispatch_conn_waiting(c->conn) &&
+        (revents & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+        r = -ECONNRESET; // gone while its request waits
+    else if (r >= 0 && (revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
         r = read_requests(c);
-    if (r < 0) {
+    if (r < 0 || c->dead)
         connection_free(c, now_usec(server));
-    } else {
-        // Wait for room to send, or for the next request, never both: a
-        // client that does not read its replies is not read from.
-        sd_event_source_set_io_events(
-            c->io, c->queue != NULL ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
-    }
+    else
+        update_events(c);
     changed(server);
     return 0;
 }
@@ -389,8 +362,8 @@ static void accept_one(struct unix_server *server, int fd) {
     if (r < 0)
         goto out;
     r = -ENOMEM;
-    c->peer = broker_peer_connect(server->options.broker, &cred, c);
-    if (c->peer == NULL)
+    c->conn = dispatch_connect(server->dispatcher, &cred, c);
+    if (c->conn == NULL)
         goto out;
     c->next = server->connections;
     if (c->next != NULL)
@@ -520,6 +493,8 @@ fail:
     return r;
 }
 
+static const struct dispatcher_ops dispatcher_ops = {.reply = on_reply};
+
 int unix_server_new(const struct unix_server_options *options,
                     struct unix_server **out) {
     struct unix_server *server = calloc(1, sizeof(*server));
@@ -530,8 +505,8 @@ int unix_server_new(const struct unix_server_options *options,
     server->options = *options;
     server->listen_fd = options->listen_fd;
     server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    server->replies = message_cache_new();
-    if (server->replies == NULL)
+    server->dispatcher = dispatcher_new(options->broker, &dispatcher_ops);
+    if (server->dispatcher == NULL)
         goto out;
     if (server->listen_fd < 0) {
         server->path = strdup(options->path);
@@ -578,7 +553,7 @@ void unix_server_free(struct unix_server *server) {
         unlink(server->path);
     if (server->reserve_fd >= 0)
         close(server->reserve_fd);
-    message_cache_free(server->replies);
+    dispatcher_free(server->dispatcher);
     free(server->path);
     free(server);
 }

@@ -23,6 +23,9 @@ struct unix_server_options {
     // the daemon can re-arm its timers.
     void (*changed)(void *ctx);
     void *changed_ctx;
+    // Closes a descriptor once it is sent (or cannot be); NULL: close().
+    void (*close_fd)(void *ctx, int fd);
+    void *close_fd_ctx;
 };
 
 // Starts serving. Returns 0 and stores the server in *out, or a negative

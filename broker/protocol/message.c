@@ -226,18 +226,6 @@ char *message_encode_released(const char *name, size_t *len) {
     return dump(json_pack("{s:s}", "released", name), len);
 }
 
-// How many interfaces the peers have open on network.
-static unsigned interface_count(const struct broker *broker,
-                                const struct network *network) {
-    unsigned count = 0;
-    for (const struct peer *p = broker_peers(broker); p; p = p->next) {
-        for (size_t i = 0; i < p->n_interfaces; i++)
-            count +=
-                strcmp(p->interfaces[i].network, network->config.name) == 0;
-    }
-    return count;
-}
-
 // What an administrator reads in `status` beside the keys above: the
 // gateway, IPv6 prefix, MTU and interface count (docs/protocol.md).
 static void add_status_details(json_t *entry, const struct broker *broker,
@@ -247,7 +235,7 @@ static void add_status_details(json_t *entry, const struct broker *broker,
                         json_string(ipv4_format(n->info.gateway, buf)));
     json_object_set_new(entry, "mtu", json_integer(n->info.mtu));
     json_object_set_new(entry, "interfaces",
-                        json_integer(interface_count(broker, n)));
+                        json_integer(broker_network_interfaces(broker, n)));
     if (n->info.ipv6 &&
         inet_ntop(AF_INET6, n->info.ipv6_prefix, buf, sizeof(buf)) != NULL) {
         json_object_set_new(entry, "ipv6_prefix", json_string(buf));
@@ -263,8 +251,7 @@ static json_t *configured_json(const struct network_config *config) {
         json_pack("{s:s, s:s, s:b, s:b, s:b, s:b, s:i, s:i}", "name",
                   config->name, "mode", network_mode_name(config->mode),
                   "persistent", config->persistent, "dhcp", config->dhcp,
-                  "ipv6", config->ipv6, "restricted",
-                  config->n_allowed_users > 0 || config->n_allowed_groups > 0,
+                  "ipv6", config->ipv6, "restricted", config->restricted,
                   "port_forwards", (int)config->n_port_forwards,
                   "dhcp_reservations", (int)config->n_reservations);
     if (entry == NULL)
@@ -287,6 +274,11 @@ static json_t *configured_json(const struct network_config *config) {
     return entry;
 }
 
+// Networks being removed are left out: their bridge is already gone, and a
+// request for the name creates a new instance. Built once per change of
+// broker_generation() (the dispatcher shares it): nothing here probes a
+// device, and configuration files are read only through the config
+// source's cache, once per change.
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len) {
     json_t *networks = json_array();
@@ -298,17 +290,20 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
     for (const struct network *n = broker_networks(broker); n; n = n->next) {
         char buf[16];
         json_t *idle = json_null();
+        if (n->state == NETWORK_REMOVING)
+            continue;
         if (n->idle_deadline != NO_DEADLINE)
             idle = json_real(n->idle_deadline > now
                                  ? (double)(n->idle_deadline - now) / 1e6
                                  : 0.0);
         json_t *entry = json_pack(
-            "{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s}", "name",
+            "{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s, s:s}", "name",
             n->config.name, "mode", network_mode_name(n->config.mode), "bridge",
             n->info.bridge, "subnet", ipv4_format(n->info.subnet, buf),
             "prefix_length", (int)ipv4_mask_len(n->info.mask), "peers",
             (int)n->peers, "idle_remaining", idle, "persistent",
-            n->config.persistent, "uuid", n->info.uuid);
+            n->config.persistent, "uuid", n->info.uuid, "state",
+            n->state == NETWORK_READY ? "ready" : "creating");
         if (entry != NULL)
             add_status_details(entry, broker, n);
         json_array_append_new(networks, entry);
@@ -329,9 +324,11 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
                              "uid", (json_int_t)p->cred.uid, "gid",
                              (json_int_t)p->cred.gid, "networks", held));
     }
-    return dump(json_pack("{s:{s:s, s:o, s:o, s:o}}", "status", "version",
+    return dump(json_pack("{s:{s:s, s:o, s:o, s:I, s:o}}", "status", "version",
                           VMNET_BROKER_VERSION, "networks", networks, "peers",
-                          peers, "configured", configured),
+                          peers, "creations",
+                          (json_int_t)broker_creations(broker), "configured",
+                          configured),
                 len);
 }
 

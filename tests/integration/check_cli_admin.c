@@ -55,6 +55,7 @@ static int shell(char **output, const char *format, ...) {
 
 START_TEST(test_error_messages_say_why) {
     char *output = NULL;
+    vmnet_broker_connection_t *c;
 
     ck_assert(harness_broker_write_config(broker, "broken",
                                           "{\"mode\": \"bridged\"}"));
@@ -82,6 +83,21 @@ START_TEST(test_error_messages_say_why) {
     assert_contains(output, "broken.json:1:");
     assert_contains(output, "'mode' must be");
     free(output);
+
+    // A creation the backend refuses on its worker thread: the reason
+    // travels back with that creation to the request that waited for it.
+    ck_assert(harness_broker_write_config(
+        broker, "clash", "{\"mode\": \"host\", \"subnet\": \"192.168.64.1\"}"));
+    c = harness_connect(broker);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(harness_acquire(c, "shared", NULL), VMNET_BROKER_SUCCESS);
+    ck_assert_int_eq(shell(&output,
+                           "exec '%s' --socket '%s' acquire clash 2>&1", CLI,
+                           broker->socket_path),
+                     1);
+    assert_contains(output, "subnet 192.168.64.0/24 overlaps");
+    free(output);
+    vmnet_broker_connection_close(c);
 }
 END_TEST
 

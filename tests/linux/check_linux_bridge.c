@@ -123,13 +123,32 @@ static uint32_t ip(const char *text) {
     return address;
 }
 
+static void on_created(void *data, int status, const char *message) {
+    (void)message;
+    *(int *)data = status;
+}
+
+static void on_destroyed(void *data) { *(bool *)data = true; }
+
+// Without services (no dnsmasq) the backend completes before returning.
 static int create(const struct network_config *config,
                   struct network_info *info, void **handle) {
-    return linux_backend_ops.create(backend, config, info, handle);
+    int status = -1;
+    linux_backend_ops.create(backend, config, info, handle, on_created,
+                             &status);
+    ck_assert_int_ne(status, -1);
+    // A failed creation frees the handle it stored.
+    if (status != BROKER_OK)
+        *handle = NULL;
+    return status;
 }
 
 static void destroy(void *handle) {
-    linux_backend_ops.destroy(backend, handle);
+    bool done = false;
+    if (handle == NULL)
+        return;
+    linux_backend_ops.destroy(backend, handle, on_destroyed, &done);
+    ck_assert(done);
 }
 
 static struct network_config dynamic_config(const char *name) {

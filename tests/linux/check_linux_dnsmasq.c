@@ -157,6 +157,10 @@ static struct network_info test_info_ipv6(void) {
     return info;
 }
 
+static void on_ready(void *data, int status) { *(int *)data = status; }
+
+// Starts dnsmasq and runs the loop until it is ready or has failed (the
+// handle is then stopped, as the backend does).
 static int start_with(const char *dnsmasq_path,
                       const struct network_config *config,
                       const struct network_info *info, struct dnsmasq **out) {
@@ -165,7 +169,21 @@ static int start_with(const char *dnsmasq_path,
         .runtime_dir = runtime_dir,
         .dnsmasq_path = dnsmasq_path,
     };
-    return dnsmasq_start(&options, config, info, out);
+    struct dnsmasq *d = NULL;
+    int ready = 1;
+    int r = dnsmasq_start(&options, config, info, on_ready, &ready, &d);
+
+    if (r < 0)
+        return r;
+    // Bounded by dnsmasq's own 5 s readiness timeout.
+    while (ready == 1)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    if (ready < 0) {
+        dnsmasq_stop(d);
+        return ready;
+    }
+    *out = d;
+    return 0;
 }
 
 static struct dnsmasq *start(const struct network_config *config,

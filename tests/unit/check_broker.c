@@ -517,37 +517,6 @@ START_TEST(test_persistent_failures_create_nothing) {
 }
 END_TEST
 
-START_TEST(test_remove_all_destroys_everything) {
-    struct peer *a = connect_root(100);
-    struct peer *b = connect_root(101);
-
-    acquire_ok(a, "shared", T0);
-    acquire_ok(a, "host", T0);
-    acquire_ok(b, "shared", T0);
-    acquire_ok(b, "net1", T0);
-    ck_assert_int_eq(broker_release(broker, b, "net1", T0), BROKER_OK);
-    ck_assert_int_eq(broker_create_persistent(broker, "net2"), BROKER_OK);
-    ck_assert_uint_eq(backend.creates, 4);
-
-    broker_remove_all(broker);
-    ck_assert_uint_eq(backend.destroys, 4);
-    ck_assert_uint_eq(backend.live, 0);
-    ck_assert_uint_eq(broker_network_count(broker), 0);
-    ck_assert_ptr_null(broker_networks(broker));
-    ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
-    // Peers stay connected, holding nothing, and can start over.
-    ck_assert_uint_eq(broker_peer_count(broker), 2);
-    ck_assert_uint_eq(a->n_networks, 0);
-    ck_assert_uint_eq(b->n_networks, 0);
-    ck_assert_int_eq(broker_release(broker, a, "shared", T0),
-                     BROKER_ERR_NOT_FOUND);
-    ck_assert_uint_eq(acquire_ok(a, "shared", T0 + 1)->peers, 1);
-    ck_assert_uint_eq(backend.creates, 5);
-    broker_peer_disconnect(broker, b, T0 + 2);
-    ck_assert_uint_eq(broker_peer_count(broker), 1);
-}
-END_TEST
-
 START_TEST(test_free_destroys_everything) {
     struct peer *a = connect_root(100);
 
@@ -824,7 +793,6 @@ static Suite *broker_suite(void) {
     tcase_add_test(lifetime,
                    test_persistent_of_an_idle_network_cancels_removal);
     tcase_add_test(lifetime, test_persistent_failures_create_nothing);
-    tcase_add_test(lifetime, test_remove_all_destroys_everything);
     tcase_add_test(lifetime, test_free_destroys_everything);
     tcase_add_test(lifetime, test_free_null);
     tcase_add_test(lifetime, test_peer_count_and_list);

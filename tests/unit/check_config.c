@@ -601,35 +601,37 @@ START_TEST(test_lookup) {
     write_file("shared.json", "{\"mtu\": 1280}");
 
     memset(&config, 0, sizeof(config));
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config), BROKER_OK);
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config, NULL),
+                     BROKER_OK);
     ck_assert_str_eq(config.name, "lab");
     ck_assert_int_eq(config.mode, NETWORK_MODE_HOST);
     ck_assert_uint_eq(config.mtu, 1400);
 
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "shared", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "shared", &config, NULL),
                      BROKER_OK);
     ck_assert_str_eq(config.name, "shared");
     ck_assert_int_eq(config.mode, NETWORK_MODE_SHARED);
     ck_assert_uint_eq(config.mtu, 1280);
 
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "host", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "host", &config, NULL),
                      BROKER_OK);
     ck_assert_str_eq(config.name, "host");
     ck_assert_int_eq(config.mode, NETWORK_MODE_HOST);
     ck_assert_uint_eq(config.mtu, 0);
 
     // Failures leave *out alone.
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "missing", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "missing", &config, NULL),
                      BROKER_ERR_NOT_FOUND);
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "broken", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "broken", &config, NULL),
                      BROKER_ERR_CREATE_FAILURE);
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "../lab", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "../lab", &config, NULL),
                      BROKER_ERR_NOT_FOUND);
     ck_assert_str_eq(config.name, "host");
 
     // Each lookup reads the file again.
     write_file("lab.json", "{\"mode\": \"shared\"}");
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config), BROKER_OK);
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config, NULL),
+                     BROKER_OK);
     ck_assert_int_eq(config.mode, NETWORK_MODE_SHARED);
     ck_assert_uint_eq(config.mtu, 0);
     config_dir_free(configs);
@@ -645,10 +647,10 @@ START_TEST(test_lookup_without_directory) {
     snprintf(missing, sizeof(missing), "%s/nothing-here", dir);
     configs = config_dir_new(missing);
     ck_assert_ptr_nonnull(configs);
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "shared", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "shared", &config, NULL),
                      BROKER_OK);
     ck_assert_int_eq(config.mode, NETWORK_MODE_SHARED);
-    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config),
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config, NULL),
                      BROKER_ERR_NOT_FOUND);
     config_dir_free(configs);
 }

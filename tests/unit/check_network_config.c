@@ -164,6 +164,25 @@ START_TEST(test_mask_non_contiguous) {
 }
 END_TEST
 
+START_TEST(test_gateway_and_dhcp_range) {
+    uint32_t net = 0xc0a80a00u, mask = 0xffffff00u, start, end;
+
+    // "subnet" as the network, a host, or the broadcast address.
+    ck_assert_uint_eq(network_gateway(net, mask), net + 1);
+    ck_assert_uint_eq(network_gateway(net + 7, mask), net + 7);
+    ck_assert_uint_eq(network_gateway(net + 255, mask), net + 1);
+    network_default_dhcp_range(net, mask, net + 1, &start, &end);
+    ck_assert_uint_eq(start, net + 2);
+    ck_assert_uint_eq(end, net + 254);
+    network_default_dhcp_range(net, mask, net + 254, &start, &end);
+    ck_assert_uint_eq(start, net + 1);
+    ck_assert_uint_eq(end, net + 253);
+    network_default_dhcp_range(net, mask, net + 7, &start, &end);
+    ck_assert_uint_eq(start, net + 1);
+    ck_assert_uint_eq(end, net + 254);
+}
+END_TEST
+
 static Suite *network_config_suite(void) {
     Suite *s = suite_create("network_config");
     TCase *names = tcase_create("names");
@@ -185,6 +204,7 @@ static Suite *network_config_suite(void) {
     tcase_add_loop_test(configs, test_not_builtin, 0,
                         sizeof(not_builtin) / sizeof(*not_builtin));
     tcase_add_test(configs, test_mode_names);
+    tcase_add_test(configs, test_gateway_and_dhcp_range);
     suite_add_tcase(s, configs);
 
     tcase_add_test(masks, test_mask_valid_lengths);

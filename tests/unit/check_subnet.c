@@ -185,6 +185,38 @@ START_TEST(test_choose_exhausted) {
 }
 END_TEST
 
+START_TEST(test_pool) {
+    struct ipv4_prefix pool, used[2], out;
+    uint32_t first, last;
+
+    ck_assert(ipv4_prefix_parse("10.77.0.0/16", &pool));
+    ck_assert(subnet_pool_range(pool, &first, &last));
+    ck_assert_uint_eq(first, ADDR(10, 77, 0, 0));
+    ck_assert_uint_eq(last, ADDR(10, 77, 255, 0));
+    used[0] = prefix(ADDR(10, 77, 0, 0), 24);
+    used[1] = prefix(ADDR(10, 77, 1, 7), 32);
+    ck_assert(subnet_choose_in(first, last, used, 2, &out));
+    ck_assert_uint_eq(out.address, ADDR(10, 77, 2, 0));
+    ck_assert_uint_eq(out.len, 24);
+    // A /24 pool is one network; the top of the address space cannot wrap.
+    ck_assert(ipv4_prefix_parse("255.255.255.0/24", &pool));
+    ck_assert(subnet_pool_range(pool, &first, &last));
+    ck_assert_uint_eq(first, last);
+    ck_assert(subnet_choose_in(first, last, NULL, 0, &out));
+    used[0] = prefix(first, 24);
+    ck_assert(!subnet_choose_in(first, last, used, 1, &out));
+    // Bad pools.
+    ck_assert(!ipv4_prefix_parse("10.0.0.0", &pool));
+    ck_assert(!ipv4_prefix_parse("10.0.0.0/33", &pool));
+    ck_assert(!ipv4_prefix_parse("10.0.0.0/8x", &pool));
+    ck_assert(!ipv4_prefix_parse("10.0.0/8", &pool));
+    ck_assert(ipv4_prefix_parse("10.0.0.0/25", &pool));
+    ck_assert(!subnet_pool_range(pool, &first, &last));
+    ck_assert(ipv4_prefix_parse("10.0.0.0/7", &pool));
+    ck_assert(!subnet_pool_range(pool, &first, &last));
+}
+END_TEST
+
 static Suite *subnet_suite(void) {
     Suite *s = suite_create("subnet");
     TCase *text = tcase_create("text");
@@ -197,6 +229,7 @@ static Suite *subnet_suite(void) {
                         sizeof(bad_addresses) / sizeof(*bad_addresses));
     tcase_add_test(text, test_format);
     tcase_add_test(text, test_format_parse_round_trip);
+    tcase_add_test(text, test_pool);
     suite_add_tcase(s, text);
 
     tcase_add_test(prefixes, test_mask_len);

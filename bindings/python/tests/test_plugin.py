@@ -17,6 +17,7 @@ import os
 import pathlib
 import shutil
 import fcntl
+import time
 
 def mine(connection):
     return [p for p in connection.status()["peers"] if p["pid"] == os.getpid()]
@@ -37,9 +38,16 @@ def test_uses_fixtures(vmnet_connection, vmnet_network, vmnet_interface):
     assert held == [["host", "shared"]] or held == [["shared", "host"]]
 
 def test_previous_teardown_left_nothing(vmnet_connection):
-    # The previous test's connection is closed and its device gone.
+    # The previous test's connection is closed and its device goes. The
+    # broker closes its own copy of a sent descriptor on a thread of its own
+    # (issue 10), so the device may outlive this process's close by that
+    # close: wait for it (bounded), as for anything the broker does later.
     assert [p["networks"] for p in mine(vmnet_connection)] == [[]]
-    assert not os.path.exists("/sys/class/net/" + open("tap").read())
+    device = "/sys/class/net/" + open("tap").read()
+    deadline = time.monotonic() + 10
+    while os.path.exists(device) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not os.path.exists(device)
 '''
 
 

@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: Apache-2.0
+// The event loop under load (issue 10): status beside churn, idle and
+// non-reading connections, simultaneous acquirers, teardown, many networks.
+#include <dirent.h>
+#include <errno.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define STATUS_SAMPLES 2000
+#define CHURNERS 2
+// Networks each churner cycles through: each is idle long enough between
+// two uses to be removed, so every cycle creates and removes one.
+#define CHURN_NETWORKS 10
+#define IDLE_CONNECTIONS 2000
+#define NON_READERS 8
+#define ACQUIRERS 64
+#define TEARDOWNS 5
+#define IDLE_SECONDS 0.2
+// More than the default pool's 192 /24s: creation goes on until it fails.
+#define LOOP_CONFIGURED 260
+// Networks used before the "many networks" part.
+#define FIRST_FREE_NETWORK (CHURNERS * CHURN_NETWORKS + 10)
+
+static const char status_request[] = "{\"command\":\"status\"}";
+
+static void sleep_us(long us) {
+    struct timespec ts = {.tv_sec = us / 1000000,
+                          .tv_nsec = (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+// One request, one reply of any length (and any descriptor it carries,
+// closed). Returns the reply's length, or -1.
+static ssize_t request(int fd, const char *text, char *reply, size_t size) {
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = reply, .iov_len = size - 1};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control,
+                         .msg_controllen = sizeof(control)};
+    ssize_t n;
+
+    if (send(fd, text, strlen(text), MSG_NOSIGNAL) != (ssize_t)strlen(text))
+        return -1;
+    do
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c != NULL && c->cmsg_type == SCM_RIGHTS) {
+            int received;
+            memcpy(&received, CMSG_DATA(c), sizeof(received));
+            close(received);
+        }
+        reply[n] = '\0';
+    }
+    return n;
+}
+
+struct status_ctx {
+    int fd;
+    char *reply;
+    size_t size;
+};
+
+static bool status_round_trip(void *arg) {
+    struct status_ctx *ctx = arg;
+    return request(ctx->fd, status_request, ctx->reply, ctx->size) > 0;
+}
+
+static double max_us(const struct samples *samples) {
+    uint64_t max = 0;
+    for (size_t i = 0; i < samples->n; i++)
+        max = samples->ns[i] > max ? samples->ns[i] : max;
+    return max / 1e3;
+}
+
+// status round trips on a fresh connection into *samples.
+static bool measure_status(const struct broker_process *broker,
+                           struct samples *samples) {
+    static char reply[512 * 1024];
+    struct status_ctx ctx = {.reply = reply, .size = sizeof(reply)};
+    bool ok;
+
+    ctx.fd = exchange_connect(broker->socket_path);
+    if (ctx.fd < 0)
+        return false;
+    ok = bench_warm_up(status_round_trip, &ctx, 50) &&
+         samples_measure(samples, status_round_trip, &ctx, STATUS_SAMPLES);
+    close(ctx.fd);
+    return ok;
+}
+
+// goal_p99_us 0: the p99 goal is 2x idle.
+static void status_rows(const char *what, const struct samples *load,
+                        const struct samples *idle, double goal_p99_us,
+                        double goal_max_us) {
+    struct summary l = samples_summarize(load), i = samples_summarize(idle);
+    char metric[128], value[64], baseline[64], verdict[96];
+
+    snprintf(metric, sizeof(metric), "status p50, %s", what);
+    snprintf(value, sizeof(value), "%.1f us", l.median_us);
+    snprintf(baseline, sizeof(baseline), "%.1f us idle", i.median_us);
+    table_row(metric, value, baseline, "");
+    snprintf(metric, sizeof(metric), "status p99, %s", what);
+    snprintf(value, sizeof(value), "%.1f us", l.p99_us);
+    snprintf(baseline, sizeof(baseline), "%.1f us idle", i.p99_us);
+    if (goal_p99_us > 0)
+        snprintf(verdict, sizeof(verdict), "goal < %.0f ms: %s",
+                 goal_p99_us / 1e3, l.p99_us < goal_p99_us ? "met" : "missed");
+    else
+        snprintf(verdict, sizeof(verdict), "goal <= 2x idle: %s",
+                 l.p99_us <= 2 * i.p99_us ? "met" : "missed");
+    table_row(metric, value, baseline, verdict);
+    snprintf(metric, sizeof(metric), "status max, %s", what);
+    snprintf(value, sizeof(value), "%.1f us", max_us(load));
+    snprintf(baseline, sizeof(baseline), "%.1f us idle", max_us(idle));
+    snprintf(verdict, sizeof(verdict), "goal < %.0f ms: %s", goal_max_us / 1e3,
+             max_us(load) < goal_max_us ? "met" : "missed");
+    table_row(metric, value, baseline, goal_max_us > 0 ? verdict : "");
+}
+
+// A client that, until killed, connects, acquires one of its networks,
+// opens an interface on it (the TAP closes with the descriptor) and
+// closes: creations, removals and TAP teardowns all the time.
+static pid_t start_churner(const struct broker_process *broker, int index) {
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid;
+    for (unsigned i = 0;; i++) {
+        char text[128], reply[8192];
+        int fd = exchange_connect(broker->socket_path);
+        unsigned net = 1 + index * CHURN_NETWORKS + i % CHURN_NETWORKS;
+        if (fd < 0)
+            _exit(1);
+        snprintf(text, sizeof(text),
+                 "{\"command\":\"open_interface\",\"network_name\":\"net%u\"}",
+                 net);
+        request(fd, text, reply, sizeof(reply));
+        close(fd);
+    }
+}
+
+static bool status_under_churn(const struct broker_process *broker,
+                               const struct samples *idle) {
+    struct samples churn;
+    pid_t churners[CHURNERS];
+    unsigned long before = 0;
+    bool ok;
+
+    if (!samples_init(&churn, STATUS_SAMPLES))
+        return false;
+    for (int c = 0; c < CHURNERS; c++)
+        churners[c] = start_churner(broker, c);
+    // Churn first reaches its pace.
+    sleep_us(500000);
+    (void)before;
+    ok = measure_status(broker, &churn);
+    for (int c = 0; c < CHURNERS; c++)
+        netns_kill(churners[c]);
+    if (ok)
+        status_rows("while 2 clients create, remove, open and close", &churn,
+                    idle, 0, 5000);
+    samples_free(&churn);
+    return ok && broker_process_wait_peers(broker, 0);
+}
+
+static bool status_with_crowd(const struct broker_process *broker,
+                              const struct samples *idle) {
+    static int fds[IDLE_CONNECTIONS + NON_READERS];
+    struct samples crowd;
+    size_t n = 0;
+    bool ok = false;
+
+    if (!samples_init(&crowd, STATUS_SAMPLES))
+        return false;
+    for (; n < IDLE_CONNECTIONS + NON_READERS; n++) {
+        fds[n] = exchange_connect(broker->socket_path);
+        if (fds[n] < 0)
+            goto out;
+    }
+    // The non-readers pipeline status requests until their socket is
+    // full, and never read a reply.
+    for (size_t i = IDLE_CONNECTIONS; i < n; i++) {
+        for (int sent = 0; sent < 10000; sent++) {
+            if (send(fds[i], status_request, strlen(status_request),
+                     MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                break;
+        }
+    }
+    ok = measure_status(broker, &crowd);
+    if (ok)
+        status_rows("2,000 idle + 8 non-reading connections", &crowd, idle,
+                    5000, 0);
+out:
+    while (n > 0)
+        close(fds[--n]);
+    samples_free(&crowd);
+    return ok && broker_process_wait_peers(broker, 0);
+}
+
+static long creations(const struct broker_process *broker) {
+    static char reply[64 * 1024];
+    int fd = exchange_connect(broker->socket_path);
+    char *p;
+    long n = -1;
+
+    if (fd < 0)
+        return -1;
+    if (request(fd, status_request, reply, sizeof(reply)) > 0 &&
+        (p = strstr(reply, "\"creations\":")) != NULL)
+        n = strtol(p + strlen("\"creations\":"), NULL, 10);
+    close(fd);
+    return n;
+}
+
+static bool acquire_one(int fd, unsigned net) {
+    char text[128], reply[8192];
+    snprintf(text, sizeof(text),
+             "{\"command\":\"acquire\",\"network_name\":\"net%u\"}", net);
+    return request(fd, text, reply, sizeof(reply)) > 0 &&
+           strncmp(reply, "{\"network\"", 10) == 0;
+}
+
+static bool simultaneous_acquirers(const struct broker_process *broker) {
+    int single = exchange_connect(broker->socket_path);
+    int fds[ACQUIRERS];
+    char text[128], reply[8192], value[64], baseline[64], verdict[96];
+    uint64_t start, single_ns, all_ns;
+    long before, after;
+    bool ok = single >= 0;
+    size_t n = 0;
+
+    // Removals of the churn's networks (0.2 s after their last use) run on
+    // the same worker as creations: let them end so both figures below
+    // see the same quiet broker.
+    sleep_us(1000000);
+    // One client creating a network alone: the creation time.
+    start = bench_now_ns();
+    ok = ok && acquire_one(single, CHURNERS * CHURN_NETWORKS + 1);
+    single_ns = bench_now_ns() - start;
+    for (; ok && n < ACQUIRERS; n++) {
+        fds[n] = exchange_connect(broker->socket_path);
+        ok = fds[n] >= 0;
+    }
+    before = creations(broker);
+    snprintf(text, sizeof(text),
+             "{\"command\":\"acquire\",\"network_name\":\"net%u\"}",
+             CHURNERS * CHURN_NETWORKS + 2);
+    start = bench_now_ns();
+    for (size_t i = 0; ok && i < n; i++)
+        ok = send(fds[i], text, strlen(text), MSG_NOSIGNAL) > 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = recv(fds[i], reply, sizeof(reply), 0) > 0 &&
+             strncmp(reply, "{\"network\"", 10) == 0;
+    all_ns = bench_now_ns() - start;
+    after = creations(broker);
+    if (ok) {
+        table_row("64 clients acquire one new network: creations",
+                  after - before == 1 ? "1" : "more than 1", "", "goal 1");
+        snprintf(value, sizeof(value), "%.2f ms", all_ns / 1e6);
+        snprintf(baseline, sizeof(baseline), "%.2f ms one client alone",
+                 single_ns / 1e6);
+        snprintf(verdict, sizeof(verdict), "goal <= creation + 5 ms: %s",
+                 all_ns <= single_ns + 5000000 ? "met" : "missed");
+        table_row("64 clients acquire one new network: last reply", value,
+                  baseline, verdict);
+    }
+    while (n > 0)
+        close(fds[--n]);
+    if (single >= 0)
+        close(single);
+    return ok;
+}
+
+static bool teardown_delay(const struct broker_process *broker) {
+    double worst = 0;
+    char value[64], verdict[96];
+
+    for (int t = 0; t < TEARDOWNS; t++) {
+        unsigned net = CHURNERS * CHURN_NETWORKS + 3 + t;
+        char bridge[IFNAMSIZ];
+        int fd = exchange_connect(broker->socket_path);
+        uint64_t released;
+        double late;
+
+        snprintf(bridge, sizeof(bridge), "vmb-net%u", net);
+        if (fd < 0 || !acquire_one(fd, net))
+            return false;
+        close(fd);
+        released = bench_now_ns();
+        while (if_nametoindex(bridge) != 0) {
+            if (bench_now_ns() - released > 20000000000ull)
+                return false;
+            sleep_us(200);
+        }
+        late = (bench_now_ns() - released) / 1e6 - IDLE_SECONDS * 1e3;
+        worst = late > worst ? late : worst;
+    }
+    snprintf(value, sizeof(value), "%.2f ms", worst);
+    snprintf(verdict, sizeof(verdict), "goal < 5 ms: %s",
+             worst < 5 ? "met" : "missed");
+    table_row("bridge gone after the idle delay (worst of 5)", value,
+              "0.2 s idle delay", verdict);
+    return true;
+}
+
+// Resident memory of every dnsmasq (the bench's PID namespace holds only
+// the broker's), and how many there are.
+static long dnsmasq_rss_kib(long *count) {
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    long total = 0;
+
+    *count = 0;
+    if (proc == NULL)
+        return 0;
+    while ((e = readdir(proc)) != NULL) {
+        char path[300], comm[32] = "";
+        struct proc_memory memory;
+        FILE *f;
+        pid_t pid = (pid_t)atoi(e->d_name);
+
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(comm, sizeof(comm), f) == NULL)
+            comm[0] = '\0';
+        fclose(f);
+        if (strcmp(comm, "dnsmasq\n") == 0 && proc_memory_read(pid, &memory)) {
+            total += memory.rss_kib;
+            (*count)++;
+        }
+    }
+    closedir(proc);
+    return total;
+}
+
+static bool many_networks(const struct broker_process *broker) {
+    static int fds[LOOP_CONFIGURED / 8 + 1];
+    struct proc_memory before, after;
+    uint64_t first_ns = 0, last_ns = 0;
+    size_t n_fds = 0;
+    unsigned made = 0;
+    long dnsmasqs = 0, dnsmasq_kib;
+    char value[64], baseline[64], verdict[96];
+
+    if (!proc_memory_read(broker->pid, &before))
+        return false;
+    for (unsigned net = FIRST_FREE_NETWORK; net <= LOOP_CONFIGURED; net++) {
+        uint64_t start;
+        bool ok;
+        if (made % 8 == 0) {
+            // A peer holds at most 8 networks: the next 8 on a new one.
+            fds[n_fds] = exchange_connect(broker->socket_path);
+            if (fds[n_fds] < 0)
+                break;
+            n_fds++;
+        }
+        start = bench_now_ns();
+        ok = acquire_one(fds[n_fds - 1], net);
+        if (!ok)
+            break; // the pool is full
+        if (made == 0)
+            first_ns = bench_now_ns() - start;
+        last_ns = bench_now_ns() - start;
+        made++;
+    }
+    proc_memory_read(broker->pid, &after);
+    dnsmasq_kib = dnsmasq_rss_kib(&dnsmasqs);
+    // Networks made earlier in this run are alive too (within their idle
+    // delay, or held): count what status lists.
+    snprintf(value, sizeof(value), "%u (+%d idle/held before)", made,
+             FIRST_FREE_NETWORK - 1);
+    snprintf(verdict, sizeof(verdict), "goal 190: %s",
+             made >= 190 ? "met" : "see count");
+    table_row("networks created until the pool was full", value,
+              "192 /24s in the pool", verdict);
+    snprintf(value, sizeof(value), "%.1f ms", last_ns / 1e6);
+    snprintf(baseline, sizeof(baseline), "%.1f ms the first", first_ns / 1e6);
+    snprintf(verdict, sizeof(verdict), "goal <= 2x: %s",
+             last_ns <= 2 * first_ns ? "met" : "missed");
+    table_row("creation of the last network", value, baseline, verdict);
+    snprintf(value, sizeof(value), "%ld KiB", after.rss_kib);
+    snprintf(baseline, sizeof(baseline), "%ld KiB before", before.rss_kib);
+    table_row("broker RSS with the pool full", value, baseline, "");
+    snprintf(value, sizeof(value), "%ld KiB",
+             dnsmasqs > 0 ? dnsmasq_kib / dnsmasqs : 0);
+    snprintf(baseline, sizeof(baseline), "%ld dnsmasq running", dnsmasqs);
+    table_row("dnsmasq RSS per network", value, baseline, "");
+    while (n_fds > 0)
+        close(fds[--n_fds]);
+    return made > 0;
+}
+
+bool bench_loop(struct bench *bench) {
+    struct broker_process broker = {.idle = "0.2"};
+    struct samples idle;
+    bool ok = false;
+
+    (void)bench;
+    if (!samples_init(&idle, STATUS_SAMPLES))
+        return false;
+    if (!broker_process_start(&broker, bench->broker_binary, LOOP_CONFIGURED)) {
+        broker_process_show_log(&broker);
+        goto out;
+    }
+    table_section("The event loop under load (a broker with a 0.2 s idle "
+                  "delay)");
+    fprintf(stderr, "bench: loop: status idle\n");
+    if (!measure_status(&broker, &idle))
+        goto out;
+    fprintf(stderr, "bench: loop: status under churn\n");
+    if (!status_under_churn(&broker, &idle))
+        goto out;
+    fprintf(stderr, "bench: loop: status beside 2,008 connections\n");
+    if (!status_with_crowd(&broker, &idle))
+        goto out;
+    fprintf(stderr, "bench: loop: 64 simultaneous acquirers\n");
+    if (!simultaneous_acquirers(&broker))
+        goto out;
+    fprintf(stderr, "bench: loop: teardown after the idle delay\n");
+    if (!teardown_delay(&broker))
+        goto out;
+    fprintf(stderr, "bench: loop: networks until the pool is full\n");
+    if (!many_networks(&broker))
+        goto out;
+    ok = true;
+out:
+    if (!ok)
+        broker_process_show_log(&broker);
+    broker_process_stop(&broker);
+    samples_free(&idle);
+    return ok;
+}

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: Apache-2.0
+// The real broker never waits for a network: requests during a slow
+// dnsmasq start, one creation for many acquirers, and 190 networks at once.
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define WAITERS 16
+#define MANY_NETWORKS 190
+#define PER_CONNECTION 8 // a peer holds at most 8 networks
+
+static struct harness_broker *broker;
+static char gate[160];
+
+static void setup(void) { broker = harness_test_setup(); }
+
+static void teardown(void) {
+    // Never leave a wrapper waiting.
+    if (gate[0] != '\0')
+        close(open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    unsetenv("VMNET_BROKER_DNSMASQ");
+    harness_broker_free(broker);
+    broker = NULL;
+}
+
+// A dnsmasq that starts only once the test creates the gate file: the
+// network stays "creating" for exactly as long as the test needs.
+static void use_gated_dnsmasq(void) {
+    char wrapper[160];
+    FILE *f;
+
+    snprintf(gate, sizeof(gate), "%s/go", broker->dir);
+    snprintf(wrapper, sizeof(wrapper), "%s/gated-dnsmasq.sh", broker->dir);
+    f = fopen(wrapper, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "while [ ! -e %s ]; do sleep 0.02; done\n"
+            "exec /usr/sbin/dnsmasq \"$@\"\n",
+            gate);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(wrapper, 0755), 0);
+    ck_assert_int_eq(setenv("VMNET_BROKER_DNSMASQ", wrapper, 1), 0);
+}
+
+static bool send_text(int fd, const char *text) {
+    return harness_raw_send(fd, text, strlen(text));
+}
+
+static const char *network_state(json_t *status, const char *name) {
+    json_t *network = harness_status_network(status, name);
+    return json_string_value(json_object_get(network, "state"));
+}
+
+static bool shared_listed(void *arg) {
+    json_t *status = harness_status(broker);
+    bool listed = harness_status_network(status, "shared") != NULL;
+    (void)arg;
+    json_decref(status);
+    return listed;
+}
+
+START_TEST(test_requests_answered_while_dnsmasq_starts) {
+    int fds[WAITERS];
+    json_t *status;
+    char uuid[64] = "";
+    int leaver;
+
+    use_gated_dnsmasq();
+    harness_start(broker, "0.2");
+    for (int i = 0; i < WAITERS; i++) {
+        fds[i] = harness_raw_connect(broker->socket_path);
+        ck_assert_int_ge(fds[i], 0);
+        ck_assert(send_text(
+            fds[i], "{\"command\":\"acquire\",\"network_name\":\"shared\"}"));
+    }
+    leaver = harness_raw_connect(broker->socket_path);
+    ck_assert(send_text(
+        leaver, "{\"command\":\"acquire\",\"network_name\":\"shared\"}"));
+    ck_assert(harness_wait_for(shared_listed, NULL));
+
+    // dnsmasq has not started: other clients are still answered, and see
+    // one network being created for all of them.
+    status = harness_status(broker);
+    ck_assert_ptr_nonnull(status);
+    ck_assert_str_eq(network_state(status, "shared"), "creating");
+    ck_assert_int_eq(json_integer_value(json_object_get(status, "creations")),
+                     1);
+    json_decref(status);
+    // The host network (its own dnsmasq is gated too) is no reason to wait
+    // for anything either: a release of what a peer does not hold answers.
+    {
+        int other = harness_raw_connect(broker->socket_path);
+        json_t *reply = harness_raw_request(
+            other, "{\"command\":\"release\",\"network_name\":\"shared\"}");
+        ck_assert_int_eq(harness_reply_error(reply), 5);
+        json_decref(reply);
+        close(other);
+    }
+    // One waiter leaves before the network is ready.
+    close(leaver);
+
+    close(open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    for (int i = 0; i < WAITERS; i++) {
+        json_t *reply = harness_raw_receive(fds[i]);
+        const char *got;
+        ck_assert_ptr_nonnull(reply);
+        ck_assert_str_eq(harness_reply_network_name(reply), "shared");
+        got = json_string_value(
+            json_object_get(json_object_get(reply, "network"), "uuid"));
+        ck_assert_ptr_nonnull(got);
+        // Everyone got the same instance.
+        if (i == 0)
+            snprintf(uuid, sizeof(uuid), "%s", got);
+        ck_assert_str_eq(got, uuid);
+        json_decref(reply);
+    }
+    status = harness_status(broker);
+    ck_assert_str_eq(network_state(status, "shared"), "ready");
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         harness_status_network(status, "shared"), "peers")),
+                     WAITERS);
+    ck_assert_int_eq(json_integer_value(json_object_get(status, "creations")),
+                     1);
+    json_decref(status);
+    ck_assert_uint_eq(harness_broker_log_count(broker, "created network"), 1);
+    ck_assert(harness_link_exists("vmb-shared"));
+    for (int i = 0; i < WAITERS; i++)
+        close(fds[i]);
+    ck_assert(harness_wait_link_gone("vmb-shared"));
+}
+END_TEST
+
+START_TEST(test_creation_failure_reaches_every_waiter) {
+    char wrapper[160];
+    int fds[4];
+    FILE *f;
+
+    // A dnsmasq that fails once the gate opens.
+    snprintf(gate, sizeof(gate), "%s/go", broker->dir);
+    snprintf(wrapper, sizeof(wrapper), "%s/failing-dnsmasq.sh", broker->dir);
+    f = fopen(wrapper, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "while [ ! -e %s ]; do sleep 0.02; done\n"
+            "echo 'dnsmasq: failed to do anything' >&2\n"
+            "exit 1\n",
+            gate);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(wrapper, 0755), 0);
+    ck_assert_int_eq(setenv("VMNET_BROKER_DNSMASQ", wrapper, 1), 0);
+    harness_start(broker, "0.2");
+    for (int i = 0; i < 4; i++) {
+        fds[i] = harness_raw_connect(broker->socket_path);
+        ck_assert(send_text(
+            fds[i], "{\"command\":\"acquire\",\"network_name\":\"host\"}"));
+    }
+    close(open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    for (int i = 0; i < 4; i++) {
+        json_t *reply = harness_raw_receive(fds[i]);
+        ck_assert_int_eq(harness_reply_error(reply), 6);
+        json_decref(reply);
+        close(fds[i]);
+    }
+    ck_assert(!harness_link_exists("vmb-host"));
+    ck_assert(harness_broker_alive(broker));
+    // dnsmasq's own word on it, at the level a failure deserves.
+    ck_assert_uint_ge(
+        harness_broker_log_count(
+            broker, "error: network host: dnsmasq: dnsmasq: failed to do"),
+        1);
+}
+END_TEST
+
+START_TEST(test_many_networks_at_once) {
+    int fds[(MANY_NETWORKS + PER_CONNECTION - 1) / PER_CONNECTION];
+    size_t n_fds = sizeof(fds) / sizeof(fds[0]);
+    json_t *status;
+    char name[16];
+
+    for (int i = 0; i < MANY_NETWORKS; i++) {
+        snprintf(name, sizeof(name), "n%03d", i);
+        ck_assert(
+            harness_broker_write_config(broker, name, "{\"mode\": \"host\"}"));
+    }
+    harness_start(broker, "60");
+    for (size_t c = 0; c < n_fds; c++) {
+        fds[c] = harness_raw_connect(broker->socket_path);
+        ck_assert_int_ge(fds[c], 0);
+    }
+    for (int i = 0; i < MANY_NETWORKS; i++) {
+        json_t *reply;
+        snprintf(name, sizeof(name), "n%03d", i);
+        reply = harness_raw_acquire(fds[i / PER_CONNECTION], name);
+        ck_assert_msg(harness_reply_network_name(reply) != NULL,
+                      "network %d of %d failed (log: %s)", i + 1, MANY_NETWORKS,
+                      broker->log_path);
+        json_decref(reply);
+    }
+    status = harness_status(broker);
+    ck_assert_uint_eq(json_array_size(json_object_get(status, "networks")),
+                      MANY_NETWORKS);
+    json_decref(status);
+    ck_assert_uint_eq(harness_count_links("vmb-n"), MANY_NETWORKS);
+    // Every dnsmasq still runs (none died for want of a resource).
+    ck_assert_uint_eq(harness_broker_log_count(broker, "while starting"), 0);
+    for (size_t c = 0; c < n_fds; c++)
+        close(fds[c]);
+}
+END_TEST
+
+START_TEST(test_subnet_pool) {
+    static const char *const args[] = {"--subnet-pool", "10.77.0.0/16", NULL};
+    int fd;
+    json_t *reply;
+
+    ck_assert(harness_broker_start(broker, "60", args));
+    fd = harness_raw_connect(broker->socket_path);
+    reply = harness_raw_acquire(fd, "shared");
+    ck_assert_str_eq(harness_reply_network_name(reply), "shared");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(reply, "network"), "subnet")),
+                     "10.77.0.0");
+    json_decref(reply);
+    reply = harness_raw_acquire(fd, "host");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(reply, "network"), "subnet")),
+                     "10.77.1.0");
+    json_decref(reply);
+    close(fd);
+}
+END_TEST
+
+static Suite *async_suite(void) {
+    Suite *s = suite_create("async");
+    TCase *tc = tcase_create("async");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_requests_answered_while_dnsmasq_starts);
+    tcase_add_test(tc, test_creation_failure_reaches_every_waiter);
+    tcase_add_test(tc, test_subnet_pool);
+    tcase_add_test(tc, test_many_networks_at_once);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    harness_enter_netns();
+    return harness_run_suite(async_suite());
+}
