@@ -7,23 +7,14 @@
 # ./build); Go's caches go into it too.
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${VMNET_BROKER_BUILD_DIR:-$root/build}
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "bench/go-acquire.sh: must run as root: the broker makes bridges" \
-        "(in a private network namespace, never on the host's interfaces)" >&2
-    exit 1
-fi
+NAME=bench/go-acquire.sh
+. "$(dirname "$0")/common.sh"
 if ! command -v go >/dev/null 2>&1; then
     echo "bench/go-acquire.sh: go is not installed (apt-get install golang-go)" >&2
     exit 1
 fi
 
-# An optimized broker where the build directory is new, as bench/run.sh.
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-fi
+bench_configure
 cmake --build "$build" --target vmnet-broker -j "$(nproc)" >&2
 
 export GOCACHE="$build/go-bench/gocache" GOPATH="$build/go-bench/gopath" \

@@ -9,21 +9,10 @@
 # then measures inside private network, mount and PID namespaces.
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${VMNET_BROKER_BUILD_DIR:-$root/build}
+NAME=bench/python.sh
+. "$(dirname "$0")/common.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "bench/python.sh: must run as root: the broker makes bridges" \
-        "(in a private network namespace, never on the host's interfaces)" >&2
-    exit 1
-fi
-
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DVMNET_BROKER_BUILD_BENCH=ON >&2
-elif grep -q '^VMNET_BROKER_BUILD_BENCH:BOOL=OFF' "$build/CMakeCache.txt"; then
-    cmake -S "$root" -B "$build" -DVMNET_BROKER_BUILD_BENCH=ON >&2
-fi
+bench_configure
 cmake --build "$build" --target vmnet-broker vmnet-broker-acquire-loop -j "$(nproc)" >&2
 
 venv=$build/bench-python-venv

@@ -1,28 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# Builds the benchmark if needed and runs it in a private network namespace.
+# Every benchmark, one command: the broker's, then each binding's against C.
 #
-# Usage: bench/run.sh   (as root; the table goes to stdout, progress to stderr)
+# Usage: bench/run.sh   (as root; the tables go to stdout, progress to stderr)
 # VMNET_BROKER_BUILD_DIR overrides the build directory (default ./build).
+# VMNET_BROKER_BENCH_ONLY=SECTION runs one section of the broker's bench and
+# no binding's.
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${VMNET_BROKER_BUILD_DIR:-$root/build}
+NAME=bench/run.sh
+. "$(dirname "$0")/common.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "bench/run.sh: must run as root: the broker makes bridges" \
-        "(in a private network namespace, never on the host's interfaces)" >&2
-    exit 1
-fi
-
-# A fresh build directory is optimized; an existing one is used as it is
-# configured (the table's first line names its build type).
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DVMNET_BROKER_BUILD_BENCH=ON >&2
-elif grep -q '^VMNET_BROKER_BUILD_BENCH:BOOL=OFF' "$build/CMakeCache.txt"; then
-    cmake -S "$root" -B "$build" -DVMNET_BROKER_BUILD_BENCH=ON >&2
-fi
+# The table's first line names the build type.
+bench_configure
 cmake --build "$build" --target vmnet-broker-bench -j "$(nproc)" >&2
 
 # The bench also enters a network namespace of its own, so it is safe run
@@ -31,4 +21,24 @@ cmake --build "$build" --target vmnet-broker-bench -j "$(nproc)" >&2
 # broker, the broker's dnsmasq instances, the guests' programs) dies with it
 # however it ends: --kill-child kills the bench when unshare dies (Ctrl-C),
 # and the kernel kills the rest with the bench.
-exec unshare -n -p --kill-child --mount-proc "$build/bench/vmnet-broker-bench"
+status=0
+unshare -n -p --kill-child --mount-proc "$build/bench/vmnet-broker-bench" ||
+    status=$?
+[ -z "${VMNET_BROKER_BENCH_ONLY:-}" ] || exit "$status"
+
+# Each binding's acquire beside the C library's, where its toolchain is
+# here; a missing one is said, not counted as a failure of the others.
+bench_binding() {
+    script=$1
+    need=$2
+    echo
+    if ! command -v "$need" >/dev/null 2>&1 && ! [ -x "/opt/swift/usr/bin/$need" ]; then
+        echo "$script: skipped: $need is not installed"
+        return 0
+    fi
+    "$root/$script" || status=$?
+}
+bench_binding bench/python.sh python3
+bench_binding bench/go-acquire.sh go
+bench_binding bench/swift.sh swift
+exit "$status"

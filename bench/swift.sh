@@ -7,14 +7,8 @@
 # VMNET_BROKER_BUILD_DIR overrides the build directory (default ./build).
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${VMNET_BROKER_BUILD_DIR:-$root/build}
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "bench/swift.sh: must run as root: the broker makes bridges" \
-        "(in a private network namespace, never on the host's interfaces)" >&2
-    exit 1
-fi
+NAME=bench/swift.sh
+. "$(dirname "$0")/common.sh"
 if ! command -v swift >/dev/null 2>&1; then
     if [ -x /opt/swift/usr/bin/swift ]; then
         PATH="/opt/swift/usr/bin:$PATH"
@@ -24,9 +18,7 @@ if ! command -v swift >/dev/null 2>&1; then
     fi
 fi
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-fi
+bench_configure
 cmake --build "$build" --target vmnet-broker -j "$(nproc)" >&2
 # Optimized, like an app's release build; the C calls it compares with are
 # the same libclient sources, compiled in the same build.
