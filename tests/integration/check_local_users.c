@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: Apache-2.0
+// Local users cannot harm each other or the broker: runtime directories
+// others can write, planted symbolic links, config files not root's, and
+// the per-user cap on connections.
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define IDLE "60"
+#define VICTIM_TEXT "the victim's data\n"
+
+static struct harness_broker *broker;
+
+static void setup(void) { broker = harness_test_setup(); }
+
+static void teardown(void) {
+    harness_broker_free(broker);
+    broker = NULL;
+}
+
+static void make_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+// Moves the broker's socket to fmt (one %s, for dir), within the harness's
+// buffer.
+static void set_socket_path(const char *fmt, const char *dir) {
+    int n =
+        snprintf(broker->socket_path, sizeof(broker->socket_path), fmt, dir);
+    ck_assert(n > 0 && (size_t)n < sizeof(broker->socket_path));
+}
+
+// True if path is a regular file holding exactly VICTIM_TEXT.
+static bool victim_intact(const char *path) {
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (f == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strcmp(buf, VICTIM_TEXT) == 0;
+}
+
+// Makes <dir>/victim with the files a network directory of the runtime
+// directory holds, each with VICTIM_TEXT: what a planted link would make
+// the broker remove or overwrite.
+static void make_victim(char *victim, size_t size) {
+    static const char *const files[] = {"dnsmasq.conf", "dnsmasq.pid",
+                                        "dnsmasq.log", "broker.sock"};
+    char path[256];
+
+    // Outside the runtime directory (the socket's, broker->dir), where
+    // stale network directories are legitimately looked for.
+    snprintf(victim, size, "%s/outside", broker->dir);
+    ck_assert_int_eq(mkdir(victim, 0755), 0);
+    snprintf(victim, size, "%s/outside/victim", broker->dir);
+    ck_assert_int_eq(mkdir(victim, 0755), 0);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", victim, files[i]);
+        make_file(path, VICTIM_TEXT);
+    }
+}
+
+static void assert_victim_intact(const char *victim) {
+    static const char *const files[] = {"dnsmasq.conf", "dnsmasq.pid",
+                                        "dnsmasq.log", "broker.sock"};
+    char path[256];
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", victim, files[i]);
+        ck_assert_msg(victim_intact(path), "%s was changed or removed", path);
+    }
+}
+
+// ---- Hole 7: the runtime directory ----------------------------------------
+
+// The attack reproduced: under a world-writable sticky directory (like
+// /tmp) a user made the runtime directory first and planted
+// `shared -> victim`. The broker must refuse to start there, and touch
+// nothing.
+START_TEST(test_runtime_dir_owned_by_user_refused) {
+    char sticky[128], run[160], link[200], victim[128];
+    char *log;
+
+    make_victim(victim, sizeof(victim));
+    snprintf(sticky, sizeof(sticky), "%s/tmp", broker->dir);
+    ck_assert_int_eq(mkdir(sticky, 0755), 0);
+    ck_assert_int_eq(chmod(sticky, 01777), 0);
+    snprintf(run, sizeof(run), "%s/run", sticky);
+    ck_assert_int_eq(mkdir(run, 0755), 0);
+    ck_assert_int_eq(chown(run, HARNESS_NOBODY, HARNESS_NOBODY), 0);
+    snprintf(link, sizeof(link), "%s/shared", run);
+    ck_assert_int_eq(symlink(victim, link), 0);
+    snprintf(link, sizeof(link), "%s/broker.sock", run);
+    ck_assert_int_eq(symlink(victim, link), 0);
+
+    // The socket there: refused.
+    set_socket_path("%s/broker.sock", run);
+    ck_assert(!harness_broker_start(broker, IDLE, NULL));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    log = harness_broker_log(broker);
+    ck_assert_msg(strstr(log, "refusing the socket's directory") != NULL &&
+                      strstr(log, "is owned by uid 65534, not root") != NULL,
+                  "%s", log);
+    free(log);
+    assert_victim_intact(victim);
+    ck_assert(harness_link_exists("lo"));
+    ck_assert_uint_eq(harness_count_links("vmb-"), 0);
+}
+END_TEST
+
+// --runtime-dir there, with the socket in a safe place: refused too.
+START_TEST(test_runtime_dir_option_refused) {
+    char run[160], link[200], victim[128], sticky[128];
+    const char *args[] = {"--runtime-dir", run, NULL};
+    char *log;
+
+    make_victim(victim, sizeof(victim));
+    snprintf(sticky, sizeof(sticky), "%s/tmp", broker->dir);
+    ck_assert_int_eq(mkdir(sticky, 0755), 0);
+    ck_assert_int_eq(chmod(sticky, 01777), 0);
+    snprintf(run, sizeof(run), "%s/run", sticky);
+    ck_assert_int_eq(mkdir(run, 0755), 0);
+    ck_assert_int_eq(chown(run, HARNESS_NOBODY, HARNESS_NOBODY), 0);
+    snprintf(link, sizeof(link), "%s/shared", run);
+    ck_assert_int_eq(symlink(victim, link), 0);
+
+    ck_assert(!harness_broker_start(broker, IDLE, args));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    log = harness_broker_log(broker);
+    ck_assert_msg(strstr(log, "refusing the runtime directory") != NULL, "%s",
+                  log);
+    free(log);
+    assert_victim_intact(victim);
+}
+END_TEST
+
+// The socket directly in a world-writable sticky directory: anyone can
+// plant names beside it.
+START_TEST(test_world_writable_socket_dir_refused) {
+    char sticky[128];
+    char *log;
+
+    snprintf(sticky, sizeof(sticky), "%s/tmp", broker->dir);
+    ck_assert_int_eq(mkdir(sticky, 0755), 0);
+    ck_assert_int_eq(chmod(sticky, 01777), 0);
+    set_socket_path("%s/broker.sock", sticky);
+    ck_assert(!harness_broker_start(broker, IDLE, NULL));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    log = harness_broker_log(broker);
+    ck_assert_msg(strstr(log, "is writable by every user") != NULL, "%s", log);
+    free(log);
+}
+END_TEST
+
+// A parent owned by another user (not sticky, not root's): its owner can
+// rename the root-owned directory below and put a link in its place.
+START_TEST(test_parent_owned_by_user_refused) {
+    char home[128];
+    char *log;
+
+    snprintf(home, sizeof(home), "%s/home", broker->dir);
+    ck_assert_int_eq(mkdir(home, 0755), 0);
+    ck_assert_int_eq(chown(home, HARNESS_NOBODY, HARNESS_NOBODY), 0);
+    set_socket_path("%s/run/broker.sock", home);
+    ck_assert(!harness_broker_start(broker, IDLE, NULL));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    log = harness_broker_log(broker);
+    ck_assert_msg(strstr(log, "could replace") != NULL, "%s", log);
+    free(log);
+}
+END_TEST
+
+// A link where the socket goes (left there, or planted by root's mistake)
+// is removed itself; its target is neither removed nor made a socket.
+START_TEST(test_symlink_in_place_of_socket_not_followed) {
+    char victim[128], target[200];
+    struct stat st;
+
+    make_victim(victim, sizeof(victim));
+    snprintf(target, sizeof(target), "%s/broker.sock", victim);
+    ck_assert_int_eq(symlink(target, broker->socket_path), 0);
+    harness_start(broker, IDLE);
+    ck_assert_int_eq(lstat(broker->socket_path, &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    ck_assert_int_eq(st.st_mode & 0777, 0666);
+    assert_victim_intact(victim);
+    ck_assert(harness_broker_log_count(broker, "is a symbolic link") > 0);
+    // Stopped, the broker removes its own socket, nothing else.
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    ck_assert_int_eq(lstat(broker->socket_path, &st), -1);
+    assert_victim_intact(victim);
+}
+END_TEST
+
+// A link in the socket's directory path is not followed, even to a
+// directory root owns.
+START_TEST(test_symlinked_socket_dir_refused) {
+    char real[128], link[128];
+
+    snprintf(real, sizeof(real), "%s/real", broker->dir);
+    snprintf(link, sizeof(link), "%s/link", broker->dir);
+    ck_assert_int_eq(mkdir(real, 0755), 0);
+    ck_assert_int_eq(symlink(real, link), 0);
+    set_socket_path("%s/broker.sock", link);
+    ck_assert(!harness_broker_start(broker, IDLE, NULL));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    ck_assert(harness_broker_log_count(
+                  broker, "is a symbolic link: not following it") > 0);
+}
+END_TEST
+
+// ---- Hole 9: connections per user -----------------------------------------
+
+#define CAP 4
+
+// A status request on fd answered: the connection works.
+static bool answers(int fd) {
+    json_t *reply = harness_raw_request(fd, "{\"command\": \"status\"}");
+    bool ok = reply != NULL && json_object_get(reply, "error") == NULL;
+    json_decref(reply);
+    return ok;
+}
+
+// Run as nobody: holds CAP connections, sees the next refused, the held
+// ones still answered, and a new one accepted once one is closed. Returns
+// 0, or the number of the step that failed.
+static int hold_cap(void *arg) {
+    int fds[CAP];
+    int extra;
+    bool accepted = false;
+    double deadline;
+
+    (void)arg;
+    for (int i = 0; i < CAP; i++) {
+        fds[i] = harness_raw_connect(broker->socket_path);
+        if (fds[i] < 0 || !answers(fds[i]))
+            return 1;
+    }
+    // The kernel completes the connect; the broker closes it at accept.
+    extra = harness_raw_connect(broker->socket_path);
+    if (extra >= 0 && answers(extra))
+        return 2;
+    if (extra >= 0)
+        close(extra);
+    for (int i = 0; i < CAP; i++) {
+        if (!answers(fds[i]))
+            return 3;
+    }
+    close(fds[0]);
+    // The broker sees the hang-up in its own time: retry until it has.
+    deadline = harness_now() + HARNESS_WAIT_SECONDS;
+    while (!accepted && harness_now() < deadline) {
+        extra = harness_raw_connect(broker->socket_path);
+        accepted = extra >= 0 && answers(extra);
+        if (extra >= 0)
+            close(extra);
+        if (!accepted)
+            usleep(10000);
+    }
+    if (!accepted)
+        return 4;
+    for (int i = 1; i < CAP; i++)
+        close(fds[i]);
+    return 0;
+}
+
+START_TEST(test_connection_cap_per_user) {
+    const char *args[] = {"--max-connections-per-user", "4", NULL};
+    int root_fds[3 * CAP];
+
+    ck_assert(harness_broker_start(broker, IDLE, args));
+    ck_assert_int_eq(harness_run_unprivileged(hold_cap, NULL), 0);
+    ck_assert(harness_broker_log_count(broker, "uid 65534 (pid") > 0);
+    ck_assert(harness_broker_log_count(broker, "--max-connections-per-user") >
+              0);
+    // Root is exempt.
+    for (int i = 0; i < 3 * CAP; i++) {
+        root_fds[i] = harness_raw_connect(broker->socket_path);
+        ck_assert_int_ge(root_fds[i], 0);
+        ck_assert(answers(root_fds[i]));
+    }
+    for (int i = 0; i < 3 * CAP; i++)
+        close(root_fds[i]);
+}
+END_TEST
+
+START_TEST(test_connection_cap_option_invalid) {
+    const char *argv[] = {
+        "/bin/sh", "-c",
+        "exec '" VMNET_BROKER_BIN "' --max-connections-per-user -3 2>&1", NULL};
+    char *output = NULL;
+    int status = harness_run(broker, argv, &output);
+
+    ck_assert(status != -1 && WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 2);
+    ck_assert_msg(strstr(output, "invalid --max-connections-per-user") != NULL,
+                  "%s", output);
+    free(output);
+}
+END_TEST
+
+static Suite *local_users_suite(void) {
+    Suite *s = suite_create("local_users");
+    TCase *tc = tcase_create("local_users");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_runtime_dir_owned_by_user_refused);
+    tcase_add_test(tc, test_runtime_dir_option_refused);
+    tcase_add_test(tc, test_world_writable_socket_dir_refused);
+    tcase_add_test(tc, test_parent_owned_by_user_refused);
+    tcase_add_test(tc, test_symlink_in_place_of_socket_not_followed);
+    tcase_add_test(tc, test_symlinked_socket_dir_refused);
+    tcase_add_test(tc, test_connection_cap_per_user);
+    tcase_add_test(tc, test_connection_cap_option_invalid);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    harness_enter_netns();
+    return harness_run_suite(local_users_suite());
+}
