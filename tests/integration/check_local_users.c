@@ -87,6 +87,10 @@ static void assert_victim_intact(const char *victim) {
     }
 }
 
+static void write_file_config(const char *name, const char *text) {
+    ck_assert(harness_broker_write_config(broker, name, text));
+}
+
 // ---- Hole 7: the runtime directory ----------------------------------------
 
 // The attack reproduced: under a world-writable sticky directory (like
@@ -226,6 +230,163 @@ START_TEST(test_symlinked_socket_dir_refused) {
 }
 END_TEST
 
+// ---- Hole 8: config files -------------------------------------------------
+
+#define SECRET "s3cr3t-token"
+
+// Runs vmnet-broker --check-config on the broker's config directory (or
+// on path when not NULL); returns its exit code and stores its output.
+static int check_config(const char *path, char **output) {
+    char command[512];
+    const char *argv[] = {"/bin/sh", "-c", command, NULL};
+    int status;
+
+    snprintf(command, sizeof(command), "exec '%s' --check-config '%s' 2>&1",
+             VMNET_BROKER_BIN, path != NULL ? path : broker->config_dir);
+    status = harness_run(broker, argv, output);
+    ck_assert(status != -1 && WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int acquire(const char *name) {
+    vmnet_broker_connection_t *c = harness_connect(broker);
+    vmnet_broker_return_t status;
+
+    ck_assert_ptr_nonnull(c);
+    status = harness_acquire(c, name, NULL);
+    vmnet_broker_connection_close(c);
+    return (int)status;
+}
+
+static void config_path(char *out, size_t size, const char *name) {
+    int n = snprintf(out, size, "%s/%s.json", broker->config_dir, name);
+    ck_assert(n > 0 && (size_t)n < size);
+}
+
+// A link, even to a valid file root owns, is not used; a link to a file
+// that is not JSON (a secret) has none of its content quoted anywhere.
+START_TEST(test_config_symlink_not_used) {
+    char target[256], secret[256], path[256];
+    char *output = NULL, *log;
+
+    snprintf(target, sizeof(target), "%s/outside.json", broker->dir);
+    make_file(target, "{\"mode\": \"host\"}");
+    snprintf(secret, sizeof(secret), "%s/secret", broker->dir);
+    make_file(secret, SECRET " and more\n");
+    config_path(path, sizeof(path), "linked");
+    ck_assert_int_eq(symlink(target, path), 0);
+    config_path(path, sizeof(path), "leak");
+    ck_assert_int_eq(symlink(secret, path), 0);
+    write_file_config("good", "{\"mode\": \"host\"}");
+
+    harness_start(broker, IDLE);
+    ck_assert_int_eq(acquire("linked"), VMNET_BROKER_CREATE_FAILURE);
+    ck_assert(!harness_link_exists("vmb-linked"));
+    ck_assert_int_eq(acquire("leak"), VMNET_BROKER_CREATE_FAILURE);
+    ck_assert_int_eq(acquire("good"), VMNET_BROKER_SUCCESS);
+    log = harness_broker_log(broker);
+    ck_assert_msg(strstr(log, "linked.json is a symbolic link: not used") !=
+                      NULL,
+                  "%s", log);
+    ck_assert_msg(strstr(log, SECRET) == NULL, "%s", log);
+    free(log);
+
+    ck_assert_int_eq(check_config(NULL, &output), 1);
+    ck_assert_msg(strstr(output, "linked.json: is a symbolic link: not used") !=
+                      NULL,
+                  "%s", output);
+    ck_assert_msg(strstr(output, SECRET) == NULL, "%s", output);
+    ck_assert_msg(strstr(output, "  good ") != NULL, "%s", output);
+    ck_assert_msg(strstr(output, "  linked ") == NULL, "%s", output);
+    free(output);
+    // One file given by name: the same.
+    config_path(path, sizeof(path), "leak");
+    ck_assert_int_eq(check_config(path, &output), 1);
+    ck_assert_msg(strstr(output, "is a symbolic link") != NULL &&
+                      strstr(output, SECRET) == NULL,
+                  "%s", output);
+    free(output);
+}
+END_TEST
+
+// A file another user owns, or one others can write, is not used.
+START_TEST(test_config_not_root_owned_not_used) {
+    char path[256];
+    char *output = NULL;
+
+    write_file_config("theirs", "{\"mode\": \"host\"}");
+    config_path(path, sizeof(path), "theirs");
+    ck_assert_int_eq(chown(path, HARNESS_NOBODY, HARNESS_NOBODY), 0);
+    write_file_config("open", "{\"mode\": \"host\"}");
+    config_path(path, sizeof(path), "open");
+    ck_assert_int_eq(chmod(path, 0666), 0);
+
+    harness_start(broker, IDLE);
+    ck_assert_int_eq(acquire("theirs"), VMNET_BROKER_CREATE_FAILURE);
+    ck_assert_int_eq(acquire("open"), VMNET_BROKER_CREATE_FAILURE);
+    ck_assert(!harness_link_exists("vmb-theirs"));
+    ck_assert(harness_broker_log_count(broker,
+                                       "is owned by uid 65534, not root") > 0);
+    ck_assert(harness_broker_log_count(
+                  broker, "is writable by users other than root") > 0);
+    ck_assert_int_eq(check_config(NULL, &output), 1);
+    ck_assert_msg(strstr(output, "theirs.json: is owned by uid 65534") != NULL,
+                  "%s", output);
+    ck_assert_msg(strstr(output, "open.json: is writable by users") != NULL,
+                  "%s", output);
+    free(output);
+}
+END_TEST
+
+// A config directory others can write: none of it is used, not even the
+// built-ins (an override restricting "shared" could be removed by them).
+START_TEST(test_config_dir_writable_by_others_not_used) {
+    char *output = NULL;
+
+    write_file_config("good", "{\"mode\": \"host\"}");
+    ck_assert_int_eq(chmod(broker->config_dir, 0777), 0);
+    harness_start(broker, IDLE);
+    ck_assert_int_eq(acquire("good"), VMNET_BROKER_CREATE_FAILURE);
+    ck_assert_int_eq(acquire("shared"), VMNET_BROKER_CREATE_FAILURE);
+    ck_assert(!harness_link_exists("vmb-good"));
+    // Logged once, not at every refused request.
+    ck_assert_uint_eq(
+        harness_broker_log_count(broker, "none of its networks is used"), 1);
+    ck_assert_int_eq(check_config(NULL, &output), 1);
+    ck_assert_msg(strstr(output, "is writable by users other than root") !=
+                      NULL,
+                  "%s", output);
+    free(output);
+    // Fixed: used again, without a restart.
+    ck_assert_int_eq(chmod(broker->config_dir, 0755), 0);
+    ck_assert_int_eq(acquire("good"), VMNET_BROKER_SUCCESS);
+}
+END_TEST
+
+// True if the line of text starting with start holds needle.
+static bool line_has(const char *text, const char *start, const char *needle) {
+    const char *line = strstr(text, start);
+    const char *end = line == NULL ? NULL : strchr(line, '\n');
+    const char *found = line == NULL ? NULL : strstr(line, needle);
+
+    return found != NULL && (end == NULL || found < end);
+}
+
+// An explicitly empty allow-list is root only, and --check-config says so.
+START_TEST(test_check_config_empty_allow_list_root_only) {
+    char *output = NULL;
+
+    write_file_config("closed", "{\"mode\": \"host\", \"allowed_users\": []}");
+    write_file_config("open", "{\"mode\": \"host\"}");
+    ck_assert_int_eq(check_config(NULL, &output), 0);
+    ck_assert_msg(strstr(output, "root only") != NULL, "%s", output);
+    // On the closed network's line only.
+    ck_assert_msg(line_has(output, "  closed ", "root only"), "%s", output);
+    ck_assert_msg(!line_has(output, "  open ", "root only"), "%s", output);
+    free(output);
+}
+END_TEST
+
 // ---- Hole 9: connections per user -----------------------------------------
 
 #define CAP 4
@@ -328,6 +489,10 @@ static Suite *local_users_suite(void) {
     tcase_add_test(tc, test_parent_owned_by_user_refused);
     tcase_add_test(tc, test_symlink_in_place_of_socket_not_followed);
     tcase_add_test(tc, test_symlinked_socket_dir_refused);
+    tcase_add_test(tc, test_config_symlink_not_used);
+    tcase_add_test(tc, test_config_not_root_owned_not_used);
+    tcase_add_test(tc, test_config_dir_writable_by_others_not_used);
+    tcase_add_test(tc, test_check_config_empty_allow_list_root_only);
     tcase_add_test(tc, test_connection_cap_per_user);
     tcase_add_test(tc, test_connection_cap_option_invalid);
     suite_add_tcase(s, tc);
