@@ -213,6 +213,32 @@ START_TEST(test_symlink_in_place_of_socket_not_followed) {
 }
 END_TEST
 
+// `shared -> victim` in the runtime directory (there only root could put
+// it, but it must still not be followed): the network's files go to a
+// directory of its own, the victim's files survive creation and removal.
+START_TEST(test_network_dir_symlink_not_followed) {
+    char victim[128], link[256];
+    vmnet_broker_connection_t *c;
+    struct stat st;
+
+    make_victim(victim, sizeof(victim));
+    snprintf(link, sizeof(link), "%s/shared", broker->dir);
+    ck_assert_int_eq(symlink(victim, link), 0);
+    harness_start(broker, "0.2");
+    c = harness_connect(broker);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(harness_acquire(c, "shared", NULL), VMNET_BROKER_SUCCESS);
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    assert_victim_intact(victim);
+    ck_assert(harness_broker_log_count(
+                  broker, "is a symbolic link: removing the link") > 0);
+    vmnet_broker_connection_close(c);
+    ck_assert(harness_wait_link_gone("vmb-shared"));
+    assert_victim_intact(victim);
+}
+END_TEST
+
 // A link in the socket's directory path is not followed, even to a
 // directory root owns.
 START_TEST(test_symlinked_socket_dir_refused) {
@@ -489,6 +515,7 @@ static Suite *local_users_suite(void) {
     tcase_add_test(tc, test_parent_owned_by_user_refused);
     tcase_add_test(tc, test_symlink_in_place_of_socket_not_followed);
     tcase_add_test(tc, test_symlinked_socket_dir_refused);
+    tcase_add_test(tc, test_network_dir_symlink_not_followed);
     tcase_add_test(tc, test_config_symlink_not_used);
     tcase_add_test(tc, test_config_not_root_owned_not_used);
     tcase_add_test(tc, test_config_dir_writable_by_others_not_used);
