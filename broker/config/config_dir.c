@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/reason.h"
@@ -50,6 +51,9 @@ struct config_dir {
     bool watched;
     bool dir_seen;
     struct stat dir_st;
+    // The directory's problem last logged ("" when none): logged once per
+    // change, not at every request it refuses.
+    char dir_problem_logged[128];
 };
 
 struct config_dir *config_dir_new(const char *path) {
@@ -92,6 +96,74 @@ static char *file_path(const char *dir, const char *name) {
     if (path != NULL)
         snprintf(path, size, "%s/%s%s", dir, name, SUFFIX);
     return path;
+}
+
+// Root, or the uid the broker runs as: the only owners trusted with what
+// decides who may use which network.
+static bool trusted_owner(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+// Why a file whose lstat() is st is not used, or NULL: it must be a
+// regular file (a link is never followed: its target could be anything,
+// and parse errors would quote it), owned by root, writable by root only.
+static const char *file_problem(const struct stat *st, char *buf, size_t size) {
+    if (S_ISLNK(st->st_mode))
+        return "is a symbolic link";
+    if (!S_ISREG(st->st_mode))
+        return "is not a regular file";
+    if (!trusted_owner(st->st_uid)) {
+        snprintf(buf, size, "is owned by uid %lu, not root",
+                 (unsigned long)st->st_uid);
+        return buf;
+    }
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return "is writable by users other than root";
+    return NULL;
+}
+
+// Why no file of the directory path is used, or NULL (a missing
+// directory is no problem: built-ins only). Another user who can write
+// there could add, replace or remove networks and their allow-lists.
+static const char *dir_problem(const char *path, char *buf, size_t size) {
+    struct stat st;
+
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    if (!trusted_owner(st.st_uid)) {
+        snprintf(buf, size, "is owned by uid %lu, not root",
+                 (unsigned long)st.st_uid);
+        return buf;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return "is writable by users other than root";
+    return NULL;
+}
+
+#define NOT_USED_HINT                                                          \
+    "network files must be regular files owned by root and writable by "       \
+    "root only"
+
+// Checks the directory before any of its files is used; logs a new
+// problem once. Returns false when its files must not be used.
+static bool dir_usable(struct config_dir *dir, struct reason *why) {
+    char buf[64];
+    const char *problem = dir_problem(dir->path, buf, sizeof(buf));
+
+    if (problem == NULL) {
+        dir->dir_problem_logged[0] = '\0';
+        return true;
+    }
+    reason_set(why,
+               "configuration directory %s %s: none of its networks is "
+               "used",
+               dir->path, problem);
+    if (!dir->quiet && strcmp(dir->dir_problem_logged, problem) != 0) {
+        log_error("configuration directory %s %s: none of its networks is "
+                  "used (not even the built-ins) until only root can write it",
+                  dir->path, problem);
+        snprintf(dir->dir_problem_logged, sizeof(dir->dir_problem_logged), "%s",
+                 problem);
+    }
+    return false;
 }
 
 // Starts from what the network is without a file.
@@ -155,6 +227,8 @@ static struct cached_config *cache_load(struct config_dir *dir,
     struct cached_config *cached = cache_find(dir, name);
     struct network_config config;
     struct problem_sink sink = {.quiet = dir->quiet};
+    const char *problem;
+    char buf[64];
     bool builtin;
 
     if (cached != NULL && cache_matches(cached, st))
@@ -176,8 +250,17 @@ static struct cached_config *cache_load(struct config_dir *dir,
     cached->status = BROKER_OK;
     memset(&cached->why, 0, sizeof(cached->why));
     sink.why = &cached->why;
-    if (config_file_apply(path, builtin, &config, log_problem, &sink) != 0)
+    problem = file_problem(st, buf, sizeof(buf));
+    if (problem != NULL) {
         cached->status = BROKER_ERR_CREATE_FAILURE;
+        reason_set(&cached->why, "%s %s: not used (%s)", path, problem,
+                   NOT_USED_HINT);
+        if (!dir->quiet)
+            log_error("%s %s: not used (%s)", path, problem, NOT_USED_HINT);
+    } else if (config_file_apply(path, builtin, &config, log_problem, &sink) !=
+               0) {
+        cached->status = BROKER_ERR_CREATE_FAILURE;
+    }
     cached->config = config;
     // A file parsed anew may change what the configured list shows.
     invalidate(dir);
@@ -199,6 +282,10 @@ static int config_dir_lookup(void *ctx, const char *name,
         reason_set(why, "no network named '%s' is configured", name);
         goto out;
     }
+    if (!dir_usable(dir, why)) {
+        status = BROKER_ERR_CREATE_FAILURE;
+        goto out;
+    }
     builtin = config_defaults(name, &config);
     path = file_path(dir->path, name);
     if (path == NULL) {
@@ -206,8 +293,9 @@ static int config_dir_lookup(void *ctx, const char *name,
         status = BROKER_ERR_INTERNAL;
         goto out;
     }
-    // No file (or no directory at all): only the built-ins exist.
-    if (stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+    // No file (or no directory at all): only the built-ins exist. A link
+    // is seen as itself (and refused), never followed.
+    if (lstat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
         if (!builtin) {
             reason_set(why, "no network named '%s' is configured", name);
             goto out;
@@ -330,7 +418,18 @@ static int check_one(const char *file, const char *name, FILE *out) {
     struct network_config config;
     bool builtin = config_defaults(name, &config);
     int problems = 0;
+    struct stat st;
+    const char *problem;
+    char buf[64];
 
+    // Not read at all when it would not be used: a link's target is never
+    // opened, so nothing of it can show in a message.
+    if (lstat(file, &st) == 0 &&
+        (problem = file_problem(&st, buf, sizeof(buf))) != NULL) {
+        print_escaped(out, file);
+        fprintf(out, ": %s: not used (%s)\n", problem, NOT_USED_HINT);
+        return 1;
+    }
     if (!network_name_valid(name)) {
         print_escaped(out, file);
         fputs(":1:1: \"", out);
@@ -370,6 +469,8 @@ int config_dir_check(const char *path, FILE *out) {
     char **names = NULL;
     size_t n = 0;
     int problems = 0;
+    const char *problem;
+    char buf[64];
     int status = list_names(path, &names, &n);
 
     if (status == -ENOENT) {
@@ -380,6 +481,15 @@ int config_dir_check(const char *path, FILE *out) {
     if (status < 0) {
         fprintf(out, "%s: cannot read the directory: %s\n", path,
                 strerror(-status));
+        return 1;
+    }
+    if ((problem = dir_problem(path, buf, sizeof(buf))) != NULL) {
+        print_escaped(out, path);
+        fprintf(out,
+                ": %s: none of its %zu network file%s is used (not even the "
+                "built-ins) until only root can write it\n",
+                problem, n, n == 1 ? "" : "s");
+        config_dir_free_names(names, n);
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -414,7 +524,7 @@ static bool read_cached(struct config_dir *dir, const char *name,
 
     if (file == NULL)
         return false;
-    if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+    if (lstat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
         valid = builtin;
     } else {
         cached = cache_load(dir, name, file, &st);
@@ -434,7 +544,8 @@ static int rebuild_list(struct config_dir *dir) {
     struct network_config *list = NULL;
     size_t n_list = 0;
     int status = BROKER_ERR_INTERNAL;
-    int r = list_names(dir->path, &names, &n_names);
+    bool usable = dir_usable(dir, NULL);
+    int r = usable ? list_names(dir->path, &names, &n_names) : -EPERM;
 
     // Missing or unreadable: only the built-ins, as lookup() sees it.
     if (r < 0)
@@ -442,7 +553,8 @@ static int rebuild_list(struct config_dir *dir) {
     list = calloc(n_names + 2, sizeof(*list));
     if (list == NULL)
         goto out;
-    for (size_t i = 0; i < 2; i++) {
+    // Unusable (writable by others): nothing, as lookup() sees it.
+    for (size_t i = 0; usable && i < 2; i++) {
         bool overridden = false;
         for (size_t j = 0; j < n_names; j++)
             overridden = overridden || strcmp(names[j], builtins[i]) == 0;
@@ -576,9 +688,14 @@ void config_print_networks(const struct network_config *configs, size_t n,
         if (configs[i].has_subnet)
             format_prefix(configs[i].subnet, configs[i].mask, subnet,
                           sizeof(subnet));
-        fprintf(out, "  %-20s %-7s %s%s\n", configs[i].name,
+        // An allow-list given empty admits no one but root (policy.c).
+        bool root_only = configs[i].restricted &&
+                         configs[i].n_allowed_users == 0 &&
+                         configs[i].n_allowed_groups == 0;
+        fprintf(out, "  %-20s %-7s %s%s%s\n", configs[i].name,
                 network_mode_name(configs[i].mode), subnet,
-                configs[i].persistent ? " (persistent)" : "");
+                configs[i].persistent ? " (persistent)" : "",
+                root_only ? " (root only: its allow-list is empty)" : "");
     }
 }
 
@@ -601,7 +718,10 @@ static bool persistent(const char *dir, const char *name) {
     struct network_config config;
     bool builtin = config_defaults(name, &config);
     char *file = file_path(dir, name);
-    bool result = file != NULL &&
+    struct stat st;
+    char buf[64];
+    bool result = file != NULL && lstat(file, &st) == 0 &&
+                  file_problem(&st, buf, sizeof(buf)) == NULL &&
                   config_file_apply(file, builtin, &config, NULL, NULL) == 0 &&
                   config.persistent;
     free(file);
@@ -613,9 +733,13 @@ int config_dir_persistent_names(const char *path, char ***names, size_t *n) {
     size_t n_all = 0;
     char **found = NULL;
     size_t n_found = 0;
-    int status = list_names(path, &all, &n_all);
+    char buf[64];
+    int status = dir_problem(path, buf, sizeof(buf)) != NULL
+                     ? -ENOENT
+                     : list_names(path, &all, &n_all);
 
-    // A missing directory lists nothing, like an empty one.
+    // A missing directory lists nothing, like an empty one; so does one
+    // whose files are not used (the lookups say why).
     if (status == -ENOENT)
         status = 0;
     if (status < 0)

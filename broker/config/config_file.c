@@ -854,7 +854,10 @@ static const char *read_file(const char *path, char **text, size_t *len) {
     size_t capacity = 0;
     struct stat st;
     // Non-blocking, so that a FIFO left in the directory cannot hang us.
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    // O_NOFOLLOW: a link planted after the caller lstat()ed the name is
+    // refused, never followed.
+    int fd =
+        open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 
     if (fd < 0 || fstat(fd, &st) < 0) {
         failure = strerror(errno);

@@ -758,15 +758,32 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
     return 0;
 }
 
-// Removes the files this module puts in dir, then dir itself.
+// Removes the files this module puts in dir, then dir itself, following
+// no link: a link in dir's place is removed itself (its target stays), and
+// the files are unlinked relative to dir's descriptor.
 static void remove_network_dir(const char dir[DIR_MAX]) {
-    char path[PATH_MAX];
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    struct stat st;
 
-    for (size_t i = 0; i < sizeof(owned_files) / sizeof(owned_files[0]); i++) {
-        file_path(path, dir, owned_files[i]);
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_warning("cannot remove %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+            log_warning("%s is a symbolic link: removing the link, not "
+                        "following it",
+                        dir);
+            if (unlink(dir) < 0)
+                log_warning("cannot remove %s: %s", dir, strerror(errno));
+        } else if (err != ENOENT) {
+            log_warning("cannot open %s: %s", dir, strerror(err));
+        }
+        return;
     }
+    for (size_t i = 0; i < sizeof(owned_files) / sizeof(owned_files[0]); i++) {
+        if (unlinkat(fd, owned_files[i], 0) < 0 && errno != ENOENT)
+            log_warning("cannot remove %s/%s: %s", dir, owned_files[i],
+                        strerror(errno));
+    }
+    close(fd);
     if (rmdir(dir) < 0 && errno != ENOENT)
         log_warning("cannot remove %s: %s", dir, strerror(errno));
 }

@@ -20,11 +20,15 @@
 #include "../core/log.h"
 #include "../core/subnet.h"
 #include "linux_network.h"
+#include "runtime_dir.h"
 #include "unix_server.h"
 
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
 #define DEFAULT_CONFIG_DIR "/etc/vmnet-broker.d"
 #define DEFAULT_IDLE_SECONDS 120.0
+// Enough for any honest user's VMs and tools; a user holding thousands of
+// idle connections would cost the broker and the kernel hundreds of MiB.
+#define DEFAULT_MAX_CONNECTIONS_PER_USER 256
 // Where the Linux backend runs dnsmasq from (linux_dnsmasq.c's default).
 #define DNSMASQ_PATH "/usr/sbin/dnsmasq"
 // linux/capability.h's number; the kernel ABI, never renumbered.
@@ -38,6 +42,8 @@ struct options {
     uint64_t idle_usec;
     // /24s for networks without a static subnet; len 0: the default.
     struct ipv4_prefix subnet_pool;
+    // Connections one non-root uid may hold; 0: no cap.
+    unsigned max_connections_per_user;
     bool verbose;
     bool check_config;
     // --check-config's file or directory; NULL: config_dir.
@@ -58,6 +64,11 @@ struct daemon {
     sd_event_source *exit_timer;
     // Started by socket activation: exit once idle, systemd restarts us.
     bool activated;
+    // The socket's and the runtime directory's descriptors (one may be
+    // the other's copy), checked to be root's: nothing there is reached
+    // through a name another user could change.
+    int socket_dir_fd;
+    int runtime_dir_fd;
 };
 
 static void usage(FILE *out) {
@@ -75,18 +86,23 @@ static void usage(FILE *out) {
         "                             (default %.0f; decimals allowed)\n"
         "      --subnet-pool CIDR     take free /24s from CIDR (/8 to /24;\n"
         "                             default 192.168.64.0-192.168.255.0)\n"
+        "      --max-connections-per-user N\n"
+        "                             connections one user (not root) may\n"
+        "                             hold; more are refused (default %d;\n"
+        "                             0: no cap)\n"
         "      --check-config [PATH]  validate the config directory (or\n"
         "                             PATH: a directory or one file),\n"
         "                             list its networks and exit\n"
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS,
+        DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
 static int parse_options(int argc, char **argv, struct options *options) {
-    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL };
+    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL, OPT_MAX_CONNECTIONS };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
@@ -94,6 +110,8 @@ static int parse_options(int argc, char **argv, struct options *options) {
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
+        {"max-connections-per-user", required_argument, NULL,
+         OPT_MAX_CONNECTIONS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -104,6 +122,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
+    options->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
     while ((c = getopt_long(argc, argv, "s:c:r:i:vhV", long_options, NULL)) !=
            -1) {
         switch (c) {
@@ -144,6 +163,22 @@ static int parse_options(int argc, char **argv, struct options *options) {
                         optarg);
                 return -1;
             }
+            break;
+        }
+        case OPT_MAX_CONNECTIONS: {
+            char *end = NULL;
+            unsigned long n;
+            errno = 0;
+            n = strtoul(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || errno != 0 ||
+                optarg[0] == '-' || n > 1000000) {
+                fprintf(stderr,
+                        "vmnet-broker: invalid --max-connections-per-user "
+                        "'%s': expected 0 (no cap) to 1000000\n",
+                        optarg);
+                return -1;
+            }
+            options->max_connections_per_user = (unsigned)n;
             break;
         }
         case 'v':
@@ -336,24 +371,53 @@ static int run(struct daemon *d) {
     struct unix_server_options server_options = {0};
     struct linux_backend_services services = {0};
     char runtime_dir[PATH_MAX];
+    char socket_dir[PATH_MAX];
+    char why[PATH_MAX + 256];
     sigset_t mask;
     int listen_fd, r;
 
-    if (d->options.runtime_dir != NULL) {
-        snprintf(runtime_dir, sizeof(runtime_dir), "%s",
-                 d->options.runtime_dir);
-    } else {
-        // Beside the socket: /run/vmnet-broker by default, and a private
-        // directory for a broker started on a private socket (tests).
+    // Beside the socket: /run/vmnet-broker by default, and a private
+    // directory for a broker started on a private socket (tests).
+    {
         const char *slash = strrchr(d->options.socket_path, '/');
         size_t len =
             slash == NULL ? 0 : (size_t)(slash - d->options.socket_path);
-        snprintf(runtime_dir, sizeof(runtime_dir), "%.*s", (int)len,
+        snprintf(socket_dir, sizeof(socket_dir), "%.*s", (int)len,
                  d->options.socket_path);
         if (len == 0)
-            snprintf(runtime_dir, sizeof(runtime_dir), "%s",
+            snprintf(socket_dir, sizeof(socket_dir), "%s",
                      slash == NULL ? "." : "/");
     }
+    snprintf(runtime_dir, sizeof(runtime_dir), "%s",
+             d->options.runtime_dir != NULL ? d->options.runtime_dir
+                                            : socket_dir);
+
+    listen_fd = listen_fd_from_systemd();
+    if (listen_fd == -2) {
+        r = -EINVAL;
+        goto out;
+    }
+    d->activated = listen_fd >= 0;
+    // Before anything is made or removed there (stale dnsmasq files are,
+    // next): a directory another user can write lets them plant links.
+    if (!d->activated) {
+        r = runtime_dir_open(socket_dir, true, why, sizeof(why));
+        if (r < 0) {
+            log_error("refusing the socket's directory: %s", why);
+            goto out;
+        }
+        d->socket_dir_fd = r;
+    }
+    r = runtime_dir_open(runtime_dir, true, why, sizeof(why));
+    if (r == -EPERM || r == -ELOOP) {
+        log_error("refusing the runtime directory: %s", why);
+        goto out;
+    }
+    // Merely unusable (a file in its place): networks that need dnsmasq
+    // fail to be created, each with its reason; the others still work.
+    if (r < 0)
+        log_error("runtime directory unusable: %s", why);
+    d->runtime_dir_fd = r < 0 ? -1 : r;
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -428,16 +492,13 @@ static int run(struct daemon *d) {
     if (d->broker == NULL)
         goto out;
 
-    listen_fd = listen_fd_from_systemd();
-    if (listen_fd == -2) {
-        r = -EINVAL;
-        goto out;
-    }
-    d->activated = listen_fd >= 0;
     server_options.event = d->event;
     server_options.broker = d->broker;
     server_options.listen_fd = listen_fd;
     server_options.path = d->options.socket_path;
+    server_options.dir_fd = d->socket_dir_fd;
+    server_options.max_connections_per_user =
+        d->options.max_connections_per_user;
     server_options.changed = state_changed;
     server_options.changed_ctx = d;
     server_options.close_fd = close_sent_fd;
@@ -467,6 +528,10 @@ out:
     sd_event_source_disable_unref(d->expire_timer);
     sd_event_source_disable_unref(d->exit_timer);
     sd_event_unref(d->event);
+    if (d->socket_dir_fd >= 0)
+        close(d->socket_dir_fd);
+    if (d->runtime_dir_fd >= 0)
+        close(d->runtime_dir_fd);
     log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
@@ -550,7 +615,7 @@ static int check_config(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    struct daemon daemon = {0};
+    struct daemon daemon = {.socket_dir_fd = -1, .runtime_dir_fd = -1};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)

@@ -28,9 +28,19 @@ struct reply {
     char data[];
 };
 
+// Connections one uid holds, for the per-user cap. One per uid with a
+// connection: a handful, so a list is enough.
+struct user_count {
+    uid_t uid;
+    unsigned connections;
+    struct user_count *next;
+};
+
 struct connection {
     struct unix_server *server;
     int fd;
+    // Counted against this uid's cap (root's connections are not).
+    struct user_count *user;
     sd_event_source *io;
     struct dispatch_conn *conn;
     // Reply bytes sent during this turn's batch: a connection's work per
@@ -52,6 +62,9 @@ struct unix_server {
     int listen_fd;
     bool created_path;
     char *path;
+    // The socket file bound, so that only it is ever removed.
+    dev_t socket_dev;
+    ino_t socket_ino;
     sd_event_source *listen_io;
     struct connection *connections;
     struct dispatcher *dispatcher;
@@ -59,6 +72,10 @@ struct unix_server {
     // and close a pending connection instead of spinning on it.
     int reserve_fd;
     uint64_t last_emfile_log;
+    struct user_count *users;
+    // Refusals by the per-user cap, logged at most every 10 s.
+    uint64_t last_cap_log;
+    unsigned long cap_refused;
 };
 
 static uint64_t now_usec(struct unix_server *server) {
@@ -82,9 +99,42 @@ static void close_sent(struct unix_server *server, int fd) {
         close(fd);
 }
 
+// The count of uid, made at 0 when create is true. NULL when out of
+// memory or (create false) when uid has no connection.
+static struct user_count *user_find(struct unix_server *server, uid_t uid,
+                                    bool create) {
+    struct user_count *u;
+
+    for (u = server->users; u != NULL; u = u->next) {
+        if (u->uid == uid)
+            return u;
+    }
+    if (!create)
+        return NULL;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->uid = uid;
+    u->next = server->users;
+    server->users = u;
+    return u;
+}
+
+static void user_release(struct unix_server *server, struct user_count *u) {
+    struct user_count **p = &server->users;
+
+    if (u == NULL || --u->connections > 0)
+        return;
+    while (*p != u)
+        p = &(*p)->next;
+    *p = u->next;
+    free(u);
+}
+
 static void connection_free(struct connection *c, uint64_t now) {
     if (c == NULL)
         return;
+    user_release(c->server, c->user);
     dispatch_disconnect(c->conn, now);
     sd_event_source_disable_unref(c->close_later);
     if (c->prev != NULL)
@@ -342,6 +392,34 @@ out:
     return status;
 }
 
+// True when cred's uid holds its cap of connections already: the new one
+// is to be closed at once. Logs at most every 10 s, with how many were
+// refused since, so that a user hammering the socket cannot fill the log.
+static bool over_cap(struct unix_server *server, const struct peer_cred *cred) {
+    unsigned cap = server->options.max_connections_per_user;
+    struct user_count *u;
+    uint64_t now;
+
+    if (cred->uid == 0 || cap == 0)
+        return false;
+    u = user_find(server, cred->uid, false);
+    if (u == NULL || u->connections < cap)
+        return false;
+    server->cap_refused++;
+    now = now_usec(server);
+    if (server->last_cap_log == 0 ||
+        now - server->last_cap_log >= 10 * 1000000ull) {
+        log_warning("uid %lu (pid %ld) holds %u connections, the cap "
+                    "(--max-connections-per-user): refusing its new ones "
+                    "(%lu refused since the last such line)",
+                    (unsigned long)cred->uid, (long)cred->pid, u->connections,
+                    server->cap_refused);
+        server->last_cap_log = now;
+        server->cap_refused = 0;
+    }
+    return true;
+}
+
 static void accept_one(struct unix_server *server, int fd) {
     struct connection *c = calloc(1, sizeof(*c));
     struct peer_cred cred;
@@ -356,6 +434,17 @@ static void accept_one(struct unix_server *server, int fd) {
     if (r < 0) {
         log_warning("cannot read peer credentials: %s", strerror(-r));
         goto out;
+    }
+    if (over_cap(server, &cred)) {
+        r = 0; // refused on purpose, and logged: close without a word
+        goto out;
+    }
+    if (cred.uid != 0 && server->options.max_connections_per_user > 0) {
+        r = -ENOMEM;
+        c->user = user_find(server, cred.uid, true);
+        if (c->user == NULL)
+            goto out;
+        c->user->connections++;
     }
     r = sd_event_add_io(server->options.event, &c->io, c->fd,
                         EPOLLIN | EPOLLRDHUP, on_connection_io, c);
@@ -427,61 +516,88 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents,
     return 0;
 }
 
+// The socket's name inside its directory (options->dir_fd).
+static const char *socket_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash == NULL ? path : slash + 1;
+}
+
 // Refuses to steal the socket of a broker that is still running, and
-// removes one left behind by a broker that is not.
-static int prepare_path(const char *path) {
+// removes one left behind by a broker that is not. Everything is done
+// relative to the directory's descriptor and without following a link: a
+// symbolic link in the socket's place is removed, never its target.
+static int prepare_path(int dir_fd, const char *path) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    char *dir = NULL, *slash;
+    const char *name = socket_name(path);
+    struct stat st;
     int fd = -1, status = -EADDRINUSE;
 
-    strcpy(addr.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-        log_error("another broker is listening on %s", path);
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        status = errno == ENOENT ? 0 : -errno;
+        if (status < 0)
+            log_error("cannot stat %s: %s", path, strerror(errno));
         goto out;
     }
-    unlink(path);
-    dir = strdup(path);
-    status = -ENOMEM;
-    if (dir == NULL)
-        goto out;
-    slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-            status = -errno;
-            log_error("cannot create %s: %s", dir, strerror(errno));
+    if (S_ISSOCK(st.st_mode)) {
+        strcpy(addr.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd >= 0 &&
+            connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+            log_error("another broker is listening on %s", path);
             goto out;
         }
+    } else if (S_ISLNK(st.st_mode)) {
+        log_warning("%s is a symbolic link: removing the link, not "
+                    "following it",
+                    path);
+    } else {
+        status = -EEXIST;
+        log_error("%s exists and is not a socket: not removing it", path);
+        goto out;
     }
     status = 0;
+    if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT) {
+        status = -errno;
+        log_error("cannot remove %s: %s", path, strerror(errno));
+    }
 out:
     if (fd >= 0)
         close(fd);
-    free(dir);
     return status;
 }
 
-static int listen_on_path(const char *path) {
+static int listen_on_path(struct unix_server *server) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    const char *path = server->options.path;
+    mode_t old_mask;
+    struct stat st;
     int fd = -1, r;
 
     if (strlen(path) >= sizeof(addr.sun_path)) {
         log_error("socket path too long: %s", path);
         return -ENAMETOOLONG;
     }
-    r = prepare_path(path);
+    r = prepare_path(server->options.dir_fd, path);
     if (r < 0)
         return r;
     strcpy(addr.sun_path, path);
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+    // Access is decided per network by policy, not by the socket's mode:
+    // 0666 from the start, so no chmod() by name can follow a link. The
+    // directory's every component is root's (runtime_dir_open), so the
+    // name bind() resolves is the one just checked.
+    old_mask = umask(0111);
+    r = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+    umask(old_mask);
+    if (r < 0)
         goto fail;
-    // Access is decided per network by policy, not by the socket's mode.
-    if (chmod(path, 0666) < 0)
+    if (fstatat(server->options.dir_fd, socket_name(path), &st,
+                AT_SYMLINK_NOFOLLOW) < 0)
         goto fail;
+    server->socket_dev = st.st_dev;
+    server->socket_ino = st.st_ino;
     if (listen(fd, SOMAXCONN) < 0)
         goto fail;
     return fd;
@@ -512,7 +628,7 @@ int unix_server_new(const struct unix_server_options *options,
         server->path = strdup(options->path);
         if (server->path == NULL)
             goto out;
-        r = listen_on_path(options->path);
+        r = listen_on_path(server);
         if (r < 0)
             goto out;
         server->listen_fd = r;
@@ -541,6 +657,8 @@ out:
 }
 
 void unix_server_free(struct unix_server *server) {
+    struct stat st;
+
     if (server == NULL)
         return;
     while (server->connections != NULL)
@@ -549,11 +667,20 @@ void unix_server_free(struct unix_server *server) {
     if (server->listen_fd >= 0 &&
         server->listen_fd != server->options.listen_fd)
         close(server->listen_fd);
-    if (server->created_path)
-        unlink(server->path);
+    // Only our own socket: a broker started since may own the name now.
+    if (server->created_path &&
+        fstatat(server->options.dir_fd, socket_name(server->path), &st,
+                AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_dev == server->socket_dev && st.st_ino == server->socket_ino)
+        unlinkat(server->options.dir_fd, socket_name(server->path), 0);
     if (server->reserve_fd >= 0)
         close(server->reserve_fd);
     dispatcher_free(server->dispatcher);
+    while (server->users != NULL) {
+        struct user_count *u = server->users;
+        server->users = u->next;
+        free(u);
+    }
     free(server->path);
     free(server);
 }

@@ -19,6 +19,14 @@ struct unix_server_options {
     // A listening socket passed by systemd, or -1 to create one at path.
     int listen_fd;
     const char *path;
+    // The socket's directory, opened by runtime_dir_open() and kept open
+    // while the server lives: the socket is made and removed relative to
+    // it, never through a link. Unused with listen_fd.
+    int dir_fd;
+    // Connections one uid other than root may hold at once; beyond it a
+    // new connection of that uid is closed as soon as it is accepted.
+    // 0: no cap.
+    unsigned max_connections_per_user;
     // Called after anything that may have changed the broker's state, so
     // the daemon can re-arm its timers.
     void (*changed)(void *ctx);
