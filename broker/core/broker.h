@@ -79,7 +79,8 @@ void broker_acquire_async(struct broker *broker, struct peer *peer,
 // descriptor (the broker keeps no copy). On failure a network this call
 // acquired is released again. A connection may have PEER_MAX_INTERFACES
 // interfaces alive at once and a user USER_MAX_INTERFACES; beyond that
-// BROKER_ERR_INTERNAL.
+// BROKER_ERR_INTERNAL. A user's count (and its slots, so its MACs) includes
+// the devices of its closed connections for as long as they exist.
 void broker_open_interface_async(struct broker *broker, struct peer *peer,
                                  const char *name, uint64_t now,
                                  broker_done_fn done, void *data);

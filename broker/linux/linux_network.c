@@ -230,6 +230,11 @@ int linux_backend_remove_stale(struct linux_backend *backend) {
         removed++;
     }
     nl_cache_free(links);
+    // TAP devices of a previous broker: persistent ones would live on
+    // uncounted, and the others lost their bridge above.
+    err = tap_remove_marked(backend->sock, NULL);
+    if (err > 0)
+        log_info("removed %d TAP devices left by a previous broker", err);
     return removed;
 }
 
@@ -420,6 +425,7 @@ static void teardown(void *data) {
 
     remove_rules(network->backend, network);
     remove_bridge(network->backend, network);
+    tap_remove_marked(network->backend->sock, network->config.name);
 }
 
 // On the worker: everything the kernel does for a new network but dnsmasq

@@ -9,6 +9,13 @@
 // Every TAP device the broker makes is named with this prefix.
 #define LINUX_TAP_PREFIX "vmt-"
 
+// The alias of every TAP device the broker makes: the mark, the owner's
+// uid, the interface's index and the network's name, space-separated.
+#define TAP_ALIAS_MARK "vmnet-broker-tap"
+#define TAP_ALIAS_MAX 128
+
+struct nl_sock;
+
 struct tap_info {
     char name[16];  // the TAP interface name, "vmt-" + 8 hex digits
     uint8_t mac[6]; // the address the GUEST should use (not the TAP's own)
@@ -25,6 +32,13 @@ struct tap_info {
 // a negative errno, logged, with no device left behind and *info untouched.
 int tap_open(const char *bridge, const char *network_name, uint32_t uid,
              uint32_t gid, unsigned index, struct tap_info *info);
+
+// Deletes every TAP device the broker made (marked by its alias) for
+// network_name, or for any network when it is NULL: those a holder made
+// persistent (TUNSETPERSIST) outlive their descriptor, and the others are
+// useless once their bridge is gone. Returns how many were deleted, or a
+// negative errno when the links cannot be listed (logged).
+int tap_remove_marked(struct nl_sock *sock, const char *network_name);
 
 // Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
 // without blocking. The caller keeps its own fd open and may close it as soon
