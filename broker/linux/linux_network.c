@@ -59,6 +59,9 @@ struct linux_backend {
     uint64_t forward_checked;
     // TAP descriptors handed out and not closed yet.
     struct sent_fd *sent;
+    // The per-host secret guest MACs are keyed with (state_dir.h); all
+    // zeros until linux_backend_set_mac_key().
+    uint8_t mac_key[GUEST_MAC_KEY_LEN];
 };
 
 struct sent_fd {
@@ -69,6 +72,11 @@ struct sent_fd {
     bool closed; // the worker did (read under the worker's lock)
     struct sent_fd *next;
 };
+
+void linux_backend_set_mac_key(struct linux_backend *backend,
+                               const uint8_t key[GUEST_MAC_KEY_LEN]) {
+    memcpy(backend->mac_key, key, GUEST_MAC_KEY_LEN);
+}
 
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
                                    uint32_t first, uint32_t last) {
@@ -676,7 +684,7 @@ struct tap_job {
 static void open_tap(void *data) {
     struct tap_job *job = data;
     job->fd = tap_open(job->bridge, job->network, job->uid, job->gid,
-                       job->index, &job->tap);
+                       job->index, job->backend->mac_key, &job->tap);
 }
 
 static void tap_opened(void *data) {

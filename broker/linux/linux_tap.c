@@ -17,39 +17,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/guest_addr.h"
 #include "core/log.h"
 
 // Random names collide only when the host is full of TAP devices; past this
 // many tries something else is wrong.
 #define NAME_ATTEMPTS 16
-
-// Locally administered unicast, then 'v' for vmnet: clear of QEMU's and
-// libvirt's 52:54:00 and of Docker's 02:42, so a guest's address says who
-// gave it out.
-static const uint8_t guest_mac_prefix[2] = {0x02, 0x76};
-
-static uint32_t fnv1a_update(uint32_t hash, const char *s) {
-    for (; *s != '\0'; s++) {
-        hash ^= (uint8_t)*s;
-        hash *= 16777619u;
-    }
-    return hash;
-}
-
-static void guest_mac(const char *network_name, uint32_t uid, unsigned index,
-                      uint8_t mac[6]) {
-    char suffix[32];
-    uint32_t hash = fnv1a_update(2166136261u, network_name);
-
-    snprintf(suffix, sizeof(suffix), "/%u/%u", (unsigned)uid, index);
-    hash = fnv1a_update(hash, suffix);
-    mac[0] = guest_mac_prefix[0];
-    mac[1] = guest_mac_prefix[1];
-    mac[2] = (uint8_t)(hash >> 24);
-    mac[3] = (uint8_t)(hash >> 16);
-    mac[4] = (uint8_t)(hash >> 8);
-    mac[5] = (uint8_t)hash;
-}
 
 // libnl reports its own codes; tap_open's callers get errno values. Every
 // request here is about a link, so "object not found" means no such device.
@@ -244,7 +217,8 @@ out:
 }
 
 int tap_open(const char *bridge, const char *network_name, uint32_t uid,
-             uint32_t gid, unsigned index, struct tap_info *info) {
+             uint32_t gid, unsigned index, const uint8_t *mac_key,
+             struct tap_info *info) {
     struct nl_sock *sock = nl_socket_alloc();
     struct rtnl_link *bridge_link = NULL;
     char name[IFNAMSIZ];
@@ -280,7 +254,7 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
     if (status < 0)
         goto out;
     memcpy(info->name, name, sizeof(info->name));
-    guest_mac(network_name, uid, index, info->mac);
+    guest_mac(mac_key, network_name, uid, index, info->mac);
     status = fd;
     fd = -1;
 out:

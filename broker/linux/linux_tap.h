@@ -26,12 +26,14 @@ struct tap_info {
 // bridge's MTU, up and enslaved to bridge (an existing bridge ifname). The
 // device is not persistent: it disappears when the last descriptor to it is
 // closed. info->mac is a locally administered unicast address derived from
-// network_name, uid and index only, so a VM keeps its address (and DHCP
-// lease) from one run to the next.
+// network_name, uid and index under mac_key (GUEST_MAC_KEY_LEN bytes, the
+// host's secret: core/guest_addr.h), so a VM keeps its address (and DHCP
+// lease) from one run to the next and other users cannot predict it.
 // Returns the descriptor (O_CLOEXEC; the caller owns it) and fills *info, or
 // a negative errno, logged, with no device left behind and *info untouched.
 int tap_open(const char *bridge, const char *network_name, uint32_t uid,
-             uint32_t gid, unsigned index, struct tap_info *info);
+             uint32_t gid, unsigned index, const uint8_t *mac_key,
+             struct tap_info *info);
 
 // Deletes every TAP device the broker made (marked by its alias) for
 // network_name, or for any network when it is NULL: those a holder made

@@ -20,6 +20,7 @@
 #include "../core/log.h"
 #include "../core/subnet.h"
 #include "linux_network.h"
+#include "state_dir.h"
 #include "unix_server.h"
 
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
@@ -35,6 +36,8 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
+    // Where the guest MAC key lives (state_dir.h).
+    const char *state_dir;
     uint64_t idle_usec;
     // /24s for networks without a static subnet; len 0: the default.
     struct ipv4_prefix subnet_pool;
@@ -70,6 +73,7 @@ static void usage(FILE *out) {
         "  -c, --config-dir DIR       network configs (default %s)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
+        "      --state-dir DIR        the guest MAC key (default %s)\n"
         "  -i, --idle-timeout SECONDS remove unused networks after "
         "SECONDS\n"
         "                             (default %.0f; decimals allowed)\n"
@@ -81,12 +85,13 @@ static void usage(FILE *out) {
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS);
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, STATE_DIR_DEFAULT,
+        DEFAULT_IDLE_SECONDS);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
 static int parse_options(int argc, char **argv, struct options *options) {
-    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL };
+    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL, OPT_STATE_DIR };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
@@ -94,6 +99,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -103,6 +109,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
 
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
+    options->state_dir = STATE_DIR_DEFAULT;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
     while ((c = getopt_long(argc, argv, "s:c:r:i:vhV", long_options, NULL)) !=
            -1) {
@@ -133,6 +140,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
         }
         case OPT_CHECK_CONFIG:
             options->check_config = true;
+            break;
+        case OPT_STATE_DIR:
+            options->state_dir = optarg;
             break;
         case OPT_SUBNET_POOL: {
             uint32_t first, last;
@@ -395,6 +405,13 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    {
+        uint8_t key[GUEST_MAC_KEY_LEN];
+        r = state_dir_mac_key(d->options.state_dir, key);
+        if (r < 0)
+            goto out;
+        linux_backend_set_mac_key(d->backend, key);
+    }
     if (d->options.subnet_pool.len != 0) {
         uint32_t first, last;
         subnet_pool_range(d->options.subnet_pool, &first, &last);
