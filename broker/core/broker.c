@@ -787,6 +787,29 @@ out:
               data);
 }
 
+void broker_interface_report(struct broker *broker, const char *ifname,
+                             const char *what) {
+    for (struct peer *p = broker->peers; p != NULL; p = p->next) {
+        for (size_t i = 0; i < p->n_interfaces; i++) {
+            if (strcmp(p->interfaces[i].name, ifname) == 0) {
+                peer_log(LOG_LEVEL_WARNING, p, "interface %s on '%s': %s",
+                         ifname, p->interfaces[i].network, what);
+                return;
+            }
+        }
+    }
+    for (size_t i = 0; i < broker->n_orphans; i++) {
+        if (strcmp(broker->orphans[i].iface.name, ifname) == 0) {
+            log_warning("interface %s of uid %lu on '%s' (its connection has "
+                        "closed): %s",
+                        ifname, (unsigned long)broker->orphans[i].uid,
+                        broker->orphans[i].iface.network, what);
+            return;
+        }
+    }
+    log_warning("interface %s: %s", ifname, what);
+}
+
 int broker_create_persistent(struct broker *broker, const char *name) {
     struct network *network = registry_find(&broker->registry, name);
     struct network_config config;

@@ -103,6 +103,12 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
 int broker_release_why(struct broker *broker, struct peer *peer,
                        const char *name, uint64_t now, struct reason *why);
 
+// Logs what happened to interface ifname (its holder misused it, and what
+// the backend did about it) with the peer it was opened for, or with its
+// user when that connection has closed.
+void broker_interface_report(struct broker *broker, const char *ifname,
+                             const char *what);
+
 // Starts creating name and never removes it for idleness (persistent
 // networks). Returns an error when name cannot be looked up; a creation that
 // fails later is logged.

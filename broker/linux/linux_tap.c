@@ -133,7 +133,7 @@ static int tap_own_mac(const char *name, uint8_t mac[6]) {
                   strerror(-status));
         return status;
     }
-    mac[0] = 0xfe;
+    mac[0] = TAP_OWN_MAC_FIRST;
     return 0;
 }
 

@@ -13,6 +13,9 @@
 // uid, the interface's index and the network's name, space-separated.
 #define TAP_ALIAS_MARK "vmnet-broker-tap"
 #define TAP_ALIAS_MAX 128
+// The first byte of every TAP device's own address (never a guest's 02:76):
+// an address without it was set by the descriptor's holder (tap_watch.h).
+#define TAP_OWN_MAC_FIRST 0xfe
 
 struct nl_sock;
 

@@ -21,6 +21,7 @@
 #include "../core/subnet.h"
 #include "linux_network.h"
 #include "state_dir.h"
+#include "tap_watch.h"
 #include "unix_server.h"
 
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
@@ -53,6 +54,8 @@ struct daemon {
     struct broker *broker;
     struct unix_server *server;
     struct linux_backend *backend;
+    // Undoes a TAP holder's change of its device's address.
+    struct tap_watch *tap_watch;
     struct config_dir *configs;
     // Tells the config source when a file changes, so that the status's
     // configured networks are neither stale nor re-read per request.
@@ -341,6 +344,12 @@ static void create_persistent_networks(struct daemon *d) {
     config_dir_free_names(names, n);
 }
 
+static void on_tap_tampered(void *ctx, const char *ifname, const char *what) {
+    struct daemon *d = ctx;
+    if (d->broker != NULL)
+        broker_interface_report(d->broker, ifname, what);
+}
+
 static int run(struct daemon *d) {
     struct broker_options broker_options = {0};
     struct unix_server_options server_options = {0};
@@ -429,6 +438,9 @@ static int run(struct daemon *d) {
                   "and libnftables1)?");
         goto out;
     }
+    r = tap_watch_new(d->event, on_tap_tampered, d, &d->tap_watch);
+    if (r < 0)
+        goto out;
     r = -ENOMEM;
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
@@ -475,6 +487,7 @@ static int run(struct daemon *d) {
 out:
     if (r < 0)
         log_error("fatal: %s", strerror(-r));
+    tap_watch_free(d->tap_watch);
     // Peers first (dropping references), then every network.
     unix_server_free(d->server);
     broker_free(d->broker);

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// Issue 11, holes 1 and 2: TAP devices count against their user while they
-// exist, whatever their connection and their holder do.
+// Issue 11, holes 1, 2 and 3: TAP devices count against their user while
+// they exist and stay as the broker made them, whatever their holder does.
 #include <check.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -171,6 +174,121 @@ START_TEST(test_persistent_device_counts) {
 }
 END_TEST
 
+// The device's own address (ip link's), as "xx:xx:xx:xx:xx:xx".
+static bool link_address(const char *name, char out[18]) {
+    char path[96];
+    FILE *f;
+    bool ok;
+
+    snprintf(path, sizeof(path), "ip -br link show dev %s | awk '{print $3}'",
+             name);
+    f = popen(path, "r");
+    if (f == NULL)
+        return false;
+    ok = fscanf(f, "%17s", out) == 1;
+    pclose(f);
+    return ok;
+}
+
+static const char *tampered_name;
+static const char *tampered_mac;
+
+static bool address_restored(void *arg) {
+    char now[18];
+    (void)arg;
+    return link_address(tampered_name, now) &&
+           strcasecmp(now, tampered_mac) != 0 && strncmp(now, "fe:", 3) == 0;
+}
+
+// Writes one Ethernet frame (behind its zeroed virtio_net_hdr) from src to
+// dst with a payload of marker.
+static void write_frame(int fd, const uint8_t dst[6], const uint8_t src[6],
+                        uint32_t marker) {
+    uint8_t frame[10 + 14 + 46] = {0};
+
+    memcpy(frame + 10, dst, 6);
+    memcpy(frame + 16, src, 6);
+    // The IEEE's local experimental EtherType: nothing on the host answers.
+    frame[22] = 0x88;
+    frame[23] = 0xb5;
+    memcpy(frame + 24, &marker, sizeof(marker));
+    ck_assert_int_eq(write(fd, frame, sizeof(frame)), (ssize_t)sizeof(frame));
+}
+
+// Waits for a frame carrying marker on fd.
+static bool read_frame(int fd, uint32_t marker) {
+    double deadline = harness_now() + HARNESS_WAIT_SECONDS;
+    uint8_t frame[2048];
+
+    while (harness_now() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        n = read(fd, frame, sizeof(frame));
+        if (n >= 10 + 14 + 4 && frame[22] == 0x88 && frame[23] == 0xb5 &&
+            memcmp(frame + 24, &marker, sizeof(marker)) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void parse_mac(const char *text, uint8_t mac[6]) {
+    unsigned b[6];
+    ck_assert_int_eq(sscanf(text, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2],
+                            &b[3], &b[4], &b[5]),
+                     6);
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)b[i];
+}
+
+// Hole 3: a holder sets its TAP's own address to another guest's MAC. The
+// broker restores it and logs it with the peer, and the victim still gets
+// its frames.
+START_TEST(test_changed_tap_mac_is_restored) {
+    vmnet_broker_connection_t *attacker_c, *victim_c;
+    vmnet_broker_interface_t *attacker, *victim, *sender;
+    uint8_t victim_mac[6], sender_mac[6];
+    struct ifreq ifr = {0};
+    char label[64];
+
+    harness_start(broker, "60");
+    attacker_c = harness_connect(broker);
+    victim_c = harness_connect(broker);
+    ck_assert_ptr_nonnull(attacker_c);
+    ck_assert_ptr_nonnull(victim_c);
+    attacker = open_interface(attacker_c, "shared");
+    victim = open_interface(victim_c, "shared");
+    sender = open_interface(victim_c, "shared");
+    parse_mac(vmnet_broker_interface_mac(victim), victim_mac);
+    parse_mac(vmnet_broker_interface_mac(sender), sender_mac);
+
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, victim_mac, 6);
+    ck_assert_int_eq(
+        ioctl(vmnet_broker_interface_fd(attacker), SIOCSIFHWADDR, &ifr), 0);
+    tampered_name = vmnet_broker_interface_name(attacker);
+    tampered_mac = vmnet_broker_interface_mac(victim);
+    ck_assert(harness_wait_for(address_restored, NULL));
+    snprintf(label, sizeof(label), "[peer %ld uid 0] interface %s",
+             (long)getpid(), tampered_name);
+    ck_assert(harness_broker_wait_log(broker, label, 1));
+    ck_assert(harness_broker_wait_log(broker, "restored", 1));
+
+    // The bridge keeps no local entry for the victim's MAC: a frame to it
+    // reaches the victim, not the host.
+    write_frame(vmnet_broker_interface_fd(sender), victim_mac, sender_mac,
+                0x11223344);
+    ck_assert(read_frame(vmnet_broker_interface_fd(victim), 0x11223344));
+
+    vmnet_broker_interface_free(attacker);
+    vmnet_broker_interface_free(victim);
+    vmnet_broker_interface_free(sender);
+    vmnet_broker_connection_close(attacker_c);
+    vmnet_broker_connection_close(victim_c);
+}
+END_TEST
+
 static Suite *tap_accounting_suite(void) {
     Suite *s = suite_create("tap_accounting");
     TCase *tc = tcase_create("holes");
@@ -181,6 +299,7 @@ static Suite *tap_accounting_suite(void) {
     tcase_add_test(tc, test_persistent_device_gone_with_network);
     tcase_add_test(tc, test_persistent_device_gone_after_restart);
     tcase_add_test(tc, test_persistent_device_counts);
+    tcase_add_test(tc, test_changed_tap_mac_is_restored);
     suite_add_tcase(s, tc);
     return s;
 }
