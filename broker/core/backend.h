@@ -35,6 +35,11 @@ struct network_info {
 struct interface_info {
     char name[NETWORK_BRIDGE_MAX + 1];
     uint8_t mac[6]; // the address the guest should use
+    // Its DHCP reservation (host byte order), 0 when the network has none.
+    uint32_t ipv4;
+    // The address SLAAC gives mac in the network's /64, when has_ipv6.
+    uint8_t ipv6[16];
+    bool has_ipv6;
 };
 
 struct peer_cred;

@@ -114,6 +114,10 @@ struct linux_network {
     // Why the creation failed, for every request waiting on it. Written by
     // build() on the worker, read on the loop once it is done.
     struct reason why;
+    // The DHCP reservations of the guests' MACs (loop only), kept for the
+    // network's life so a VM started again gets its address back.
+    struct dhcp_reservation *guests;
+    size_t n_guests;
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -619,6 +623,7 @@ static void on_torn_down(void *data) {
     backend_destroy_done_fn destroyed = network->destroyed;
     void *done_data = network->done_data;
 
+    free(network->guests);
     free(network);
     destroyed(done_data);
 }
@@ -661,6 +666,7 @@ static void linux_network_abandon(void *ctx, void *handle) {
     dnsmasq_stop(network->stopping);
     dnsmasq_stop(network->dnsmasq);
     teardown(network);
+    free(network->guests);
     free(network);
 }
 
@@ -675,6 +681,10 @@ struct tap_job {
     uint32_t uid;
     uint32_t gid;
     unsigned index;
+    // The guest's addresses, chosen on the loop before the device is made.
+    uint32_t ipv4;
+    uint8_t ipv6[16];
+    bool has_ipv6;
     struct tap_info tap;
     int fd; // or a negative errno
     backend_interface_done_fn done;
@@ -706,6 +716,9 @@ static void tap_opened(void *data) {
     memset(&info, 0, sizeof(info));
     memcpy(info.name, job->tap.name, sizeof(info.name));
     memcpy(info.mac, job->tap.mac, sizeof(info.mac));
+    info.ipv4 = job->ipv4;
+    memcpy(info.ipv6, job->ipv6, sizeof(info.ipv6));
+    info.has_ipv6 = job->has_ipv6;
     // Remembered so linux_backend_close_sent() knows the device; without
     // memory it is closed on the loop instead.
     // An entry for the same number not queued for closing is stale (its
@@ -729,6 +742,70 @@ static void tap_opened(void *data) {
     free(job);
 }
 
+// True if address is taken in network for a MAC other than mac: the
+// gateway, a configured reservation, another guest's.
+static bool address_taken(const struct linux_network *network, uint32_t address,
+                          const uint8_t mac[6]) {
+    const struct network_config *config = &network->config;
+
+    if (address == network->made.gateway)
+        return true;
+    for (size_t i = 0; i < config->n_reservations; i++) {
+        if (config->reservations[i].address == address)
+            return true;
+    }
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (network->guests[i].address == address &&
+            memcmp(network->guests[i].mac, mac, 6) != 0)
+            return true;
+    }
+    return false;
+}
+
+// The address reserved for mac on network, reserving one (in dnsmasq too)
+// when it has none: stable like the MAC (a hash of it picks the first
+// address tried in the DHCP range), never another's. 0 when the network
+// has no DHCP or its range is full.
+static uint32_t reserve_ipv4(struct linux_network *network,
+                             const uint8_t mac[6]) {
+    const struct network_info *made = &network->made;
+    uint32_t size, first, address = 0;
+    struct dhcp_reservation *grown;
+
+    if (!made->dhcp || made->dhcp_end < made->dhcp_start ||
+        network->dnsmasq == NULL)
+        return 0;
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (memcmp(network->guests[i].mac, mac, 6) == 0)
+            return network->guests[i].address;
+    }
+    size = made->dhcp_end - made->dhcp_start + 1;
+    first = ((uint32_t)mac[2] << 24 | (uint32_t)mac[3] << 16 |
+             (uint32_t)mac[4] << 8 | mac[5]) %
+            size;
+    for (uint32_t i = 0; i < size && address == 0; i++) {
+        uint32_t candidate = made->dhcp_start + (first + i) % size;
+        if (!address_taken(network, candidate, mac))
+            address = candidate;
+    }
+    if (address == 0)
+        return 0;
+    grown = realloc(network->guests, (network->n_guests + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return 0;
+    network->guests = grown;
+    memcpy(network->guests[network->n_guests].mac, mac, 6);
+    network->guests[network->n_guests].address = address;
+    network->n_guests++;
+    // Written before the reply: the guest boots after it.
+    if (dnsmasq_set_guest_hosts(network->dnsmasq, network->guests,
+                                network->n_guests) < 0) {
+        network->n_guests--;
+        return 0;
+    }
+    return address;
+}
+
 static void
 linux_network_open_interface(void *ctx, void *handle, const char *network_name,
                              const struct peer_cred *cred, unsigned index,
@@ -736,6 +813,7 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
     struct tap_job *job = calloc(1, sizeof(*job));
+    uint8_t mac[6];
 
     if (job == NULL) {
         done(data, BROKER_ERR_INTERNAL, NULL, -1,
@@ -748,6 +826,13 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     job->uid = cred->uid;
     job->gid = cred->gid;
     job->index = index;
+    // tap_open() derives the same MAC on the worker.
+    guest_mac(backend->mac_key, network_name, cred->uid, index, mac);
+    job->ipv4 = reserve_ipv4(network, mac);
+    if (network->made.ipv6 && network->made.ipv6_prefix_len == 64) {
+        guest_slaac(network->made.ipv6_prefix, mac, job->ipv6);
+        job->has_ipv6 = true;
+    }
     job->done = done;
     job->data = data;
     linux_worker_queue(backend->worker, open_tap, tap_opened, job);

@@ -211,15 +211,26 @@ char *message_encode_network(const struct network *network, size_t *len) {
 
 char *message_encode_interface(const struct network *network,
                                const struct interface_info *info, size_t *len) {
-    char mac[18];
+    char mac[18], ipv4[INET_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+    json_t *object;
+
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
              info->mac[1], info->mac[2], info->mac[3], info->mac[4],
              info->mac[5]);
-    return dump(json_pack("{s:{s:s, s:s, s:s, s:s, s:i}}", "interface", "name",
-                          info->name, "mac", mac, "network",
-                          network->config.name, "bridge", network->info.bridge,
-                          "mtu", (int)network->info.mtu),
-                len);
+    object = json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", info->name, "mac",
+                       mac, "network", network->config.name, "bridge",
+                       network->info.bridge, "mtu", (int)network->info.mtu);
+    // Absent when the network has no DHCP (or IPv6): clients must not guess.
+    if (object != NULL && info->ipv4 != 0) {
+        struct in_addr in = {.s_addr = htonl(info->ipv4)};
+        inet_ntop(AF_INET, &in, ipv4, sizeof(ipv4));
+        json_object_set_new(object, "ipv4", json_string(ipv4));
+    }
+    if (object != NULL && info->has_ipv6) {
+        inet_ntop(AF_INET6, info->ipv6, ipv6, sizeof(ipv6));
+        json_object_set_new(object, "ipv6", json_string(ipv6));
+    }
+    return dump(json_pack("{s:o}", "interface", object), len);
 }
 
 char *message_encode_released(const char *name, size_t *len) {

@@ -254,6 +254,18 @@ vmnet_broker_interface_bridge(
 VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
 vmnet_broker_interface_json(
     const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
+// The guest's addresses, known before it boots: "ipv4", the address the
+// network's DHCP server has reserved for the guest's MAC (dotted quad), and
+// "ipv6", the address SLAAC gives that MAC in the network's /64 (modified
+// EUI-64; a guest using stable-privacy or temporary addresses picks others
+// too). NULL when the network has no DHCP (or no IPv6), from an older
+// broker, or if iface is NULL. Owned by iface, as above.
+VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
+vmnet_broker_interface_ipv4(
+    const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
+VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
+vmnet_broker_interface_ipv6(
+    const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
 // The device's MTU (the bridge's), or 0 if the broker did not send one.
 VMNET_BROKER_EXPORT unsigned vmnet_broker_interface_mtu(
     const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
