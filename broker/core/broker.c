@@ -787,6 +787,39 @@ out:
               data);
 }
 
+int broker_leases(struct broker *broker, struct peer *peer, const char *name,
+                  struct lease_info **leases, size_t *n, struct reason *why) {
+    struct network *network = registry_find(&broker->registry, name);
+    struct network_config config;
+    int status;
+
+    *leases = NULL;
+    *n = 0;
+    if (network == NULL) {
+        // Not running: known and allowed means no lease, not an error.
+        status = broker->options.configs->lookup(broker->options.configs_ctx,
+                                                 name, &config, why);
+        if (status == BROKER_OK && !policy_allows(&config, &peer->cred)) {
+            not_allowed(why, peer, name);
+            status = BROKER_ERR_NOT_ALLOWED;
+        }
+        return status;
+    }
+    // Leases name other users' guests: only peers allowed on the network.
+    if (!policy_allows(&network->config, &peer->cred)) {
+        not_allowed(why, peer, name);
+        return BROKER_ERR_NOT_ALLOWED;
+    }
+    if (network->state != NETWORK_READY ||
+        broker->options.backend->leases == NULL)
+        return BROKER_OK;
+    status = broker->options.backend->leases(
+        broker->options.backend_ctx, network->backend_handle, leases, n);
+    if (status != BROKER_OK)
+        reason_set(why, "cannot read the DHCP leases of network '%s'", name);
+    return status;
+}
+
 void broker_interface_report(struct broker *broker, const char *ifname,
                              const char *what) {
     for (struct peer *p = broker->peers; p != NULL; p = p->next) {

@@ -884,6 +884,41 @@ void linux_backend_close_sent(struct linux_backend *backend, int fd) {
     linux_worker_queue(backend->closer, close_sent, forget_sent, s);
 }
 
+// Read on the loop: the lease file is small (one line per guest) and local.
+static int linux_network_leases(void *ctx, void *handle,
+                                struct lease_info **leases, size_t *n) {
+    struct linux_network *network = handle;
+    struct dnsmasq_lease *read = NULL;
+    size_t count = 0;
+
+    (void)ctx;
+    *leases = NULL;
+    *n = 0;
+    if (network->dnsmasq == NULL)
+        return BROKER_OK;
+    if (dnsmasq_read_leases(network->dnsmasq, &read, &count) < 0)
+        return BROKER_ERR_INTERNAL;
+    _Static_assert(sizeof(read->hostname) == sizeof((*leases)->hostname),
+                   "hostname sizes");
+    if (count > 0) {
+        *leases = calloc(count, sizeof(**leases));
+        if (*leases == NULL) {
+            free(read);
+            return BROKER_ERR_INTERNAL;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        memcpy((*leases)[i].mac, read[i].mac, 6);
+        (*leases)[i].ipv4 = read[i].address;
+        (*leases)[i].expiry = read[i].expiry;
+        memcpy((*leases)[i].hostname, read[i].hostname,
+               sizeof(read[i].hostname));
+    }
+    *n = count;
+    free(read);
+    return BROKER_OK;
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
@@ -891,4 +926,5 @@ const struct network_backend_ops linux_backend_ops = {
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
     .settle_interfaces = linux_settle_interfaces,
+    .leases = linux_network_leases,
 };

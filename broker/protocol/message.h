@@ -18,6 +18,7 @@ enum request_command {
     REQUEST_RELEASE = 1,
     REQUEST_STATUS = 2,
     REQUEST_OPEN_INTERFACE = 3,
+    REQUEST_LEASES = 4,
 };
 
 struct request {
@@ -45,6 +46,9 @@ char *message_encode_network(const struct network *network, size_t *len);
 char *message_encode_interface(const struct network *network,
                                const struct interface_info *info, size_t *len);
 char *message_encode_released(const char *name, size_t *len);
+// {"leases": [{"mac", "ipv4", "hostname" (when sent), "expiry"}, ...]}.
+char *message_encode_leases(const struct lease_info *leases, size_t n,
+                            size_t *len);
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len);
 

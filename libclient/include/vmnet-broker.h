@@ -366,6 +366,17 @@ vmnet_broker_connection_open_interface(
     vmnet_broker_interface_t *VMNET_BROKER_NULLABLE *VMNET_BROKER_NONNULL
         iface);
 
+// Asks for the current DHCP leases of network_name (a peer allowed on that
+// network only; one configured but not running has none). On success
+// stores a malloc'd JSON text the caller frees with free(): an array of
+// {"mac", "ipv4", "hostname" (when the guest sent one), "expiry" (seconds
+// since the epoch, 0 for never)} objects; *json untouched on failure.
+// Thread-safe.
+VMNET_BROKER_EXPORT vmnet_broker_return_t vmnet_broker_connection_leases(
+    vmnet_broker_connection_t *VMNET_BROKER_NONNULL connection,
+    const char *VMNET_BROKER_NONNULL network_name,
+    char *VMNET_BROKER_NULLABLE *VMNET_BROKER_NONNULL json);
+
 // Asks for the broker's state. On success stores a malloc'd JSON text (the
 // "status" object) the caller frees with free(); *json untouched on failure.
 // Thread-safe. vmnet_broker_connection_get_status() gives the same decoded.

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -54,6 +55,36 @@ static size_t hosts_reads(const char *network) {
     return n;
 }
 
+#define GUEST_NAME "e2e-announced"
+
+static vmnet_broker_connection_t *leases_connection;
+static const char *leases_mac;
+// The lease of leases_mac, once lease_listed() found it.
+static json_t *found;
+
+static bool lease_listed(void *arg) {
+    char *text = NULL;
+    json_t *leases;
+    json_t *lease;
+    size_t i;
+
+    (void)arg;
+    if (vmnet_broker_connection_leases(leases_connection, "shared", &text) !=
+        VMNET_BROKER_SUCCESS)
+        return false;
+    leases = json_loads(text, 0, NULL);
+    free(text);
+    json_array_foreach(leases, i, lease) {
+        const char *mac = json_string_value(json_object_get(lease, "mac"));
+        if (mac != NULL && strcmp(mac, leases_mac) == 0) {
+            found = json_incref(lease);
+            break;
+        }
+    }
+    json_decref(leases);
+    return found != NULL;
+}
+
 static const char *reads_network;
 static size_t reads_wanted;
 
@@ -99,8 +130,34 @@ START_TEST(test_announced_addresses_are_the_guests) {
     guest = topology_add_guest(topology, vmnet_broker_interface_bridge(iface),
                                vmnet_broker_interface_mac(iface));
     ck_assert_ptr_nonnull(guest);
-    ck_assert(topology_dhcp(topology, guest, NULL, &lease));
+    ck_assert(topology_dhcp(topology, guest, GUEST_NAME, &lease));
     ck_assert_str_eq(lease.address, vmnet_broker_interface_ipv4(iface));
+
+    // The leases command reports it: MAC, the announced address, the name.
+    leases_connection = c;
+    leases_mac = vmnet_broker_interface_mac(iface);
+    ck_assert(harness_wait_for(lease_listed, NULL));
+    ck_assert_str_eq(json_string_value(json_object_get(found, "ipv4")),
+                     vmnet_broker_interface_ipv4(iface));
+    ck_assert_str_eq(json_string_value(json_object_get(found, "hostname")),
+                     GUEST_NAME);
+    ck_assert_int_gt(json_integer_value(json_object_get(found, "expiry")), 0);
+    json_decref(found);
+    found = NULL;
+    // And the CLI prints it, like virsh net-dhcp-leases.
+    {
+        const char *argv[] = {VMNET_BROKER_CLIENT_BIN, "leases", "shared",
+                              NULL};
+        char *output = NULL;
+        int wait_status = harness_run(broker, argv, &output);
+        ck_assert_msg(wait_status == 0, "leases: %d", wait_status);
+        ck_assert_ptr_nonnull(
+            strstr(output, vmnet_broker_interface_ipv4(iface)));
+        ck_assert_ptr_nonnull(
+            strstr(output, vmnet_broker_interface_mac(iface)));
+        ck_assert_ptr_nonnull(strstr(output, GUEST_NAME));
+        free(output);
+    }
 
     ck_assert(topology_wait_ipv6(guest,
                                  vmnet_broker_network_ipv6_prefix(network),
@@ -118,6 +175,44 @@ START_TEST(test_announced_addresses_are_the_guests) {
 }
 END_TEST
 
+// Leases name other users' guests: only peers allowed on the network get
+// them, and an unknown network is an error.
+static int leases_as_nobody(void *arg) {
+    vmnet_broker_connection_t *c = NULL;
+    char *text = NULL;
+    int result;
+
+    if (vmnet_broker_connect(arg, &c) != VMNET_BROKER_SUCCESS)
+        return 100;
+    result = (int)vmnet_broker_connection_leases(c, "private", &text);
+    free(text);
+    vmnet_broker_connection_close(c);
+    return result;
+}
+
+START_TEST(test_leases_policy) {
+    vmnet_broker_connection_t *c;
+    char *text = NULL;
+
+    ck_assert(harness_broker_write_config(
+        broker, "private", "{\"mode\": \"host\", \"allowed_users\": []}"));
+    harness_start(broker, "60");
+    ck_assert_int_eq(
+        harness_run_unprivileged(leases_as_nobody, (void *)broker->socket_path),
+        VMNET_BROKER_NOT_ALLOWED);
+    c = harness_connect(broker);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(vmnet_broker_connection_leases(c, "no-such", &text),
+                     VMNET_BROKER_NOT_FOUND);
+    // Configured, allowed, not running: no lease.
+    ck_assert_int_eq(vmnet_broker_connection_leases(c, "private", &text),
+                     VMNET_BROKER_SUCCESS);
+    ck_assert_str_eq(text, "[]");
+    free(text);
+    vmnet_broker_connection_close(c);
+}
+END_TEST
+
 static Suite *guest_addresses_suite(void) {
     Suite *s = suite_create("guest_addresses");
     TCase *tc = tcase_create("addresses");
@@ -125,6 +220,7 @@ static Suite *guest_addresses_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_announced_addresses_are_the_guests);
+    tcase_add_test(tc, test_leases_policy);
     suite_add_tcase(s, tc);
     return s;
 }
