@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -289,6 +290,63 @@ START_TEST(test_changed_tap_mac_is_restored) {
 }
 END_TEST
 
+// The MAC of slot 0 on shared for this user, from the running broker.
+static void slot0_mac(char mac[18]) {
+    vmnet_broker_connection_t *c = harness_connect(broker);
+    vmnet_broker_interface_t *iface;
+    char name[IFNAMSIZ];
+
+    ck_assert_ptr_nonnull(c);
+    iface = open_interface(c, "shared");
+    snprintf(mac, 18, "%s", vmnet_broker_interface_mac(iface));
+    snprintf(name, sizeof(name), "%s", vmnet_broker_interface_name(iface));
+    vmnet_broker_interface_free(iface);
+    vmnet_broker_connection_close(c);
+    ck_assert(harness_wait_link_gone(name));
+    ck_assert(harness_broker_wait_no_peers(broker));
+}
+
+static void restart(void) {
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    harness_start(broker, "60");
+}
+
+// Guest MACs are stable for one host's key (kept in the state directory)
+// and change with the key: network, uid and slot alone do not give them.
+START_TEST(test_mac_keyed_by_host_secret) {
+    char first[18], again[18], rekeyed[18], key[128];
+
+    harness_start(broker, "60");
+    slot0_mac(first);
+    restart();
+    slot0_mac(again);
+    ck_assert_str_eq(first, again);
+
+    snprintf(key, sizeof(key), "%s/state/mac-key", broker->dir);
+    ck_assert_int_eq(unlink(key), 0);
+    restart();
+    ck_assert_int_eq(access(key, F_OK), 0);
+    slot0_mac(rekeyed);
+    ck_assert_str_ne(first, rekeyed);
+    ck_assert(harness_broker_wait_log(broker, "made a new guest MAC key", 2));
+}
+END_TEST
+
+// A key file others can read is refused: the broker does not start.
+START_TEST(test_readable_key_refused) {
+    char key[128];
+
+    harness_start(broker, "60");
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    snprintf(key, sizeof(key), "%s/state/mac-key", broker->dir);
+    ck_assert_int_eq(chmod(key, 0644), 0);
+    ck_assert(!harness_broker_start(broker, "60", NULL));
+    ck_assert(harness_broker_wait_log(broker, "mode 0600", 1));
+}
+END_TEST
+
 static Suite *tap_accounting_suite(void) {
     Suite *s = suite_create("tap_accounting");
     TCase *tc = tcase_create("holes");
@@ -300,6 +358,8 @@ static Suite *tap_accounting_suite(void) {
     tcase_add_test(tc, test_persistent_device_gone_after_restart);
     tcase_add_test(tc, test_persistent_device_counts);
     tcase_add_test(tc, test_changed_tap_mac_is_restored);
+    tcase_add_test(tc, test_mac_keyed_by_host_secret);
+    tcase_add_test(tc, test_readable_key_refused);
     suite_add_tcase(s, tc);
     return s;
 }
