@@ -6,6 +6,7 @@ package vmnetbroker
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -397,6 +398,18 @@ func TestInterface(t *testing.T) {
 	}
 	if !strings.Contains(string(iface.JSON), iface.MAC) {
 		t.Errorf("JSON %s", iface.JSON)
+	}
+	// The guest's addresses, known before it boots.
+	var object map[string]any
+	if err := json.Unmarshal(iface.JSON, &object); err != nil ||
+		object["ipv4"] != iface.IPv4 || object["ipv6"] != iface.IPv6 {
+		t.Errorf("JSON %s, IPv4 %q, IPv6 %q (%v)", iface.JSON, iface.IPv4, iface.IPv6, err)
+	}
+	if ip := net.ParseIP(iface.IPv4); ip == nil || ip.To4() == nil {
+		t.Errorf("IPv4 %q", iface.IPv4)
+	}
+	if ip := net.ParseIP(iface.IPv6); ip == nil || ip.To4() != nil {
+		t.Errorf("IPv6 %q", iface.IPv6)
 	}
 	f := iface.File()
 	if f == nil {

@@ -59,6 +59,9 @@ struct linux_backend {
     uint64_t forward_checked;
     // TAP descriptors handed out and not closed yet.
     struct sent_fd *sent;
+    // The per-host secret guest MACs are keyed with (state_dir.h); all
+    // zeros until linux_backend_set_mac_key().
+    uint8_t mac_key[GUEST_MAC_KEY_LEN];
 };
 
 struct sent_fd {
@@ -69,6 +72,11 @@ struct sent_fd {
     bool closed; // the worker did (read under the worker's lock)
     struct sent_fd *next;
 };
+
+void linux_backend_set_mac_key(struct linux_backend *backend,
+                               const uint8_t key[GUEST_MAC_KEY_LEN]) {
+    memcpy(backend->mac_key, key, GUEST_MAC_KEY_LEN);
+}
 
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
                                    uint32_t first, uint32_t last) {
@@ -106,6 +114,10 @@ struct linux_network {
     // Why the creation failed, for every request waiting on it. Written by
     // build() on the worker, read on the loop once it is done.
     struct reason why;
+    // The DHCP reservations of the guests' MACs (loop only), kept for the
+    // network's life so a VM started again gets its address back.
+    struct dhcp_reservation *guests;
+    size_t n_guests;
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -230,6 +242,11 @@ int linux_backend_remove_stale(struct linux_backend *backend) {
         removed++;
     }
     nl_cache_free(links);
+    // TAP devices of a previous broker: persistent ones would live on
+    // uncounted, and the others lost their bridge above.
+    err = tap_remove_marked(backend->sock, NULL);
+    if (err > 0)
+        log_info("removed %d TAP devices left by a previous broker", err);
     return removed;
 }
 
@@ -420,6 +437,7 @@ static void teardown(void *data) {
 
     remove_rules(network->backend, network);
     remove_bridge(network->backend, network);
+    tap_remove_marked(network->backend->sock, network->config.name);
 }
 
 // On the worker: everything the kernel does for a new network but dnsmasq
@@ -605,6 +623,7 @@ static void on_torn_down(void *data) {
     backend_destroy_done_fn destroyed = network->destroyed;
     void *done_data = network->done_data;
 
+    free(network->guests);
     free(network);
     destroyed(done_data);
 }
@@ -647,6 +666,7 @@ static void linux_network_abandon(void *ctx, void *handle) {
     dnsmasq_stop(network->stopping);
     dnsmasq_stop(network->dnsmasq);
     teardown(network);
+    free(network->guests);
     free(network);
 }
 
@@ -661,6 +681,10 @@ struct tap_job {
     uint32_t uid;
     uint32_t gid;
     unsigned index;
+    // The guest's addresses, chosen on the loop before the device is made.
+    uint32_t ipv4;
+    uint8_t ipv6[16];
+    bool has_ipv6;
     struct tap_info tap;
     int fd; // or a negative errno
     backend_interface_done_fn done;
@@ -670,7 +694,7 @@ struct tap_job {
 static void open_tap(void *data) {
     struct tap_job *job = data;
     job->fd = tap_open(job->bridge, job->network, job->uid, job->gid,
-                       job->index, &job->tap);
+                       job->index, job->backend->mac_key, &job->tap);
 }
 
 static void tap_opened(void *data) {
@@ -692,6 +716,9 @@ static void tap_opened(void *data) {
     memset(&info, 0, sizeof(info));
     memcpy(info.name, job->tap.name, sizeof(info.name));
     memcpy(info.mac, job->tap.mac, sizeof(info.mac));
+    info.ipv4 = job->ipv4;
+    memcpy(info.ipv6, job->ipv6, sizeof(info.ipv6));
+    info.has_ipv6 = job->has_ipv6;
     // Remembered so linux_backend_close_sent() knows the device; without
     // memory it is closed on the loop instead.
     // An entry for the same number not queued for closing is stale (its
@@ -715,6 +742,70 @@ static void tap_opened(void *data) {
     free(job);
 }
 
+// True if address is taken in network for a MAC other than mac: the
+// gateway, a configured reservation, another guest's.
+static bool address_taken(const struct linux_network *network, uint32_t address,
+                          const uint8_t mac[6]) {
+    const struct network_config *config = &network->config;
+
+    if (address == network->made.gateway)
+        return true;
+    for (size_t i = 0; i < config->n_reservations; i++) {
+        if (config->reservations[i].address == address)
+            return true;
+    }
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (network->guests[i].address == address &&
+            memcmp(network->guests[i].mac, mac, 6) != 0)
+            return true;
+    }
+    return false;
+}
+
+// The address reserved for mac on network, reserving one (in dnsmasq too)
+// when it has none: stable like the MAC (a hash of it picks the first
+// address tried in the DHCP range), never another's. 0 when the network
+// has no DHCP or its range is full.
+static uint32_t reserve_ipv4(struct linux_network *network,
+                             const uint8_t mac[6]) {
+    const struct network_info *made = &network->made;
+    uint32_t size, first, address = 0;
+    struct dhcp_reservation *grown;
+
+    if (!made->dhcp || made->dhcp_end < made->dhcp_start ||
+        network->dnsmasq == NULL)
+        return 0;
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (memcmp(network->guests[i].mac, mac, 6) == 0)
+            return network->guests[i].address;
+    }
+    size = made->dhcp_end - made->dhcp_start + 1;
+    first = ((uint32_t)mac[2] << 24 | (uint32_t)mac[3] << 16 |
+             (uint32_t)mac[4] << 8 | mac[5]) %
+            size;
+    for (uint32_t i = 0; i < size && address == 0; i++) {
+        uint32_t candidate = made->dhcp_start + (first + i) % size;
+        if (!address_taken(network, candidate, mac))
+            address = candidate;
+    }
+    if (address == 0)
+        return 0;
+    grown = realloc(network->guests, (network->n_guests + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return 0;
+    network->guests = grown;
+    memcpy(network->guests[network->n_guests].mac, mac, 6);
+    network->guests[network->n_guests].address = address;
+    network->n_guests++;
+    // Written before the reply: the guest boots after it.
+    if (dnsmasq_set_guest_hosts(network->dnsmasq, network->guests,
+                                network->n_guests) < 0) {
+        network->n_guests--;
+        return 0;
+    }
+    return address;
+}
+
 static void
 linux_network_open_interface(void *ctx, void *handle, const char *network_name,
                              const struct peer_cred *cred, unsigned index,
@@ -722,6 +813,7 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
     struct tap_job *job = calloc(1, sizeof(*job));
+    uint8_t mac[6];
 
     if (job == NULL) {
         done(data, BROKER_ERR_INTERNAL, NULL, -1,
@@ -734,6 +826,13 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     job->uid = cred->uid;
     job->gid = cred->gid;
     job->index = index;
+    // tap_open() derives the same MAC on the worker.
+    guest_mac(backend->mac_key, network_name, cred->uid, index, mac);
+    job->ipv4 = reserve_ipv4(network, mac);
+    if (network->made.ipv6 && network->made.ipv6_prefix_len == 64) {
+        guest_slaac(network->made.ipv6_prefix, mac, job->ipv6);
+        job->has_ipv6 = true;
+    }
     job->done = done;
     job->data = data;
     linux_worker_queue(backend->worker, open_tap, tap_opened, job);
@@ -785,6 +884,41 @@ void linux_backend_close_sent(struct linux_backend *backend, int fd) {
     linux_worker_queue(backend->closer, close_sent, forget_sent, s);
 }
 
+// Read on the loop: the lease file is small (one line per guest) and local.
+static int linux_network_leases(void *ctx, void *handle,
+                                struct lease_info **leases, size_t *n) {
+    struct linux_network *network = handle;
+    struct dnsmasq_lease *read = NULL;
+    size_t count = 0;
+
+    (void)ctx;
+    *leases = NULL;
+    *n = 0;
+    if (network->dnsmasq == NULL)
+        return BROKER_OK;
+    if (dnsmasq_read_leases(network->dnsmasq, &read, &count) < 0)
+        return BROKER_ERR_INTERNAL;
+    _Static_assert(sizeof(read->hostname) == sizeof((*leases)->hostname),
+                   "hostname sizes");
+    if (count > 0) {
+        *leases = calloc(count, sizeof(**leases));
+        if (*leases == NULL) {
+            free(read);
+            return BROKER_ERR_INTERNAL;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        memcpy((*leases)[i].mac, read[i].mac, 6);
+        (*leases)[i].ipv4 = read[i].address;
+        (*leases)[i].expiry = read[i].expiry;
+        memcpy((*leases)[i].hostname, read[i].hostname,
+               sizeof(read[i].hostname));
+    }
+    *n = count;
+    free(read);
+    return BROKER_OK;
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
@@ -792,4 +926,5 @@ const struct network_backend_ops linux_backend_ops = {
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
     .settle_interfaces = linux_settle_interfaces,
+    .leases = linux_network_leases,
 };

@@ -21,6 +21,8 @@
 #include "../core/subnet.h"
 #include "linux_network.h"
 #include "runtime_dir.h"
+#include "state_dir.h"
+#include "tap_watch.h"
 #include "unix_server.h"
 
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
@@ -39,6 +41,8 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
+    // Where the guest MAC key lives (state_dir.h).
+    const char *state_dir;
     uint64_t idle_usec;
     // /24s for networks without a static subnet; len 0: the default.
     struct ipv4_prefix subnet_pool;
@@ -56,6 +60,8 @@ struct daemon {
     struct broker *broker;
     struct unix_server *server;
     struct linux_backend *backend;
+    // Undoes a TAP holder's change of its device's address.
+    struct tap_watch *tap_watch;
     struct config_dir *configs;
     // Tells the config source when a file changes, so that the status's
     // configured networks are neither stale nor re-read per request.
@@ -81,6 +87,7 @@ static void usage(FILE *out) {
         "  -c, --config-dir DIR       network configs (default %s)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
+        "      --state-dir DIR        the guest MAC key (default %s)\n"
         "  -i, --idle-timeout SECONDS remove unused networks after "
         "SECONDS\n"
         "                             (default %.0f; decimals allowed)\n"
@@ -96,13 +103,18 @@ static void usage(FILE *out) {
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS,
-        DEFAULT_MAX_CONNECTIONS_PER_USER);
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, STATE_DIR_DEFAULT,
+        DEFAULT_IDLE_SECONDS, DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
 static int parse_options(int argc, char **argv, struct options *options) {
-    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL, OPT_MAX_CONNECTIONS };
+    enum {
+        OPT_CHECK_CONFIG = 256,
+        OPT_SUBNET_POOL,
+        OPT_MAX_CONNECTIONS,
+        OPT_STATE_DIR
+    };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
@@ -112,6 +124,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"max-connections-per-user", required_argument, NULL,
          OPT_MAX_CONNECTIONS},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -121,6 +134,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
 
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
+    options->state_dir = STATE_DIR_DEFAULT;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
     options->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
     while ((c = getopt_long(argc, argv, "s:c:r:i:vhV", long_options, NULL)) !=
@@ -152,6 +166,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
         }
         case OPT_CHECK_CONFIG:
             options->check_config = true;
+            break;
+        case OPT_STATE_DIR:
+            options->state_dir = optarg;
             break;
         case OPT_SUBNET_POOL: {
             uint32_t first, last;
@@ -366,6 +383,12 @@ static void create_persistent_networks(struct daemon *d) {
     config_dir_free_names(names, n);
 }
 
+static void on_tap_tampered(void *ctx, const char *ifname, const char *what) {
+    struct daemon *d = ctx;
+    if (d->broker != NULL)
+        broker_interface_report(d->broker, ifname, what);
+}
+
 static int run(struct daemon *d) {
     struct broker_options broker_options = {0};
     struct unix_server_options server_options = {0};
@@ -459,6 +482,13 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    {
+        uint8_t key[GUEST_MAC_KEY_LEN];
+        r = state_dir_mac_key(d->options.state_dir, key);
+        if (r < 0)
+            goto out;
+        linux_backend_set_mac_key(d->backend, key);
+    }
     if (d->options.subnet_pool.len != 0) {
         uint32_t first, last;
         subnet_pool_range(d->options.subnet_pool, &first, &last);
@@ -476,6 +506,9 @@ static int run(struct daemon *d) {
                   "and libnftables1)?");
         goto out;
     }
+    r = tap_watch_new(d->event, on_tap_tampered, d, &d->tap_watch);
+    if (r < 0)
+        goto out;
     r = -ENOMEM;
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
@@ -519,6 +552,7 @@ static int run(struct daemon *d) {
 out:
     if (r < 0)
         log_error("fatal: %s", strerror(-r));
+    tap_watch_free(d->tap_watch);
     // Peers first (dropping references), then every network.
     unix_server_free(d->server);
     broker_free(d->broker);

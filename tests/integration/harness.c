@@ -367,12 +367,18 @@ bool harness_broker_start(struct harness_broker *broker, const char *idle,
                             "--config-dir",
                             broker->config_dir,
                             "--idle-timeout",
-                            idle};
-    size_t argc = 7;
+                            idle,
+                            "--state-dir",
+                            NULL};
+    // Each test's own guest MAC key, never the host's.
+    char state_dir[112];
+    size_t argc = 9;
     pid_t parent = getpid();
     double deadline;
     int log_fd;
 
+    snprintf(state_dir, sizeof(state_dir), "%s/state", broker->dir);
+    argv[8] = state_dir;
     for (; extra_args != NULL && *extra_args != NULL; extra_args++) {
         if (argc + 1 >= sizeof(argv) / sizeof(argv[0]))
             return false;

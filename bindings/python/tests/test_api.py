@@ -490,6 +490,15 @@ def test_interface_is_a_tap_on_the_bridge(broker: Broker) -> None:
         assert iface.network == "shared" and iface.bridge == network.bridge
         assert iface.mtu == network.mtu
         assert iface.to_dict()["name"] == iface.name
+        # The guest's addresses, known before it boots.
+        assert iface.ipv4 == iface.to_dict()["ipv4"]
+        assert iface.ipv4 and network.subnet
+        assert ipaddress.ip_address(iface.ipv4) in ipaddress.ip_network(
+            f"{network.subnet}/{network.prefix_length}")
+        assert iface.ipv6 == iface.to_dict()["ipv6"]
+        assert iface.ipv6 and network.ipv6_prefix
+        assert ipaddress.ip_address(iface.ipv6) in ipaddress.ip_network(
+            f"{network.ipv6_prefix}/64")
         assert iface.name in repr(iface)
         with pytest.raises(AttributeError):
             iface.name = "other"  # type: ignore[misc]

@@ -226,9 +226,10 @@ class Interface:
 
     __slots__ = ("_i", "_fields")
     _i: Any
-    # (name, mac, mtu, network, bridge, json), read when the interface was
-    # made, so they stay readable after close() or detach().
-    _fields: Tuple[Optional[str], Optional[str], int, Optional[str], Optional[str], Optional[str]]
+    # (name, mac, mtu, network, bridge, json, ipv4, ipv6), read when the
+    # interface was made, so they stay readable after close() or detach().
+    _fields: Tuple[Optional[str], Optional[str], int, Optional[str], Optional[str],
+                   Optional[str], Optional[str], Optional[str]]
 
     @property
     def name(self) -> Optional[str]:
@@ -260,6 +261,18 @@ class Interface:
     def json(self) -> Optional[str]:
         """The whole ``interface`` object as JSON text."""
         return self._fields[5]
+
+    @property
+    def ipv4(self) -> Optional[str]:
+        """The IPv4 address the network's DHCP server reserved for ``mac``
+        (None when the network has no DHCP)."""
+        return self._fields[6]
+
+    @property
+    def ipv6(self) -> Optional[str]:
+        """The address SLAAC gives ``mac`` in the network's /64 (None
+        without IPv6)."""
+        return self._fields[7]
 
     def __init__(self) -> None:
         raise TypeError("Interface objects come from open_interface()")
@@ -313,6 +326,8 @@ def _interface(native: Any) -> Interface:
         _native.vmnet_broker_interface_network(native),
         _native.vmnet_broker_interface_bridge(native),
         _native.vmnet_broker_interface_json(native),
+        _native.vmnet_broker_interface_ipv4(native),
+        _native.vmnet_broker_interface_ipv6(native),
     )
     return iface
 

@@ -220,6 +220,12 @@ struct BrokerTests {
         #expect(iface.bridge == "vmb-shared")
         #expect(iface.mtu > 0)
         #expect(iface.json.contains(iface.name))
+        // The guest's addresses, known before it boots.
+        let ipv4 = try #require(iface.ipv4)
+        #expect(ipv4.split(separator: ".").count == 4)
+        #expect(iface.json.contains(ipv4))
+        let ipv6 = try #require(iface.ipv6)
+        #expect(ipv6.contains(":"))
         let fd = iface.fileDescriptor
         #expect(fd >= 0)
         // The kernel names the TAP device a tun descriptor is attached to.
