@@ -25,6 +25,7 @@
 
 #include "core/log.h"
 #include "core/subnet.h"
+#include "lease_log.h"
 
 #define DEFAULT_DNSMASQ_PATH "/usr/sbin/dnsmasq"
 
@@ -81,6 +82,8 @@ struct dnsmasq {
     void *stopped_data;
     sd_event_source *kill_timer;
     struct dnsmasq *next_starting;
+    // At --verbose, the leases as they come and go; else NULL.
+    struct lease_log *leases;
 };
 
 // One inotify instance for every dnsmasq being started: the pid file, which
@@ -549,8 +552,10 @@ static void finish_start(struct dnsmasq *d, int status) {
 
     stop_ready_watch(d);
     d->ready = NULL;
-    if (status == 0)
+    if (status == 0) {
         log_info("network %s: dnsmasq (pid %d) is ready", d->name, (int)d->pid);
+        lease_log_start(d->event, d, d->name, d->dir, LEASE_FILE, &d->leases);
+    }
     ready(d->ready_data, status);
 }
 
@@ -943,6 +948,7 @@ out:
 }
 
 static void release(struct dnsmasq *d) {
+    lease_log_free(d->leases);
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
     stop_ready_watch(d);

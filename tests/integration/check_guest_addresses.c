@@ -142,6 +142,8 @@ START_TEST(test_announced_addresses_are_the_guests) {
     ck_assert_str_eq(json_string_value(json_object_get(found, "hostname")),
                      GUEST_NAME);
     ck_assert_int_gt(json_integer_value(json_object_get(found, "expiry")), 0);
+    // Not at the default level.
+    ck_assert_int_eq(harness_broker_log_count(broker, "lease new"), 0);
     json_decref(found);
     found = NULL;
     // And the CLI prints it, like virsh net-dhcp-leases.
@@ -213,6 +215,35 @@ START_TEST(test_leases_policy) {
 }
 END_TEST
 
+// At --verbose the broker logs each lease as a guest takes it (issue 13:
+// what virsh users read in libvirt's log); without it, none.
+START_TEST(test_leases_logged_at_verbose) {
+    const char *verbose[] = {"--verbose", NULL};
+    vmnet_broker_connection_t *c;
+    vmnet_broker_interface_t *iface;
+    struct topology_lease lease;
+    char needle[128];
+    const char *guest;
+
+    ck_assert_msg(harness_broker_start(broker, "60", verbose),
+                  "the broker did not start; log: %s", broker->log_path);
+    c = harness_connect(broker);
+    ck_assert_ptr_nonnull(c);
+    iface = open_interface(c, "shared");
+    guest = topology_add_guest(topology, vmnet_broker_interface_bridge(iface),
+                               vmnet_broker_interface_mac(iface));
+    ck_assert_ptr_nonnull(guest);
+    ck_assert(topology_dhcp(topology, guest, "logged-guest", &lease));
+    snprintf(needle, sizeof(needle),
+             "network shared: lease new: %s %s 'logged-guest'",
+             vmnet_broker_interface_mac(iface), lease.address);
+    ck_assert_msg(harness_broker_wait_log(broker, needle, 1), "no '%s' in %s",
+                  needle, broker->log_path);
+    vmnet_broker_interface_free(iface);
+    vmnet_broker_connection_close(c);
+}
+END_TEST
+
 static Suite *guest_addresses_suite(void) {
     Suite *s = suite_create("guest_addresses");
     TCase *tc = tcase_create("addresses");
@@ -221,6 +252,7 @@ static Suite *guest_addresses_suite(void) {
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_announced_addresses_are_the_guests);
     tcase_add_test(tc, test_leases_policy);
+    tcase_add_test(tc, test_leases_logged_at_verbose);
     suite_add_tcase(s, tc);
     return s;
 }
