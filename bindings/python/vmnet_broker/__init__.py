@@ -67,6 +67,7 @@ __all__ = [
     "open_interface",
     "connect",
     "error_from_code",
+    "last_message",
     "strerror",
     "version",
 ]
@@ -401,6 +402,17 @@ class Connection:
         milliseconds = 0 if timeout is None else _timeout_ms(timeout)
         _native.vmnet_broker_connection_set_timeout(self._native(), milliseconds)
 
+    @property
+    def last_message(self) -> Optional[str]:
+        """Why the broker refused the last request made on this connection
+        (its reply's "message"), or None when that call succeeded or no reply
+        carried one. The C library keeps one message per connection: with
+        threads sharing it, it is the message of whichever call finished
+        last. A raised ``Error`` already holds its own call's message in
+        ``broker_message``; prefer that."""
+        return cast('Optional[str]',
+                    _native.vmnet_broker_connection_last_message(self._native()))
+
     def fileno(self) -> int:
         """The socket's descriptor: readable and hung up once the broker goes
         away (watch it with selectors; read nothing from it)."""
@@ -471,3 +483,9 @@ def release_network(name: str) -> None:
 def open_interface(name: str) -> Interface:
     """A new TAP device on ``name`` over the process-wide connection."""
     return _interface(_native.vmnet_broker_open_interface(name))
+
+
+def last_message() -> Optional[str]:
+    """Why the broker refused the last request made over the process-wide
+    connection (see ``Connection.last_message``), or None."""
+    return cast('Optional[str]', _native.vmnet_broker_last_message())
