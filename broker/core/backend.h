@@ -35,6 +35,12 @@ struct network_info {
 struct interface_info {
     char name[NETWORK_BRIDGE_MAX + 1];
     uint8_t mac[6]; // the address the guest should use
+    // The guest's reserved IPv4 address (host byte order), 0 = none: any
+    // IPv4 source from the guest's MAC passes the anti-spoofing rules.
+    uint32_t ipv4;
+    // The address SLAAC gives the guest in the network's prefix.
+    bool has_ipv6;
+    uint8_t ipv6[16];
 };
 
 struct peer_cred;
