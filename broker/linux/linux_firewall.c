@@ -617,6 +617,21 @@ static char *tap_commands(const char *name, const struct network_info *network,
             RULE "ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 "
                  "udp sport 68 udp dport 67 accept\n",
             name);
+    // A neighbour advertisement names its target in the body, whatever its
+    // source: only the guest's own addresses (bytes 8 to 23 of the ICMPv6
+    // message; nft 1.0.6 has no name for the field).
+    fprintf(commands,
+            RULE "ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 "
+                 "!= { 0x",
+            name);
+    for (int i = 0; i < 16; i++)
+        fprintf(commands, "%02x", local_bytes[i]);
+    if (info->has_ipv6) {
+        fprintf(commands, ", 0x");
+        for (int i = 0; i < 16; i++)
+            fprintf(commands, "%02x", info->ipv6[i]);
+    }
+    fprintf(commands, " } drop\n");
     if (info->has_ipv6) {
         char slaac[INET6_ADDRSTRLEN];
 

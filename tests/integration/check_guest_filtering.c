@@ -226,16 +226,17 @@ static void udp4_frame(struct frame *f, const uint8_t src[6], uint32_t from,
     put(f, m, MARKER_LEN);
 }
 
-// next is 17 (UDP to port 9) or 58 (ICMPv6 of type icmp_type).
+// next is 17 (UDP to port 9) or 58 (ICMPv6 of type icmp_type, followed by
+// target when not NULL, as in a neighbour advertisement).
 static void ip6_frame(struct frame *f, const uint8_t src[6],
                       const uint8_t from[16], uint8_t next, uint8_t icmp_type,
-                      const char *name) {
+                      const uint8_t *target, const char *name) {
     static const uint8_t all_nodes[16] = {0xff, 2, [15] = 1};
     char m[MARKER_LEN + 1];
 
     frame_start(f, ALL_NODES_MAC, src, 0x86dd);
     put32(f, 0x60000000u);
-    put16(f, 8 + MARKER_LEN);
+    put16(f, (uint16_t)(8 + (target != NULL ? 16 : 0) + MARKER_LEN));
     put(f, (uint8_t[]){next, 255}, 2);
     put(f, from, 16);
     put(f, all_nodes, 16);
@@ -246,6 +247,8 @@ static void ip6_frame(struct frame *f, const uint8_t src[6],
         put16(f, 0);
     } else {
         put(f, (uint8_t[]){icmp_type, 0, 0, 0, 0, 0, 0, 0}, 8);
+        if (target != NULL)
+            put(f, target, 16);
     }
     marker(m, name);
     put(f, m, MARKER_LEN);
@@ -336,14 +339,19 @@ static void check_frames(const struct guest *g, const char *bridge,
                          bool filtered) {
     static const char *const forged[] = {"mac",  "arp-gw",  "ip-gw", "ip-out",
                                          "dhcp", "ip6-src", "ra",    "arp-nb"};
-    static const char *const correct[] = {"arp", "udp4", "discover", "ll",
-                                          "slaac"};
+    static const char *const correct[] = {"arp", "udp4",  "discover",
+                                          "ll",  "slaac", "na-own"};
     static const uint8_t other_mac[6] = {0x02, 0x76, 0xde, 0xad, 0xbe, 0xef};
     uint8_t other6[16] = {0xfe, 0x80, [15] = 0x99};
+    uint8_t gateway6[16];
     int captures[2];
     const char *where[2] = {"the neighbour", "the gateway"};
     struct frame f;
 
+    // The gateway's IPv6 address: the prefix's first host.
+    memcpy(gateway6, g->slaac, 8);
+    memset(gateway6 + 8, 0, 8);
+    gateway6[15] = 1;
     add_neighbour(bridge);
     ck_assert(harness_wait_for(neighbour_running, NULL));
     captures[0] = capture_open(NEIGHBOUR);
@@ -360,11 +368,13 @@ static void check_frames(const struct guest *g, const char *bridge,
     send_frame(g->fd, &f);
     udp4_frame(&f, g->mac, g->address, 67, 68, "dhcp");
     send_frame(g->fd, &f);
-    ip6_frame(&f, g->mac, other6, 17, 0, "ip6-src");
+    ip6_frame(&f, g->mac, other6, 17, 0, NULL, "ip6-src");
     send_frame(g->fd, &f);
-    ip6_frame(&f, g->mac, g->local, 58, 134, "ra");
+    ip6_frame(&f, g->mac, g->local, 58, 134, NULL, "ra");
     send_frame(g->fd, &f);
     arp_frame(&f, g->mac, 1, g->neighbour, "arp-nb");
+    send_frame(g->fd, &f);
+    ip6_frame(&f, g->mac, g->local, 58, 136, gateway6, "na-gw");
     send_frame(g->fd, &f);
 
     arp_frame(&f, g->mac, 1, g->address, "arp");
@@ -373,9 +383,11 @@ static void check_frames(const struct guest *g, const char *bridge,
     send_frame(g->fd, &f);
     udp4_frame(&f, g->mac, 0, 68, 67, "discover");
     send_frame(g->fd, &f);
-    ip6_frame(&f, g->mac, g->local, 17, 0, "ll");
+    ip6_frame(&f, g->mac, g->local, 17, 0, NULL, "ll");
     send_frame(g->fd, &f);
-    ip6_frame(&f, g->mac, g->slaac, 17, 0, "slaac");
+    ip6_frame(&f, g->mac, g->slaac, 17, 0, NULL, "slaac");
+    send_frame(g->fd, &f);
+    ip6_frame(&f, g->mac, g->local, 58, 136, g->local, "na-own");
     send_frame(g->fd, &f);
     // Last: once it is seen, every frame written before it has arrived or
     // been dropped, so no waiting for what must not come.
