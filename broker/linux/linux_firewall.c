@@ -558,8 +558,9 @@ static void link_local(const uint8_t mac[6], uint8_t address[16]) {
 // The ingress chain of one TAP: its policy drops whatever no rule accepts,
 // so only ARP, IPv4 and IPv6 from the guest's own addresses leave the TAP,
 // and never a DHCP server's reply or a router's advertisement.
-static char *tap_commands(const char *name, const struct network_info *network,
-                          const struct interface_info *info) {
+char *firewall_interface_rules(const struct network_info *network,
+                               const struct interface_info *info) {
+    const char *name = info->name;
     char *text = NULL;
     size_t size;
     FILE *commands = open_memstream(&text, &size);
@@ -671,7 +672,7 @@ int firewall_add_interface(struct firewall *fw,
     }
     status = -ENOMEM;
     tap = calloc(1, sizeof(*tap));
-    commands = tap_commands(info->name, network, info);
+    commands = firewall_interface_rules(network, info);
     if (tap == NULL || commands == NULL)
         goto out;
     snprintf(tap->name, sizeof(tap->name), "%s", info->name);

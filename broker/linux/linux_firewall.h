@@ -49,6 +49,12 @@ int firewall_add_interface(struct firewall *fw,
                            const struct network_info *network,
                            const struct interface_info *info);
 
+// The commands firewall_add_interface() runs for info (malloc'd), or NULL
+// without memory; their table is "netdev " FIREWALL_TABLE. No check of the
+// name: bench/ applies them to other ports to measure their cost.
+char *firewall_interface_rules(const struct network_info *network,
+                               const struct interface_info *info);
+
 // Removes the chain of the TAP name, if it has one. Failures are logged.
 void firewall_remove_interface(struct firewall *fw, const char *name);
 
