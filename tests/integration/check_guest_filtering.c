@@ -646,6 +646,28 @@ START_TEST(test_dns_only_from_own_bridge) {
     ck_assert_msg(strstr(output, expected) == NULL,
                   "a guest of 'host' was answered by %s: %s", gateway, output);
     free(output);
+
+    // The same over IPv6, to the gateway's address in the network's prefix.
+    struct in6_addr gateway6_bytes;
+    char gateway6[INET6_ADDRSTRLEN];
+    char guest6[INET6_ADDRSTRLEN];
+    const char *prefix = vmnet_broker_network_ipv6_prefix(shared);
+
+    ck_assert_int_eq(inet_pton(AF_INET6, prefix, &gateway6_bytes), 1);
+    gateway6_bytes.s6_addr[15] = 1;
+    inet_ntop(AF_INET6, &gateway6_bytes, gateway6, sizeof(gateway6));
+    ck_assert(topology_wait_ipv6(guest, prefix, guest6, sizeof(guest6)));
+    output = lookup(guest, "e2e-named", gateway6, HARNESS_WAIT_SECONDS, &code);
+    ck_assert_msg(code == 0 && strstr(output, expected) != NULL,
+                  "nslookup on the bridge through %s (exit %d): %s", gateway6,
+                  code, output);
+    free(output);
+    ck_assert_msg(topology_ping(outside, gateway6, HARNESS_WAIT_SECONDS),
+                  "the outside cannot reach %s at all", gateway6);
+    output = lookup(outside, "e2e-named", gateway6, BLOCKED_SECONDS, &code);
+    ck_assert_msg(strstr(output, expected) == NULL,
+                  "the outside was answered by %s: %s", gateway6, output);
+    free(output);
     vmnet_broker_network_free(host);
     vmnet_broker_network_free(shared);
     vmnet_broker_connection_close(c);
