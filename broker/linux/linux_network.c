@@ -187,7 +187,10 @@ struct tap_gone {
 
 static void remove_tap_rules(void *data) {
     struct tap_gone *gone = data;
-    firewall_remove_interface(gone->backend->firewall, gone->name);
+
+    // A device that left its bridge is reported too, and still needs them.
+    if (if_nametoindex(gone->name) == 0)
+        firewall_remove_interface(gone->backend->firewall, gone->name);
 }
 
 static void queue_tap_gone(struct linux_backend *backend, const char *name) {
@@ -207,6 +210,11 @@ static void link_removed(struct linux_backend *backend,
                          const struct nlmsghdr *hdr) {
     const struct ifinfomsg *ifi = NLMSG_DATA(hdr);
     int length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+
+    // AF_BRIDGE: a port left its bridge (the network went), the device
+    // itself is still there.
+    if (ifi->ifi_family == AF_BRIDGE)
+        return;
 
     for (const struct rtattr *rta = IFLA_RTA(ifi); RTA_OK(rta, length);
          rta = RTA_NEXT(rta, length)) {

@@ -275,7 +275,7 @@ static int capture_open(const char *ifname) {
 
 // The markers one capture saw, as one string ("name1|name2|...").
 struct seen {
-    char text[1024];
+    char text[4096];
 };
 
 static bool seen_has(const struct seen *s, const char *name) {
@@ -307,6 +307,16 @@ static bool capture_until(int fd, bool tap, struct seen *s, const char *end) {
                 : recvfrom(fd, buffer, sizeof(buffer), 0,
                            (struct sockaddr *)&from, &from_len);
         if (n < MARKER_LEN || (!tap && from.sll_pkttype == PACKET_OUTGOING))
+            continue;
+        // Only the test's own frames: other traffic (router advertisements,
+        // neighbour discovery) must not fill the record.
+        const char *tail = (const char *)buffer + n - MARKER_LEN;
+        bool ours = true;
+        for (size_t i = 0; i < MARKER_LEN; i++)
+            ours = ours && tail[i] != '\0' &&
+                   strchr("abcdefghijklmnopqrstuvwxyz0123456789- ", tail[i]) !=
+                       NULL;
+        if (!ours)
             continue;
         size_t used = strlen(s->text);
         snprintf(s->text + used, sizeof(s->text) - used, "%.*s|", MARKER_LEN,
@@ -511,6 +521,48 @@ START_TEST(test_interface_rules_go_with_it) {
 }
 END_TEST
 
+// A TAP whose network went (its bridge deleted under it) is still the
+// guest's, still filtered: only the device's own removal takes its chain.
+START_TEST(test_rules_stay_while_the_device_does) {
+    vmnet_broker_connection_t *c;
+    vmnet_broker_network_t *network;
+    vmnet_broker_interface_t *interface;
+    vmnet_broker_network_t *other_network;
+    vmnet_broker_interface_t *other;
+    char chain[64];
+    char bridge[32];
+    char *now;
+
+    harness_start(broker, "1");
+    c = harness_connect(broker);
+    ck_assert_ptr_nonnull(c);
+    network = acquire(c, "shared");
+    snprintf(bridge, sizeof(bridge), "%s",
+             vmnet_broker_network_bridge(network));
+    interface = open_interface(c, "shared");
+    snprintf(chain, sizeof(chain), "chain tap-%s {",
+             vmnet_broker_interface_name(interface));
+    ck_assert_int_eq(vmnet_broker_connection_release(c, "shared"),
+                     VMNET_BROKER_SUCCESS);
+    ck_assert_msg(harness_wait_link_gone(bridge), "%s was not removed", bridge);
+    ck_assert(harness_link_exists(vmnet_broker_interface_name(interface)));
+    // A TAP made after the bridge went: the broker's worker has by then
+    // handled what the bridge's removal made it do.
+    other_network = acquire(c, "host");
+    other = open_interface(c, "host");
+    now = ruleset();
+    ck_assert_msg(strstr(now, chain) != NULL,
+                  "the chain of %s went with its network's bridge: %s",
+                  vmnet_broker_interface_name(interface), now);
+    free(now);
+    vmnet_broker_interface_free(other);
+    vmnet_broker_network_free(other_network);
+    vmnet_broker_interface_free(interface);
+    vmnet_broker_network_free(network);
+    vmnet_broker_connection_close(c);
+}
+END_TEST
+
 // Sends a broadcast from the bridge itself (the gateway's side), which
 // every port receives, isolated or not.
 static void send_from_gateway(const char *bridge, const char *name) {
@@ -684,6 +736,7 @@ static Suite *guest_filtering_suite(void) {
     tcase_add_test(frames, test_forged_frames_reach_nobody);
     tcase_add_test(frames, test_anti_spoofing_off_lets_forged_frames_through);
     tcase_add_test(frames, test_interface_rules_go_with_it);
+    tcase_add_test(frames, test_rules_stay_while_the_device_does);
     tcase_add_test(frames, test_port_isolation);
     suite_add_tcase(suite, frames);
     tcase_add_checked_fixture(dns, setup, teardown);
