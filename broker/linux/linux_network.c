@@ -3,6 +3,8 @@
 #include "linux_network.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
@@ -62,6 +64,9 @@ struct linux_backend {
     // The per-host secret guest MACs are keyed with (state_dir.h); all
     // zeros until linux_backend_set_mac_key().
     uint8_t mac_key[GUEST_MAC_KEY_LEN];
+    // Link removals, so a TAP's rules go with it.
+    int link_fd;
+    sd_event_source *link_source;
 };
 
 struct sent_fd {
@@ -145,6 +150,7 @@ int linux_backend_new(struct linux_backend **out) {
 
     if (backend == NULL)
         goto out;
+    backend->link_fd = -1;
     backend->pool_first = SUBNET_FIRST;
     backend->pool_last = SUBNET_LAST;
     backend->sock = nl_socket_alloc();
@@ -166,6 +172,9 @@ out:
 void linux_backend_free(struct linux_backend *backend) {
     if (backend == NULL)
         return;
+    sd_event_source_disable_unref(backend->link_source);
+    if (backend->link_fd >= 0)
+        close(backend->link_fd);
     // Its jobs use the netlink socket and the firewall freed below.
     linux_worker_free(backend->worker);
     linux_worker_free(backend->closer);
@@ -181,6 +190,101 @@ void linux_backend_free(struct linux_backend *backend) {
     free(backend->runtime_dir);
     free(backend->dnsmasq_path);
     free(backend);
+}
+
+struct tap_gone {
+    struct linux_backend *backend;
+    char name[IFNAMSIZ];
+};
+
+static void remove_tap_rules(void *data) {
+    struct tap_gone *gone = data;
+
+    // A device that left its bridge is reported too, and still needs them.
+    if (if_nametoindex(gone->name) == 0)
+        firewall_remove_interface(gone->backend->firewall, gone->name);
+}
+
+static void queue_tap_gone(struct linux_backend *backend, const char *name) {
+    struct tap_gone *gone = calloc(1, sizeof(*gone));
+
+    // Without memory the next TAP's creation sweeps the chain away.
+    if (gone == NULL)
+        return;
+    gone->backend = backend;
+    snprintf(gone->name, sizeof(gone->name), "%s", name);
+    linux_worker_queue(backend->worker, remove_tap_rules, free, gone);
+}
+
+// A link went: when it is one of the broker's TAPs, its chain goes too (the
+// kernel keeps a netdev chain whose device is gone).
+static void link_removed(struct linux_backend *backend,
+                         const struct nlmsghdr *hdr) {
+    const struct ifinfomsg *ifi = NLMSG_DATA(hdr);
+    int length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+
+    // AF_BRIDGE: a port left its bridge (the network went), the device
+    // itself is still there.
+    if (ifi->ifi_family == AF_BRIDGE)
+        return;
+
+    for (const struct rtattr *rta = IFLA_RTA(ifi); RTA_OK(rta, length);
+         rta = RTA_NEXT(rta, length)) {
+        const char *name = RTA_DATA(rta);
+
+        if (rta->rta_type != IFLA_IFNAME ||
+            strnlen(name, RTA_PAYLOAD(rta)) >= IFNAMSIZ)
+            continue;
+        if (strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) == 0)
+            queue_tap_gone(backend, name);
+    }
+}
+
+static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
+                         void *data) {
+    struct linux_backend *backend = data;
+    char buffer[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+    ssize_t n;
+
+    (void)source;
+    (void)revents;
+    while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
+        if (n < 0) {
+            // ENOBUFS: events were lost; the next TAP's creation sweeps
+            // whatever chain they would have removed.
+            if (errno == ENOBUFS)
+                continue;
+            break;
+        }
+        for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
+             NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
+            if (hdr->nlmsg_type == RTM_DELLINK &&
+                hdr->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                link_removed(backend, hdr);
+        }
+    }
+    return 0;
+}
+
+static int watch_links(struct linux_backend *backend, sd_event *event) {
+    struct sockaddr_nl address = {.nl_family = AF_NETLINK,
+                                  .nl_groups = RTMGRP_LINK};
+    int r;
+
+    backend->link_fd = socket(
+        AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (backend->link_fd < 0 ||
+        bind(backend->link_fd, (struct sockaddr *)&address, sizeof(address)) <
+            0) {
+        r = -errno;
+        log_error("cannot watch links: %s", strerror(-r));
+        return r;
+    }
+    r = sd_event_add_io(event, &backend->link_source, backend->link_fd, EPOLLIN,
+                        on_link_event, backend);
+    if (r < 0)
+        log_error("cannot watch links: %s", strerror(-r));
+    return r;
 }
 
 int linux_backend_enable_services(
@@ -210,6 +314,9 @@ int linux_backend_enable_services(
     if (status < 0)
         goto out;
     status = linux_worker_new(services->event, &backend->closer);
+    if (status < 0)
+        goto out;
+    status = watch_links(backend, services->event);
 out:
     return status;
 }
@@ -681,20 +788,60 @@ struct tap_job {
     uint32_t uid;
     uint32_t gid;
     unsigned index;
-    // The guest's addresses, chosen on the loop before the device is made.
-    uint32_t ipv4;
-    uint8_t ipv6[16];
-    bool has_ipv6;
+    bool anti_spoofing;
+    bool port_isolation;
+    struct network_info net;
     struct tap_info tap;
+    struct interface_info info;
     int fd; // or a negative errno
     backend_interface_done_fn done;
     void *data;
 };
 
+// The guest's port filters (isolation, anti-spoofing), before the client
+// has the descriptor and so before the guest can send. Returns 0 or a
+// negative errno (logged).
+static int filter_tap(struct tap_job *job) {
+    struct linux_backend *backend = job->backend;
+    int err;
+
+    if (job->port_isolation) {
+        err = linux_bridge_port_set_isolated(
+            backend->sock, (int)if_nametoindex(job->info.name));
+        if (err < 0) {
+            log_error("cannot isolate %s on %s: %s", job->info.name,
+                      job->bridge, nl_geterror(err));
+            return nl_error_to_errno(err);
+        }
+    }
+    if (job->anti_spoofing && backend->firewall != NULL)
+        return firewall_add_interface(backend->firewall, &job->net, &job->info);
+    return 0;
+}
+
 static void open_tap(void *data) {
     struct tap_job *job = data;
+    int status;
+
+    // Chains of TAPs whose removal the link monitor has not reported yet.
+    if (job->backend->firewall != NULL)
+        firewall_remove_gone_interfaces(job->backend->firewall);
     job->fd = tap_open(job->bridge, job->network, job->uid, job->gid,
                        job->index, job->backend->mac_key, &job->tap);
+    if (job->fd < 0)
+        return;
+    _Static_assert(sizeof(job->info.name) == sizeof(job->tap.name),
+                   "ifname sizes");
+    memcpy(job->info.name, job->tap.name, sizeof(job->info.name));
+    memcpy(job->info.mac, job->tap.mac, sizeof(job->info.mac));
+    status = filter_tap(job);
+    if (status < 0) {
+        // Closing the only descriptor removes the device.
+        close(job->fd);
+        job->fd = status;
+        if (job->backend->firewall != NULL)
+            firewall_remove_interface(job->backend->firewall, job->info.name);
+    }
 }
 
 static void tap_opened(void *data) {
@@ -712,13 +859,7 @@ static void tap_opened(void *data) {
         free(job);
         return;
     }
-    _Static_assert(sizeof(info.name) == sizeof(job->tap.name), "ifname sizes");
-    memset(&info, 0, sizeof(info));
-    memcpy(info.name, job->tap.name, sizeof(info.name));
-    memcpy(info.mac, job->tap.mac, sizeof(info.mac));
-    info.ipv4 = job->ipv4;
-    memcpy(info.ipv6, job->ipv6, sizeof(info.ipv6));
-    info.has_ipv6 = job->has_ipv6;
+    info = job->info;
     // Remembered so linux_backend_close_sent() knows the device; without
     // memory it is closed on the loop instead.
     // An entry for the same number not queued for closing is stale (its
@@ -826,13 +967,17 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     job->uid = cred->uid;
     job->gid = cred->gid;
     job->index = index;
-    // tap_open() derives the same MAC on the worker.
+    // tap_open() derives the same MAC on the worker; the addresses are
+    // chosen here, on the loop, where the network's reservations live.
     guest_mac(backend->mac_key, network_name, cred->uid, index, mac);
-    job->ipv4 = reserve_ipv4(network, mac);
+    job->info.ipv4 = reserve_ipv4(network, mac);
     if (network->made.ipv6 && network->made.ipv6_prefix_len == 64) {
-        guest_slaac(network->made.ipv6_prefix, mac, job->ipv6);
-        job->has_ipv6 = true;
+        guest_slaac(network->made.ipv6_prefix, mac, job->info.ipv6);
+        job->info.has_ipv6 = true;
     }
+    job->anti_spoofing = network->config.anti_spoofing;
+    job->port_isolation = network->config.port_isolation;
+    job->net = network->made;
     job->done = done;
     job->data = data;
     linux_worker_queue(backend->worker, open_tap, tap_opened, job);

@@ -253,14 +253,19 @@ START_TEST(test_changed_tap_mac_is_restored) {
     struct ifreq ifr = {0};
     char label[64];
 
+    // Frames of an experimental ethertype between two guests: a network
+    // without the anti-spoofing rules, which pass only ARP, IPv4 and IPv6
+    // (check_guest_filtering tests those rules).
+    ck_assert(harness_broker_write_config(
+        broker, "l2", "{\"mode\": \"host\", \"anti_spoofing\": false}"));
     harness_start(broker, "60");
     attacker_c = harness_connect(broker);
     victim_c = harness_connect(broker);
     ck_assert_ptr_nonnull(attacker_c);
     ck_assert_ptr_nonnull(victim_c);
-    attacker = open_interface(attacker_c, "shared");
-    victim = open_interface(victim_c, "shared");
-    sender = open_interface(victim_c, "shared");
+    attacker = open_interface(attacker_c, "l2");
+    victim = open_interface(victim_c, "l2");
+    sender = open_interface(victim_c, "l2");
     parse_mac(vmnet_broker_interface_mac(victim), victim_mac);
     parse_mac(vmnet_broker_interface_mac(sender), sender_mac);
 
