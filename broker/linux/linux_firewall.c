@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/guest_addr.h"
 #include "core/log.h"
 #include "core/subnet.h"
 #include "linux_bridge.h"
@@ -542,17 +543,9 @@ static struct firewall_tap **find_tap(struct firewall *fw, const char *name) {
 // The link-local address the kernel derives from mac (EUI-64, the default
 // addr_gen_mode): the source of a guest's router and neighbour messages.
 static void link_local(const uint8_t mac[6], uint8_t address[16]) {
-    memset(address, 0, 16);
-    address[0] = 0xfe;
-    address[1] = 0x80;
-    address[8] = mac[0] ^ 0x02;
-    address[9] = mac[1];
-    address[10] = mac[2];
-    address[11] = 0xff;
-    address[12] = 0xfe;
-    address[13] = mac[3];
-    address[14] = mac[4];
-    address[15] = mac[5];
+    static const uint8_t fe80[16] = {0xfe, 0x80};
+
+    guest_slaac(fe80, mac, address);
 }
 
 // The ingress chain of one TAP: its policy drops whatever no rule accepts,
