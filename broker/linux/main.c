@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmnet-broker daemon: options, the event loop, signals and lifetime.
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -8,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -69,6 +73,8 @@ struct daemon {
     // through a name another user could change.
     int socket_dir_fd;
     int runtime_dir_fd;
+    // The instance lock in the runtime directory, held for our lifetime.
+    int lock_fd;
 };
 
 static void usage(FILE *out) {
@@ -366,6 +372,68 @@ static void create_persistent_networks(struct daemon *d) {
     config_dir_free_names(names, n);
 }
 
+#define LOCK_FILE "vmnet-broker.lock"
+
+// One broker per runtime directory: the lock file is opened relative to
+// the directory's descriptor (never through a link) and flock()ed for as
+// long as we live, so the kernel releases it however we end. Returns 0,
+// or -EEXIST (logged with the holder's pid) when another broker holds it.
+static int take_instance_lock(struct daemon *d, int dir_fd, const char *dir) {
+    char text[32];
+    ssize_t n;
+    int fd =
+        openat(dir_fd, LOCK_FILE,
+               O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+    int r = 0;
+
+    if (fd < 0) {
+        r = -errno;
+        log_error("cannot open the lock file %s/%s: %s", dir, LOCK_FILE,
+                  strerror(errno));
+        goto out;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        r = errno == EWOULDBLOCK ? -EEXIST : -errno;
+        n = pread(fd, text, sizeof(text) - 1, 0);
+        text[n > 0 ? n : 0] = '\0';
+        text[strcspn(text, "\n")] = '\0';
+        if (r == -EEXIST)
+            log_error("another broker (pid %s) already runs on the runtime "
+                      "directory %s: exiting without changing anything",
+                      text[0] != '\0' ? text : "unknown", dir);
+        else
+            log_error("cannot lock %s/%s: %s", dir, LOCK_FILE, strerror(-r));
+        close(fd);
+        goto out;
+    }
+    // For the message above, seen by the next broker that tries.
+    n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n)
+        log_warning("cannot write our pid into %s/%s", dir, LOCK_FILE);
+    d->lock_fd = fd;
+out:
+    return r;
+}
+
+// True when a broker answers on path: a broker with another runtime
+// directory may listen on our socket, and binding over it would steal it.
+static bool socket_has_listener(const char *path) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd;
+    bool live;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return false;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    live = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 ||
+           errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
 static int run(struct daemon *d) {
     struct broker_options broker_options = {0};
     struct unix_server_options server_options = {0};
@@ -418,6 +486,24 @@ static int run(struct daemon *d) {
     if (r < 0)
         log_error("runtime directory unusable: %s", why);
     d->runtime_dir_fd = r < 0 ? -1 : r;
+
+    // Before crash recovery removes anything: bridges, the table and
+    // dnsmasq processes of a live broker are not stale.
+    if (d->runtime_dir_fd >= 0)
+        r = take_instance_lock(d, d->runtime_dir_fd, runtime_dir);
+    else if (d->socket_dir_fd >= 0)
+        r = take_instance_lock(d, d->socket_dir_fd, socket_dir);
+    else
+        r = 0;
+    if (r < 0)
+        goto out;
+    if (!d->activated && socket_has_listener(d->options.socket_path)) {
+        log_error("another broker already listens on %s: exiting without "
+                  "changing anything",
+                  d->options.socket_path);
+        r = -EEXIST;
+        goto out;
+    }
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -517,7 +603,8 @@ static int run(struct daemon *d) {
     r = sd_event_loop(d->event);
     sd_notify(0, "STOPPING=1");
 out:
-    if (r < 0)
+    // -EEXIST: another broker runs, already said.
+    if (r < 0 && r != -EEXIST)
         log_error("fatal: %s", strerror(-r));
     // Peers first (dropping references), then every network.
     unix_server_free(d->server);
@@ -532,6 +619,9 @@ out:
         close(d->socket_dir_fd);
     if (d->runtime_dir_fd >= 0)
         close(d->runtime_dir_fd);
+    // Left in place: removing it would race with a broker starting now.
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
     log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
@@ -615,7 +705,8 @@ static int check_config(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    struct daemon daemon = {.socket_dir_fd = -1, .runtime_dir_fd = -1};
+    struct daemon daemon = {
+        .socket_dir_fd = -1, .runtime_dir_fd = -1, .lock_fd = -1};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)
