@@ -22,7 +22,10 @@
 #include "../config/config_dir.h"
 #include "../core/broker.h"
 #include "../core/log.h"
+#include "../core/peer.h"
 #include "../core/subnet.h"
+#include "linux_dnsmasq.h"
+#include "linux_firewall.h"
 #include "linux_network.h"
 #include "runtime_dir.h"
 #include "unix_server.h"
@@ -50,6 +53,8 @@ struct options {
     unsigned max_connections_per_user;
     bool verbose;
     bool check_config;
+    // --cleanup: remove what a broker left, then exit.
+    bool cleanup;
     // --check-config's file or directory; NULL: config_dir.
     const char *check_path;
 };
@@ -75,6 +80,9 @@ struct daemon {
     int runtime_dir_fd;
     // The instance lock in the runtime directory, held for our lifetime.
     int lock_fd;
+    // SIGTERM or SIGINT came while peers held networks: exit once the
+    // last of them has gone.
+    bool stop_requested;
 };
 
 static void usage(FILE *out) {
@@ -99,6 +107,9 @@ static void usage(FILE *out) {
         "      --check-config [PATH]  validate the config directory (or\n"
         "                             PATH: a directory or one file),\n"
         "                             list its networks and exit\n"
+        "      --cleanup              remove every bridge, nftables table,\n"
+        "                             dnsmasq and runtime file a broker left\n"
+        "                             (refused while a broker runs) and exit\n"
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
@@ -108,13 +119,19 @@ static void usage(FILE *out) {
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
 static int parse_options(int argc, char **argv, struct options *options) {
-    enum { OPT_CHECK_CONFIG = 256, OPT_SUBNET_POOL, OPT_MAX_CONNECTIONS };
+    enum {
+        OPT_CHECK_CONFIG = 256,
+        OPT_SUBNET_POOL,
+        OPT_MAX_CONNECTIONS,
+        OPT_CLEANUP
+    };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
         {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"cleanup", no_argument, NULL, OPT_CLEANUP},
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"max-connections-per-user", required_argument, NULL,
          OPT_MAX_CONNECTIONS},
@@ -158,6 +175,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
         }
         case OPT_CHECK_CONFIG:
             options->check_config = true;
+            break;
+        case OPT_CLEANUP:
+            options->cleanup = true;
             break;
         case OPT_SUBNET_POOL: {
             uint32_t first, last;
@@ -233,10 +253,39 @@ static void arm(sd_event_source *timer, uint64_t when) {
     sd_event_source_set_enabled(timer, SD_EVENT_ONESHOT);
 }
 
+// Peers holding at least one network (an idle connection holds nothing
+// and must not block a stop); their labels, as many as fit, in who.
+static unsigned holding_peers(const struct daemon *d, char *who, size_t size) {
+    unsigned n = 0;
+    size_t len = 0;
+
+    if (size > 0)
+        who[0] = '\0';
+    for (const struct peer *p = broker_peers(d->broker); p != NULL;
+         p = p->next) {
+        if (p->n_networks == 0)
+            continue;
+        n++;
+        if (len < size) {
+            int w = snprintf(who + len, size - len, "%s%s", len ? ", " : "",
+                             p->label);
+            len += w > 0 ? (size_t)w : 0;
+        }
+    }
+    return n;
+}
+
 // Keeps the timers in step with the broker after every change.
 static void state_changed(void *userdata) {
     struct daemon *d = userdata;
 
+    if (d->stop_requested && holding_peers(d, NULL, 0) == 0) {
+        log_info("the last peer holding a network has gone: removing "
+                 "networks and exiting as asked");
+        d->stop_requested = false;
+        sd_event_exit(d->event, 0);
+        return;
+    }
     arm(d->expire_timer, broker_next_deadline(d->broker));
     if (d->activated) {
         bool idle = broker_peer_count(d->broker) == 0 &&
@@ -284,18 +333,73 @@ static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
                      void *userdata) {
     struct daemon *d = userdata;
-    unsigned peers = broker_peer_count(d->broker);
+    char who[512];
+    unsigned holders = holding_peers(d, who, sizeof(who));
     const char *name = sigabbrev_np((int)si->ssi_signo);
 
     (void)s;
-    if (peers > 0) {
-        // A VM must not lose its network because someone stopped us.
-        log_warning("ignoring SIG%s: %u %s connected", name, peers,
-                    peers == 1 ? "peer" : "peers");
+    if (holders > 0) {
+        // A VM must not lose its network because someone stopped us: the
+        // stop is remembered and done once the last holder has gone.
+        d->stop_requested = true;
+        log_warning("SIG%s: waiting for %u %s holding networks to leave "
+                    "before exiting: %s",
+                    name, holders, holders == 1 ? "peer" : "peers", who);
         return 0;
     }
-    log_info("SIG%s with no peers: removing networks and exiting", name);
+    log_info("SIG%s with no peer holding a network: removing networks and "
+             "exiting",
+             name);
     return sd_event_exit(d->event, 0);
+}
+
+static void watch_config_dir(struct daemon *d);
+
+// Logs every problem of the configuration directory, one line each, as
+// --check-config prints them.
+static void log_config_problems(const char *path) {
+    struct network_config *configs = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int problems;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL) {
+        log_error("cannot check %s: out of memory", path);
+        return;
+    }
+    problems = config_dir_check(path, f);
+    if (config_dir_list_configs(path, &configs, &n) == BROKER_OK)
+        problems += config_check_across(configs, n, f);
+    free(configs);
+    fclose(f);
+    for (char *line = strtok(text, "\n"); line != NULL;
+         line = strtok(NULL, "\n"))
+        log_warning("%s", line);
+    free(text);
+    if (problems > 0)
+        log_warning("configuration %s reloaded with %d problem%s: the files "
+                    "with problems are refused",
+                    path, problems, problems == 1 ? "" : "s");
+    else
+        log_info("configuration %s reloaded: OK", path);
+}
+
+// SIGHUP: the configuration is read again for networks created from now
+// on; live networks keep the configuration they were created with.
+static int on_hangup(sd_event_source *s, const struct signalfd_siginfo *si,
+                     void *userdata) {
+    struct daemon *d = userdata;
+
+    (void)s;
+    (void)si;
+    log_info("SIGHUP: reloading %s (live networks keep running)",
+             d->options.config_dir);
+    config_dir_reload(d->configs);
+    if (d->config_watch == NULL)
+        watch_config_dir(d);
+    log_config_problems(d->options.config_dir);
+    return 0;
 }
 
 static int on_config_change(sd_event_source *s,
@@ -434,15 +538,15 @@ static bool socket_has_listener(const char *path) {
     return live;
 }
 
-static int run(struct daemon *d) {
-    struct broker_options broker_options = {0};
-    struct unix_server_options server_options = {0};
-    struct linux_backend_services services = {0};
-    char runtime_dir[PATH_MAX];
-    char socket_dir[PATH_MAX];
+// Opens the socket's and the runtime directory (checked: see
+// runtime_dir_open()), takes the instance lock and makes sure no broker
+// listens on the socket. Nothing is changed before this succeeds.
+// socket_dir and runtime_dir (PATH_MAX each) receive the directories.
+// Returns 0 or a negative errno (logged; -EEXIST: another broker runs).
+static int claim_instance(struct daemon *d, char *socket_dir,
+                          char *runtime_dir) {
     char why[PATH_MAX + 256];
-    sigset_t mask;
-    int listen_fd, r;
+    int r;
 
     // Beside the socket: /run/vmnet-broker by default, and a private
     // directory for a broker started on a private socket (tests).
@@ -450,22 +554,15 @@ static int run(struct daemon *d) {
         const char *slash = strrchr(d->options.socket_path, '/');
         size_t len =
             slash == NULL ? 0 : (size_t)(slash - d->options.socket_path);
-        snprintf(socket_dir, sizeof(socket_dir), "%.*s", (int)len,
+        snprintf(socket_dir, PATH_MAX, "%.*s", (int)len,
                  d->options.socket_path);
         if (len == 0)
-            snprintf(socket_dir, sizeof(socket_dir), "%s",
-                     slash == NULL ? "." : "/");
+            snprintf(socket_dir, PATH_MAX, "%s", slash == NULL ? "." : "/");
     }
-    snprintf(runtime_dir, sizeof(runtime_dir), "%s",
+    snprintf(runtime_dir, PATH_MAX, "%s",
              d->options.runtime_dir != NULL ? d->options.runtime_dir
                                             : socket_dir);
 
-    listen_fd = listen_fd_from_systemd();
-    if (listen_fd == -2) {
-        r = -EINVAL;
-        goto out;
-    }
-    d->activated = listen_fd >= 0;
     // Before anything is made or removed there (stale dnsmasq files are,
     // next): a directory another user can write lets them plant links.
     if (!d->activated) {
@@ -504,10 +601,87 @@ static int run(struct daemon *d) {
         r = -EEXIST;
         goto out;
     }
+out:
+    return r;
+}
+
+// --cleanup: removes everything a broker left (its marked bridges, its
+// nftables table, its dnsmasq processes and their files, its socket and
+// lock file), for an administrator who wants the host clean. Refuses, and
+// changes nothing, while a broker runs. Returns the exit status.
+static int cleanup(struct daemon *d) {
+    struct linux_backend *backend = NULL;
+    struct firewall *fw = NULL;
+    char runtime_dir[PATH_MAX];
+    char socket_dir[PATH_MAX];
+    const char *name = strrchr(d->options.socket_path, '/');
+    struct stat st;
+    int bridges, killed, r;
+    int lock_dir_fd;
+
+    r = claim_instance(d, socket_dir, runtime_dir);
+    if (r < 0)
+        goto out;
+    r = linux_backend_new(&backend);
+    if (r < 0) {
+        log_error("cannot open netlink: %s", strerror(-r));
+        goto out;
+    }
+    bridges = linux_backend_remove_stale(backend);
+    killed = dnsmasq_remove_stale(runtime_dir);
+    // firewall_new() replaces the table, whether there or not, and
+    // firewall_free() deletes it.
+    r = firewall_new(&fw);
+    if (r < 0)
+        goto out;
+    firewall_free(fw);
+    name = name == NULL ? d->options.socket_path : name + 1;
+    // A socket only (never what a link points at): a killed broker's.
+    if (d->socket_dir_fd >= 0 &&
+        fstatat(d->socket_dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISSOCK(st.st_mode))
+        unlinkat(d->socket_dir_fd, name, 0);
+    lock_dir_fd = d->runtime_dir_fd >= 0 ? d->runtime_dir_fd : d->socket_dir_fd;
+    if (lock_dir_fd >= 0)
+        unlinkat(lock_dir_fd, LOCK_FILE, 0);
+    log_info("cleanup: removed %d bridge%s, %d dnsmasq, the nftables table "
+             "and the runtime files in %s",
+             bridges, bridges == 1 ? "" : "s", killed, runtime_dir);
+out:
+    linux_backend_free(backend);
+    if (d->socket_dir_fd >= 0)
+        close(d->socket_dir_fd);
+    if (d->runtime_dir_fd >= 0)
+        close(d->runtime_dir_fd);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+    log_flush();
+    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int run(struct daemon *d) {
+    struct broker_options broker_options = {0};
+    struct unix_server_options server_options = {0};
+    struct linux_backend_services services = {0};
+    char runtime_dir[PATH_MAX];
+    char socket_dir[PATH_MAX];
+    sigset_t mask;
+    int listen_fd, r;
+
+    listen_fd = listen_fd_from_systemd();
+    if (listen_fd == -2) {
+        r = -EINVAL;
+        goto out;
+    }
+    d->activated = listen_fd >= 0;
+    r = claim_instance(d, socket_dir, runtime_dir);
+    if (r < 0)
+        goto out;
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     // dnsmasq children are watched with sd_event_add_child.
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
@@ -521,6 +695,9 @@ static int run(struct daemon *d) {
     if (r < 0)
         goto out;
     r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+    if (r < 0)
+        goto out;
+    r = sd_event_add_signal(d->event, NULL, SIGHUP, on_hangup, d);
     if (r < 0)
         goto out;
     // 1 ms accuracy: sd-event's default (250 ms) would keep an idle
@@ -721,5 +898,7 @@ int main(int argc, char **argv) {
         log_flush();
         return EXIT_FAILURE;
     }
+    if (daemon.options.cleanup)
+        return cleanup(&daemon);
     return run(&daemon);
 }

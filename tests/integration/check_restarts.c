@@ -146,6 +146,197 @@ START_TEST(test_second_broker_changes_nothing) {
 }
 END_TEST
 
+// The subnet of an acquire's reply on fd, asserted to succeed.
+static void assert_acquired_subnet(int fd, const char *name,
+                                   const char *subnet) {
+    json_t *reply = harness_raw_acquire(fd, name);
+    json_t *network = json_object_get(reply, "network");
+    const char *got = json_string_value(json_object_get(network, "subnet"));
+
+    ck_assert_msg(got != NULL, "cannot acquire %s (log: %s)", name,
+                  broker->log_path);
+    ck_assert_str_eq(got, subnet);
+    json_decref(reply);
+}
+
+static bool exited(void *arg) {
+    (void)arg;
+    return !harness_broker_alive(broker);
+}
+
+START_TEST(test_sighup_reloads_config) {
+    char path[PATH_MAX];
+    int held, fd;
+    json_t *reply;
+
+    ck_assert(harness_broker_write_config(
+        broker, "lab",
+        "{\"mode\": \"host\", \"subnet\": \"10.20.1.1\", "
+        "\"mask\": \"255.255.255.0\"}"));
+    ck_assert(
+        harness_broker_write_config(broker, "gone", "{\"mode\": \"host\"}"));
+    harness_start(broker, "0.2");
+    held = connect_broker();
+    assert_acquired_subnet(held, "lab", "10.20.1.0");
+
+    // Changed, added, broken and removed files.
+    ck_assert(harness_broker_write_config(
+        broker, "lab",
+        "{\"mode\": \"host\", \"subnet\": \"10.20.2.1\", "
+        "\"mask\": \"255.255.255.0\"}"));
+    ck_assert(
+        harness_broker_write_config(broker, "added", "{\"mode\": \"host\"}"));
+    ck_assert(harness_broker_write_config(broker, "broken", "{\"mode\": "));
+    snprintf(path, sizeof(path), "%s/gone.json", broker->config_dir);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert(harness_broker_signal(broker, SIGHUP));
+    ck_assert(harness_broker_wait_log(broker, "SIGHUP: reloading", 1));
+    ck_assert(
+        harness_broker_wait_log(broker, "reloaded with 1 problem: the", 1));
+    // As --check-config prints it: FILE:LINE:COLUMN: message.
+    snprintf(path, sizeof(path), "%s/broken.json:", broker->config_dir);
+    ck_assert_uint_ge(harness_broker_log_count(broker, path), 1);
+    ck_assert(harness_broker_alive(broker));
+
+    // The live network keeps running as it was created.
+    ck_assert(harness_link_has_ipv4("vmb-lab", "10.20.1.1", 24));
+    ck_assert_int_eq(harness_network_peers(broker, "lab"), 1);
+    fd = connect_broker();
+    reply = harness_raw_acquire(fd, "added");
+    ck_assert_str_eq(harness_reply_network_name(reply), "added");
+    json_decref(reply);
+    reply = harness_raw_acquire(fd, "gone");
+    ck_assert_int_eq(harness_reply_error(reply), 5);
+    json_decref(reply);
+    reply = harness_raw_acquire(fd, "broken");
+    ck_assert_int_eq(harness_reply_error(reply), 6);
+    json_decref(reply);
+    // Created again after its last holder has gone: the changed file.
+    close(held);
+    ck_assert(harness_wait_link_gone("vmb-lab"));
+    assert_acquired_subnet(fd, "lab", "10.20.2.0");
+    ck_assert(harness_link_has_ipv4("vmb-lab", "10.20.2.1", 24));
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_sigterm_waits_for_holders) {
+    static const char *const names[] = {"shared"};
+    char needle[64];
+    pid_t holder;
+    int idle, status;
+
+    harness_start(broker, IDLE);
+    holder = harness_spawn_holder(broker, names, 1);
+    ck_assert_int_gt(holder, 0);
+    // Connected, holding nothing: must not delay the stop.
+    idle = connect_broker();
+
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert(harness_broker_wait_log(
+        broker, "SIGTERM: waiting for 1 peer holding networks", 1));
+    snprintf(needle, sizeof(needle), "[peer %d uid", (int)holder);
+    ck_assert_uint_eq(harness_broker_log_count(broker, needle) > 0, 1);
+    // Still serving, the network untouched.
+    ck_assert(harness_broker_alive(broker));
+    ck_assert_int_eq(harness_network_peers(broker, "shared"), 1);
+    ck_assert(harness_link_exists("vmb-shared"));
+
+    // The last holder leaves: the broker exits by itself, with 0, and
+    // removes the network nobody uses.
+    harness_kill_and_reap(holder, SIGKILL);
+    status = harness_broker_wait_exit(broker);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the broker did not exit 0 (log: %s)", broker->log_path);
+    ck_assert(harness_broker_log_count(broker,
+                                       "the last peer holding a network") == 1);
+    ck_assert(!harness_link_exists("vmb-shared"));
+    close(idle);
+}
+END_TEST
+
+START_TEST(test_sigterm_with_idle_connection_exits) {
+    int idle, status;
+
+    harness_start(broker, IDLE);
+    idle = connect_broker();
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert(harness_wait_for(exited, NULL));
+    status = harness_broker_wait_exit(broker);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(idle);
+}
+END_TEST
+
+// Runs vmnet-broker --cleanup on the test's broker's socket; its exit code.
+static int run_cleanup(void) {
+    char command[1024];
+
+    snprintf(command, sizeof(command),
+             "%s --cleanup --socket %s >>%s/cleanup.log 2>&1", VMNET_BROKER_BIN,
+             broker->socket_path, broker->dir);
+    return harness_shell(command);
+}
+
+// True while a dnsmasq of the test's broker runs (a killed one is a zombie
+// with no command line until reaped).
+static bool our_dnsmasq_runs(void) {
+    char command[512];
+
+    snprintf(command, sizeof(command),
+             "pgrep -a dnsmasq | grep -qF -- '--conf-file=%s/'", broker->dir);
+    return harness_shell(command) == 0;
+}
+
+static char *table_or_null(void) {
+    const char *argv[] = {"nft", "list", "table", "inet", "vmnet-broker", NULL};
+    char *output = NULL;
+
+    if (topology_run(NULL, argv, HARNESS_WAIT_SECONDS, &output) != 0) {
+        free(output);
+        return NULL;
+    }
+    return output;
+}
+
+START_TEST(test_cleanup_removes_what_a_broker_left) {
+    static const char *const names[] = {"shared"};
+    char path[PATH_MAX];
+    char *before, *after;
+    pid_t holder;
+    int status;
+
+    harness_start(broker, IDLE);
+    holder = harness_spawn_holder(broker, names, 1);
+    ck_assert_int_gt(holder, 0);
+    before = snapshot();
+    // Refused while a broker runs, and nothing changes.
+    ck_assert_int_ne(run_cleanup(), 0);
+    after = snapshot();
+    ck_assert_str_eq(after, before);
+    free(before);
+    free(after);
+
+    ck_assert(harness_broker_signal(broker, SIGKILL));
+    status = harness_broker_wait_exit(broker);
+    ck_assert(status != -1 && WIFSIGNALED(status));
+    harness_kill_and_reap(holder, SIGKILL);
+    ck_assert(harness_link_exists("vmb-shared"));
+    ck_assert(our_dnsmasq_runs());
+
+    ck_assert_int_eq(run_cleanup(), 0);
+    ck_assert(!harness_link_exists("vmb-shared"));
+    after = table_or_null();
+    ck_assert_msg(after == NULL, "the table is still there: %s", after);
+    ck_assert(!our_dnsmasq_runs());
+    snprintf(path, sizeof(path), "%s/shared", broker->dir);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_ne(access(broker->socket_path, F_OK), 0);
+    snprintf(path, sizeof(path), "%s/vmnet-broker.lock", broker->dir);
+    ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
 static Suite *restarts_suite(void) {
     Suite *s = suite_create("restarts");
     TCase *tc = tcase_create("restarts");
@@ -153,6 +344,10 @@ static Suite *restarts_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_second_broker_changes_nothing);
+    tcase_add_test(tc, test_sighup_reloads_config);
+    tcase_add_test(tc, test_sigterm_waits_for_holders);
+    tcase_add_test(tc, test_sigterm_with_idle_connection_exits);
+    tcase_add_test(tc, test_cleanup_removes_what_a_broker_left);
     suite_add_tcase(s, tc);
     return s;
 }
