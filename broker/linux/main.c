@@ -28,10 +28,12 @@
 #include "linux_firewall.h"
 #include "linux_network.h"
 #include "runtime_dir.h"
+#include "stable_addresses.h"
 #include "unix_server.h"
 
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
 #define DEFAULT_CONFIG_DIR "/etc/vmnet-broker.d"
+#define DEFAULT_STATE_DIR "/var/lib/vmnet-broker"
 #define DEFAULT_IDLE_SECONDS 120.0
 // Enough for any honest user's VMs and tools; a user holding thousands of
 // idle connections would cost the broker and the kernel hundreds of MiB.
@@ -46,6 +48,8 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
+    // What outlives the broker and a reboot: each name's last subnet.
+    const char *state_dir;
     uint64_t idle_usec;
     // /24s for networks without a static subnet; len 0: the default.
     struct ipv4_prefix subnet_pool;
@@ -95,6 +99,9 @@ static void usage(FILE *out) {
         "  -c, --config-dir DIR       network configs (default %s)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
+        "      --state-dir DIR        what outlives the broker: each\n"
+        "                             network's last subnet and IPv6 prefix\n"
+        "                             (default %s)\n"
         "  -i, --idle-timeout SECONDS remove unused networks after "
         "SECONDS\n"
         "                             (default %.0f; decimals allowed)\n"
@@ -113,8 +120,8 @@ static void usage(FILE *out) {
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_IDLE_SECONDS,
-        DEFAULT_MAX_CONNECTIONS_PER_USER);
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_STATE_DIR,
+        DEFAULT_IDLE_SECONDS, DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
@@ -123,7 +130,8 @@ static int parse_options(int argc, char **argv, struct options *options) {
         OPT_CHECK_CONFIG = 256,
         OPT_SUBNET_POOL,
         OPT_MAX_CONNECTIONS,
-        OPT_CLEANUP
+        OPT_CLEANUP,
+        OPT_STATE_DIR
     };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
@@ -132,6 +140,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"cleanup", no_argument, NULL, OPT_CLEANUP},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"max-connections-per-user", required_argument, NULL,
          OPT_MAX_CONNECTIONS},
@@ -144,6 +153,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
 
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
+    options->state_dir = DEFAULT_STATE_DIR;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
     options->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
     while ((c = getopt_long(argc, argv, "s:c:r:i:vhV", long_options, NULL)) !=
@@ -178,6 +188,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
             break;
         case OPT_CLEANUP:
             options->cleanup = true;
+            break;
+        case OPT_STATE_DIR:
+            options->state_dir = optarg;
             break;
         case OPT_SUBNET_POOL: {
             uint32_t first, last;
@@ -659,6 +672,27 @@ out:
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+// Without a usable state directory the broker still works; networks then
+// get a new subnet and IPv6 prefix each time they are created.
+static void open_state_dir(struct daemon *d) {
+    char why[PATH_MAX + 256];
+    struct stable_addresses *stable;
+    int fd = runtime_dir_open(d->options.state_dir, true, why, sizeof(why));
+
+    if (fd < 0) {
+        log_error("state directory not used (addresses will not be stable "
+                  "across re-creation): %s",
+                  why);
+        return;
+    }
+    stable = stable_addresses_load(fd, d->options.state_dir);
+    if (stable == NULL) {
+        close(fd);
+        return;
+    }
+    linux_backend_set_stable_addresses(d->backend, stable);
+}
+
 static int run(struct daemon *d) {
     struct broker_options broker_options = {0};
     struct unix_server_options server_options = {0};
@@ -722,6 +756,7 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    open_state_dir(d);
     if (d->options.subnet_pool.len != 0) {
         uint32_t first, last;
         subnet_pool_range(d->options.subnet_pool, &first, &last);

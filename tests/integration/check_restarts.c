@@ -337,6 +337,86 @@ START_TEST(test_cleanup_removes_what_a_broker_left) {
 }
 END_TEST
 
+// The status's subnet and IPv6 prefix of network name, copied out.
+static void network_addresses(const char *name, char *subnet, char *prefix,
+                              size_t size) {
+    json_t *status = harness_status(broker);
+    json_t *network = harness_status_network(status, name);
+    const char *s = json_string_value(json_object_get(network, "subnet"));
+    const char *p = json_string_value(json_object_get(network, "ipv6_prefix"));
+
+    ck_assert_msg(s != NULL && p != NULL, "no addresses for %s in the status",
+                  name);
+    snprintf(subnet, size, "%s", s);
+    snprintf(prefix, size, "%s", p);
+    json_decref(status);
+}
+
+// Acquires name on a new connection, reads its addresses and closes the
+// connection (the network is removed after the short idle delay).
+static void create_and_release(const char *name, char *subnet, char *prefix,
+                               size_t size) {
+    char bridge[32];
+    int fd = connect_broker();
+
+    acquire(fd, name);
+    network_addresses(name, subnet, prefix, size);
+    close(fd);
+    snprintf(bridge, sizeof(bridge), "vmb-%s", name);
+    ck_assert(harness_wait_link_gone(bridge));
+}
+
+START_TEST(test_same_name_same_addresses) {
+    char subnet[64], prefix[64], again[64], again6[64], other[64], other6[64];
+    char config[256];
+    int fd, blocker;
+
+    harness_start(broker, "0.2");
+    create_and_release("shared", subnet, prefix, sizeof(subnet));
+    // Removed and created again: the same subnet and IPv6 prefix.
+    create_and_release("shared", again, again6, sizeof(again));
+    ck_assert_str_eq(again, subnet);
+    ck_assert_str_eq(again6, prefix);
+    // Another name meanwhile does not take shared's subnet while another
+    // one is free, and gets a prefix of its own.
+    fd = connect_broker();
+    acquire(fd, "host");
+    network_addresses("host", other, other6, sizeof(other));
+    ck_assert_str_ne(other, subnet);
+    ck_assert_str_ne(other6, prefix);
+    create_and_release("shared", again, again6, sizeof(again));
+    ck_assert_str_eq(again, subnet);
+    ck_assert_str_eq(again6, prefix);
+    close(fd);
+    ck_assert(harness_wait_link_gone("vmb-host"));
+
+    // Across a restart of the broker on the same state directory.
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert(harness_broker_wait_exit(broker) != -1);
+    harness_start(broker, "0.2");
+    fd = connect_broker();
+    acquire(fd, "host");
+    create_and_release("shared", again, again6, sizeof(again));
+    ck_assert_str_eq(again, subnet);
+    ck_assert_str_eq(again6, prefix);
+    close(fd);
+    ck_assert(harness_wait_link_gone("vmb-host"));
+
+    // Taken meanwhile by a static subnet: another one, the same prefix.
+    snprintf(config, sizeof(config),
+             "{\"mode\": \"host\", \"subnet\": \"%.*s1\", "
+             "\"mask\": \"255.255.255.0\"}",
+             (int)(strlen(subnet) - 1), subnet);
+    ck_assert(harness_broker_write_config(broker, "blocker", config));
+    blocker = connect_broker();
+    acquire(blocker, "blocker");
+    create_and_release("shared", again, again6, sizeof(again));
+    ck_assert_str_ne(again, subnet);
+    ck_assert_str_eq(again6, prefix);
+    close(blocker);
+}
+END_TEST
+
 static Suite *restarts_suite(void) {
     Suite *s = suite_create("restarts");
     TCase *tc = tcase_create("restarts");
@@ -348,6 +428,7 @@ static Suite *restarts_suite(void) {
     tcase_add_test(tc, test_sigterm_waits_for_holders);
     tcase_add_test(tc, test_sigterm_with_idle_connection_exits);
     tcase_add_test(tc, test_cleanup_removes_what_a_broker_left);
+    tcase_add_test(tc, test_same_name_same_addresses);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,8 +23,10 @@ static pid_t activator;
 // same hand-over systemd's vmnet-broker.socket makes.
 static void start_activated(const char *idle) {
     char runtime[128];
+    char state[128];
 
     snprintf(runtime, sizeof(runtime), "%s/run", broker->dir);
+    snprintf(state, sizeof(state), "%s/state", broker->dir);
     activator = fork();
     ck_assert_int_ge(activator, 0);
     if (activator == 0) {
@@ -33,7 +35,8 @@ static void start_activated(const char *idle) {
             _exit(127);
         execl(ACTIVATOR, ACTIVATOR, "--seqpacket", "-l", broker->socket_path,
               VMNET_BROKER_BIN, "--config-dir", broker->config_dir,
-              "--runtime-dir", runtime, "--idle-timeout", idle, (char *)NULL);
+              "--runtime-dir", runtime, "--state-dir", state, "--idle-timeout",
+              idle, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 2000; i++) {

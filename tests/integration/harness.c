@@ -361,14 +361,18 @@ static bool broker_answers(const char *path) {
 
 bool harness_broker_start(struct harness_broker *broker, const char *idle,
                           const char *const *extra_args) {
+    char state_dir[sizeof(broker->dir) + 8];
+    // Private: /var/lib/vmnet-broker would carry subnets between tests.
     const char *argv[32] = {VMNET_BROKER_BIN,
                             "--socket",
                             broker->socket_path,
                             "--config-dir",
                             broker->config_dir,
                             "--idle-timeout",
-                            idle};
-    size_t argc = 7;
+                            idle,
+                            "--state-dir",
+                            state_dir};
+    size_t argc = 9;
     pid_t parent = getpid();
     double deadline;
     int log_fd;
@@ -379,6 +383,7 @@ bool harness_broker_start(struct harness_broker *broker, const char *idle,
         argv[argc++] = *extra_args;
     }
     argv[argc] = NULL;
+    snprintf(state_dir, sizeof(state_dir), "%s/state", broker->dir);
     log_fd =
         open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0)
