@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -417,6 +418,72 @@ START_TEST(test_same_name_same_addresses) {
 }
 END_TEST
 
+// The state file as text, or NULL; *regular tells whether it is a plain
+// file (not a link).
+static char *state_file(bool *regular) {
+    char path[PATH_MAX];
+    char command[PATH_MAX + 16];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/state/subnets.json", broker->dir);
+    *regular = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (!*regular)
+        return NULL;
+    snprintf(command, sizeof(command), "cat %s", path);
+    return capture(command);
+}
+
+START_TEST(test_bad_state_file_is_replaced) {
+    char path[PATH_MAX], target[PATH_MAX], command[3 * PATH_MAX + 64];
+    bool regular;
+    char *text;
+    json_t *json;
+    int fd;
+
+    // A link where the state file goes: never followed, replaced.
+    snprintf(path, sizeof(path), "%s/state", broker->dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(target, sizeof(target), "%s/target", broker->dir);
+    snprintf(command, sizeof(command),
+             "echo keep > %s && ln -s %s %s/subnets.json", target, target,
+             path);
+    ck_assert_int_eq(harness_shell(command), 0);
+    harness_start(broker, IDLE);
+    fd = connect_broker();
+    acquire(fd, "shared");
+    close(fd);
+    text = state_file(&regular);
+    ck_assert_msg(regular, "subnets.json is not a regular file");
+    json = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(
+        json_object_get(json_object_get(json, "networks"), "shared"));
+    json_decref(json);
+    free(text);
+    snprintf(command, sizeof(command), "cat %s", target);
+    text = capture(command);
+    ck_assert_str_eq(text, "keep\n");
+    free(text);
+
+    // Garbage: logged, ignored, rewritten whole at the next change.
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert(harness_broker_wait_exit(broker) != -1);
+    snprintf(command, sizeof(command), "echo '{not json' > %s/subnets.json",
+             path);
+    ck_assert_int_eq(harness_shell(command), 0);
+    harness_start(broker, IDLE);
+    ck_assert(harness_broker_wait_log(broker, "ignored, rewritten", 1));
+    fd = connect_broker();
+    acquire(fd, "host");
+    close(fd);
+    text = state_file(&regular);
+    json = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(
+        json_object_get(json_object_get(json, "networks"), "host"));
+    json_decref(json);
+    free(text);
+}
+END_TEST
+
 static Suite *restarts_suite(void) {
     Suite *s = suite_create("restarts");
     TCase *tc = tcase_create("restarts");
@@ -429,6 +496,7 @@ static Suite *restarts_suite(void) {
     tcase_add_test(tc, test_sigterm_with_idle_connection_exits);
     tcase_add_test(tc, test_cleanup_removes_what_a_broker_left);
     tcase_add_test(tc, test_same_name_same_addresses);
+    tcase_add_test(tc, test_bad_state_file_is_replaced);
     suite_add_tcase(s, tc);
     return s;
 }
