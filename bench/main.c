@@ -172,6 +172,17 @@ int main(int argc, char **argv) {
         status = 0;
         goto out;
     }
+    // VMNET_BROKER_BENCH_ONLY=throughput: only iperf3's rows (issue 11).
+    if (getenv("VMNET_BROKER_BENCH_ONLY") != NULL &&
+        strcmp(getenv("VMNET_BROKER_BENCH_ONLY"), "throughput") == 0) {
+        fprintf(stderr, "bench: throughput, iperf3\n");
+        if (!explain(&bench, "throughput", bench_throughput(&bench)))
+            goto out;
+        print_header();
+        table_print();
+        status = 0;
+        goto out;
+    }
     fprintf(stderr, "bench: memory, idle then with 1,000 peers\n");
     if (!explain(&bench, "memory", bench_memory(&bench)))
         goto out;

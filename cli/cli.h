@@ -20,6 +20,7 @@ int command_status(const char *socket_path, int argc, char **argv);
 int command_networks(const char *socket_path, int argc, char **argv);
 int command_info(const char *socket_path, int argc, char **argv);
 int command_release(const char *socket_path, int argc, char **argv);
+int command_leases(const char *socket_path, int argc, char **argv);
 
 // Prints "Try 'vmnet-broker-client --help'." to stderr and returns
 // CLI_EXIT_USAGE.

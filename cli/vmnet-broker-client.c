@@ -37,6 +37,9 @@ static const char usage[] =
     "      The configured networks, running or not, with their settings.\n"
     "  info [--json] NAME\n"
     "      One network in detail.\n"
+    "  leases [--json] NAME\n"
+    "      The network's current DHCP leases: expiry, MAC, IPv4 address,\n"
+    "      host name (like 'virsh net-dhcp-leases').\n"
     "\n"
     "Options:\n"
     "  -s, --socket PATH  the broker's socket (default: "
@@ -71,6 +74,7 @@ int main(int argc, char **argv) {
         {"acquire", command_acquire},   {"run", command_run},
         {"status", command_status},     {"release", command_release},
         {"networks", command_networks}, {"info", command_info},
+        {"leases", command_leases},
     };
     const char *socket_path = NULL;
     int option;

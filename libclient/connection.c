@@ -309,6 +309,22 @@ vmnet_broker_connection_status(vmnet_broker_connection_t *connection,
 }
 
 vmnet_broker_return_t
+vmnet_broker_connection_leases(vmnet_broker_connection_t *connection,
+                               const char *network_name, char **json) {
+    vmnet_broker_return_t status = VMNET_BROKER_INVALID_REQUEST;
+    json_t *array = NULL;
+
+    if (connection == NULL || network_name == NULL || json == NULL)
+        return status;
+    pthread_mutex_lock(&connection->lock);
+    status = exchange(connection, "leases", network_name, "leases", JSON_ARRAY,
+                      &array, json, NULL);
+    pthread_mutex_unlock(&connection->lock);
+    json_decref(array);
+    return status;
+}
+
+vmnet_broker_return_t
 vmnet_broker_connection_get_status(vmnet_broker_connection_t *connection,
                                    vmnet_broker_status_t **status) {
     vmnet_broker_return_t result = VMNET_BROKER_INVALID_REQUEST;

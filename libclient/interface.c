@@ -15,6 +15,8 @@ struct vmnet_broker_interface {
     char *mac;
     char *network;
     char *bridge;
+    char *ipv4;
+    char *ipv6;
     unsigned mtu;
     int fd; // -1 once taken
 };
@@ -36,7 +38,9 @@ client_interface_new(const json_t *object, int fd,
     if (client_message_copy_string(object, "name", &built->name) != 0 ||
         client_message_copy_string(object, "mac", &built->mac) != 0 ||
         client_message_copy_string(object, "network", &built->network) != 0 ||
-        client_message_copy_string(object, "bridge", &built->bridge) != 0)
+        client_message_copy_string(object, "bridge", &built->bridge) != 0 ||
+        client_message_copy_string(object, "ipv4", &built->ipv4) != 0 ||
+        client_message_copy_string(object, "ipv6", &built->ipv6) != 0)
         goto out;
     built->mtu = client_message_positive(object, "mtu");
     built->fd = fd;
@@ -66,6 +70,16 @@ vmnet_broker_interface_network(const vmnet_broker_interface_t *interface) {
 const char *
 vmnet_broker_interface_bridge(const vmnet_broker_interface_t *interface) {
     return interface == NULL ? NULL : interface->bridge;
+}
+
+const char *
+vmnet_broker_interface_ipv4(const vmnet_broker_interface_t *interface) {
+    return interface == NULL ? NULL : interface->ipv4;
+}
+
+const char *
+vmnet_broker_interface_ipv6(const vmnet_broker_interface_t *interface) {
+    return interface == NULL ? NULL : interface->ipv6;
 }
 
 const char *
@@ -99,5 +113,7 @@ void vmnet_broker_interface_free(vmnet_broker_interface_t *interface) {
     free(interface->mac);
     free(interface->network);
     free(interface->bridge);
+    free(interface->ipv4);
+    free(interface->ipv6);
     free(interface);
 }

@@ -7,21 +7,51 @@
 %module(package="vmnet_broker") native
 
 %{
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmnet-broker.h"
 
-// Raises the vmnet_broker.Error subclass matching status. The classes live in
-// the pure Python layer (vmnet_broker._errors), so code, docs and pickling
-// agree on one definition; it is imported only on this error path.
+// The broker's message for the call that just failed on this thread, taken
+// inside the wrapper right after the C call (the GIL still released, the
+// connection still held by the call's arguments), so that another thread's
+// later call on the same connection is unlikely to have replaced it: the C
+// library keeps only the message of the last call on a connection. Set by
+// the %exception blocks below, consumed (and freed) by vmnet_broker_py_raise.
+static _Thread_local char *vmnet_broker_py_message;
+
+// Keeps message as the pending one (never two: an older one is freed).
+static void vmnet_broker_py_keep_message(char *message) {
+    free(vmnet_broker_py_message);
+    vmnet_broker_py_message = message;
+}
+
+// Raises the vmnet_broker.Error subclass matching status, with the pending
+// broker message (None without one). The classes live in the pure Python
+// layer (vmnet_broker._errors), so code, docs and pickling agree on one
+// definition; it is imported only on this error path.
 static void vmnet_broker_py_raise(int status) {
     PyObject *module = PyImport_ImportModule("vmnet_broker._errors");
     PyObject *result = NULL;
+    char *message = vmnet_broker_py_message;
 
+    vmnet_broker_py_message = NULL;
     if (module != NULL) {
-        result = PyObject_CallMethod(module, "_raise_status", "i", status);
+        // Decoded leniently: a bad byte must not hide the status.
+        PyObject *text = Py_None;
+        if (message == NULL)
+            Py_INCREF(text);
+        else
+            text = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message),
+                                        "replace");
+        if (text != NULL) {
+            result = PyObject_CallMethod(module, "_raise_status", "iO",
+                                         status, text);
+            Py_DECREF(text);
+        }
         Py_DECREF(module);
     }
+    free(message);
     // _raise_status always raises; if it ever returned, say so rather than
     // return NULL without an exception (a SystemError in CPython).
     Py_XDECREF(result);
@@ -171,15 +201,46 @@ struct vmnet_broker_status {};
     Py_END_ALLOW_THREADS
 }
 %enddef
-VMNET_BROKER_NOGIL(vmnet_broker_acquire_network)
-VMNET_BROKER_NOGIL(vmnet_broker_release_network)
-VMNET_BROKER_NOGIL(vmnet_broker_open_interface)
+// A call on a connection that failed also takes the broker's message (see
+// vmnet_broker_py_message), still without the GIL.
+%define VMNET_BROKER_NOGIL_CONNECTION(FUNCTION)
+%exception FUNCTION {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    if (result != VMNET_BROKER_SUCCESS)
+        vmnet_broker_py_keep_message(
+            vmnet_broker_connection_last_message(arg1));
+    Py_END_ALLOW_THREADS
+}
+%enddef
+// The same over the process-wide connection: FAILED is the C test of the
+// result that says the call failed.
+%define VMNET_BROKER_NOGIL_PROCESS(FUNCTION, FAILED)
+%exception FUNCTION {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    if (FAILED)
+        vmnet_broker_py_keep_message(vmnet_broker_last_message());
+    Py_END_ALLOW_THREADS
+}
+%enddef
+VMNET_BROKER_NOGIL_PROCESS(vmnet_broker_acquire_network, result == NULL)
+VMNET_BROKER_NOGIL_PROCESS(vmnet_broker_release_network,
+                           result != VMNET_BROKER_SUCCESS)
+VMNET_BROKER_NOGIL_PROCESS(vmnet_broker_open_interface, result == NULL)
+// A failed connect has no connection, and no reply to carry a message.
 VMNET_BROKER_NOGIL(vmnet_broker_connect)
-VMNET_BROKER_NOGIL(vmnet_broker_connection_acquire)
-VMNET_BROKER_NOGIL(vmnet_broker_connection_release)
-VMNET_BROKER_NOGIL(vmnet_broker_connection_open_interface)
-VMNET_BROKER_NOGIL(vmnet_broker_connection_status)
-VMNET_BROKER_NOGIL(vmnet_broker_connection_get_status)
+VMNET_BROKER_NOGIL_CONNECTION(vmnet_broker_connection_acquire)
+VMNET_BROKER_NOGIL_CONNECTION(vmnet_broker_connection_release)
+VMNET_BROKER_NOGIL_CONNECTION(vmnet_broker_connection_open_interface)
+VMNET_BROKER_NOGIL_CONNECTION(vmnet_broker_connection_status)
+VMNET_BROKER_NOGIL_CONNECTION(vmnet_broker_connection_get_status)
 VMNET_BROKER_NOGIL(vmnet_broker_connection_shutdown)
+
+// The two message getters return malloc'd text: SWIG copies it into a str
+// and frees it (newfree), so nothing leaks; NULL is None.
+%typemap(newfree) char * "free($1);";
+%newobject vmnet_broker_last_message;
+%newobject vmnet_broker_connection_last_message;
 
 %include "vmnet-broker.h"

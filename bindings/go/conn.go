@@ -143,6 +143,24 @@ func (c *Conn) Status() (*Status, error) {
 	return takeStatus(s), nil
 }
 
+// LastMessage returns why the broker refused the last request made on the
+// connection, in English for people (its reply's "message": "subnet ...
+// overlaps ...", the 8-network limit, the naming rule), or "" when that
+// call succeeded or no reply carried one. Errors stay bare Error values, so
+// that errors.Is and type assertions keep working: call LastMessage right
+// after the failing call to show the reason. The C library keeps one
+// message per connection, the last call's: with goroutines sharing a Conn
+// it is the message of whichever call finished last. The wording may
+// change between versions; match on the Error, not on this text.
+func (c *Conn) LastMessage() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.c == nil {
+		return ""
+	}
+	return takeCString(C.vmnet_broker_connection_last_message(c.c))
+}
+
 // File returns a duplicate of the connection's socket (close-on-exec; the
 // caller closes it). Give it to a child through exec.Cmd.ExtraFiles and
 // the connection's networks stay acquired as long as the child lives, even

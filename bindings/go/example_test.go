@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 
 	vmnetbroker "github.com/vmnet-broker/vmnet-broker/bindings/go"
 )
@@ -38,6 +39,22 @@ func ExampleError() {
 	_, err := vmnetbroker.AcquireNetwork("no-such-network")
 	fmt.Println(errors.Is(err, vmnetbroker.ErrNotFound))
 	// Output: true
+}
+
+// The broker's reason for a refusal, for people: read it right after the
+// failing call (the error itself stays a status code for errors.Is).
+func ExampleConn_LastMessage() {
+	conn, err := vmnetbroker.Connect("")
+	if err != nil {
+		fmt.Println("connect:", err)
+		return
+	}
+	defer conn.Close()
+	if _, err := conn.Acquire("bad name!"); err != nil {
+		fmt.Println(errors.Is(err, vmnetbroker.ErrInvalidRequest),
+			strings.HasPrefix(conn.LastMessage(), "invalid network name"))
+	}
+	// Output: true true
 }
 
 // An explicit connection is one peer with its own references.

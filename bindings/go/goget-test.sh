@@ -72,7 +72,7 @@ unshare -n -m -p -f --kill-child --mount-proc sh -eu -c '
     [ "$(readlink /proc/self/ns/net)" != "$VMNET_BROKER_GO_OUTER_NETNS" ]
     ip link set lo up
     "$VMNET_BROKER_BIN" --socket "$work/sock" --config-dir "$work/config.d" \
-        --idle-timeout 600 2>"$work/broker.log" &
+        --idle-timeout 600 --state-dir "$work/state" 2>"$work/broker.log" &
     pid=$!
     tries=0
     until [ -S "$work/sock" ]; do

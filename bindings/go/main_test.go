@@ -160,8 +160,9 @@ func startBroker() string {
 		return err.Error()
 	}
 	defer log.Close()
+	// The test's own guest MAC key (--state-dir), never the host's.
 	broker = exec.Command(bin, "--socket", socketPath, "--config-dir", configDir,
-		"--idle-timeout", "600")
+		"--idle-timeout", "600", "--state-dir", filepath.Join(brokerDir, "state"))
 	broker.Stdout = log
 	broker.Stderr = log
 	broker.Env = filterEnv(os.Environ(), "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")

@@ -83,7 +83,7 @@ static vmnet_broker_return_t vmnb_acquire(vmnet_broker_connection_t *c,
 }
 
 struct vmnb_interface_fields {
-	const char *name, *mac, *network, *bridge, *json;
+	const char *name, *mac, *network, *bridge, *json, *ipv4, *ipv6;
 	unsigned mtu;
 	int fd;
 };
@@ -97,6 +97,8 @@ static void vmnb_interface_take(vmnet_broker_interface_t *i,
 	f->network = vmnet_broker_interface_network(i);
 	f->bridge = vmnet_broker_interface_bridge(i);
 	f->json = vmnet_broker_interface_json(i);
+	f->ipv4 = vmnet_broker_interface_ipv4(i);
+	f->ipv6 = vmnet_broker_interface_ipv6(i);
 	f->mtu = vmnet_broker_interface_mtu(i);
 	f->fd = vmnet_broker_interface_take_fd(i);
 }
@@ -251,6 +253,11 @@ type Interface struct {
 	Network string // the network it is on
 	Bridge  string // that network's bridge
 	MTU     int    // the device's MTU, the bridge's
+	// The guest's addresses, known before it boots: the IPv4 address the
+	// network's DHCP server reserved for MAC, and the address SLAAC gives
+	// MAC in the network's /64; "" when the network has no DHCP (IPv6).
+	IPv4 string
+	IPv6 string
 
 	// The whole "interface" object, for keys a later broker adds.
 	JSON json.RawMessage
@@ -271,6 +278,8 @@ func takeInterface(i *C.vmnet_broker_interface_t) *Interface {
 		Network: goString(f.network),
 		Bridge:  goString(f.bridge),
 		MTU:     int(f.mtu),
+		IPv4:    goString(f.ipv4),
+		IPv6:    goString(f.ipv6),
 		JSON:    goJSON(f.json),
 	}
 	C.vmnet_broker_interface_free(i)

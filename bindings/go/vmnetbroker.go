@@ -153,6 +153,24 @@ func OpenInterface(name string) (*Interface, error) {
 	return takeInterface(i), nil
 }
 
+// LastMessage returns why the broker refused the last request made over
+// the process-wide connection (its reply's "message": why a creation
+// failed, the 8-network limit, the naming rule), or "" when that call
+// succeeded or no reply carried one. See (*Conn).LastMessage.
+func LastMessage() string {
+	return takeCString(C.vmnet_broker_last_message())
+}
+
+// takeCString copies a malloc'd C string into Go memory and frees it; ""
+// for NULL.
+func takeCString(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	defer C.free(unsafe.Pointer(p))
+	return C.GoString(p)
+}
+
 // failure is the error of a call that returned no object: its status, or
 // ErrInternalError should the library report success without one.
 func failure(rc C.vmnet_broker_return_t) error {

@@ -6,6 +6,7 @@ package vmnetbroker
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -230,6 +231,11 @@ func TestErrorsFromTheBroker(t *testing.T) {
 	wantErr(t, "unknown name", err, ErrNotFound)
 	_, err = c.Acquire("bad name!")
 	wantErr(t, "invalid name", err, ErrInvalidRequest)
+	// The error stays a bare Error; the broker's reason is on the Conn.
+	if _, ok := err.(Error); !ok {
+		t.Errorf("invalid name: error of type %T, want Error", err)
+	}
+	wantMessage(t, "invalid name", c.LastMessage(), "invalid network name")
 	_, err = c.Acquire(strings.Repeat("a", 65))
 	wantErr(t, "long name", err, ErrInvalidRequest)
 	_, err = c.Acquire("a\x00b")
@@ -250,8 +256,12 @@ func TestErrorsFromTheBroker(t *testing.T) {
 	}
 	_, err = c.Acquire("net7")
 	wantErr(t, "9th network", err, ErrInternalError)
+	wantMessage(t, "9th network", c.LastMessage(), "8 networks")
 	if _, err := c.Acquire("net1"); err != nil {
 		t.Errorf("acquire of a held network after the 9th: %v", err)
+	}
+	if m := c.LastMessage(); m != "" {
+		t.Errorf("LastMessage after a success: %q, want \"\"", m)
 	}
 
 	// Closed: every call is a connection failure; Close is idempotent.
@@ -271,6 +281,18 @@ func TestErrorsFromTheBroker(t *testing.T) {
 	_, err = c.File()
 	wantErr(t, "File after Close", err, ErrConnectionFailure)
 	wantErr(t, "SetTimeout after Close", c.SetTimeout(time.Second), ErrConnectionFailure)
+	if m := c.LastMessage(); m != "" {
+		t.Errorf("LastMessage after Close: %q, want \"\"", m)
+	}
+}
+
+// wantMessage checks that the broker's message is there and gives the
+// reason (the wording is for people, so only a key phrase is checked).
+func wantMessage(t *testing.T, what, message, reason string) {
+	t.Helper()
+	if !strings.Contains(message, reason) {
+		t.Errorf("%s: LastMessage %q does not mention %q", what, message, reason)
+	}
 }
 
 func TestNotAllowedAsNobody(t *testing.T) {
@@ -398,6 +420,18 @@ func TestInterface(t *testing.T) {
 	if !strings.Contains(string(iface.JSON), iface.MAC) {
 		t.Errorf("JSON %s", iface.JSON)
 	}
+	// The guest's addresses, known before it boots.
+	var object map[string]any
+	if err := json.Unmarshal(iface.JSON, &object); err != nil ||
+		object["ipv4"] != iface.IPv4 || object["ipv6"] != iface.IPv6 {
+		t.Errorf("JSON %s, IPv4 %q, IPv6 %q (%v)", iface.JSON, iface.IPv4, iface.IPv6, err)
+	}
+	if ip := net.ParseIP(iface.IPv4); ip == nil || ip.To4() == nil {
+		t.Errorf("IPv4 %q", iface.IPv4)
+	}
+	if ip := net.ParseIP(iface.IPv6); ip == nil || ip.To4() != nil {
+		t.Errorf("IPv6 %q", iface.IPv6)
+	}
 	f := iface.File()
 	if f == nil {
 		t.Fatal("File() is nil")
@@ -467,6 +501,9 @@ func TestProcessWideAPI(t *testing.T) {
 		t.Errorf("ReleaseNetwork: %v", err)
 	}
 	wantErr(t, "second ReleaseNetwork", ReleaseNetwork("net1"), ErrNotFound)
+	_, err = AcquireNetwork("-lead")
+	wantErr(t, "AcquireNetwork invalid name", err, ErrInvalidRequest)
+	wantMessage(t, "AcquireNetwork invalid name", LastMessage(), "invalid network name")
 }
 
 // 100 goroutines through one Conn and through the process-wide API at

@@ -35,7 +35,7 @@ trap 'exit 1' INT TERM
 
 mkdir "$work/conf"
 "$broker" --socket "$work/broker.sock" --config-dir "$work/conf" \
-    --idle-timeout 5 2>"$work/broker.log" &
+    --idle-timeout 5 --state-dir "$work/state" 2>"$work/broker.log" &
 broker_pid=$!
 tries=0
 while [ ! -S "$work/broker.sock" ]; do

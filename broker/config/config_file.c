@@ -816,6 +816,8 @@ static void apply_root(struct parser *p, json_t *root, struct draft *d) {
         "dhcp_reservations",
         "port_forwarding",
         "persistent",
+        "anti_spoofing",
+        "port_isolation",
     };
     struct network_config *c = &d->config;
 
@@ -836,6 +838,8 @@ static void apply_root(struct parser *p, json_t *root, struct draft *d) {
     apply_reservations(p, root, d);
     apply_port_forwards(p, root, d);
     apply_bool(p, root, "persistent", &c->persistent);
+    apply_bool(p, root, "anti_spoofing", &c->anti_spoofing);
+    apply_bool(p, root, "port_isolation", &c->port_isolation);
     // Either key, even with an empty list, restricts the network.
     c->restricted = json_object_get(root, "allowed_users") != NULL ||
                     json_object_get(root, "allowed_groups") != NULL;

@@ -4,6 +4,7 @@
 #define VMNET_BROKER_CORE_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "network_config.h"
@@ -35,6 +36,19 @@ struct network_info {
 struct interface_info {
     char name[NETWORK_BRIDGE_MAX + 1];
     uint8_t mac[6]; // the address the guest should use
+    // Its DHCP reservation (host byte order), 0 when the network has none.
+    uint32_t ipv4;
+    // The address SLAAC gives mac in the network's /64, when has_ipv6.
+    uint8_t ipv6[16];
+    bool has_ipv6;
+};
+
+// One DHCPv4 lease of a network (the `leases` command).
+struct lease_info {
+    uint8_t mac[6];
+    uint32_t ipv4;     // host byte order
+    int64_t expiry;    // seconds since the epoch; 0: never
+    char hostname[64]; // empty when the client sent none
 };
 
 struct peer_cred;
@@ -90,6 +104,11 @@ struct network_backend_ops {
     // True while the interface called name exists. The broker keeps no
     // descriptor, so this is how it learns a VM has let an interface go.
     bool (*interface_exists)(void *ctx, const char *name);
+    // Optional (NULL: no leases to report). Stores the network's current
+    // DHCP leases in *leases (malloc'd, the caller frees; NULL with *n 0
+    // when none) and returns BROKER_OK, or BROKER_ERR_INTERNAL (logged).
+    int (*leases)(void *ctx, void *handle, struct lease_info **leases,
+                  size_t *n);
     // Optional. interface_exists() may count an interface whose last
     // descriptor the backend is still closing; this waits until such
     // closes are done so it is exact. Called only when a peer or user is

@@ -37,9 +37,21 @@ struct pending_open {
     struct pending_open *next;
 };
 
+// An interface whose connection has gone while its device lives on (a VM
+// keeps the descriptor, or its holder made it persistent): it still counts
+// against its user and keeps its index, so its MAC is never handed out
+// twice, until the device is gone.
+struct orphan_interface {
+    uint32_t uid;
+    struct peer_interface iface;
+};
+
 struct broker {
     struct broker_options options;
     struct pending_open *opens;
+    struct orphan_interface *orphans;
+    size_t n_orphans;
+    size_t orphans_size;
     struct registry registry;
     struct peer *peers;
     unsigned n_peers;
@@ -105,6 +117,7 @@ void broker_free(struct broker *broker) {
         free(p->interfaces);
         free(p);
     }
+    free(broker->orphans);
     free(broker);
 }
 
@@ -166,6 +179,36 @@ static void drop_waiters(struct network *network, const struct peer *peer) {
     }
 }
 
+// Moves the peer's handed-out interfaces to the broker's orphans: closing a
+// connection must not free places (and MACs) whose devices still exist.
+// Those being opened are closed when they arrive (on_interface_opened).
+static void keep_orphans(struct broker *broker, struct peer *peer) {
+    for (size_t i = 0; i < peer->n_interfaces; i++) {
+        const struct peer_interface *iface = &peer->interfaces[i];
+
+        if (iface->name[0] == '\0')
+            continue;
+        if (broker->n_orphans == broker->orphans_size) {
+            size_t size = broker->orphans_size ? broker->orphans_size * 2 : 16;
+            struct orphan_interface *grown =
+                realloc(broker->orphans, size * sizeof(*grown));
+            if (grown == NULL) {
+                // Forgotten: counted again once the device is seen gone.
+                peer_log(LOG_LEVEL_ERROR, peer,
+                         "out of memory: interface %s no longer counted",
+                         iface->name);
+                continue;
+            }
+            broker->orphans = grown;
+            broker->orphans_size = size;
+        }
+        broker->orphans[broker->n_orphans].uid = peer->cred.uid;
+        broker->orphans[broker->n_orphans].iface = *iface;
+        broker->n_orphans++;
+    }
+    peer->n_interfaces = 0;
+}
+
 void broker_peer_disconnect(struct broker *broker, struct peer *peer,
                             uint64_t now) {
     seen(broker, now);
@@ -187,6 +230,7 @@ void broker_peer_disconnect(struct broker *broker, struct peer *peer,
     if (peer->next != NULL)
         peer->next->prev = peer->prev;
     broker->n_peers--;
+    keep_orphans(broker, peer);
     peer_log(LOG_LEVEL_INFO, peer, "disconnected (%u %s)", broker->n_peers,
              broker->n_peers == 1 ? "peer" : "peers");
     free(peer->interfaces);
@@ -556,9 +600,28 @@ static void prune_interfaces(struct broker *broker, struct peer *peer) {
     peer->n_interfaces = kept;
 }
 
-// Prunes every peer of uid and counts their live interfaces. One user may
-// run many VMs over many connections; the limits and the guest MACs are
-// the user's, not one connection's.
+// Forgets uid's orphans whose device is gone.
+static void prune_orphans(struct broker *broker, uint32_t uid) {
+    size_t kept = 0;
+
+    for (size_t i = 0; i < broker->n_orphans; i++) {
+        struct orphan_interface *o = &broker->orphans[i];
+        if (o->uid != uid || broker->options.backend->interface_exists(
+                                 broker->options.backend_ctx, o->iface.name))
+            broker->orphans[kept++] = *o;
+        else
+            log_info("interface %s of uid %lu on '%s' is gone", o->iface.name,
+                     (unsigned long)uid, o->iface.network);
+    }
+    if (kept != broker->n_orphans)
+        broker->generation++;
+    broker->n_orphans = kept;
+}
+
+// Prunes every peer of uid and counts their live interfaces, and the
+// devices of uid's closed connections that still exist. One user may run
+// many VMs over many connections; the limits and the guest MACs are the
+// user's, not one connection's, for as long as the devices exist.
 static unsigned uid_interfaces(struct broker *broker, uint32_t uid) {
     unsigned count = 0;
     for (struct peer *p = broker->peers; p != NULL; p = p->next) {
@@ -567,6 +630,9 @@ static unsigned uid_interfaces(struct broker *broker, uint32_t uid) {
         prune_interfaces(broker, p);
         count += (unsigned)p->n_interfaces;
     }
+    prune_orphans(broker, uid);
+    for (size_t i = 0; i < broker->n_orphans; i++)
+        count += broker->orphans[i].uid == uid;
     return count;
 }
 
@@ -584,6 +650,10 @@ static unsigned free_index(const struct broker *broker, uint32_t uid,
                 used = strcmp(p->interfaces[i].network, network) == 0 &&
                        p->interfaces[i].index == index;
         }
+        for (size_t i = 0; i < broker->n_orphans && !used; i++)
+            used = broker->orphans[i].uid == uid &&
+                   strcmp(broker->orphans[i].iface.network, network) == 0 &&
+                   broker->orphans[i].iface.index == index;
         if (!used)
             return index;
     }
@@ -717,6 +787,62 @@ out:
               data);
 }
 
+int broker_leases(struct broker *broker, struct peer *peer, const char *name,
+                  struct lease_info **leases, size_t *n, struct reason *why) {
+    struct network *network = registry_find(&broker->registry, name);
+    struct network_config config;
+    int status;
+
+    *leases = NULL;
+    *n = 0;
+    if (network == NULL) {
+        // Not running: known and allowed means no lease, not an error.
+        status = broker->options.configs->lookup(broker->options.configs_ctx,
+                                                 name, &config, why);
+        if (status == BROKER_OK && !policy_allows(&config, &peer->cred)) {
+            not_allowed(why, peer, name);
+            status = BROKER_ERR_NOT_ALLOWED;
+        }
+        return status;
+    }
+    // Leases name other users' guests: only peers allowed on the network.
+    if (!policy_allows(&network->config, &peer->cred)) {
+        not_allowed(why, peer, name);
+        return BROKER_ERR_NOT_ALLOWED;
+    }
+    if (network->state != NETWORK_READY ||
+        broker->options.backend->leases == NULL)
+        return BROKER_OK;
+    status = broker->options.backend->leases(
+        broker->options.backend_ctx, network->backend_handle, leases, n);
+    if (status != BROKER_OK)
+        reason_set(why, "cannot read the DHCP leases of network '%s'", name);
+    return status;
+}
+
+void broker_interface_report(struct broker *broker, const char *ifname,
+                             const char *what) {
+    for (struct peer *p = broker->peers; p != NULL; p = p->next) {
+        for (size_t i = 0; i < p->n_interfaces; i++) {
+            if (strcmp(p->interfaces[i].name, ifname) == 0) {
+                peer_log(LOG_LEVEL_WARNING, p, "interface %s on '%s': %s",
+                         ifname, p->interfaces[i].network, what);
+                return;
+            }
+        }
+    }
+    for (size_t i = 0; i < broker->n_orphans; i++) {
+        if (strcmp(broker->orphans[i].iface.name, ifname) == 0) {
+            log_warning("interface %s of uid %lu on '%s' (its connection has "
+                        "closed): %s",
+                        ifname, (unsigned long)broker->orphans[i].uid,
+                        broker->orphans[i].iface.network, what);
+            return;
+        }
+    }
+    log_warning("interface %s: %s", ifname, what);
+}
+
 int broker_create_persistent(struct broker *broker, const char *name) {
     struct network *network = registry_find(&broker->registry, name);
     struct network_config config;
@@ -833,6 +959,9 @@ unsigned broker_network_interfaces(const struct broker *broker,
                      strcmp(iface->network, network->config.name) == 0;
         }
     }
+    for (size_t i = 0; i < broker->n_orphans; i++)
+        count +=
+            strcmp(broker->orphans[i].iface.network, network->config.name) == 0;
     return count;
 }
 

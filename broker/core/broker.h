@@ -17,6 +17,7 @@
 // which arrive without a time, use options.now (or the last "now" seen).
 // Tests drive time directly.
 struct broker;
+struct reason;
 
 struct broker_options {
     const struct network_backend_ops *backend;
@@ -79,7 +80,8 @@ void broker_acquire_async(struct broker *broker, struct peer *peer,
 // descriptor (the broker keeps no copy). On failure a network this call
 // acquired is released again. A connection may have PEER_MAX_INTERFACES
 // interfaces alive at once and a user USER_MAX_INTERFACES; beyond that
-// BROKER_ERR_INTERNAL.
+// BROKER_ERR_INTERNAL. A user's count (and its slots, so its MACs) includes
+// the devices of its closed connections for as long as they exist.
 void broker_open_interface_async(struct broker *broker, struct peer *peer,
                                  const char *name, uint64_t now,
                                  broker_done_fn done, void *data);
@@ -101,6 +103,19 @@ int broker_release(struct broker *broker, struct peer *peer, const char *name,
                    uint64_t now);
 int broker_release_why(struct broker *broker, struct peer *peer,
                        const char *name, uint64_t now, struct reason *why);
+
+// The current DHCP leases of network name, for a peer allowed on it: a
+// malloc'd array in *leases (caller frees; NULL and *n 0 when none, or the
+// network is configured but not running). BROKER_ERR_NOT_FOUND (no such
+// network), BROKER_ERR_NOT_ALLOWED, BROKER_ERR_INTERNAL, with why in why.
+int broker_leases(struct broker *broker, struct peer *peer, const char *name,
+                  struct lease_info **leases, size_t *n, struct reason *why);
+
+// Logs what happened to interface ifname (its holder misused it, and what
+// the backend did about it) with the peer it was opened for, or with its
+// user when that connection has closed.
+void broker_interface_report(struct broker *broker, const char *ifname,
+                             const char *what);
 
 // Starts creating name and never removes it for idleness (persistent
 // networks). Returns an error when name cannot be looked up; a creation that

@@ -13,6 +13,7 @@ void network_config_init(struct network_config *config, const char *name,
     config->dhcp = true;
     config->ipv6 = true;
     config->ipv6_prefix_len = 64;
+    config->anti_spoofing = true;
 }
 
 static bool name_char_valid(char c, bool first) {

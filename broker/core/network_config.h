@@ -62,6 +62,13 @@ struct network_config {
 
     bool persistent;
 
+    // Guests cannot impersonate each other (per-TAP source filtering, no
+    // guest DHCP server or router advertisement). On unless a file says
+    // "anti_spoofing": false.
+    bool anti_spoofing;
+    // Guests reach the gateway and beyond but not each other.
+    bool port_isolation;
+
     size_t n_reservations;
     struct dhcp_reservation reservations[NETWORK_RESERVATIONS_MAX];
     size_t n_port_forwards;

@@ -5,7 +5,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/ethtool.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
+#include <netlink/msg.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
@@ -213,5 +216,28 @@ int linux_bridge_delete(struct nl_sock *sock, int ifindex, const char *ifname) {
     status = rtnl_link_delete(sock, link);
 out:
     rtnl_link_put(link);
+    return status;
+}
+
+int linux_bridge_port_set_isolated(struct nl_sock *sock, int ifindex) {
+    // libnl has no setter for this flag: an AF_BRIDGE RTM_SETLINK with
+    // IFLA_PROTINFO { IFLA_BRPORT_ISOLATED }, as `bridge link set isolated
+    // on` sends.
+    struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = ifindex};
+    struct nl_msg *msg = nlmsg_alloc_simple(RTM_SETLINK, NLM_F_ACK);
+    struct nlattr *protinfo;
+    int status = -NLE_NOMEM;
+
+    if (msg == NULL || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0)
+        goto out;
+    protinfo = nla_nest_start(msg, IFLA_PROTINFO | NLA_F_NESTED);
+    if (protinfo == NULL || nla_put_u8(msg, IFLA_BRPORT_ISOLATED, 1) < 0)
+        goto out;
+    nla_nest_end(msg, protinfo);
+    status = nl_send_sync(sock, msg);
+    // nl_send_sync() frees the message whatever happens.
+    msg = NULL;
+out:
+    nlmsg_free(msg);
     return status;
 }

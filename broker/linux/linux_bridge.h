@@ -58,6 +58,11 @@ int linux_bridge_disable_tx_checksum(const char *ifname);
 // Sets the link up.
 int linux_bridge_set_up(struct nl_sock *sock, int ifindex);
 
+// Marks the bridge port ifindex isolated: it exchanges frames with the
+// bridge itself (the gateway) and non-isolated ports only, never with another
+// isolated port. Returns 0 or a negative libnl code.
+int linux_bridge_port_set_isolated(struct nl_sock *sock, int ifindex);
+
 // Deletes the link at ifindex if it is still called ifname, so an index the
 // kernel reused for someone else's interface is never touched.
 // -NLE_OBJ_NOTFOUND when there is no such link any more.

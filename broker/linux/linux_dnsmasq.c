@@ -25,6 +25,7 @@
 
 #include "core/log.h"
 #include "core/subnet.h"
+#include "lease_log.h"
 
 #define DEFAULT_DNSMASQ_PATH "/usr/sbin/dnsmasq"
 
@@ -32,15 +33,19 @@
 #define PID_FILE "dnsmasq.pid"
 #define LEASE_FILE "dnsmasq.leases"
 #define LOG_FILE "dnsmasq.log"
+// The broker's guests' DHCP reservations (dnsmasq_set_guest_hosts()).
+#define GUEST_HOSTS_FILE "guests.hosts"
+#define GUEST_HOSTS_TMP "guests.hosts.new"
 // Room for "/" and the longest of the names above, so that every path built
 // from a network's directory fits in PATH_MAX.
-#define DIR_MAX (PATH_MAX - sizeof("/" LEASE_FILE))
+#define DIR_MAX (PATH_MAX - sizeof("/" GUEST_HOSTS_TMP))
 #define CONF_ARG "--conf-file="
 #define CONF_ARG_MAX (sizeof(CONF_ARG) + PATH_MAX)
 
 // Everything this module puts in a network's directory.
-static const char *const owned_files[] = {CONF_FILE, PID_FILE, LEASE_FILE,
-                                          LOG_FILE};
+static const char *const owned_files[] = {CONF_FILE,        PID_FILE,
+                                          LEASE_FILE,       LOG_FILE,
+                                          GUEST_HOSTS_FILE, GUEST_HOSTS_TMP};
 
 #define USEC_PER_MSEC 1000ull
 #define USEC_PER_SEC 1000000ull
@@ -77,6 +82,8 @@ struct dnsmasq {
     void *stopped_data;
     sd_event_source *kill_timer;
     struct dnsmasq *next_starting;
+    // At --verbose, the leases as they come and go; else NULL.
+    struct lease_log *leases;
 };
 
 // One inotify instance for every dnsmasq being started: the pid file, which
@@ -388,6 +395,10 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
             fprintf(f, "dhcp-host=%s,%s\n", mac,
                     ipv4_format(config->reservations[i].address, address));
         }
+        // The broker's guests, announced in each interface reply: re-read
+        // on SIGHUP, so adding one restarts nothing.
+        file_path(path, d->dir, GUEST_HOSTS_FILE);
+        fprintf(f, "dhcp-hostsfile=%s\n", path);
     }
 
     if (ipv6_prefix != NULL) {
@@ -428,6 +439,9 @@ static int write_config(const struct dnsmasq *d,
     }
     write_config_lines(f, d, config, info, info->ipv6 ? ipv6_prefix : NULL);
     status = ferror(f) ? -EIO : 0;
+    // dnsmasq reads the hosts file at start: it must exist, empty.
+    if (status == 0 && info->dhcp)
+        status = dnsmasq_set_guest_hosts(d, NULL, 0);
     if (fclose(f) != 0 && status == 0)
         status = -errno;
     if (status < 0)
@@ -538,8 +552,10 @@ static void finish_start(struct dnsmasq *d, int status) {
 
     stop_ready_watch(d);
     d->ready = NULL;
-    if (status == 0)
+    if (status == 0) {
         log_info("network %s: dnsmasq (pid %d) is ready", d->name, (int)d->pid);
+        lease_log_start(d->event, d, d->name, d->dir, LEASE_FILE, &d->leases);
+    }
     ready(d->ready_data, status);
 }
 
@@ -932,6 +948,7 @@ out:
 }
 
 static void release(struct dnsmasq *d) {
+    lease_log_free(d->leases);
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
     stop_ready_watch(d);
@@ -1039,4 +1056,101 @@ int dnsmasq_remove_stale(const char *runtime_dir) {
     }
     closedir(runtime);
     return killed;
+}
+
+int dnsmasq_set_guest_hosts(const struct dnsmasq *d,
+                            const struct dhcp_reservation *hosts, size_t n) {
+    char path[PATH_MAX], tmp[PATH_MAX], mac[18], address[16];
+    FILE *f;
+    int status = 0;
+
+    file_path(path, d->dir, GUEST_HOSTS_FILE);
+    file_path(tmp, d->dir, GUEST_HOSTS_TMP);
+    // Whole or not at all: dnsmasq may read it at any moment.
+    f = fopen(tmp, "we");
+    if (f == NULL) {
+        status = -errno;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        format_mac(hosts[i].mac, mac);
+        fprintf(f, "%s,%s\n", mac, ipv4_format(hosts[i].address, address));
+    }
+    status = ferror(f) ? -EIO : 0;
+    if (fclose(f) != 0 && status == 0)
+        status = -errno;
+    if (status == 0 && rename(tmp, path) != 0)
+        status = -errno;
+    // SIGHUP makes dnsmasq read dhcp-hostsfile again; one being restarted
+    // reads it when it starts.
+    if (status == 0 && d->pid > 0)
+        kill(d->pid, SIGHUP);
+out:
+    if (status < 0)
+        log_error("network %s: cannot write %s: %s", d->name, path,
+                  strerror(-status));
+    return status;
+}
+
+int dnsmasq_read_leases(const struct dnsmasq *d, struct dnsmasq_lease **out,
+                        size_t *n) {
+    char path[PATH_MAX], line[512];
+    struct dnsmasq_lease *leases = NULL;
+    size_t count = 0, size = 0;
+    FILE *f;
+    int status = 0;
+
+    file_path(path, d->dir, LEASE_FILE);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        // No lease yet: dnsmasq makes the file with the first one.
+        status = errno == ENOENT ? 0 : -errno;
+        goto out;
+    }
+    // "EXPIRY MAC IPV4 HOSTNAME CLIENT-ID" per line; IPv6 lines (after
+    // "duid") are not DHCPv4 leases and the network's DHCPv6 is stateless.
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct dnsmasq_lease lease = {0};
+        unsigned long long expiry;
+        unsigned b[6];
+        char mac[32], address[64], hostname[sizeof(lease.hostname)];
+        struct in_addr in;
+
+        if (sscanf(line, "%llu %31s %63s %63s", &expiry, mac, address,
+                   hostname) != 4 ||
+            sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3],
+                   &b[4], &b[5]) != 6 ||
+            inet_pton(AF_INET, address, &in) != 1)
+            continue;
+        for (int i = 0; i < 6; i++)
+            lease.mac[i] = (uint8_t)b[i];
+        lease.address = ntohl(in.s_addr);
+        lease.expiry = (int64_t)expiry;
+        // dnsmasq writes "*" for a lease without a name.
+        if (strcmp(hostname, "*") != 0)
+            snprintf(lease.hostname, sizeof(lease.hostname), "%s", hostname);
+        if (count == size) {
+            struct dnsmasq_lease *grown;
+            size = size ? size * 2 : 16;
+            grown = realloc(leases, size * sizeof(*grown));
+            if (grown == NULL) {
+                status = -ENOMEM;
+                goto out;
+            }
+            leases = grown;
+        }
+        leases[count++] = lease;
+    }
+out:
+    if (f != NULL)
+        fclose(f);
+    if (status < 0) {
+        free(leases);
+        log_error("network %s: cannot read %s: %s", d->name, path,
+                  strerror(-status));
+        return status;
+    }
+    *out = leases;
+    *n = count;
+    return 0;
 }

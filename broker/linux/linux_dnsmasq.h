@@ -4,6 +4,8 @@
 #define VMNET_BROKER_LINUX_LINUX_DNSMASQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -70,5 +72,24 @@ bool dnsmasq_failed(const struct dnsmasq *d);
 // command line names that directory's dnsmasq.conf) and removes those
 // directories. Returns how many processes were killed.
 int dnsmasq_remove_stale(const char *runtime_dir);
+
+// Replaces the network's broker-made DHCP reservations (one MAC, one
+// address each; the guests announced in interface replies) and makes
+// dnsmasq read them again (SIGHUP). Returns 0 or a negative errno (logged).
+int dnsmasq_set_guest_hosts(const struct dnsmasq *d,
+                            const struct dhcp_reservation *hosts, size_t n);
+
+// One DHCPv4 lease as dnsmasq's lease file holds it.
+struct dnsmasq_lease {
+    uint8_t mac[6];
+    uint32_t address;  // host byte order
+    int64_t expiry;    // seconds since the epoch; 0: never
+    char hostname[64]; // empty when the client sent none
+};
+
+// The network's current leases: a malloc'd array (caller frees) in *out and
+// its length in *n. Returns 0 (no lease file yet: none) or a negative errno.
+int dnsmasq_read_leases(const struct dnsmasq *d, struct dnsmasq_lease **out,
+                        size_t *n);
 
 #endif

@@ -14,8 +14,11 @@
 #include "core/log.h"
 #include "core/subnet.h"
 #include "linux_bridge.h"
+#include "linux_tap.h"
 
 #define TABLE "inet " FIREWALL_TABLE
+// Per-interface ingress chains: a netdev chain hooks one device.
+#define TAP_TABLE "netdev " FIREWALL_TABLE
 // Matches every bridge the broker makes, in nft's interface-name syntax.
 #define BRIDGES "\"" LINUX_BRIDGE_PREFIX "*\""
 
@@ -68,26 +71,53 @@ static const char TABLE_REPLACEMENT[] =
     "    iifname vmap @forward_from\n"
     "    oifname vmap @forward_to\n"
     "  }\n"
+    // DNS, DHCP and DHCPv6 on a gateway answer only packets that arrive
+    // on that gateway's own bridge: a LAN neighbour routed to the host or
+    // a guest of another network gets nothing.
+    "  set gateways4 { type ipv4_addr; }\n"
+    "  set gateway_ports4 { type ipv4_addr . ifname; }\n"
+    "  set gateways6 { type ipv6_addr; }\n"
+    "  set gateway_ports6 { type ipv6_addr . ifname; }\n"
+    "  chain input {\n"
+    "    type filter hook input priority filter; policy accept;\n"
+    "    meta l4proto { tcp, udp } th dport { 53, 67 } ip daddr @gateways4 "
+    "ip daddr . iifname != @gateway_ports4 drop\n"
+    "    meta l4proto { tcp, udp } th dport { 53, 547 } ip6 daddr @gateways6 "
+    "ip6 daddr . iifname != @gateway_ports6 drop\n"
+    "  }\n"
     "  chain postrouting {\n"
     "    type nat hook postrouting priority srcnat; policy accept;\n"
     "    oifname " BRIDGES " ip saddr 127.0.0.0/8 masquerade\n"
     "    iifname vmap @masquerade_from\n"
     "  }\n"
-    "}\n";
+    "}\n"
+    "add table " TAP_TABLE "\n"
+    "delete table " TAP_TABLE "\n"
+    "add table " TAP_TABLE "\n";
 
 // What firewall_remove_network() needs to undo one network exactly.
 struct firewall_network {
     struct firewall_network *next;
     char bridge[IFNAMSIZ];
     bool shared;
+    uint32_t gateway;
+    bool ipv6;
+    uint8_t gateway6[16];
     size_t n_port_forwards;
     struct port_forward port_forwards[NETWORK_PORT_FORWARDS_MAX];
+};
+
+// A TAP device with an ingress chain of its own.
+struct firewall_tap {
+    struct firewall_tap *next;
+    char name[IFNAMSIZ];
 };
 
 struct firewall {
     struct nft_ctx *nft;
     bool has_table;
     struct firewall_network *networks;
+    struct firewall_tap *taps;
 };
 
 // Copies nft's multi-line error into one log-friendly line, leaving out the
@@ -173,8 +203,13 @@ void firewall_free(struct firewall *fw) {
     if (fw == NULL)
         return;
     if (fw->has_table)
-        firewall_run(fw, "delete table " TABLE "\n",
+        firewall_run(fw, "delete table " TABLE "\ndelete table " TAP_TABLE "\n",
                      "cannot delete table " TABLE);
+    while (fw->taps != NULL) {
+        struct firewall_tap *next = fw->taps->next;
+        free(fw->taps);
+        fw->taps = next;
+    }
     while (fw->networks != NULL) {
         struct firewall_network *next = fw->networks->next;
         free(fw->networks);
@@ -324,9 +359,32 @@ static char *commands_close(FILE *commands, char **text) {
     return *text;
 }
 
+// The network's gateway addresses, alone and with its bridge, in the sets
+// the input chain reads; verb is "add" or "delete".
+static void write_gateway_elements(FILE *commands, const char *verb,
+                                   const struct firewall_network *network) {
+    char gateway[16];
+
+    ipv4_format(network->gateway, gateway);
+    fprintf(commands,
+            "%s element " TABLE " gateways4 { %s }\n"
+            "%s element " TABLE " gateway_ports4 { %s . \"%s\" }\n",
+            verb, gateway, verb, gateway, network->bridge);
+    if (network->ipv6) {
+        char gateway6[INET6_ADDRSTRLEN];
+
+        inet_ntop(AF_INET6, network->gateway6, gateway6, sizeof(gateway6));
+        fprintf(commands,
+                "%s element " TABLE " gateways6 { %s }\n"
+                "%s element " TABLE " gateway_ports6 { %s . \"%s\" }\n",
+                verb, gateway6, verb, gateway6, network->bridge);
+    }
+}
+
 // The commands that add one network (malloc'd), or NULL.
 static char *network_commands(const struct network_config *config,
-                              const struct network_info *info) {
+                              const struct network_info *info,
+                              const struct firewall_network *network) {
     const char *bridge = info->bridge;
     char *text = NULL;
     size_t size;
@@ -353,6 +411,7 @@ static char *network_commands(const struct network_config *config,
             "add element " TABLE " forward_from { \"%s\" : jump from-%s }\n"
             "add element " TABLE " forward_to { \"%s\" : jump to-%s }\n",
             bridge, bridge, bridge, bridge);
+    write_gateway_elements(commands, "add", network);
     return commands_close(commands, &text);
 }
 
@@ -382,10 +441,17 @@ int firewall_add_network(struct firewall *fw,
         goto out;
     snprintf(network->bridge, sizeof(network->bridge), "%s", info->bridge);
     network->shared = config->mode == NETWORK_MODE_SHARED;
+    network->gateway = info->gateway;
+    network->ipv6 = info->ipv6;
+    if (info->ipv6) {
+        // The gateway is the prefix's first host, as the backend adds it.
+        memcpy(network->gateway6, info->ipv6_prefix, 16);
+        network->gateway6[15] = 1;
+    }
     network->n_port_forwards = config->n_port_forwards;
     memcpy(network->port_forwards, config->port_forwards,
            config->n_port_forwards * sizeof(config->port_forwards[0]));
-    commands = network_commands(config, info);
+    commands = network_commands(config, info, network);
     if (commands == NULL)
         goto out;
     status = firewall_run(fw, commands, info->bridge);
@@ -415,6 +481,7 @@ static char *removal_commands(const struct firewall_network *network) {
             "delete element " TABLE " forward_from { \"%s\" }\n"
             "delete element " TABLE " forward_to { \"%s\" }\n",
             bridge, bridge);
+    write_gateway_elements(commands, "delete", network);
     for (size_t i = 0; i < network->n_port_forwards; i++) {
         const struct port_forward *forward = &network->port_forwards[i];
         fprintf(commands,
@@ -451,6 +518,200 @@ void firewall_remove_network(struct firewall *fw, const char *bridge) {
     *link = network->next;
     free(network);
     free(commands);
+}
+
+// TAP names go into nft commands: only the broker's "vmt-" + hex pass.
+static bool tap_name_valid(const char *name) {
+    size_t prefix = strlen(LINUX_TAP_PREFIX);
+    size_t length = strnlen(name, IFNAMSIZ);
+
+    if (length <= prefix || length >= IFNAMSIZ ||
+        strncmp(name, LINUX_TAP_PREFIX, prefix) != 0)
+        return false;
+    return strspn(name + prefix, "0123456789abcdef") == length - prefix;
+}
+
+static struct firewall_tap **find_tap(struct firewall *fw, const char *name) {
+    struct firewall_tap **link = &fw->taps;
+
+    while (*link != NULL && strcmp((*link)->name, name) != 0)
+        link = &(*link)->next;
+    return link;
+}
+
+// The link-local address the kernel derives from mac (EUI-64, the default
+// addr_gen_mode): the source of a guest's router and neighbour messages.
+static void link_local(const uint8_t mac[6], uint8_t address[16]) {
+    memset(address, 0, 16);
+    address[0] = 0xfe;
+    address[1] = 0x80;
+    address[8] = mac[0] ^ 0x02;
+    address[9] = mac[1];
+    address[10] = mac[2];
+    address[11] = 0xff;
+    address[12] = 0xfe;
+    address[13] = mac[3];
+    address[14] = mac[4];
+    address[15] = mac[5];
+}
+
+// The ingress chain of one TAP: its policy drops whatever no rule accepts,
+// so only ARP, IPv4 and IPv6 from the guest's own addresses leave the TAP,
+// and never a DHCP server's reply or a router's advertisement.
+char *firewall_interface_rules(const struct network_info *network,
+                               const struct interface_info *info) {
+    const char *name = info->name;
+    char *text = NULL;
+    size_t size;
+    FILE *commands = open_memstream(&text, &size);
+    char mac[18];
+    char local[INET6_ADDRSTRLEN];
+    uint8_t local_bytes[16];
+
+    if (commands == NULL)
+        return NULL;
+    snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
+             info->mac[1], info->mac[2], info->mac[3], info->mac[4],
+             info->mac[5]);
+    link_local(info->mac, local_bytes);
+    inet_ntop(AF_INET6, local_bytes, local, sizeof(local));
+    fprintf(commands,
+            "add chain " TAP_TABLE " tap-%s { type filter hook ingress "
+            "device \"%s\" priority filter; policy drop; }\n",
+            name, name);
+#define RULE "add rule " TAP_TABLE " tap-%s "
+    fprintf(commands, RULE "ether saddr != %s drop\n", name, mac);
+    // A guest's DHCP server or router would take over its neighbours.
+    fprintf(commands,
+            RULE "ether type ip udp sport 67 drop\n" RULE
+                 "ether type ip6 udp sport 547 drop\n" RULE
+                 "ether type ip6 icmpv6 type { nd-router-advert, "
+                 "nd-redirect } drop\n",
+            name, name, name);
+    if (info->ipv4 != 0) {
+        char ipv4[16];
+
+        ipv4_format(info->ipv4, ipv4);
+        // 0.0.0.0: RFC 5227's probe before a DHCP client takes its address.
+        fprintf(commands,
+                RULE "ether type arp arp htype 1 arp ptype ip arp saddr ether "
+                     "%s arp saddr ip { %s, 0.0.0.0 } accept\n" RULE
+                     "ether type ip ip saddr %s accept\n",
+                name, mac, ipv4, name, ipv4);
+    } else {
+        // No reservation: any address of the subnet but the gateway's.
+        char subnet[16];
+        char gateway[16];
+        unsigned len = ipv4_mask_len(network->mask);
+
+        ipv4_format(network->subnet, subnet);
+        ipv4_format(network->gateway, gateway);
+        fprintf(commands,
+                RULE "ether type arp arp htype 1 arp ptype ip arp saddr ether "
+                     "%s arp saddr ip { %s/%u, 0.0.0.0 } arp saddr ip != %s "
+                     "accept\n" RULE "ether type ip ip saddr %s/%u ip saddr "
+                     "!= %s accept\n",
+                name, mac, subnet, len, gateway, name, subnet, len, gateway);
+    }
+    // A DHCP client's discover and request before it has an address.
+    fprintf(commands,
+            RULE "ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 "
+                 "udp sport 68 udp dport 67 accept\n",
+            name);
+    // A neighbour advertisement names its target in the body, whatever its
+    // source: only the guest's own addresses (bytes 8 to 23 of the ICMPv6
+    // message; nft 1.0.6 has no name for the field).
+    fprintf(commands,
+            RULE "ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 "
+                 "!= { 0x",
+            name);
+    for (int i = 0; i < 16; i++)
+        fprintf(commands, "%02x", local_bytes[i]);
+    if (info->has_ipv6) {
+        fprintf(commands, ", 0x");
+        for (int i = 0; i < 16; i++)
+            fprintf(commands, "%02x", info->ipv6[i]);
+    }
+    fprintf(commands, " } drop\n");
+    if (info->has_ipv6) {
+        char slaac[INET6_ADDRSTRLEN];
+
+        inet_ntop(AF_INET6, info->ipv6, slaac, sizeof(slaac));
+        fprintf(commands, RULE "ether type ip6 ip6 saddr { %s, %s } accept\n",
+                name, local, slaac);
+    } else {
+        fprintf(commands, RULE "ether type ip6 ip6 saddr %s accept\n", name,
+                local);
+    }
+    // Duplicate address detection and its multicast listener report are
+    // sent before the guest owns any address.
+    fprintf(commands,
+            RULE "ether type ip6 ip6 saddr :: icmpv6 type { "
+                 "nd-neighbor-solicit, mld2-listener-report } accept\n",
+            name);
+#undef RULE
+    return commands_close(commands, &text);
+}
+
+int firewall_add_interface(struct firewall *fw,
+                           const struct network_info *network,
+                           const struct interface_info *info) {
+    struct firewall_tap *tap = NULL;
+    char *commands = NULL;
+    int status = -EINVAL;
+
+    if (!tap_name_valid(info->name)) {
+        log_error("firewall: invalid interface name \"%.*s\"", IFNAMSIZ,
+                  info->name);
+        goto out;
+    }
+    status = -EEXIST;
+    if (*find_tap(fw, info->name) != NULL) {
+        log_error("firewall: %s already has rules", info->name);
+        goto out;
+    }
+    status = -ENOMEM;
+    tap = calloc(1, sizeof(*tap));
+    commands = firewall_interface_rules(network, info);
+    if (tap == NULL || commands == NULL)
+        goto out;
+    snprintf(tap->name, sizeof(tap->name), "%s", info->name);
+    status = firewall_run(fw, commands, info->name);
+    if (status < 0)
+        goto out;
+    tap->next = fw->taps;
+    fw->taps = tap;
+    tap = NULL;
+out:
+    free(commands);
+    free(tap);
+    return status;
+}
+
+void firewall_remove_interface(struct firewall *fw, const char *name) {
+    struct firewall_tap **link = find_tap(fw, name);
+    struct firewall_tap *tap = *link;
+    char command[64 + IFNAMSIZ];
+
+    if (tap == NULL)
+        return;
+    snprintf(command, sizeof(command), "delete chain " TAP_TABLE " tap-%s\n",
+             tap->name);
+    firewall_run(fw, command, tap->name);
+    *link = tap->next;
+    free(tap);
+}
+
+void firewall_remove_gone_interfaces(struct firewall *fw) {
+    struct firewall_tap *tap = fw->taps;
+
+    while (tap != NULL) {
+        struct firewall_tap *next = tap->next;
+
+        if (if_nametoindex(tap->name) == 0)
+            firewall_remove_interface(fw, tap->name);
+        tap = next;
+    }
 }
 
 static bool chain_exists(json_t *items, const char *family, const char *table,

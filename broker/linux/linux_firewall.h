@@ -39,6 +39,30 @@ int firewall_add_network(struct firewall *fw,
 // nothing else. No-op when the bridge has none. Failures are logged.
 void firewall_remove_network(struct firewall *fw, const char *bridge);
 
+// Adds the anti-spoofing ingress chain of the TAP info->name (a broker-made
+// "vmt-" name), in one transaction: only frames from info->mac, ARP and IPv4
+// from info->ipv4 (when 0, any address of network's subnet but its gateway;
+// DHCP's 0.0.0.0), IPv6 from the MAC's
+// link-local address or info->ipv6 (DAD's ::), and no DHCP server replies,
+// router advertisements or redirects. Returns 0 or a negative errno (logged).
+int firewall_add_interface(struct firewall *fw,
+                           const struct network_info *network,
+                           const struct interface_info *info);
+
+// The commands firewall_add_interface() runs for info (malloc'd), or NULL
+// without memory; their table is "netdev " FIREWALL_TABLE. No check of the
+// name: bench/ applies them to other ports to measure their cost.
+char *firewall_interface_rules(const struct network_info *network,
+                               const struct interface_info *info);
+
+// Removes the chain of the TAP name, if it has one. Failures are logged.
+void firewall_remove_interface(struct firewall *fw, const char *name);
+
+// Removes the chains of TAPs that no longer exist: the kernel keeps a netdev
+// chain after its device is gone (and would hook it to a new device of that
+// name).
+void firewall_remove_gone_interfaces(struct firewall *fw);
+
 // True when a base chain of another table on the forward hook has policy
 // drop (Docker sets ip filter FORWARD so): no accept in the broker's table can
 // override it. Logs a warning naming each such chain and the fix.

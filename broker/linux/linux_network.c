@@ -4,6 +4,8 @@
 #include "stable_addresses.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
@@ -62,6 +64,12 @@ struct linux_backend {
     struct sent_fd *sent;
     // Each name's last subnet and IPv6 prefix (worker only); NULL: none.
     struct stable_addresses *stable;
+    // The per-host secret guest MACs are keyed with (state_dir.h); all
+    // zeros until linux_backend_set_mac_key().
+    uint8_t mac_key[GUEST_MAC_KEY_LEN];
+    // Link removals, so a TAP's rules go with it.
+    int link_fd;
+    sd_event_source *link_source;
 };
 
 struct sent_fd {
@@ -77,6 +85,11 @@ void linux_backend_set_stable_addresses(struct linux_backend *backend,
                                         struct stable_addresses *stable) {
     stable_addresses_free(backend->stable);
     backend->stable = stable;
+}
+
+void linux_backend_set_mac_key(struct linux_backend *backend,
+                               const uint8_t key[GUEST_MAC_KEY_LEN]) {
+    memcpy(backend->mac_key, key, GUEST_MAC_KEY_LEN);
 }
 
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
@@ -115,6 +128,10 @@ struct linux_network {
     // Why the creation failed, for every request waiting on it. Written by
     // build() on the worker, read on the loop once it is done.
     struct reason why;
+    // The DHCP reservations of the guests' MACs (loop only), kept for the
+    // network's life so a VM started again gets its address back.
+    struct dhcp_reservation *guests;
+    size_t n_guests;
 };
 
 // libnl reports its own codes; callers of linux_backend_new() expect errno.
@@ -142,6 +159,7 @@ int linux_backend_new(struct linux_backend **out) {
 
     if (backend == NULL)
         goto out;
+    backend->link_fd = -1;
     backend->pool_first = SUBNET_FIRST;
     backend->pool_last = SUBNET_LAST;
     backend->sock = nl_socket_alloc();
@@ -163,6 +181,9 @@ out:
 void linux_backend_free(struct linux_backend *backend) {
     if (backend == NULL)
         return;
+    sd_event_source_disable_unref(backend->link_source);
+    if (backend->link_fd >= 0)
+        close(backend->link_fd);
     // Its jobs use the netlink socket and the firewall freed below.
     linux_worker_free(backend->worker);
     linux_worker_free(backend->closer);
@@ -179,6 +200,101 @@ void linux_backend_free(struct linux_backend *backend) {
     free(backend->dnsmasq_path);
     stable_addresses_free(backend->stable);
     free(backend);
+}
+
+struct tap_gone {
+    struct linux_backend *backend;
+    char name[IFNAMSIZ];
+};
+
+static void remove_tap_rules(void *data) {
+    struct tap_gone *gone = data;
+
+    // A device that left its bridge is reported too, and still needs them.
+    if (if_nametoindex(gone->name) == 0)
+        firewall_remove_interface(gone->backend->firewall, gone->name);
+}
+
+static void queue_tap_gone(struct linux_backend *backend, const char *name) {
+    struct tap_gone *gone = calloc(1, sizeof(*gone));
+
+    // Without memory the next TAP's creation sweeps the chain away.
+    if (gone == NULL)
+        return;
+    gone->backend = backend;
+    snprintf(gone->name, sizeof(gone->name), "%s", name);
+    linux_worker_queue(backend->worker, remove_tap_rules, free, gone);
+}
+
+// A link went: when it is one of the broker's TAPs, its chain goes too (the
+// kernel keeps a netdev chain whose device is gone).
+static void link_removed(struct linux_backend *backend,
+                         const struct nlmsghdr *hdr) {
+    const struct ifinfomsg *ifi = NLMSG_DATA(hdr);
+    int length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+
+    // AF_BRIDGE: a port left its bridge (the network went), the device
+    // itself is still there.
+    if (ifi->ifi_family == AF_BRIDGE)
+        return;
+
+    for (const struct rtattr *rta = IFLA_RTA(ifi); RTA_OK(rta, length);
+         rta = RTA_NEXT(rta, length)) {
+        const char *name = RTA_DATA(rta);
+
+        if (rta->rta_type != IFLA_IFNAME ||
+            strnlen(name, RTA_PAYLOAD(rta)) >= IFNAMSIZ)
+            continue;
+        if (strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) == 0)
+            queue_tap_gone(backend, name);
+    }
+}
+
+static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
+                         void *data) {
+    struct linux_backend *backend = data;
+    char buffer[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+    ssize_t n;
+
+    (void)source;
+    (void)revents;
+    while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
+        if (n < 0) {
+            // ENOBUFS: events were lost; the next TAP's creation sweeps
+            // whatever chain they would have removed.
+            if (errno == ENOBUFS)
+                continue;
+            break;
+        }
+        for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
+             NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
+            if (hdr->nlmsg_type == RTM_DELLINK &&
+                hdr->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                link_removed(backend, hdr);
+        }
+    }
+    return 0;
+}
+
+static int watch_links(struct linux_backend *backend, sd_event *event) {
+    struct sockaddr_nl address = {.nl_family = AF_NETLINK,
+                                  .nl_groups = RTMGRP_LINK};
+    int r;
+
+    backend->link_fd = socket(
+        AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (backend->link_fd < 0 ||
+        bind(backend->link_fd, (struct sockaddr *)&address, sizeof(address)) <
+            0) {
+        r = -errno;
+        log_error("cannot watch links: %s", strerror(-r));
+        return r;
+    }
+    r = sd_event_add_io(event, &backend->link_source, backend->link_fd, EPOLLIN,
+                        on_link_event, backend);
+    if (r < 0)
+        log_error("cannot watch links: %s", strerror(-r));
+    return r;
 }
 
 int linux_backend_enable_services(
@@ -208,6 +324,9 @@ int linux_backend_enable_services(
     if (status < 0)
         goto out;
     status = linux_worker_new(services->event, &backend->closer);
+    if (status < 0)
+        goto out;
+    status = watch_links(backend, services->event);
 out:
     return status;
 }
@@ -240,6 +359,11 @@ int linux_backend_remove_stale(struct linux_backend *backend) {
         removed++;
     }
     nl_cache_free(links);
+    // TAP devices of a previous broker: persistent ones would live on
+    // uncounted, and the others lost their bridge above.
+    err = tap_remove_marked(backend->sock, NULL);
+    if (err > 0)
+        log_info("removed %d TAP devices left by a previous broker", err);
     return removed;
 }
 
@@ -475,6 +599,7 @@ static void teardown(void *data) {
 
     remove_rules(network->backend, network);
     remove_bridge(network->backend, network);
+    tap_remove_marked(network->backend->sock, network->config.name);
 }
 
 // On the worker: everything the kernel does for a new network but dnsmasq
@@ -660,6 +785,7 @@ static void on_torn_down(void *data) {
     backend_destroy_done_fn destroyed = network->destroyed;
     void *done_data = network->done_data;
 
+    free(network->guests);
     free(network);
     destroyed(done_data);
 }
@@ -702,6 +828,7 @@ static void linux_network_abandon(void *ctx, void *handle) {
     dnsmasq_stop(network->stopping);
     dnsmasq_stop(network->dnsmasq);
     teardown(network);
+    free(network->guests);
     free(network);
 }
 
@@ -716,16 +843,60 @@ struct tap_job {
     uint32_t uid;
     uint32_t gid;
     unsigned index;
+    bool anti_spoofing;
+    bool port_isolation;
+    struct network_info net;
     struct tap_info tap;
+    struct interface_info info;
     int fd; // or a negative errno
     backend_interface_done_fn done;
     void *data;
 };
 
+// The guest's port filters (isolation, anti-spoofing), before the client
+// has the descriptor and so before the guest can send. Returns 0 or a
+// negative errno (logged).
+static int filter_tap(struct tap_job *job) {
+    struct linux_backend *backend = job->backend;
+    int err;
+
+    if (job->port_isolation) {
+        err = linux_bridge_port_set_isolated(
+            backend->sock, (int)if_nametoindex(job->info.name));
+        if (err < 0) {
+            log_error("cannot isolate %s on %s: %s", job->info.name,
+                      job->bridge, nl_geterror(err));
+            return nl_error_to_errno(err);
+        }
+    }
+    if (job->anti_spoofing && backend->firewall != NULL)
+        return firewall_add_interface(backend->firewall, &job->net, &job->info);
+    return 0;
+}
+
 static void open_tap(void *data) {
     struct tap_job *job = data;
+    int status;
+
+    // Chains of TAPs whose removal the link monitor has not reported yet.
+    if (job->backend->firewall != NULL)
+        firewall_remove_gone_interfaces(job->backend->firewall);
     job->fd = tap_open(job->bridge, job->network, job->uid, job->gid,
-                       job->index, &job->tap);
+                       job->index, job->backend->mac_key, &job->tap);
+    if (job->fd < 0)
+        return;
+    _Static_assert(sizeof(job->info.name) == sizeof(job->tap.name),
+                   "ifname sizes");
+    memcpy(job->info.name, job->tap.name, sizeof(job->info.name));
+    memcpy(job->info.mac, job->tap.mac, sizeof(job->info.mac));
+    status = filter_tap(job);
+    if (status < 0) {
+        // Closing the only descriptor removes the device.
+        close(job->fd);
+        job->fd = status;
+        if (job->backend->firewall != NULL)
+            firewall_remove_interface(job->backend->firewall, job->info.name);
+    }
 }
 
 static void tap_opened(void *data) {
@@ -743,10 +914,7 @@ static void tap_opened(void *data) {
         free(job);
         return;
     }
-    _Static_assert(sizeof(info.name) == sizeof(job->tap.name), "ifname sizes");
-    memset(&info, 0, sizeof(info));
-    memcpy(info.name, job->tap.name, sizeof(info.name));
-    memcpy(info.mac, job->tap.mac, sizeof(info.mac));
+    info = job->info;
     // Remembered so linux_backend_close_sent() knows the device; without
     // memory it is closed on the loop instead.
     // An entry for the same number not queued for closing is stale (its
@@ -770,6 +938,70 @@ static void tap_opened(void *data) {
     free(job);
 }
 
+// True if address is taken in network for a MAC other than mac: the
+// gateway, a configured reservation, another guest's.
+static bool address_taken(const struct linux_network *network, uint32_t address,
+                          const uint8_t mac[6]) {
+    const struct network_config *config = &network->config;
+
+    if (address == network->made.gateway)
+        return true;
+    for (size_t i = 0; i < config->n_reservations; i++) {
+        if (config->reservations[i].address == address)
+            return true;
+    }
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (network->guests[i].address == address &&
+            memcmp(network->guests[i].mac, mac, 6) != 0)
+            return true;
+    }
+    return false;
+}
+
+// The address reserved for mac on network, reserving one (in dnsmasq too)
+// when it has none: stable like the MAC (a hash of it picks the first
+// address tried in the DHCP range), never another's. 0 when the network
+// has no DHCP or its range is full.
+static uint32_t reserve_ipv4(struct linux_network *network,
+                             const uint8_t mac[6]) {
+    const struct network_info *made = &network->made;
+    uint32_t size, first, address = 0;
+    struct dhcp_reservation *grown;
+
+    if (!made->dhcp || made->dhcp_end < made->dhcp_start ||
+        network->dnsmasq == NULL)
+        return 0;
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (memcmp(network->guests[i].mac, mac, 6) == 0)
+            return network->guests[i].address;
+    }
+    size = made->dhcp_end - made->dhcp_start + 1;
+    first = ((uint32_t)mac[2] << 24 | (uint32_t)mac[3] << 16 |
+             (uint32_t)mac[4] << 8 | mac[5]) %
+            size;
+    for (uint32_t i = 0; i < size && address == 0; i++) {
+        uint32_t candidate = made->dhcp_start + (first + i) % size;
+        if (!address_taken(network, candidate, mac))
+            address = candidate;
+    }
+    if (address == 0)
+        return 0;
+    grown = realloc(network->guests, (network->n_guests + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return 0;
+    network->guests = grown;
+    memcpy(network->guests[network->n_guests].mac, mac, 6);
+    network->guests[network->n_guests].address = address;
+    network->n_guests++;
+    // Written before the reply: the guest boots after it.
+    if (dnsmasq_set_guest_hosts(network->dnsmasq, network->guests,
+                                network->n_guests) < 0) {
+        network->n_guests--;
+        return 0;
+    }
+    return address;
+}
+
 static void
 linux_network_open_interface(void *ctx, void *handle, const char *network_name,
                              const struct peer_cred *cred, unsigned index,
@@ -777,6 +1009,7 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     struct linux_backend *backend = ctx;
     struct linux_network *network = handle;
     struct tap_job *job = calloc(1, sizeof(*job));
+    uint8_t mac[6];
 
     if (job == NULL) {
         done(data, BROKER_ERR_INTERNAL, NULL, -1,
@@ -789,6 +1022,17 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
     job->uid = cred->uid;
     job->gid = cred->gid;
     job->index = index;
+    // tap_open() derives the same MAC on the worker; the addresses are
+    // chosen here, on the loop, where the network's reservations live.
+    guest_mac(backend->mac_key, network_name, cred->uid, index, mac);
+    job->info.ipv4 = reserve_ipv4(network, mac);
+    if (network->made.ipv6 && network->made.ipv6_prefix_len == 64) {
+        guest_slaac(network->made.ipv6_prefix, mac, job->info.ipv6);
+        job->info.has_ipv6 = true;
+    }
+    job->anti_spoofing = network->config.anti_spoofing;
+    job->port_isolation = network->config.port_isolation;
+    job->net = network->made;
     job->done = done;
     job->data = data;
     linux_worker_queue(backend->worker, open_tap, tap_opened, job);
@@ -840,6 +1084,41 @@ void linux_backend_close_sent(struct linux_backend *backend, int fd) {
     linux_worker_queue(backend->closer, close_sent, forget_sent, s);
 }
 
+// Read on the loop: the lease file is small (one line per guest) and local.
+static int linux_network_leases(void *ctx, void *handle,
+                                struct lease_info **leases, size_t *n) {
+    struct linux_network *network = handle;
+    struct dnsmasq_lease *read = NULL;
+    size_t count = 0;
+
+    (void)ctx;
+    *leases = NULL;
+    *n = 0;
+    if (network->dnsmasq == NULL)
+        return BROKER_OK;
+    if (dnsmasq_read_leases(network->dnsmasq, &read, &count) < 0)
+        return BROKER_ERR_INTERNAL;
+    _Static_assert(sizeof(read->hostname) == sizeof((*leases)->hostname),
+                   "hostname sizes");
+    if (count > 0) {
+        *leases = calloc(count, sizeof(**leases));
+        if (*leases == NULL) {
+            free(read);
+            return BROKER_ERR_INTERNAL;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        memcpy((*leases)[i].mac, read[i].mac, 6);
+        (*leases)[i].ipv4 = read[i].address;
+        (*leases)[i].expiry = read[i].expiry;
+        memcpy((*leases)[i].hostname, read[i].hostname,
+               sizeof(read[i].hostname));
+    }
+    *n = count;
+    free(read);
+    return BROKER_OK;
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
@@ -847,4 +1126,5 @@ const struct network_backend_ops linux_backend_ops = {
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
     .settle_interfaces = linux_settle_interfaces,
+    .leases = linux_network_leases,
 };

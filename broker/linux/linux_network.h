@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "core/backend.h"
+#include "core/guest_addr.h"
 
 struct linux_backend;
 
@@ -28,6 +29,11 @@ void linux_backend_set_stable_addresses(struct linux_backend *backend,
 // (network addresses of /24s); by default 192.168.64.0 to 192.168.255.0.
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
                                    uint32_t first, uint32_t last);
+
+// The per-host secret guest MACs are keyed with (state_dir.h). Set before
+// the first interface is opened.
+void linux_backend_set_mac_key(struct linux_backend *backend,
+                               const uint8_t key[GUEST_MAC_KEY_LEN]);
 
 struct linux_backend_services {
     // Where dnsmasq children are supervised (SIGCHLD must be blocked).

@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <netlink/cache.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -15,39 +17,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/guest_addr.h"
 #include "core/log.h"
 
 // Random names collide only when the host is full of TAP devices; past this
 // many tries something else is wrong.
 #define NAME_ATTEMPTS 16
-
-// Locally administered unicast, then 'v' for vmnet: clear of QEMU's and
-// libvirt's 52:54:00 and of Docker's 02:42, so a guest's address says who
-// gave it out.
-static const uint8_t guest_mac_prefix[2] = {0x02, 0x76};
-
-static uint32_t fnv1a_update(uint32_t hash, const char *s) {
-    for (; *s != '\0'; s++) {
-        hash ^= (uint8_t)*s;
-        hash *= 16777619u;
-    }
-    return hash;
-}
-
-static void guest_mac(const char *network_name, uint32_t uid, unsigned index,
-                      uint8_t mac[6]) {
-    char suffix[32];
-    uint32_t hash = fnv1a_update(2166136261u, network_name);
-
-    snprintf(suffix, sizeof(suffix), "/%u/%u", (unsigned)uid, index);
-    hash = fnv1a_update(hash, suffix);
-    mac[0] = guest_mac_prefix[0];
-    mac[1] = guest_mac_prefix[1];
-    mac[2] = (uint8_t)(hash >> 24);
-    mac[3] = (uint8_t)(hash >> 16);
-    mac[4] = (uint8_t)(hash >> 8);
-    mac[5] = (uint8_t)hash;
-}
 
 // libnl reports its own codes; tap_open's callers get errno values. Every
 // request here is about a link, so "object not found" means no such device.
@@ -158,14 +133,16 @@ static int tap_own_mac(const char *name, uint8_t mac[6]) {
                   strerror(-status));
         return status;
     }
-    mac[0] = 0xfe;
+    mac[0] = TAP_OWN_MAC_FIRST;
     return 0;
 }
 
-// Sets the TAP's address and MTU, brings it up and makes it a port of the
-// bridge, in one netlink request.
+// Sets the TAP's address, MTU and alias (the mark tap_remove_marked()
+// looks for: only CAP_NET_ADMIN can set an alias, so a holder of the
+// descriptor cannot forge or clear it), brings it up and makes it a port of
+// the bridge, in one netlink request.
 static int attach_to_bridge(struct nl_sock *sock, const char *name,
-                            struct rtnl_link *bridge_link) {
+                            struct rtnl_link *bridge_link, const char *alias) {
     struct rtnl_link *tap = rtnl_link_alloc();
     struct rtnl_link *change = rtnl_link_alloc();
     struct nl_addr *address = NULL;
@@ -197,6 +174,7 @@ static int attach_to_bridge(struct nl_sock *sock, const char *name,
     rtnl_link_set_mtu(change, rtnl_link_get_mtu(bridge_link));
     rtnl_link_set_master(change, rtnl_link_get_ifindex(bridge_link));
     rtnl_link_set_flags(change, IFF_UP);
+    rtnl_link_set_ifalias(change, alias);
     status = rtnl_link_change(sock, tap, change, 0);
     if (status < 0) {
         log_error("tap: cannot attach %s to bridge %s: %s", name,
@@ -239,10 +217,12 @@ out:
 }
 
 int tap_open(const char *bridge, const char *network_name, uint32_t uid,
-             uint32_t gid, unsigned index, struct tap_info *info) {
+             uint32_t gid, unsigned index, const uint8_t *mac_key,
+             struct tap_info *info) {
     struct nl_sock *sock = nl_socket_alloc();
     struct rtnl_link *bridge_link = NULL;
     char name[IFNAMSIZ];
+    char alias[TAP_ALIAS_MAX];
     int fd = -1;
     int status = -ENOMEM;
 
@@ -268,11 +248,13 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
     status = set_owner(fd, name, uid, gid);
     if (status < 0)
         goto out;
-    status = attach_to_bridge(sock, name, bridge_link);
+    snprintf(alias, sizeof(alias), "%s %u %u %s", TAP_ALIAS_MARK, (unsigned)uid,
+             index, network_name);
+    status = attach_to_bridge(sock, name, bridge_link, alias);
     if (status < 0)
         goto out;
     memcpy(info->name, name, sizeof(info->name));
-    guest_mac(network_name, uid, index, info->mac);
+    guest_mac(mac_key, network_name, uid, index, info->mac);
     status = fd;
     fd = -1;
 out:
@@ -281,6 +263,58 @@ out:
     rtnl_link_put(bridge_link);
     nl_socket_free(sock);
     return status;
+}
+
+// True if link is a TAP device the broker made for network_name (any
+// network when NULL).
+static bool is_marked(struct rtnl_link *link, const char *network_name) {
+    const char *name = rtnl_link_get_name(link);
+    const char *kind = rtnl_link_get_type(link);
+    const char *alias = rtnl_link_get_ifalias(link);
+    size_t mark = strlen(TAP_ALIAS_MARK);
+    unsigned uid, index;
+    int end = 0;
+
+    if (name == NULL || kind == NULL || alias == NULL ||
+        strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
+        strcmp(kind, "tun") != 0 || strncmp(alias, TAP_ALIAS_MARK, mark) != 0)
+        return false;
+    if (sscanf(alias + mark, " %u %u %n", &uid, &index, &end) != 2 || end == 0)
+        return false;
+    return network_name == NULL ||
+           strcmp(alias + mark + end, network_name) == 0;
+}
+
+int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
+    struct nl_cache *links = NULL;
+    int removed = 0;
+    int err = rtnl_link_alloc_cache(sock, AF_UNSPEC, &links);
+
+    if (err < 0) {
+        log_error("tap: cannot list links: %s", nl_geterror(err));
+        return errno_from_nl(err);
+    }
+    for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
+         obj = nl_cache_get_next(obj)) {
+        struct rtnl_link *link = (struct rtnl_link *)obj;
+
+        if (!is_marked(link, network_name))
+            continue;
+        // Deleting works whoever holds it and whether or not its holder
+        // made it persistent; a holder's descriptor then fails (EBADFD).
+        err = rtnl_link_delete(sock, link);
+        if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV) {
+            log_error("tap: cannot remove %s (%s): %s",
+                      rtnl_link_get_name(link), rtnl_link_get_ifalias(link),
+                      nl_geterror(err));
+            continue;
+        }
+        log_info("removed TAP device %s (%s)", rtnl_link_get_name(link),
+                 rtnl_link_get_ifalias(link));
+        removed++;
+    }
+    nl_cache_free(links);
+    return removed;
 }
 
 int tap_send_with_fd(int socket_fd, const void *data, size_t len, int fd) {

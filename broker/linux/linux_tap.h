@@ -9,6 +9,16 @@
 // Every TAP device the broker makes is named with this prefix.
 #define LINUX_TAP_PREFIX "vmt-"
 
+// The alias of every TAP device the broker makes: the mark, the owner's
+// uid, the interface's index and the network's name, space-separated.
+#define TAP_ALIAS_MARK "vmnet-broker-tap"
+#define TAP_ALIAS_MAX 128
+// The first byte of every TAP device's own address (never a guest's 02:76):
+// an address without it was set by the descriptor's holder (tap_watch.h).
+#define TAP_OWN_MAC_FIRST 0xfe
+
+struct nl_sock;
+
 struct tap_info {
     char name[16];  // the TAP interface name, "vmt-" + 8 hex digits
     uint8_t mac[6]; // the address the GUEST should use (not the TAP's own)
@@ -19,12 +29,21 @@ struct tap_info {
 // bridge's MTU, up and enslaved to bridge (an existing bridge ifname). The
 // device is not persistent: it disappears when the last descriptor to it is
 // closed. info->mac is a locally administered unicast address derived from
-// network_name, uid and index only, so a VM keeps its address (and DHCP
-// lease) from one run to the next.
+// network_name, uid and index under mac_key (GUEST_MAC_KEY_LEN bytes, the
+// host's secret: core/guest_addr.h), so a VM keeps its address (and DHCP
+// lease) from one run to the next and other users cannot predict it.
 // Returns the descriptor (O_CLOEXEC; the caller owns it) and fills *info, or
 // a negative errno, logged, with no device left behind and *info untouched.
 int tap_open(const char *bridge, const char *network_name, uint32_t uid,
-             uint32_t gid, unsigned index, struct tap_info *info);
+             uint32_t gid, unsigned index, const uint8_t *mac_key,
+             struct tap_info *info);
+
+// Deletes every TAP device the broker made (marked by its alias) for
+// network_name, or for any network when it is NULL: those a holder made
+// persistent (TUNSETPERSIST) outlive their descriptor, and the others are
+// useless once their bridge is gone. Returns how many were deleted, or a
+// negative errno when the links cannot be listed (logged).
+int tap_remove_marked(struct nl_sock *sock, const char *network_name);
 
 // Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
 // without blocking. The caller keeps its own fd open and may close it as soon

@@ -29,11 +29,12 @@
 #include "linux_network.h"
 #include "runtime_dir.h"
 #include "stable_addresses.h"
+#include "state_dir.h"
+#include "tap_watch.h"
 #include "unix_server.h"
 
 #define DEFAULT_SOCKET "/run/vmnet-broker/vmnet-broker.sock"
 #define DEFAULT_CONFIG_DIR "/etc/vmnet-broker.d"
-#define DEFAULT_STATE_DIR "/var/lib/vmnet-broker"
 #define DEFAULT_IDLE_SECONDS 120.0
 // Enough for any honest user's VMs and tools; a user holding thousands of
 // idle connections would cost the broker and the kernel hundreds of MiB.
@@ -48,7 +49,8 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
-    // What outlives the broker and a reboot: each name's last subnet.
+    // What outlives the broker and a reboot: the guest MAC key
+    // (state_dir.h) and each name's last subnet (stable_addresses.h).
     const char *state_dir;
     uint64_t idle_usec;
     // /24s for networks without a static subnet; len 0: the default.
@@ -69,6 +71,8 @@ struct daemon {
     struct broker *broker;
     struct unix_server *server;
     struct linux_backend *backend;
+    // Undoes a TAP holder's change of its device's address.
+    struct tap_watch *tap_watch;
     struct config_dir *configs;
     // Tells the config source when a file changes, so that the status's
     // configured networks are neither stale nor re-read per request.
@@ -99,9 +103,9 @@ static void usage(FILE *out) {
         "  -c, --config-dir DIR       network configs (default %s)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
-        "      --state-dir DIR        what outlives the broker: each\n"
-        "                             network's last subnet and IPv6 prefix\n"
-        "                             (default %s)\n"
+        "      --state-dir DIR        what outlives the broker: the guest\n"
+        "                             MAC key, each network's last subnet\n"
+        "                             and IPv6 prefix (default %s)\n"
         "  -i, --idle-timeout SECONDS remove unused networks after "
         "SECONDS\n"
         "                             (default %.0f; decimals allowed)\n"
@@ -120,7 +124,7 @@ static void usage(FILE *out) {
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, DEFAULT_STATE_DIR,
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, STATE_DIR_DEFAULT,
         DEFAULT_IDLE_SECONDS, DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
@@ -144,6 +148,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"max-connections-per-user", required_argument, NULL,
          OPT_MAX_CONNECTIONS},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -153,7 +158,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
 
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
-    options->state_dir = DEFAULT_STATE_DIR;
+    options->state_dir = STATE_DIR_DEFAULT;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
     options->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
     while ((c = getopt_long(argc, argv, "s:c:r:i:vhV", long_options, NULL)) !=
@@ -489,6 +494,12 @@ static void create_persistent_networks(struct daemon *d) {
     config_dir_free_names(names, n);
 }
 
+static void on_tap_tampered(void *ctx, const char *ifname, const char *what) {
+    struct daemon *d = ctx;
+    if (d->broker != NULL)
+        broker_interface_report(d->broker, ifname, what);
+}
+
 #define LOCK_FILE "vmnet-broker.lock"
 
 // One broker per runtime directory: the lock file is opened relative to
@@ -756,6 +767,13 @@ static int run(struct daemon *d) {
         goto out;
     }
     linux_backend_remove_stale(d->backend);
+    {
+        uint8_t key[GUEST_MAC_KEY_LEN];
+        r = state_dir_mac_key(d->options.state_dir, key);
+        if (r < 0)
+            goto out;
+        linux_backend_set_mac_key(d->backend, key);
+    }
     open_state_dir(d);
     if (d->options.subnet_pool.len != 0) {
         uint32_t first, last;
@@ -774,6 +792,9 @@ static int run(struct daemon *d) {
                   "and libnftables1)?");
         goto out;
     }
+    r = tap_watch_new(d->event, on_tap_tampered, d, &d->tap_watch);
+    if (r < 0)
+        goto out;
     r = -ENOMEM;
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
@@ -818,6 +839,7 @@ out:
     // -EEXIST: another broker runs, already said.
     if (r < 0 && r != -EEXIST)
         log_error("fatal: %s", strerror(-r));
+    tap_watch_free(d->tap_watch);
     // Peers first (dropping references), then every network.
     unix_server_free(d->server);
     broker_free(d->broker);

@@ -211,5 +211,21 @@ void dispatch_request(struct dispatch_conn *conn, const char *data, size_t len,
         peer_log(LOG_LEVEL_DEBUG, conn->peer, "status");
         send_status(conn, now);
         return;
+    case REQUEST_LEASES: {
+        struct lease_info *leases = NULL;
+        size_t n = 0;
+        status = broker_leases(d->broker, conn->peer, request.network_name,
+                               &leases, &n, &why);
+        if (status != BROKER_OK) {
+            peer_log(LOG_LEVEL_WARNING, conn->peer, "leases '%s' failed: %s",
+                     request.network_name, broker_status_name(status));
+            send_error(conn, status, reason_get(&why));
+            return;
+        }
+        text = message_encode_leases(leases, n, &out_len);
+        free(leases);
+        send_owned(conn, text, out_len, -1);
+        return;
+    }
     }
 }

@@ -19,6 +19,7 @@ static const struct {
     {"release", REQUEST_RELEASE, 1},
     {"status", REQUEST_STATUS, 0},
     {"open_interface", REQUEST_OPEN_INTERFACE, 1},
+    {"leases", REQUEST_LEASES, 1},
 };
 
 // Moves *p past prefix when the text from *p to end starts with it.
@@ -211,15 +212,51 @@ char *message_encode_network(const struct network *network, size_t *len) {
 
 char *message_encode_interface(const struct network *network,
                                const struct interface_info *info, size_t *len) {
-    char mac[18];
+    char mac[18], ipv4[INET_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+    json_t *object;
+
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
              info->mac[1], info->mac[2], info->mac[3], info->mac[4],
              info->mac[5]);
-    return dump(json_pack("{s:{s:s, s:s, s:s, s:s, s:i}}", "interface", "name",
-                          info->name, "mac", mac, "network",
-                          network->config.name, "bridge", network->info.bridge,
-                          "mtu", (int)network->info.mtu),
-                len);
+    object = json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", info->name, "mac",
+                       mac, "network", network->config.name, "bridge",
+                       network->info.bridge, "mtu", (int)network->info.mtu);
+    // Absent when the network has no DHCP (or IPv6): clients must not guess.
+    if (object != NULL && info->ipv4 != 0) {
+        struct in_addr in = {.s_addr = htonl(info->ipv4)};
+        inet_ntop(AF_INET, &in, ipv4, sizeof(ipv4));
+        json_object_set_new(object, "ipv4", json_string(ipv4));
+    }
+    if (object != NULL && info->has_ipv6) {
+        inet_ntop(AF_INET6, info->ipv6, ipv6, sizeof(ipv6));
+        json_object_set_new(object, "ipv6", json_string(ipv6));
+    }
+    return dump(json_pack("{s:o}", "interface", object), len);
+}
+
+char *message_encode_leases(const struct lease_info *leases, size_t n,
+                            size_t *len) {
+    json_t *array = json_array();
+
+    for (size_t i = 0; i < n && array != NULL; i++) {
+        const struct lease_info *l = &leases[i];
+        char mac[18], ipv4[INET_ADDRSTRLEN];
+        struct in_addr in = {.s_addr = htonl(l->ipv4)};
+        json_t *entry;
+
+        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", l->mac[0],
+                 l->mac[1], l->mac[2], l->mac[3], l->mac[4], l->mac[5]);
+        inet_ntop(AF_INET, &in, ipv4, sizeof(ipv4));
+        entry = json_pack("{s:s, s:s, s:I}", "mac", mac, "ipv4", ipv4, "expiry",
+                          (json_int_t)l->expiry);
+        if (entry != NULL && l->hostname[0] != '\0')
+            json_object_set_new(entry, "hostname", json_string(l->hostname));
+        if (entry == NULL || json_array_append_new(array, entry) != 0) {
+            json_decref(array);
+            array = NULL;
+        }
+    }
+    return dump(json_pack("{s:o}", "leases", array), len);
 }
 
 char *message_encode_released(const char *name, size_t *len) {

@@ -18,6 +18,7 @@ enum request_command {
     REQUEST_RELEASE = 1,
     REQUEST_STATUS = 2,
     REQUEST_OPEN_INTERFACE = 3,
+    REQUEST_LEASES = 4,
 };
 
 struct request {
@@ -40,11 +41,15 @@ char *message_encode_error(int code, size_t *len);
 // empty) the same as message_encode_error().
 char *message_encode_error_message(int code, const char *message, size_t *len);
 char *message_encode_network(const struct network *network, size_t *len);
-// {"interface": {"name", "mac", "network", "bridge", "mtu"}}; the
-// descriptor travels beside it (SCM_RIGHTS on Linux).
+// {"interface": {"name", "mac", "network", "bridge", "mtu", "ipv4", "ipv6"}}
+// (the addresses when known); the descriptor travels beside it (SCM_RIGHTS
+// on Linux).
 char *message_encode_interface(const struct network *network,
                                const struct interface_info *info, size_t *len);
 char *message_encode_released(const char *name, size_t *len);
+// {"leases": [{"mac", "ipv4", "hostname" (when sent), "expiry"}, ...]}.
+char *message_encode_leases(const struct lease_info *leases, size_t n,
+                            size_t *len);
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len);
 

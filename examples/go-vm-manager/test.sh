@@ -50,7 +50,8 @@ unshare -n -m -p -f --kill-child --mount-proc sh -eu -c '
     work=$1 manager=$2 kernel=$3
     ip link set lo up
     "$VMNET_BROKER_BIN" --socket "$VMNET_BROKER_SOCKET" \
-        --config-dir "$work/config.d" --idle-timeout 600 2>"$work/broker.log" &
+        --config-dir "$work/config.d" --idle-timeout 600 \
+        --state-dir "$work/state" 2>"$work/broker.log" &
     broker=$!
     until "$VMNET_BROKER_CLIENT_BIN" status >/dev/null 2>&1; do sleep 0.05; done
     fail() {

@@ -254,6 +254,18 @@ vmnet_broker_interface_bridge(
 VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
 vmnet_broker_interface_json(
     const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
+// The guest's addresses, known before it boots: "ipv4", the address the
+// network's DHCP server has reserved for the guest's MAC (dotted quad), and
+// "ipv6", the address SLAAC gives that MAC in the network's /64 (modified
+// EUI-64; a guest using stable-privacy or temporary addresses picks others
+// too). NULL when the network has no DHCP (or no IPv6), from an older
+// broker, or if iface is NULL. Owned by iface, as above.
+VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
+vmnet_broker_interface_ipv4(
+    const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
+VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
+vmnet_broker_interface_ipv6(
+    const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
 // The device's MTU (the bridge's), or 0 if the broker did not send one.
 VMNET_BROKER_EXPORT unsigned vmnet_broker_interface_mtu(
     const vmnet_broker_interface_t *VMNET_BROKER_NULLABLE iface);
@@ -353,6 +365,17 @@ vmnet_broker_connection_open_interface(
     const char *VMNET_BROKER_NONNULL network_name,
     vmnet_broker_interface_t *VMNET_BROKER_NULLABLE *VMNET_BROKER_NONNULL
         iface);
+
+// Asks for the current DHCP leases of network_name (a peer allowed on that
+// network only; one configured but not running has none). On success
+// stores a malloc'd JSON text the caller frees with free(): an array of
+// {"mac", "ipv4", "hostname" (when the guest sent one), "expiry" (seconds
+// since the epoch, 0 for never)} objects; *json untouched on failure.
+// Thread-safe.
+VMNET_BROKER_EXPORT vmnet_broker_return_t vmnet_broker_connection_leases(
+    vmnet_broker_connection_t *VMNET_BROKER_NONNULL connection,
+    const char *VMNET_BROKER_NONNULL network_name,
+    char *VMNET_BROKER_NULLABLE *VMNET_BROKER_NONNULL json);
 
 // Asks for the broker's state. On success stores a malloc'd JSON text (the
 // "status" object) the caller frees with free(); *json untouched on failure.

@@ -43,8 +43,7 @@ static bool listening(const char *path) {
 // connection, execs the broker with the socket as fd 3 (LISTEN_FDS=1): the
 // same hand-over systemd's vmnet-broker.socket makes.
 static void start_activated(const char *idle) {
-    char runtime[128];
-    char state[128];
+    char runtime[128], state[128];
 
     snprintf(runtime, sizeof(runtime), "%s/run", broker->dir);
     snprintf(state, sizeof(state), "%s/state", broker->dir);
@@ -56,8 +55,8 @@ static void start_activated(const char *idle) {
             _exit(127);
         execl(ACTIVATOR, ACTIVATOR, "--seqpacket", "-l", broker->socket_path,
               VMNET_BROKER_BIN, "--config-dir", broker->config_dir,
-              "--runtime-dir", runtime, "--state-dir", state, "--idle-timeout",
-              idle, (char *)NULL);
+              "--runtime-dir", runtime, "--idle-timeout", idle, "--state-dir",
+              state, (char *)NULL);
         _exit(127);
     }
     // The file appears at bind(), before listen(): a connect between the

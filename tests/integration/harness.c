@@ -361,8 +361,6 @@ static bool broker_answers(const char *path) {
 
 bool harness_broker_start(struct harness_broker *broker, const char *idle,
                           const char *const *extra_args) {
-    char state_dir[sizeof(broker->dir) + 8];
-    // Private: /var/lib/vmnet-broker would carry subnets between tests.
     const char *argv[32] = {VMNET_BROKER_BIN,
                             "--socket",
                             broker->socket_path,
@@ -371,19 +369,22 @@ bool harness_broker_start(struct harness_broker *broker, const char *idle,
                             "--idle-timeout",
                             idle,
                             "--state-dir",
-                            state_dir};
+                            NULL};
+    // Each test's own guest MAC key, never the host's.
+    char state_dir[112];
     size_t argc = 9;
     pid_t parent = getpid();
     double deadline;
     int log_fd;
 
+    snprintf(state_dir, sizeof(state_dir), "%s/state", broker->dir);
+    argv[8] = state_dir;
     for (; extra_args != NULL && *extra_args != NULL; extra_args++) {
         if (argc + 1 >= sizeof(argv) / sizeof(argv[0]))
             return false;
         argv[argc++] = *extra_args;
     }
     argv[argc] = NULL;
-    snprintf(state_dir, sizeof(state_dir), "%s/state", broker->dir);
     log_fd =
         open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0)

@@ -398,6 +398,49 @@ START_TEST(test_add_rejects_bad_input) {
 }
 END_TEST
 
+// A guest interface's chain: refused for names that are not the broker's,
+// made for one, and then removed exactly (also when the device is gone).
+START_TEST(test_interface_chain_comes_and_goes) {
+    struct network_config config;
+    struct network_info info;
+    struct interface_info tap = {.mac = {0x02, 0x76, 1, 2, 3, 4}};
+    struct firewall *fw = NULL;
+    char *before;
+    char *chain;
+
+    ck_assert_int_eq(firewall_new(&fw), 0);
+    network_a(NETWORK_MODE_SHARED, &config, &info);
+    ck_assert_int_eq(firewall_add_network(fw, &config, &info), 0);
+    before = ruleset();
+    snprintf(tap.name, sizeof(tap.name), "eth0");
+    ck_assert_int_eq(firewall_add_interface(fw, &info, &tap), -EINVAL);
+    snprintf(tap.name, sizeof(tap.name), "vmt-1\" }");
+    ck_assert_int_eq(firewall_add_interface(fw, &info, &tap), -EINVAL);
+    snprintf(tap.name, sizeof(tap.name), "vmt-");
+    ck_assert_int_eq(firewall_add_interface(fw, &info, &tap), -EINVAL);
+    assert_ruleset_is(before);
+
+    // No such device: the kernel takes the chain all the same, which is
+    // what lets a sweep find chains whose device went.
+    snprintf(tap.name, sizeof(tap.name), "vmt-0a0b0c0d");
+    tap.ipv4 = ip("192.168.81.7");
+    ck_assert_int_eq(firewall_add_interface(fw, &info, &tap), 0);
+    ck_assert_int_eq(firewall_add_interface(fw, &info, &tap), -EEXIST);
+    chain = nft("list chain netdev " FIREWALL_TABLE " tap-vmt-0a0b0c0d", false);
+    ck_assert_ptr_nonnull(chain);
+    ck_assert_ptr_nonnull(strstr(chain, "policy drop"));
+    ck_assert_ptr_nonnull(strstr(chain, "02:76:01:02:03:04"));
+    ck_assert_ptr_nonnull(strstr(chain, "192.168.81.7"));
+    free(chain);
+    firewall_remove_gone_interfaces(fw);
+    assert_ruleset_is(before);
+    firewall_remove_interface(fw, "vmt-0a0b0c0d");
+    assert_ruleset_is(before);
+    free(before);
+    firewall_free(fw);
+}
+END_TEST
+
 START_TEST(test_foreign_forward_drop) {
     struct firewall *fw = NULL;
 
@@ -1025,6 +1068,7 @@ static Suite *linux_firewall_suite(void) {
     tcase_add_test(rules, test_add_twice_fails);
     tcase_add_test(rules, test_add_is_atomic);
     tcase_add_test(rules, test_add_rejects_bad_input);
+    tcase_add_test(rules, test_interface_chain_comes_and_goes);
     tcase_add_test(rules, test_foreign_forward_drop);
     suite_add_tcase(suite, rules);
 

@@ -22,7 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/guest_addr.h"
 #include "linux/linux_tap.h"
+
+// Any key: the MAC's keying is core/guest_addr.c's, tested by unit tests.
+static const uint8_t test_key[GUEST_MAC_KEY_LEN] = {1, 2, 3};
 
 #define BRIDGE "br0"
 #define BRIDGE_MTU 1400
@@ -206,7 +210,7 @@ START_TEST(test_device_attached) {
     char master[64];
     char path[128];
     ssize_t n;
-    int fd = tap_open(BRIDGE, "shared", 4242, 4243, 0, &info);
+    int fd = tap_open(BRIDGE, "shared", 4242, 4243, 0, test_key, &info);
 
     ck_assert_int_ge(fd, 0);
     ck_assert_uint_eq(strlen(info.name), 12);
@@ -249,7 +253,7 @@ END_TEST
 START_TEST(test_arp_through_descriptor) {
     struct tap_info info;
     uint8_t bridge_mac[6];
-    int fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, &info);
+    int fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, test_key, &info);
 
     ck_assert_int_ge(fd, 0);
     sysfs_mac(BRIDGE, bridge_mac);
@@ -262,7 +266,7 @@ END_TEST
 
 START_TEST(test_close_removes_device) {
     struct tap_info info;
-    int fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, &info);
+    int fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, test_key, &info);
 
     ck_assert_int_ge(fd, 0);
     ck_assert_uint_ne(if_nametoindex(info.name), 0);
@@ -341,7 +345,7 @@ START_TEST(test_unprivileged_receiver) {
     int sv[2];
     int status;
     pid_t child;
-    int fd = tap_open(BRIDGE, "shared", NOBODY, NOBODY, 0, &info);
+    int fd = tap_open(BRIDGE, "shared", NOBODY, NOBODY, 0, test_key, &info);
 
     ck_assert_int_ge(fd, 0);
     sysfs_mac(BRIDGE, bridge_mac);
@@ -375,19 +379,19 @@ START_TEST(test_guest_mac_stable) {
     struct tap_info first, again, next_index, other_network, other_uid;
     int fd;
 
-    fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, &first);
+    fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, test_key, &first);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, &again);
+    fd = tap_open(BRIDGE, "shared", 1000, 1000, 0, test_key, &again);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    fd = tap_open(BRIDGE, "shared", 1000, 1000, 1, &next_index);
+    fd = tap_open(BRIDGE, "shared", 1000, 1000, 1, test_key, &next_index);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    fd = tap_open(BRIDGE, "host", 1000, 1000, 0, &other_network);
+    fd = tap_open(BRIDGE, "host", 1000, 1000, 0, test_key, &other_network);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    fd = tap_open(BRIDGE, "shared", 1001, 1000, 0, &other_uid);
+    fd = tap_open(BRIDGE, "shared", 1001, 1000, 0, test_key, &other_uid);
     ck_assert_int_ge(fd, 0);
     close(fd);
 
@@ -406,7 +410,8 @@ static void assert_fails_cleanly(const char *bridge, uint32_t uid,
 
     memset(&info, 0xa5, sizeof(info));
     untouched = info;
-    ck_assert_int_eq(tap_open(bridge, "shared", uid, 1000, 0, &info), expected);
+    ck_assert_int_eq(tap_open(bridge, "shared", uid, 1000, 0, test_key, &info),
+                     expected);
     ck_assert_mem_eq(&info, &untouched, sizeof(info));
     ck_assert_int_eq(count_tap_devices(), 0);
 }

@@ -29,14 +29,15 @@ expect() { # expected replies, then the words (the last one being completed)
     fi
 }
 
-expect "acquire run release status networks info" "$tmp/client" ""
+expect "acquire run release status networks info leases" "$tmp/client" ""
 expect "status" "$tmp/client" st
 expect "--socket --help --version" "$tmp/client" --
 expect "--json" "$tmp/client" status --
 expect "--json --names" "$tmp/client" networks --
 expect "lab shared" "$tmp/client" info ""
+expect "lab shared" "$tmp/client" leases ""
 expect "lab" "$tmp/client" --socket /x acquire l
 expect "shared" "$tmp/client" run --network s
 expect "--network --tap --" "$tmp/client" run --
-[ "$failures" = 0 ] && echo "completion: 9 cases"
+[ "$failures" = 0 ] && echo "completion: 10 cases"
 exit $((failures > 0))

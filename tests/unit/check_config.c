@@ -168,7 +168,9 @@ START_TEST(test_every_key) {
              "    {\"protocol\": \"udp\", \"host_port\": 2222,\n"
              "     \"guest_address\": \"192.168.42.11\", \"guest_port\": 53}\n"
              "  ],\n"
-             "  \"persistent\": true\n"
+             "  \"persistent\": true,\n"
+             "  \"anti_spoofing\": false,\n"
+             "  \"port_isolation\": true\n"
              "}\n",
              user->pw_name, group->gr_name);
 
@@ -206,6 +208,8 @@ START_TEST(test_every_key) {
     ck_assert(config.port_forwards[1].udp);
     ck_assert_uint_eq(config.port_forwards[1].guest_port, 53);
     ck_assert(config.persistent);
+    ck_assert(!config.anti_spoofing);
+    ck_assert(config.port_isolation);
 }
 END_TEST
 

@@ -106,7 +106,9 @@ class Broker:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [os.environ["VMNET_BROKER_BIN"], "--socket", self.socket,
-                 "--config-dir", self.config_dir, "--idle-timeout", "1"],
+                 "--config-dir", self.config_dir, "--idle-timeout", "1",
+                 # The test's own guest MAC key, never the host's.
+                 "--state-dir", os.path.join(self.dir, "state")],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + WAIT_SECONDS
         while True:

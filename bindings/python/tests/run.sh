@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs the Python binding's tests for ctest: pip-installs the package into a venv, then pytest.
 #
-# Usage: run.sh pytest SOURCE_DIR WORK_DIR PYTHON BROKER_BINARY
-#        run.sh sdist  SOURCE_DIR WORK_DIR PYTHON
+# Usage: run.sh pytest    SOURCE_DIR WORK_DIR PYTHON BROKER_BINARY
+#        run.sh sdist     SOURCE_DIR WORK_DIR PYTHON
+#        run.sh typecheck SOURCE_DIR WORK_DIR PYTHON
 # The pytest suite needs root (it makes a network namespace for the broker):
 # without it this exits 77, which ctest reports as skipped.
 set -eu
@@ -13,13 +14,14 @@ mode=$1 src=$2 work=$3 python=$4
 # A venv with pytest and build; made once, then reused (pip caches wheels).
 tools_venv() {
     venv=$work/venv
-    if ! "$venv/bin/python" -c 'import pytest, build' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import pytest, build, mypy' 2>/dev/null; then
         rm -rf "$venv"
         "$python" -m venv "$venv" || {
             echo "cannot make a venv with $python (Debian: apt-get install python3-venv)" >&2
             exit 1
         }
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check pytest build
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            pytest build mypy
     fi
 }
 
@@ -63,8 +65,17 @@ assert vmnet_broker.strerror(vmnet_broker.NOT_FOUND) == str(vmnet_broker.NotFoun
 print("sdist", version, "installs and imports:", vmnet_broker._native.__file__)
 PY
     ;;
+typecheck)
+    # The package as users import it: its hints (py.typed) checked strictly,
+    # the installed copy, so the compiled module's stub is what mypy sees.
+    tools_venv
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+        --force-reinstall --no-deps "$src"
+    cd "$work"
+    exec "$venv/bin/python" -m mypy --strict --no-incremental -p vmnet_broker
+    ;;
 *)
-    echo "usage: run.sh pytest|sdist SOURCE_DIR WORK_DIR PYTHON [BROKER]" >&2
+    echo "usage: run.sh pytest|sdist|typecheck SOURCE_DIR WORK_DIR PYTHON [BROKER]" >&2
     exit 2
     ;;
 esac

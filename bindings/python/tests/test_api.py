@@ -103,6 +103,17 @@ def test_exception_classes() -> None:
     import pickle
     copy = pickle.loads(pickle.dumps(vmnet_broker.NotAllowedError()))
     assert type(copy) is vmnet_broker.NotAllowedError and copy.code == 3
+    assert copy.broker_message is None
+    # The broker's message follows the strerror text, and survives pickling.
+    error = vmnet_broker.error_from_code(6, "subnet overlaps")
+    assert str(error) == vmnet_broker.strerror(6) + ": subnet overlaps"
+    assert error.broker_message == "subnet overlaps"
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.code, str(copy), copy.broker_message) == \
+        (vmnet_broker.CreateFailureError, 6, str(error), "subnet overlaps")
+    with pytest.raises(vmnet_broker.InternalError) as raised:
+        _errors._raise_status(7, "why")
+    assert raised.value.broker_message == "why"
 
 
 # ---- Connections and networks ------------------------------------------------
@@ -271,8 +282,17 @@ def test_bad_arguments(broker: Broker) -> None:
             with pytest.raises(vmnet_broker.InvalidRequestError) as raised:
                 connection.acquire(bad)
             assert raised.value.code == vmnet_broker.INVALID_REQUEST
-        # The connection still works after all that.
+            # The broker says what a valid name is (or, for a request
+            # over its size limit, that it is too long).
+            message = raised.value.broker_message
+            reason = "too long" if len(bad) > 1000 else "invalid network name"
+            assert message and reason in message, message
+            assert str(raised.value) == f"{vmnet_broker.strerror(4)}: {message}"
+            assert connection.last_message == message
+        # The connection still works after all that; a success clears the
+        # connection's message.
         assert connection.acquire("host").name == "host"
+        assert connection.last_message is None
         for bad_timeout in ("1", [1], True):
             with pytest.raises(TypeError):
                 connection.set_timeout(bad_timeout)  # type: ignore[arg-type]
@@ -289,7 +309,14 @@ def test_not_found(broker: Broker) -> None:
     with vmnet_broker.connect(broker.socket) as connection:
         with pytest.raises(vmnet_broker.NotFoundError) as raised:
             connection.acquire("nosuchnetwork")
-        assert raised.value.code == 5 and str(raised.value) == vmnet_broker.strerror(5)
+        assert raised.value.code == 5
+        assert str(raised.value).startswith(vmnet_broker.strerror(5))
+        # With or without a message from the broker, the text and the
+        # attribute agree.
+        if raised.value.broker_message is None:
+            assert str(raised.value) == vmnet_broker.strerror(5)
+        else:
+            assert raised.value.broker_message in str(raised.value)
         with pytest.raises(vmnet_broker.NotFoundError):
             connection.open_interface("nosuchnetwork")
 
@@ -306,6 +333,12 @@ def test_ninth_network_is_internal_error(broker: Broker) -> None:
             with pytest.raises(vmnet_broker.InternalError) as raised:
                 connection.acquire("n9")
             assert raised.value.code == 7
+            # The broker names the limit, in the exception and on the
+            # connection (the last call on it).
+            message = raised.value.broker_message
+            assert message and "8 networks" in message, message
+            assert message in str(raised.value)
+            assert connection.last_message == message
             # Still a working peer holding its eight.
             held = peers_of_pid(connection.status(), os.getpid())
             assert any(len(p["networks"]) == 8 for p in held)
@@ -319,6 +352,10 @@ def test_create_failure(broker: Broker) -> None:
         with pytest.raises(vmnet_broker.CreateFailureError) as raised:
             connection.acquire("overlap")
         assert raised.value.code == 6
+        # Why the creation failed: the overlapping subnet.
+        message = raised.value.broker_message
+        assert message and "overlap" in message and "10.123." in message, message
+        assert connection.last_message == message
 
 
 def _child_as_nobody(broker: Broker, name: str) -> int:
@@ -444,6 +481,15 @@ def test_process_wide_connection(broker: Broker) -> None:
     vmnet_broker.release_network("n6")
     with pytest.raises(vmnet_broker.NotFoundError):
         vmnet_broker.acquire_network("nosuchnetwork")
+    # The process-wide connection's message, in the exception and after.
+    with pytest.raises(vmnet_broker.InvalidRequestError) as raised:
+        vmnet_broker.acquire_network("-lead")
+    message = raised.value.broker_message
+    assert message and "invalid network name" in message, message
+    assert vmnet_broker.last_message() == message
+    vmnet_broker.acquire_network("n5")
+    assert vmnet_broker.last_message() is None
+    vmnet_broker.release_network("n5")
 
 
 def test_forked_child_gets_its_own_process_wide_peer(broker: Broker) -> None:
@@ -490,6 +536,15 @@ def test_interface_is_a_tap_on_the_bridge(broker: Broker) -> None:
         assert iface.network == "shared" and iface.bridge == network.bridge
         assert iface.mtu == network.mtu
         assert iface.to_dict()["name"] == iface.name
+        # The guest's addresses, known before it boots.
+        assert iface.ipv4 == iface.to_dict()["ipv4"]
+        assert iface.ipv4 and network.subnet
+        assert ipaddress.ip_address(iface.ipv4) in ipaddress.ip_network(
+            f"{network.subnet}/{network.prefix_length}")
+        assert iface.ipv6 == iface.to_dict()["ipv6"]
+        assert iface.ipv6 and network.ipv6_prefix
+        assert ipaddress.ip_address(iface.ipv6) in ipaddress.ip_network(
+            f"{network.ipv6_prefix}/64")
         assert iface.name in repr(iface)
         with pytest.raises(AttributeError):
             iface.name = "other"  # type: ignore[misc]

@@ -67,6 +67,7 @@ __all__ = [
     "open_interface",
     "connect",
     "error_from_code",
+    "last_message",
     "strerror",
     "version",
 ]
@@ -226,9 +227,10 @@ class Interface:
 
     __slots__ = ("_i", "_fields")
     _i: Any
-    # (name, mac, mtu, network, bridge, json), read when the interface was
-    # made, so they stay readable after close() or detach().
-    _fields: Tuple[Optional[str], Optional[str], int, Optional[str], Optional[str], Optional[str]]
+    # (name, mac, mtu, network, bridge, json, ipv4, ipv6), read when the
+    # interface was made, so they stay readable after close() or detach().
+    _fields: Tuple[Optional[str], Optional[str], int, Optional[str], Optional[str],
+                   Optional[str], Optional[str], Optional[str]]
 
     @property
     def name(self) -> Optional[str]:
@@ -260,6 +262,18 @@ class Interface:
     def json(self) -> Optional[str]:
         """The whole ``interface`` object as JSON text."""
         return self._fields[5]
+
+    @property
+    def ipv4(self) -> Optional[str]:
+        """The IPv4 address the network's DHCP server reserved for ``mac``
+        (None when the network has no DHCP)."""
+        return self._fields[6]
+
+    @property
+    def ipv6(self) -> Optional[str]:
+        """The address SLAAC gives ``mac`` in the network's /64 (None
+        without IPv6)."""
+        return self._fields[7]
 
     def __init__(self) -> None:
         raise TypeError("Interface objects come from open_interface()")
@@ -313,6 +327,8 @@ def _interface(native: Any) -> Interface:
         _native.vmnet_broker_interface_network(native),
         _native.vmnet_broker_interface_bridge(native),
         _native.vmnet_broker_interface_json(native),
+        _native.vmnet_broker_interface_ipv4(native),
+        _native.vmnet_broker_interface_ipv6(native),
     )
     return iface
 
@@ -386,6 +402,17 @@ class Connection:
         milliseconds = 0 if timeout is None else _timeout_ms(timeout)
         _native.vmnet_broker_connection_set_timeout(self._native(), milliseconds)
 
+    @property
+    def last_message(self) -> Optional[str]:
+        """Why the broker refused the last request made on this connection
+        (its reply's "message"), or None when that call succeeded or no reply
+        carried one. The C library keeps one message per connection: with
+        threads sharing it, it is the message of whichever call finished
+        last. A raised ``Error`` already holds its own call's message in
+        ``broker_message``; prefer that."""
+        return cast('Optional[str]',
+                    _native.vmnet_broker_connection_last_message(self._native()))
+
     def fileno(self) -> int:
         """The socket's descriptor: readable and hung up once the broker goes
         away (watch it with selectors; read nothing from it)."""
@@ -456,3 +483,9 @@ def release_network(name: str) -> None:
 def open_interface(name: str) -> Interface:
     """A new TAP device on ``name`` over the process-wide connection."""
     return _interface(_native.vmnet_broker_open_interface(name))
+
+
+def last_message() -> Optional[str]:
+    """Why the broker refused the last request made over the process-wide
+    connection (see ``Connection.last_message``), or None."""
+    return cast('Optional[str]', _native.vmnet_broker_last_message())

@@ -30,27 +30,37 @@ def strerror(code: int) -> str:
 class Error(Exception):
     """A call to the broker failed; ``code`` is the vmnet_broker_return_t value.
 
-    The message is the C library's ``vmnet_broker_strerror()`` text.
+    The message is the C library's ``vmnet_broker_strerror()`` text, followed
+    by ``": "`` and the broker's own explanation when its reply carried one
+    (``broker_message``: why a creation failed, the 8-network limit, the
+    naming rule). Match on the class or ``code``; the broker's wording is for
+    people and may change between versions.
     """
 
     #: The status value this class stands for (the base class: none fixed).
     default_code: Optional[int] = None
     code: int
+    #: The broker's "message" for the failed request, or None without one.
+    broker_message: Optional[str]
 
-    def __init__(self, code: Optional[int] = None, message: Optional[str] = None):
+    def __init__(self, code: Optional[int] = None, message: Optional[str] = None,
+                 broker_message: Optional[str] = None):
         if code is None:
             if self.default_code is None:
                 raise TypeError("Error() needs a status code")
             code = self.default_code
         if message is None:
             message = strerror(code)
+            if broker_message:
+                message = f"{message}: {broker_message}"
         super().__init__(message)
         self.code = code
+        self.broker_message = broker_message
 
     # Exceptions cross processes (multiprocessing) by pickling: rebuild from
-    # the code and message rather than from args (the message alone).
-    def __reduce__(self) -> Tuple[type, Tuple[int, str]]:
-        return (type(self), (self.code, str(self)))
+    # the code and messages rather than from args (the text alone).
+    def __reduce__(self) -> Tuple[type, Tuple[int, str, Optional[str]]]:
+        return (type(self), (self.code, str(self), self.broker_message))
 
 
 class ConnectionFailureError(Error):
@@ -109,12 +119,13 @@ _BY_CODE: Dict[int, Type[Error]] = {
 }
 
 
-def error_from_code(code: int) -> Error:
+def error_from_code(code: int, broker_message: Optional[str] = None) -> Error:
     """The exception for a status code; a code this version does not know
     (a later library's) gives the base class ``Error`` with that code."""
-    return _BY_CODE.get(code, Error)(code)
+    return _BY_CODE.get(code, Error)(code, broker_message=broker_message)
 
 
-def _raise_status(code: int) -> None:
-    # Called by the extension (swig/vmnet_broker.i) for every failed call.
-    raise error_from_code(code)
+def _raise_status(code: int, broker_message: Optional[str] = None) -> None:
+    # Called by the extension (swig/vmnet_broker.i) for every failed call,
+    # with the broker's message taken right after it.
+    raise error_from_code(code, broker_message)

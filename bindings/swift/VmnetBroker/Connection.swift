@@ -56,7 +56,8 @@ extension VmnetBroker {
                 var network: OpaquePointer?
                 let status = vmnet_broker_connection_acquire(connection, name, &network)
                 guard status == VMNET_BROKER_SUCCESS, let network else {
-                    throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status)
+                    throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status,
+                                brokerMessage: message(of: connection))
                 }
                 defer { vmnet_broker_network_free(network) }
                 return Network(network)
@@ -69,7 +70,9 @@ extension VmnetBroker {
             try checkName(name)
             try using { connection in
                 let status = vmnet_broker_connection_release(connection, name)
-                guard status == VMNET_BROKER_SUCCESS else { throw Error(status) }
+                guard status == VMNET_BROKER_SUCCESS else {
+                    throw Error(status, brokerMessage: message(of: connection))
+                }
             }
         }
 
@@ -83,7 +86,8 @@ extension VmnetBroker {
                 var iface: OpaquePointer?
                 let status = vmnet_broker_connection_open_interface(connection, name, &iface)
                 guard status == VMNET_BROKER_SUCCESS, let iface else {
-                    throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status)
+                    throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status,
+                                brokerMessage: message(of: connection))
                 }
                 return Interface(iface)
             }
@@ -95,7 +99,8 @@ extension VmnetBroker {
                 var snapshot: OpaquePointer?
                 let status = vmnet_broker_connection_get_status(connection, &snapshot)
                 guard status == VMNET_BROKER_SUCCESS, let snapshot else {
-                    throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status)
+                    throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status,
+                                brokerMessage: message(of: connection))
                 }
                 defer { vmnet_broker_status_free(snapshot) }
                 return try Status(json: string(vmnet_broker_status_json(snapshot)))
@@ -124,6 +129,17 @@ extension VmnetBroker {
                 throw Error.invalidRequest
             }
             try setTimeout(milliseconds: UInt32(ms))
+        }
+
+        /// Why the broker refused the last request made on this connection
+        /// (its reply's "message"), or nil when that call succeeded, no reply
+        /// carried one, or the connection is closed. The C library keeps one
+        /// message per connection, the last call's: with tasks sharing a
+        /// connection it is the message of whichever call finished last. A
+        /// thrown ``Error`` already holds its own call's message in
+        /// ``Error/brokerMessage``, taken right after that call; prefer it.
+        public var lastMessage: String? {
+            (try? using { message(of: $0) }) ?? nil
         }
 
         /// The connection's socket, still owned by the connection; -1 once

@@ -19,6 +19,12 @@ extension VmnetBroker {
     ///
     /// A value a later library adds stays representable (``status`` keeps
     /// it; its description is the library's "unknown status").
+    ///
+    /// An error thrown for a broker's refusal also carries the broker's
+    /// explanation, ``brokerMessage`` (why a creation failed, the 8-network
+    /// limit, the naming rule), appended to its descriptions. Equality,
+    /// hashing and `catch` patterns look at the status only: the message is
+    /// for people, and its wording may change between versions.
     public struct Error: Swift.Error, LocalizedError, Equatable, Hashable,
         CustomStringConvertible, Sendable
     {
@@ -28,8 +34,23 @@ extension VmnetBroker {
         // whatever the importer makes of the C enum.
         private let rawValue: vmnet_broker_return_t.RawValue
 
-        public init(_ status: vmnet_broker_return_t) {
+        /// The broker's "message" for the refused request, or nil when its
+        /// reply carried none (or the call failed before a reply came).
+        public let brokerMessage: String?
+
+        public init(_ status: vmnet_broker_return_t, brokerMessage: String? = nil) {
             rawValue = status.rawValue
+            self.brokerMessage = brokerMessage
+        }
+
+        /// By status only, so `catch VmnetBroker.Error.notFound` and `==`
+        /// against the static members match whatever the broker said.
+        public static func == (lhs: Error, rhs: Error) -> Bool {
+            lhs.rawValue == rhs.rawValue
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(rawValue)
         }
 
         /// Could not connect to the broker, send it the request, or it went
@@ -52,13 +73,16 @@ extension VmnetBroker {
         /// connection.
         public static let internalError = Error(VMNET_BROKER_INTERNAL_ERROR)
 
-        /// The C library's description of the status.
+        /// The C library's description of the status, then the broker's
+        /// message when there is one.
         public var errorDescription: String? {
-            String(cString: vmnet_broker_strerror(status))
+            let text = String(cString: vmnet_broker_strerror(status))
+            guard let brokerMessage, !brokerMessage.isEmpty else { return text }
+            return "\(text): \(brokerMessage)"
         }
 
         public var description: String {
-            "vmnet-broker error \(rawValue): \(String(cString: vmnet_broker_strerror(status)))"
+            "vmnet-broker error \(rawValue): \(errorDescription ?? "")"
         }
 
         /// Lets `catch VmnetBroker.Error.notFound` match a thrown error.

@@ -24,6 +24,12 @@ extension VmnetBroker {
         public let mtu: Int
         /// The whole "interface" object as JSON text.
         public let json: String
+        /// The guest's addresses, known before it boots: the IPv4 address
+        /// the network's DHCP server reserved for ``mac``, and the address
+        /// SLAAC gives ``mac`` in the network's /64; nil when the network
+        /// has no DHCP (no IPv6).
+        public let ipv4: String?
+        public let ipv6: String?
 
         private var handle: OpaquePointer?
 
@@ -35,6 +41,8 @@ extension VmnetBroker {
             bridge = string(vmnet_broker_interface_bridge(iface))
             mtu = Int(vmnet_broker_interface_mtu(iface))
             json = string(vmnet_broker_interface_json(iface))
+            ipv4 = optionalString(vmnet_broker_interface_ipv4(iface))
+            ipv6 = optionalString(vmnet_broker_interface_ipv6(iface))
         }
 
         /// The TAP descriptor, owned by the interface (closed by ``close()``

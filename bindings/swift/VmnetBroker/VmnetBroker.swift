@@ -3,6 +3,14 @@
 // calls over the C library's process-wide connection.
 import CVmnetBroker
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Named, shared, reference-counted VM networks from the vmnet-broker daemon.
 ///
 /// The calls here use one process-wide connection, opened on first use (at
@@ -24,7 +32,8 @@ public enum VmnetBroker {
         try checkName(name)
         var status = VMNET_BROKER_SUCCESS
         guard let network = vmnet_broker_acquire_network(name, &status) else {
-            throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status)
+            throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status,
+                        brokerMessage: lastMessage)
         }
         defer { vmnet_broker_network_free(network) }
         return Network(network)
@@ -35,7 +44,9 @@ public enum VmnetBroker {
     public static func releaseNetwork(named name: String) throws {
         try checkName(name)
         let status = vmnet_broker_release_network(name)
-        guard status == VMNET_BROKER_SUCCESS else { throw Error(status) }
+        guard status == VMNET_BROKER_SUCCESS else {
+            throw Error(status, brokerMessage: lastMessage)
+        }
     }
 
     /// Opens a TAP device on `name` over the process-wide connection,
@@ -44,9 +55,16 @@ public enum VmnetBroker {
         try checkName(name)
         var status = VMNET_BROKER_SUCCESS
         guard let iface = vmnet_broker_open_interface(name, &status) else {
-            throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status)
+            throw Error(status == VMNET_BROKER_SUCCESS ? VMNET_BROKER_INVALID_REPLY : status,
+                        brokerMessage: lastMessage)
         }
         return Interface(iface)
+    }
+
+    /// Why the broker refused the last request made over the process-wide
+    /// connection (see ``Connection/lastMessage``), or nil.
+    public static var lastMessage: String? {
+        takeString(vmnet_broker_last_message())
     }
 
     /// A name with a NUL inside would reach C cut short (and name another
@@ -66,4 +84,17 @@ func string(_ pointer: UnsafePointer<CChar>?) -> String {
 @inline(__always)
 func optionalString(_ pointer: UnsafePointer<CChar>?) -> String? {
     pointer.map { String(cString: $0) }
+}
+
+/// The broker's message for the last call on connection, or nil.
+@inline(__always)
+func message(of connection: OpaquePointer) -> String? {
+    takeString(vmnet_broker_connection_last_message(connection))
+}
+
+/// A C string the caller owns (malloc'd), copied and freed; nil for NULL.
+func takeString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
+    guard let pointer else { return nil }
+    defer { free(pointer) }
+    return String(cString: pointer)
 }

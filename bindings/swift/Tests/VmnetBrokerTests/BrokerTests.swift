@@ -86,7 +86,19 @@ struct BrokerTests {
         } catch VmnetBroker.Error.notFound {
             // The original package's idiom.
         }
+        // The broker's reason, in the error and over the process-wide
+        // connection.
+        do {
+            _ = try VmnetBroker.acquireNetwork(named: "bad name!")
+            Issue.record("acquired a network with an invalid name")
+        } catch let error as VmnetBroker.Error {
+            #expect(error == .invalidRequest)
+            let message = try #require(error.brokerMessage)
+            #expect(message.contains("invalid network name"))
+            #expect(VmnetBroker.lastMessage == message)
+        }
         try VmnetBroker.releaseNetwork(named: "shared")
+        #expect(VmnetBroker.lastMessage == nil)
         #expect(try peers(of: "shared", via: observer) == 0)
         #expect(throws: VmnetBroker.Error.notFound) {
             try VmnetBroker.releaseNetwork(named: "shared")
@@ -139,6 +151,56 @@ struct BrokerTests {
         #expect(throws: VmnetBroker.Error.internalError) { try connection.acquire(named: "n7") }
         // The connection still serves.
         _ = try connection.acquire(named: "shared")
+        #expect(connection.lastMessage == nil)
+        connection.close()
+        #expect(connection.lastMessage == nil)
+    }
+
+    /// The message the broker sent with the error `call` throws, checked to
+    /// be the connection's last message too.
+    func brokerMessage(
+        on connection: VmnetBroker.Connection, _ expected: VmnetBroker.Error,
+        _ call: () throws -> Void
+    ) throws -> String {
+        do {
+            try call()
+        } catch let error as VmnetBroker.Error {
+            #expect(error == expected)
+            let message = try #require(error.brokerMessage)
+            #expect(!message.isEmpty)
+            #expect(connection.lastMessage == message)
+            #expect(error.errorDescription?.hasSuffix(": \(message)") == true)
+            return message
+        }
+        Issue.record("no error thrown")
+        return ""
+    }
+
+    @Test func errorsCarryTheBrokersMessage() throws {
+        var configs = ["broken": #"{"mode": "bridged"}"#]
+        for i in 1...7 {
+            configs["n\(i)"] = #"{"mode": "host", "dhcp": false, "ipv6": false}"#
+        }
+        let broker = try Broker(configs: configs)
+        defer { broker.stop() }
+        let connection = try broker.connect()
+
+        let invalid = try brokerMessage(on: connection, .invalidRequest) {
+            _ = try connection.acquire(named: "bad name!")
+        }
+        #expect(invalid.contains("invalid network name"))
+        // A configuration the broker cannot use: the message says why.
+        let broken = try brokerMessage(on: connection, .createFailure) {
+            _ = try connection.acquire(named: "broken")
+        }
+        #expect(broken.contains("mode"))
+        for name in ["shared", "host"] + (1...6).map({ "n\($0)" }) {
+            _ = try connection.acquire(named: name)
+        }
+        let ninth = try brokerMessage(on: connection, .internalError) {
+            _ = try connection.acquire(named: "n7")
+        }
+        #expect(ninth.contains("8 networks"))
         connection.close()
     }
 
@@ -220,6 +282,12 @@ struct BrokerTests {
         #expect(iface.bridge == "vmb-shared")
         #expect(iface.mtu > 0)
         #expect(iface.json.contains(iface.name))
+        // The guest's addresses, known before it boots.
+        let ipv4 = try #require(iface.ipv4)
+        #expect(ipv4.split(separator: ".").count == 4)
+        #expect(iface.json.contains(ipv4))
+        let ipv6 = try #require(iface.ipv6)
+        #expect(ipv6.contains(":"))
         let fd = iface.fileDescriptor
         #expect(fd >= 0)
         // The kernel names the TAP device a tun descriptor is attached to.

@@ -29,6 +29,28 @@ import VmnetBroker
         #expect(VmnetBroker.Error.notFound != .notAllowed)
     }
 
+    @Test func brokerMessageIsShownButNotCompared() {
+        let error = VmnetBroker.Error(VMNET_BROKER_CREATE_FAILURE, brokerMessage: "subnet overlaps")
+        #expect(error.brokerMessage == "subnet overlaps")
+        #expect(VmnetBroker.Error.createFailure.brokerMessage == nil)
+        let text = String(cString: vmnet_broker_strerror(VMNET_BROKER_CREATE_FAILURE))
+        #expect(error.errorDescription == "\(text): subnet overlaps")
+        #expect(error.description.contains("subnet overlaps"))
+        // Equality, hashing and catch patterns go by status alone.
+        #expect(error == .createFailure)
+        #expect(error.hashValue == VmnetBroker.Error.createFailure.hashValue)
+        #expect(Set([error, .createFailure]).count == 1)
+        #expect(VmnetBroker.Error.createFailure ~= error)
+        #expect(!(VmnetBroker.Error.notFound ~= error))
+        var matched = false
+        do {
+            throw error
+        } catch VmnetBroker.Error.createFailure {
+            matched = true
+        } catch {}
+        #expect(matched)
+    }
+
     @Test func unknownValueStaysRepresentable() {
         let error = VmnetBroker.Error(vmnet_broker_return_t(rawValue: 42))
         #expect(error.status.rawValue == 42)

@@ -69,8 +69,10 @@ final class Broker {
             try text.write(toFile: "\(configDirectory)/\(name).json", atomically: true, encoding: .utf8)
         }
         process.executableURL = URL(fileURLWithPath: path)
+        // The test's own guest MAC key (--state-dir), never the host's.
         process.arguments = ["--socket", socket, "--config-dir", configDirectory,
-                             "--idle-timeout", String(idleTimeout)]
+                             "--idle-timeout", String(idleTimeout),
+                             "--state-dir", directory + "/state"]
         _ = FileManager.default.createFile(atPath: directory + "/broker.log", contents: nil)
         process.standardError = FileHandle(forWritingAtPath: directory + "/broker.log")
         process.standardOutput = FileHandle.nullDevice
