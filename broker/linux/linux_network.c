@@ -464,12 +464,28 @@ static bool choose_free_subnet(const struct linux_backend *backend,
     return true;
 }
 
-// A random unique local /64 (RFC 4193: fd00::/8, a 40-bit random global ID,
-// subnet 0), made once per name when the state directory remembers it.
-static bool random_ula(uint8_t prefix[16]) {
+// A unique local /64 (RFC 4193: fd00::/8, a 40-bit global ID, subnet 0).
+// The global ID is a keyed hash of the name under the per-host secret (RFC
+// 4193 section 3.2.2 allows any pseudo-random choice), so a name gets the
+// same prefix on this host even when subnets.json is lost, and another host
+// cannot predict it; random while there is no secret (bridge-only backend).
+static bool make_ula(const struct linux_backend *backend, const char *name,
+                     uint8_t prefix[16]) {
+    static const uint8_t no_key[GUEST_MAC_KEY_LEN];
+    char data[NETWORK_NAME_MAX + 8];
+    uint64_t hash;
+    int len;
+
     memset(prefix, 0, 16);
     prefix[0] = 0xfd;
-    return getrandom(prefix + 1, 5, 0) == 5;
+    if (memcmp(backend->mac_key, no_key, sizeof(no_key)) == 0)
+        return getrandom(prefix + 1, 5, 0) == 5;
+    // Prefixed, so that no guest MAC input hashes alike.
+    len = snprintf(data, sizeof(data), "ula:%s", name);
+    hash = siphash24(backend->mac_key, data, (size_t)len);
+    for (int i = 0; i < 5; i++)
+        prefix[1 + i] = (uint8_t)(hash >> (8 * i));
+    return true;
 }
 
 static void remove_rules(struct linux_backend *backend,
@@ -505,7 +521,7 @@ static bool add_services(struct linux_backend *backend,
         } else if (stable_addresses_ipv6(backend->stable, config->name,
                                          info->ipv6_prefix)) {
             // The prefix this name had last time: guests keep addresses.
-        } else if (!random_ula(info->ipv6_prefix)) {
+        } else if (!make_ula(backend, config->name, info->ipv6_prefix)) {
             log_error("network %s: cannot read random bytes", config->name);
             return false;
         } else if (backend->stable != NULL) {

@@ -484,6 +484,40 @@ START_TEST(test_bad_state_file_is_replaced) {
 }
 END_TEST
 
+// Stops the broker and removes the named files from its state directory.
+static void stop_and_forget(const char *first, const char *second) {
+    const char *names[] = {first, second};
+    char path[PATH_MAX];
+
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert(harness_broker_wait_exit(broker) != -1);
+    for (size_t i = 0; i < 2; i++) {
+        if (names[i] == NULL)
+            continue;
+        snprintf(path, sizeof(path), "%s/state/%s", broker->dir, names[i]);
+        ck_assert_msg(unlink(path) == 0, "cannot remove %s", path);
+    }
+}
+
+START_TEST(test_ipv6_prefix_derived_from_host_secret) {
+    char subnet[64], prefix[64], again[64], again6[64];
+
+    harness_start(broker, "0.2");
+    create_and_release("shared", subnet, prefix, sizeof(subnet));
+    ck_assert_msg(strncmp(prefix, "fd", 2) == 0, "%s is no ULA", prefix);
+    // subnets.json lost: the prefix comes from the name and the secret.
+    stop_and_forget("subnets.json", NULL);
+    harness_start(broker, "0.2");
+    create_and_release("shared", again, again6, sizeof(again));
+    ck_assert_str_eq(again6, prefix);
+    // Another secret: another prefix (equal once in 2^40).
+    stop_and_forget("subnets.json", "mac-key");
+    harness_start(broker, "0.2");
+    create_and_release("shared", again, again6, sizeof(again));
+    ck_assert_str_ne(again6, prefix);
+}
+END_TEST
+
 static Suite *restarts_suite(void) {
     Suite *s = suite_create("restarts");
     TCase *tc = tcase_create("restarts");
@@ -497,6 +531,7 @@ static Suite *restarts_suite(void) {
     tcase_add_test(tc, test_cleanup_removes_what_a_broker_left);
     tcase_add_test(tc, test_same_name_same_addresses);
     tcase_add_test(tc, test_bad_state_file_is_replaced);
+    tcase_add_test(tc, test_ipv6_prefix_derived_from_host_secret);
     suite_add_tcase(s, tc);
     return s;
 }
