@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "peer_private.h"
 #include "policy.h"
 #include "reason.h"
+#include "registry_private.h"
 
 // A request waiting for its network's creation to end.
 struct broker_waiter {
@@ -925,12 +927,20 @@ unsigned broker_network_count(const struct broker *broker) {
     return broker->registry.count;
 }
 
-const struct network *broker_networks(const struct broker *broker) {
+const struct network *broker_network_first(const struct broker *broker) {
     return broker->registry.head;
 }
 
-const struct peer *broker_peers(const struct broker *broker) {
+const struct network *broker_network_next(const struct network *network) {
+    return network->next;
+}
+
+const struct peer *broker_peer_first(const struct broker *broker) {
     return broker->peers;
+}
+
+const struct peer *broker_peer_next(const struct peer *peer) {
+    return peer->next;
 }
 
 unsigned long broker_creations(const struct broker *broker) {

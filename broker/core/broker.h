@@ -141,8 +141,14 @@ unsigned broker_network_interfaces(const struct broker *broker,
 
 unsigned broker_peer_count(const struct broker *broker);
 unsigned broker_network_count(const struct broker *broker);
-const struct network *broker_networks(const struct broker *broker);
-const struct peer *broker_peers(const struct broker *broker);
+// Every network (creating, ready, and being removed: see
+// network_get_state) in creation order, and every connected peer in an
+// order of the core's: first, then next until NULL. Any call that changes
+// the broker may invalidate them; walk, then call.
+const struct network *broker_network_first(const struct broker *broker);
+const struct network *broker_network_next(const struct network *network);
+const struct peer *broker_peer_first(const struct broker *broker);
+const struct peer *broker_peer_next(const struct peer *peer);
 // Creations started since the broker began (a network created once for many
 // waiting peers counts once).
 unsigned long broker_creations(const struct broker *broker);

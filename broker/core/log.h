@@ -63,7 +63,4 @@ unsigned long log_dropped(void);
 #define log_info(...) log_write(LOG_LEVEL_INFO, NULL, __VA_ARGS__)
 #define log_debug(...) log_write(LOG_LEVEL_DEBUG, NULL, __VA_ARGS__)
 
-#define peer_log(level, peer, ...)                                             \
-    log_write_limited(level, &(peer)->log_limit, (peer)->label, __VA_ARGS__)
-
 #endif

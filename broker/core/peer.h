@@ -39,24 +39,28 @@ struct peer_cred {
     uint32_t groups[PEER_MAX_GROUPS];
 };
 
-struct peer {
-    struct peer_cred cred;
-    // "[peer 1234 uid 1000]": the prefix of every log line about this peer.
-    char label[48];
-    // So that one peer cannot flood the log.
-    struct log_limit log_limit;
-    struct network *networks[PEER_MAX_NETWORKS];
-    size_t n_networks;
-    // Allocated on first open_interface: most peers never open one.
-    struct peer_interface *interfaces;
-    size_t n_interfaces;
-    // Opaque to the core: the transport's connection.
-    void *transport;
-    struct peer *prev;
-    struct peer *next;
-};
+// Opaque outside the core (peer_private.h): read it with these.
+struct peer;
 
-// Index of network in peer->networks, or -1.
+const struct peer_cred *peer_get_cred(const struct peer *peer);
+// "[peer 1234 uid 1000]": the prefix of every log line about this peer.
+const char *peer_get_label(const struct peer *peer);
+// So that one peer cannot flood the log.
+struct log_limit *peer_get_log_limit(struct peer *peer);
+// The distinct networks the peer holds, in the order it acquired them:
+// index 0 to peer_get_network_count() - 1.
+size_t peer_get_network_count(const struct peer *peer);
+const struct network *peer_get_network(const struct peer *peer, size_t i);
+// The interfaces opened for the peer and not yet seen gone.
+size_t peer_get_interface_count(const struct peer *peer);
+const struct peer_interface *peer_get_interface(const struct peer *peer,
+                                                size_t i);
+
+// Index of network among the networks peer holds (peer_get_network), or -1.
 int peer_find_network(const struct peer *peer, const struct network *network);
+
+#define peer_log(level, peer, ...)                                             \
+    log_write_limited(level, peer_get_log_limit(peer), peer_get_label(peer),   \
+                      __VA_ARGS__)
 
 #endif

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A small list of live networks; a broker holds a handful, so a list is enough.
-#include "registry.h"
+#include "registry_private.h"
 
 #include <string.h>
 
@@ -52,4 +52,28 @@ uint64_t registry_next_deadline(const struct registry *registry) {
             next = n->idle_deadline;
     }
     return next;
+}
+
+const char *network_get_name(const struct network *network) {
+    return network->config.name;
+}
+
+const struct network_config *network_get_config(const struct network *network) {
+    return &network->config;
+}
+
+const struct network_info *network_get_info(const struct network *network) {
+    return &network->info;
+}
+
+enum network_state network_get_state(const struct network *network) {
+    return network->state;
+}
+
+unsigned network_get_peers(const struct network *network) {
+    return network->peers;
+}
+
+uint64_t network_get_idle_deadline(const struct network *network) {
+    return network->idle_deadline;
 }

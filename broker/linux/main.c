@@ -279,14 +279,14 @@ static unsigned holding_peers(const struct daemon *d, char *who, size_t size) {
 
     if (size > 0)
         who[0] = '\0';
-    for (const struct peer *p = broker_peers(d->broker); p != NULL;
-         p = p->next) {
-        if (p->n_networks == 0)
+    for (const struct peer *p = broker_peer_first(d->broker); p != NULL;
+         p = broker_peer_next(p)) {
+        if (peer_get_network_count(p) == 0)
             continue;
         n++;
         if (len < size) {
             int w = snprintf(who + len, size - len, "%s%s", len ? ", " : "",
-                             p->label);
+                             peer_get_label(p));
             len += w > 0 ? (size_t)w : 0;
         }
     }

@@ -137,8 +137,9 @@ static void on_done(void *data, const struct broker_result *result) {
 // True when no network shows an idle delay, which is the only part of a
 // status that changes with time alone.
 static bool status_is_timeless(const struct broker *broker) {
-    for (const struct network *n = broker_networks(broker); n; n = n->next) {
-        if (n->idle_deadline != NO_DEADLINE)
+    for (const struct network *n = broker_network_first(broker); n;
+         n = broker_network_next(n)) {
+        if (network_get_idle_deadline(n) != NO_DEADLINE)
             return false;
     }
     return true;

@@ -177,18 +177,19 @@ static json_t *ipv4_json(uint32_t address) {
 }
 
 static json_t *network_json(const struct network *n) {
-    const struct network_info *info = &n->info;
+    const struct network_config *config = network_get_config(n);
+    const struct network_info *info = network_get_info(n);
     json_t *obj = json_pack(
-        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:i}", "name", n->config.name,
-        "mode", network_mode_name(n->config.mode), "uuid", info->uuid, "bridge",
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:i}", "name", config->name,
+        "mode", network_mode_name(config->mode), "uuid", info->uuid, "bridge",
         info->bridge, "subnet", ipv4_json(info->subnet), "mask",
         ipv4_json(info->mask), "gateway", ipv4_json(info->gateway), "mtu",
         (int)info->mtu, "prefix_length", (int)ipv4_mask_len(info->mask));
     if (obj == NULL)
         return NULL;
-    if (n->config.description[0] != '\0')
+    if (config->description[0] != '\0')
         json_object_set_new(obj, "description",
-                            json_string(n->config.description));
+                            json_string(config->description));
     if (info->dhcp) {
         json_object_set_new(obj, "dhcp_start", ipv4_json(info->dhcp_start));
         json_object_set_new(obj, "dhcp_end", ipv4_json(info->dhcp_end));
@@ -213,14 +214,15 @@ char *message_encode_network(const struct network *network, size_t *len) {
 char *message_encode_interface(const struct network *network,
                                const struct interface_info *info, size_t *len) {
     char mac[18], ipv4[INET_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+    const struct network_info *made = network_get_info(network);
     json_t *object;
 
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
              info->mac[1], info->mac[2], info->mac[3], info->mac[4],
              info->mac[5]);
     object = json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", info->name, "mac",
-                       mac, "network", network->config.name, "bridge",
-                       network->info.bridge, "mtu", (int)network->info.mtu);
+                       mac, "network", network_get_name(network), "bridge",
+                       made->bridge, "mtu", (int)made->mtu);
     // Absent when the network has no DHCP (or IPv6): clients must not guess.
     if (object != NULL && info->ipv4 != 0) {
         struct in_addr in = {.s_addr = htonl(info->ipv4)};
@@ -267,17 +269,18 @@ char *message_encode_released(const char *name, size_t *len) {
 // gateway, IPv6 prefix, MTU and interface count (docs/protocol.md).
 static void add_status_details(json_t *entry, const struct broker *broker,
                                const struct network *n) {
+    const struct network_info *info = network_get_info(n);
     char buf[INET6_ADDRSTRLEN];
     json_object_set_new(entry, "gateway",
-                        json_string(ipv4_format(n->info.gateway, buf)));
-    json_object_set_new(entry, "mtu", json_integer(n->info.mtu));
+                        json_string(ipv4_format(info->gateway, buf)));
+    json_object_set_new(entry, "mtu", json_integer(info->mtu));
     json_object_set_new(entry, "interfaces",
                         json_integer(broker_network_interfaces(broker, n)));
-    if (n->info.ipv6 &&
-        inet_ntop(AF_INET6, n->info.ipv6_prefix, buf, sizeof(buf)) != NULL) {
+    if (info->ipv6 &&
+        inet_ntop(AF_INET6, info->ipv6_prefix, buf, sizeof(buf)) != NULL) {
         json_object_set_new(entry, "ipv6_prefix", json_string(buf));
         json_object_set_new(entry, "ipv6_prefix_length",
-                            json_integer(n->info.ipv6_prefix_len));
+                            json_integer(info->ipv6_prefix_len));
     }
 }
 
@@ -324,23 +327,27 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
     struct network_config *configs = NULL;
     size_t n_configs = 0;
 
-    for (const struct network *n = broker_networks(broker); n; n = n->next) {
+    for (const struct network *n = broker_network_first(broker); n;
+         n = broker_network_next(n)) {
+        const struct network_config *config = network_get_config(n);
+        const struct network_info *info = network_get_info(n);
+        enum network_state state = network_get_state(n);
+        uint64_t deadline = network_get_idle_deadline(n);
         char buf[16];
         json_t *idle = json_null();
-        if (n->state == NETWORK_REMOVING)
+        if (state == NETWORK_REMOVING)
             continue;
-        if (n->idle_deadline != NO_DEADLINE)
-            idle = json_real(n->idle_deadline > now
-                                 ? (double)(n->idle_deadline - now) / 1e6
-                                 : 0.0);
+        if (deadline != NO_DEADLINE)
+            idle = json_real(deadline > now ? (double)(deadline - now) / 1e6
+                                            : 0.0);
         json_t *entry = json_pack(
             "{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:b, s:s, s:s}", "name",
-            n->config.name, "mode", network_mode_name(n->config.mode), "bridge",
-            n->info.bridge, "subnet", ipv4_format(n->info.subnet, buf),
-            "prefix_length", (int)ipv4_mask_len(n->info.mask), "peers",
-            (int)n->peers, "idle_remaining", idle, "persistent",
-            n->config.persistent, "uuid", n->info.uuid, "state",
-            n->state == NETWORK_READY ? "ready" : "creating");
+            config->name, "mode", network_mode_name(config->mode), "bridge",
+            info->bridge, "subnet", ipv4_format(info->subnet, buf),
+            "prefix_length", (int)ipv4_mask_len(info->mask), "peers",
+            (int)network_get_peers(n), "idle_remaining", idle, "persistent",
+            config->persistent, "uuid", info->uuid, "state",
+            state == NETWORK_READY ? "ready" : "creating");
         if (entry != NULL)
             add_status_details(entry, broker, n);
         json_array_append_new(networks, entry);
@@ -351,15 +358,17 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
             json_array_append_new(configured, configured_json(&configs[i]));
     }
     free(configs);
-    for (const struct peer *p = broker_peers(broker); p; p = p->next) {
+    for (const struct peer *p = broker_peer_first(broker); p;
+         p = broker_peer_next(p)) {
+        const struct peer_cred *cred = peer_get_cred(p);
         json_t *held = json_array();
-        for (size_t i = 0; i < p->n_networks; i++)
-            json_array_append_new(held,
-                                  json_string(p->networks[i]->config.name));
+        for (size_t i = 0; i < peer_get_network_count(p); i++)
+            json_array_append_new(
+                held, json_string(network_get_name(peer_get_network(p, i))));
         json_array_append_new(
-            peers, json_pack("{s:i, s:I, s:I, s:o}", "pid", (int)p->cred.pid,
-                             "uid", (json_int_t)p->cred.uid, "gid",
-                             (json_int_t)p->cred.gid, "networks", held));
+            peers, json_pack("{s:i, s:I, s:I, s:o}", "pid", (int)cred->pid,
+                             "uid", (json_int_t)cred->uid, "gid",
+                             (json_int_t)cred->gid, "networks", held));
     }
     return dump(json_pack("{s:{s:s, s:o, s:o, s:I, s:o}}", "status", "version",
                           VMNET_BROKER_VERSION, "networks", networks, "peers",
@@ -406,7 +415,7 @@ const char *message_cache_network(struct message_cache *cache,
     for (size_t i = 0; i < MESSAGE_CACHE_ENTRIES; i++) {
         entry = &cache->entries[i];
         if (entry->network == network &&
-            strcmp(entry->uuid, network->info.uuid) == 0) {
+            strcmp(entry->uuid, network_get_info(network)->uuid) == 0) {
             *len = entry->len;
             return entry->text;
         }
@@ -418,7 +427,7 @@ const char *message_cache_network(struct message_cache *cache,
     cache->next = (cache->next + 1) % MESSAGE_CACHE_ENTRIES;
     free(entry->text);
     entry->network = network;
-    memcpy(entry->uuid, network->info.uuid, sizeof(entry->uuid));
+    memcpy(entry->uuid, network_get_info(network)->uuid, sizeof(entry->uuid));
     entry->text = text;
     entry->len = text_len;
     *len = text_len;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The real broker never waits for a network: requests during a slow
-// dnsmasq start, one creation for many acquirers, and 190 networks at once.
+// dnsmasq start, one creation for many acquirers, an acquire racing a
+// removal, and 190 networks at once.
 #include <check.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +181,149 @@ START_TEST(test_creation_failure_reaches_every_waiter) {
 }
 END_TEST
 
+// A dnsmasq (the real one, as its child) that, told to stop, stops only
+// once the gate file exists: the network stays "removing" for as long as the
+// test needs (up to the broker's 2 s SIGKILL, which the test allows for).
+// The broker's readiness check wants its own child's pid in the pid file,
+// so the wrapper writes its pid there once dnsmasq has written its own.
+static void use_slow_stopping_dnsmasq(char *stopping, size_t size) {
+    char wrapper[160];
+    FILE *f;
+
+    snprintf(gate, sizeof(gate), "%s/go", broker->dir);
+    snprintf(stopping, size, "%s/stopping", broker->dir);
+    snprintf(wrapper, sizeof(wrapper), "%s/slow-stop-dnsmasq.sh", broker->dir);
+    f = fopen(wrapper, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "conf=\"${2#--conf-file=}\"\n"
+            "pidfile=$(sed -n 's/^pid-file=//p' \"$conf\")\n"
+            "stop=0\n"
+            "trap 'stop=1' TERM\n"
+            // dnsmasq dies with the wrapper, should the broker SIGKILL it.
+            "setpriv --pdeathsig KILL /usr/sbin/dnsmasq \"$@\" &\n"
+            "child=$!\n"
+            "while [ \"$(cat \"$pidfile\" 2>/dev/null)\" != \"$child\" ]; do\n"
+            "  kill -0 $child 2>/dev/null || exit 1\n"
+            "  sleep 0.01\n"
+            "done\n"
+            "echo $$ > \"$pidfile.new\" && mv \"$pidfile.new\" \"$pidfile\"\n"
+            "while [ $stop = 0 ]; do\n"
+            "  wait $child\n"
+            "  kill -0 $child 2>/dev/null || exit 0\n"
+            "done\n"
+            "touch %s\n"
+            "while [ ! -e %s ]; do sleep 0.02; done\n"
+            "kill -TERM $child\n"
+            "wait $child\n"
+            "exit 0\n",
+            stopping, gate);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(wrapper, 0755), 0);
+    ck_assert_int_eq(setenv("VMNET_BROKER_DNSMASQ", wrapper, 1), 0);
+}
+
+static bool file_exists(void *arg) { return access(arg, F_OK) == 0; }
+
+// How many networks called name a status lists.
+static size_t status_count(const json_t *status, const char *name) {
+    json_t *networks = json_object_get(status, "networks");
+    size_t count = 0;
+    for (size_t i = 0; i < json_array_size(networks); i++) {
+        json_t *n = json_array_get(networks, i);
+        if (strcmp(json_string_value(json_object_get(n, "name")), name) == 0)
+            count++;
+    }
+    return count;
+}
+
+// Where needle first occurs in the log at or after from, or SIZE_MAX.
+static size_t log_position(const char *log, const char *needle, size_t from) {
+    const char *at = strstr(log + from, needle);
+    return at == NULL ? SIZE_MAX : (size_t)(at - log);
+}
+
+START_TEST(test_acquire_waits_for_removal) {
+    char stopping[160];
+    char uuid[64];
+    json_t *reply;
+    json_t *status;
+    const char *got;
+    char *log;
+    size_t removed, created;
+    int fd;
+
+    use_slow_stopping_dnsmasq(stopping, sizeof(stopping));
+    harness_start(broker, "0.2");
+    fd = harness_raw_connect(broker->socket_path);
+    reply = harness_raw_acquire(fd, "shared");
+    ck_assert_str_eq(harness_reply_network_name(reply), "shared");
+    snprintf(uuid, sizeof(uuid), "%s",
+             json_string_value(
+                 json_object_get(json_object_get(reply, "network"), "uuid")));
+    json_decref(reply);
+    close(fd);
+    // The idle delay passes and the removal starts: dnsmasq has its
+    // SIGTERM and holds the removal at the gate.
+    ck_assert(harness_wait_for(file_exists, stopping));
+
+    fd = harness_raw_connect(broker->socket_path);
+    ck_assert(
+        send_text(fd, "{\"command\":\"acquire\",\"network_name\":\"shared\"}"));
+    ck_assert(harness_broker_wait_log(
+        broker, "network 'shared' is being removed; creating it again", 1));
+    // One instance at most is listed: not the old one, which is being
+    // removed, but the new one, "creating" while it waits, and its creation
+    // has not started (unless the broker lost patience with the wrapper
+    // and SIGKILLed it, which ends the removal all the same).
+    status = harness_status(broker);
+    ck_assert_ptr_nonnull(status);
+    ck_assert_uint_le(status_count(status, "shared"), 1);
+    if (json_integer_value(json_object_get(status, "creations")) != 1) {
+        ck_assert(harness_broker_wait_log(broker, "killing it", 1));
+    } else if (status_count(status, "shared") == 1) {
+        json_t *listed = harness_status_network(status, "shared");
+        ck_assert_str_eq(network_state(status, "shared"), "creating");
+        ck_assert_str_ne(json_string_value(json_object_get(listed, "uuid")),
+                         uuid);
+    }
+    json_decref(status);
+
+    close(open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    reply = harness_raw_receive(fd);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_str_eq(harness_reply_network_name(reply), "shared");
+    got = json_string_value(
+        json_object_get(json_object_get(reply, "network"), "uuid"));
+    ck_assert_ptr_nonnull(got);
+    ck_assert(harness_uuid_valid(got));
+    // A new instance.
+    ck_assert_str_ne(got, uuid);
+    json_decref(reply);
+
+    status = harness_status(broker);
+    ck_assert_uint_eq(status_count(status, "shared"), 1);
+    ck_assert_str_eq(network_state(status, "shared"), "ready");
+    ck_assert_int_eq(json_integer_value(json_object_get(status, "creations")),
+                     2);
+    json_decref(status);
+    // The old instance was gone before the new one was started.
+    ck_assert(harness_broker_wait_log(broker, "created network 'shared'", 2));
+    log = harness_broker_log(broker);
+    removed = log_position(log, "network 'shared' is removed", 0);
+    created = log_position(log, "creating network 'shared'",
+                           log_position(log, "created network 'shared'", 0));
+    ck_assert_uint_ne(removed, SIZE_MAX);
+    ck_assert_uint_ne(created, SIZE_MAX);
+    ck_assert_uint_lt(removed, created);
+    free(log);
+    ck_assert(harness_link_exists("vmb-shared"));
+    close(fd);
+    ck_assert(harness_wait_link_gone("vmb-shared"));
+}
+END_TEST
+
 START_TEST(test_many_networks_at_once) {
     int fds[(MANY_NETWORKS + PER_CONNECTION - 1) / PER_CONNECTION];
     size_t n_fds = sizeof(fds) / sizeof(fds[0]);
@@ -246,6 +391,7 @@ static Suite *async_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_requests_answered_while_dnsmasq_starts);
     tcase_add_test(tc, test_creation_failure_reaches_every_waiter);
+    tcase_add_test(tc, test_acquire_waits_for_removal);
     tcase_add_test(tc, test_subnet_pool);
     tcase_add_test(tc, test_many_networks_at_once);
     suite_add_tcase(s, tc);

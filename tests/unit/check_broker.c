@@ -16,9 +16,10 @@ static struct fake_backend backend;
 static struct fake_configs configs;
 static struct broker *broker;
 
-// Where failed acquires must leave their out-parameter.
-static const struct network sentinel_network;
-#define SENTINEL (&sentinel_network)
+// Where failed acquires must leave their out-parameter: an address no
+// network has (struct network is opaque here, so not one of those).
+static const char sentinel_network;
+#define SENTINEL ((const struct network *)&sentinel_network)
 
 static void setup(void) {
     memset(&backend, 0, sizeof(backend));
@@ -55,13 +56,14 @@ static const struct network *acquire_ok(struct peer *peer, const char *name,
                      BROKER_OK);
     ck_assert_ptr_ne(network, SENTINEL);
     ck_assert_ptr_nonnull(network);
-    ck_assert_str_eq(network->config.name, name);
+    ck_assert_str_eq(network_get_name(network), name);
     return network;
 }
 
 static const struct network *find_network(const char *name) {
-    for (const struct network *n = broker_networks(broker); n; n = n->next) {
-        if (strcmp(n->config.name, name) == 0)
+    for (const struct network *n = broker_network_first(broker); n;
+         n = broker_network_next(n)) {
+        if (strcmp(network_get_name(n), name) == 0)
             return n;
     }
     return NULL;
@@ -77,11 +79,11 @@ START_TEST(test_acquire_creates_on_first_use) {
 
     ck_assert_uint_eq(backend.creates, 1);
     ck_assert_str_eq(backend.last_created, "shared");
-    ck_assert_int_eq(n->config.mode, NETWORK_MODE_SHARED);
-    ck_assert_uint_eq(n->peers, 1);
+    ck_assert_int_eq(network_get_config(n)->mode, NETWORK_MODE_SHARED);
+    ck_assert_uint_eq(network_get_peers(n), 1);
     ck_assert_uint_eq(broker_network_count(broker), 1);
     ck_assert_ptr_eq(find_network("shared"), n);
-    ck_assert_uint_eq(a->n_networks, 1);
+    ck_assert_uint_eq(peer_get_network_count(a), 1);
     ck_assert(peer_holds(a, n));
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 }
@@ -94,12 +96,12 @@ START_TEST(test_second_peer_gets_same_network) {
     char uuid[NETWORK_UUID_LEN + 1];
     const struct network *second = NULL;
 
-    strcpy(uuid, first->info.uuid);
+    strcpy(uuid, network_get_info(first)->uuid);
     second = acquire_ok(b, "shared", T0 + 1);
 
     ck_assert_ptr_eq(second, first);
-    ck_assert_str_eq(second->info.uuid, uuid);
-    ck_assert_uint_eq(second->peers, 2);
+    ck_assert_str_eq(network_get_info(second)->uuid, uuid);
+    ck_assert_uint_eq(network_get_peers(second), 2);
     ck_assert_uint_eq(backend.creates, 1);
     ck_assert_uint_eq(broker_network_count(broker), 1);
 }
@@ -112,13 +114,13 @@ START_TEST(test_same_peer_acquiring_many_times_counts_once) {
     for (int i = 0; i < 20; i++)
         ck_assert_ptr_eq(acquire_ok(a, "host", T0 + (uint64_t)i), first);
 
-    ck_assert_uint_eq(first->peers, 1);
-    ck_assert_uint_eq(a->n_networks, 1);
+    ck_assert_uint_eq(network_get_peers(first), 1);
+    ck_assert_uint_eq(peer_get_network_count(a), 1);
     ck_assert_uint_eq(backend.creates, 1);
     // One reference, so one release leaves it unused and a second has
     // nothing left to drop.
     ck_assert_int_eq(broker_release(broker, a, "host", T0 + 100), BROKER_OK);
-    ck_assert_uint_eq(first->peers, 0);
+    ck_assert_uint_eq(network_get_peers(first), 0);
     ck_assert_int_eq(broker_release(broker, a, "host", T0 + 101),
                      BROKER_ERR_NOT_FOUND);
 }
@@ -134,7 +136,7 @@ START_TEST(test_unknown_name_is_not_found) {
     ck_assert_uint_eq(configs.lookups, 1);
     ck_assert_uint_eq(backend.creates, 0);
     ck_assert_uint_eq(broker_network_count(broker), 0);
-    ck_assert_uint_eq(a->n_networks, 0);
+    ck_assert_uint_eq(peer_get_network_count(a), 0);
 }
 END_TEST
 
@@ -145,7 +147,7 @@ START_TEST(test_ninth_distinct_network_is_internal_error) {
 
     for (int i = 0; i < PEER_MAX_NETWORKS; i++)
         held[i] = acquire_ok(a, fake_open_names[i], T0);
-    ck_assert_uint_eq(a->n_networks, PEER_MAX_NETWORKS);
+    ck_assert_uint_eq(peer_get_network_count(a), PEER_MAX_NETWORKS);
 
     ck_assert_int_eq(broker_acquire(broker, a, fake_open_names[8], T0, &out),
                      BROKER_ERR_INTERNAL);
@@ -153,11 +155,11 @@ START_TEST(test_ninth_distinct_network_is_internal_error) {
     ck_assert_uint_eq(backend.creates, PEER_MAX_NETWORKS);
     ck_assert_uint_eq(broker_network_count(broker), PEER_MAX_NETWORKS);
     ck_assert_ptr_null(find_network(fake_open_names[8]));
-    ck_assert_uint_eq(a->n_networks, PEER_MAX_NETWORKS);
+    ck_assert_uint_eq(peer_get_network_count(a), PEER_MAX_NETWORKS);
 
     // The limit is on distinct networks: one already held is still fine.
     ck_assert_ptr_eq(acquire_ok(a, fake_open_names[3], T0 + 1), held[3]);
-    ck_assert_uint_eq(held[3]->peers, 1);
+    ck_assert_uint_eq(network_get_peers(held[3]), 1);
     ck_assert_uint_eq(backend.creates, PEER_MAX_NETWORKS);
 }
 END_TEST
@@ -174,7 +176,7 @@ START_TEST(test_ninth_network_existing_elsewhere_is_not_referenced) {
     ck_assert_int_eq(broker_acquire(broker, a, fake_open_names[8], T0, &out),
                      BROKER_ERR_INTERNAL);
     ck_assert_ptr_eq(out, SENTINEL);
-    ck_assert_uint_eq(ninth->peers, 1);
+    ck_assert_uint_eq(network_get_peers(ninth), 1);
     ck_assert(!peer_holds(a, ninth));
 }
 END_TEST
@@ -189,10 +191,10 @@ START_TEST(test_disconnect_drops_references_and_starts_idle_delay) {
     broker_peer_disconnect(broker, a, T0 + 5);
 
     ck_assert_uint_eq(broker_peer_count(broker), 1);
-    ck_assert_uint_eq(shared->peers, 1);
-    ck_assert_uint_eq(shared->idle_deadline, NO_DEADLINE);
-    ck_assert_uint_eq(host->peers, 0);
-    ck_assert_uint_eq(host->idle_deadline, T0 + 5 + IDLE);
+    ck_assert_uint_eq(network_get_peers(shared), 1);
+    ck_assert_uint_eq(network_get_idle_deadline(shared), NO_DEADLINE);
+    ck_assert_uint_eq(network_get_peers(host), 0);
+    ck_assert_uint_eq(network_get_idle_deadline(host), T0 + 5 + IDLE);
     ck_assert_uint_eq(broker_next_deadline(broker), T0 + 5 + IDLE);
     // The delay has only started: nothing is removed yet.
     ck_assert_uint_eq(backend.destroys, 0);
@@ -215,7 +217,7 @@ START_TEST(test_expire_respects_the_deadline) {
     ck_assert_uint_eq(backend.destroys, 1);
     ck_assert_str_eq(backend.last_destroyed, "shared");
     ck_assert_uint_eq(broker_network_count(broker), 0);
-    ck_assert_ptr_null(broker_networks(broker));
+    ck_assert_ptr_null(broker_network_first(broker));
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
     broker_expire(broker, T0 + 10 * IDLE);
@@ -273,15 +275,15 @@ START_TEST(test_acquire_during_idle_delay_reuses_the_instance) {
     char uuid[NETWORK_UUID_LEN + 1];
     char bridge[NETWORK_BRIDGE_MAX + 1];
 
-    strcpy(uuid, first->info.uuid);
-    strcpy(bridge, first->info.bridge);
+    strcpy(uuid, network_get_info(first)->uuid);
+    strcpy(bridge, network_get_info(first)->bridge);
     broker_peer_disconnect(broker, a, T0);
 
     b = connect_root(101);
     ck_assert_ptr_eq(acquire_ok(b, "shared", T0 + IDLE - 1), first);
-    ck_assert_str_eq(first->info.uuid, uuid);
-    ck_assert_str_eq(first->info.bridge, bridge);
-    ck_assert_uint_eq(first->peers, 1);
+    ck_assert_str_eq(network_get_info(first)->uuid, uuid);
+    ck_assert_str_eq(network_get_info(first)->bridge, bridge);
+    ck_assert_uint_eq(network_get_peers(first), 1);
     ck_assert_uint_eq(backend.creates, 1);
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
@@ -295,12 +297,13 @@ START_TEST(test_acquire_after_removal_creates_a_new_instance) {
     struct peer *a = connect_root(100);
     char uuid[NETWORK_UUID_LEN + 1];
 
-    strcpy(uuid, acquire_ok(a, "shared", T0)->info.uuid);
+    strcpy(uuid, network_get_info(acquire_ok(a, "shared", T0))->uuid);
     ck_assert_int_eq(broker_release(broker, a, "shared", T0), BROKER_OK);
     broker_expire(broker, T0 + IDLE);
     ck_assert_uint_eq(backend.destroys, 1);
 
-    ck_assert_str_ne(acquire_ok(a, "shared", T0 + IDLE + 1)->info.uuid, uuid);
+    ck_assert_str_ne(
+        network_get_info(acquire_ok(a, "shared", T0 + IDLE + 1))->uuid, uuid);
     ck_assert_uint_eq(backend.creates, 2);
 }
 END_TEST
@@ -312,14 +315,14 @@ START_TEST(test_release_drops_one_reference) {
 
     acquire_ok(b, "shared", T0);
     ck_assert_int_eq(broker_release(broker, a, "shared", T0 + 1), BROKER_OK);
-    ck_assert_uint_eq(n->peers, 1);
-    ck_assert_uint_eq(a->n_networks, 0);
+    ck_assert_uint_eq(network_get_peers(n), 1);
+    ck_assert_uint_eq(peer_get_network_count(a), 0);
     ck_assert(!peer_holds(a, n));
     ck_assert(peer_holds(b, n));
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
     ck_assert_int_eq(broker_release(broker, b, "shared", T0 + 2), BROKER_OK);
-    ck_assert_uint_eq(n->peers, 0);
+    ck_assert_uint_eq(network_get_peers(n), 0);
     ck_assert_uint_eq(broker_next_deadline(broker), T0 + 2 + IDLE);
     // Releasing is not removing: the idle delay still applies.
     ck_assert_uint_eq(backend.destroys, 0);
@@ -338,7 +341,7 @@ START_TEST(test_release_of_network_not_held_is_not_found) {
                      BROKER_ERR_NOT_FOUND);
     ck_assert_int_eq(broker_release(broker, a, "shared", T0),
                      BROKER_ERR_NOT_FOUND);
-    ck_assert_uint_eq(n->peers, 1);
+    ck_assert_uint_eq(network_get_peers(n), 1);
     ck_assert(peer_holds(b, n));
     ck_assert_uint_eq(configs.lookups, 1);
 }
@@ -351,14 +354,14 @@ START_TEST(test_release_keeps_the_other_networks) {
     const struct network *n3 = acquire_ok(a, "net3", T0);
 
     ck_assert_int_eq(broker_release(broker, a, "net1", T0), BROKER_OK);
-    ck_assert_uint_eq(a->n_networks, 2);
+    ck_assert_uint_eq(peer_get_network_count(a), 2);
     ck_assert(!peer_holds(a, n1));
     ck_assert(peer_holds(a, n2));
     ck_assert(peer_holds(a, n3));
     // The freed slot is usable: 8 distinct networks again.
     for (int i = 3; i < PEER_MAX_NETWORKS + 1; i++)
         acquire_ok(a, fake_open_names[i], T0);
-    ck_assert_uint_eq(a->n_networks, PEER_MAX_NETWORKS);
+    ck_assert_uint_eq(peer_get_network_count(a), PEER_MAX_NETWORKS);
 }
 END_TEST
 
@@ -371,13 +374,13 @@ START_TEST(test_backend_failure_is_create_failure) {
                      BROKER_ERR_CREATE_FAILURE);
     ck_assert_ptr_eq(out, SENTINEL);
     ck_assert_uint_eq(broker_network_count(broker), 0);
-    ck_assert_ptr_null(broker_networks(broker));
-    ck_assert_uint_eq(a->n_networks, 0);
+    ck_assert_ptr_null(broker_network_first(broker));
+    ck_assert_uint_eq(peer_get_network_count(a), 0);
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
     // Nothing is stuck: the next attempt creates it.
     backend.fail_create = false;
-    ck_assert_uint_eq(acquire_ok(a, "shared", T0 + 1)->peers, 1);
+    ck_assert_uint_eq(network_get_peers(acquire_ok(a, "shared", T0 + 1)), 1);
     ck_assert_uint_eq(backend.creates, 1);
 }
 END_TEST
@@ -391,7 +394,7 @@ START_TEST(test_invalid_config_is_create_failure) {
     ck_assert_ptr_eq(out, SENTINEL);
     ck_assert_uint_eq(backend.creates, 0);
     ck_assert_uint_eq(broker_network_count(broker), 0);
-    ck_assert_uint_eq(a->n_networks, 0);
+    ck_assert_uint_eq(peer_get_network_count(a), 0);
 }
 END_TEST
 
@@ -404,7 +407,7 @@ START_TEST(test_not_allowed_creates_nothing) {
     ck_assert_ptr_eq(out, SENTINEL);
     ck_assert_uint_eq(backend.creates, 0);
     ck_assert_uint_eq(broker_network_count(broker), 0);
-    ck_assert_uint_eq(a->n_networks, 0);
+    ck_assert_uint_eq(peer_get_network_count(a), 0);
 }
 END_TEST
 
@@ -417,8 +420,8 @@ START_TEST(test_not_allowed_on_existing_network) {
     ck_assert_int_eq(broker_acquire(broker, a, "restricted", T0, &out),
                      BROKER_ERR_NOT_ALLOWED);
     ck_assert_ptr_eq(out, SENTINEL);
-    ck_assert_uint_eq(n->peers, 1);
-    ck_assert_uint_eq(a->n_networks, 0);
+    ck_assert_uint_eq(network_get_peers(n), 1);
+    ck_assert_uint_eq(peer_get_network_count(a), 0);
 
     // Nor may it keep an unused network alive.
     broker_peer_disconnect(broker, root, T0 + 1);
@@ -473,14 +476,14 @@ START_TEST(test_persistent_network_never_expires) {
     ck_assert_uint_eq(backend.creates, 1);
     n = find_network("net1");
     ck_assert_ptr_nonnull(n);
-    ck_assert(n->config.persistent);
-    ck_assert_uint_eq(n->peers, 0);
+    ck_assert(network_get_config(n)->persistent);
+    ck_assert_uint_eq(network_get_peers(n), 0);
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
     ck_assert_ptr_eq(acquire_ok(a, "net1", T0), n);
     ck_assert_uint_eq(backend.creates, 1);
     broker_peer_disconnect(broker, a, T0 + 1);
-    ck_assert_uint_eq(n->peers, 0);
+    ck_assert_uint_eq(network_get_peers(n), 0);
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
     broker_expire(broker, NO_DEADLINE - 1);
@@ -536,7 +539,8 @@ START_TEST(test_free_null) { broker_free(NULL); }
 END_TEST
 
 static bool peer_listed(const struct peer *peer) {
-    for (const struct peer *p = broker_peers(broker); p; p = p->next) {
+    for (const struct peer *p = broker_peer_first(broker); p;
+         p = broker_peer_next(p)) {
         if (p == peer)
             return true;
     }
@@ -545,7 +549,8 @@ static bool peer_listed(const struct peer *peer) {
 
 static unsigned listed_peers(void) {
     unsigned n = 0;
-    for (const struct peer *p = broker_peers(broker); p; p = p->next)
+    for (const struct peer *p = broker_peer_first(broker); p;
+         p = broker_peer_next(p))
         n++;
     return n;
 }
@@ -554,13 +559,13 @@ START_TEST(test_peer_count_and_list) {
     struct peer *p[4];
 
     ck_assert_uint_eq(broker_peer_count(broker), 0);
-    ck_assert_ptr_null(broker_peers(broker));
+    ck_assert_ptr_null(broker_peer_first(broker));
     for (int i = 0; i < 4; i++)
         p[i] = connect_peer(100 + i, FAKE_USER_UID + (uint32_t)i, 0);
     ck_assert_uint_eq(broker_peer_count(broker), 4);
     ck_assert_uint_eq(listed_peers(), 4);
-    ck_assert_int_eq(p[2]->cred.pid, 102);
-    ck_assert_uint_eq(p[2]->cred.uid, FAKE_USER_UID + 2);
+    ck_assert_int_eq(peer_get_cred(p[2])->pid, 102);
+    ck_assert_uint_eq(peer_get_cred(p[2])->uid, FAKE_USER_UID + 2);
 
     // Unlinking from the middle, both ends and the last one left.
     broker_peer_disconnect(broker, p[1], T0);
@@ -574,7 +579,7 @@ START_TEST(test_peer_count_and_list) {
     ck_assert(peer_listed(p[2]));
     broker_peer_disconnect(broker, p[2], T0);
     ck_assert_uint_eq(broker_peer_count(broker), 0);
-    ck_assert_ptr_null(broker_peers(broker));
+    ck_assert_ptr_null(broker_peer_first(broker));
 }
 END_TEST
 
@@ -587,10 +592,10 @@ START_TEST(test_network_count_and_creation_order) {
         acquire_ok(a, names[i], T0);
         ck_assert_uint_eq(broker_network_count(broker), i + 1);
     }
-    n = broker_networks(broker);
-    for (size_t i = 0; i < 4; i++, n = n->next) {
+    n = broker_network_first(broker);
+    for (size_t i = 0; i < 4; i++, n = broker_network_next(n)) {
         ck_assert_ptr_nonnull(n);
-        ck_assert_str_eq(n->config.name, names[i]);
+        ck_assert_str_eq(network_get_name(n), names[i]);
     }
     ck_assert_ptr_null(n);
 }
@@ -649,7 +654,7 @@ START_TEST(test_open_interface_acquires_the_network) {
     ck_assert_int_eq(open_iface(peer, "shared", &info), BROKER_OK);
     ck_assert_str_eq(info.name, "fif0");
     ck_assert(peer_holds(peer, find_network("shared")));
-    ck_assert_uint_eq(find_network("shared")->peers, 1);
+    ck_assert_uint_eq(network_get_peers(find_network("shared")), 1);
 }
 END_TEST
 
@@ -722,7 +727,7 @@ START_TEST(test_failed_interface_leaves_the_peer_as_it_was) {
     ck_assert_int_eq(open_iface(peer, "shared", &info),
                      BROKER_ERR_CREATE_FAILURE);
     ck_assert(!peer_holds(peer, find_network("shared")));
-    ck_assert_uint_eq(find_network("shared")->peers, 0);
+    ck_assert_uint_eq(network_get_peers(find_network("shared")), 0);
     // Held before: it stays held.
     acquire_ok(peer, "host", 0);
     ck_assert_int_eq(open_iface(peer, "host", &info),

@@ -59,8 +59,10 @@ static struct peer *connect_root(int32_t pid) {
 }
 
 static const struct network *find_network(const char *name) {
-    for (const struct network *n = broker_networks(broker); n; n = n->next) {
-        if (strcmp(n->config.name, name) == 0 && n->state != NETWORK_REMOVING)
+    for (const struct network *n = broker_network_first(broker); n;
+         n = broker_network_next(n)) {
+        if (strcmp(network_get_name(n), name) == 0 &&
+            network_get_state(n) != NETWORK_REMOVING)
             return n;
     }
     return NULL;
@@ -82,7 +84,7 @@ START_TEST(test_many_acquirers_share_one_creation) {
     ck_assert_uint_eq(broker_creations(broker), 1);
     n = find_network("net1");
     ck_assert_ptr_nonnull(n);
-    ck_assert_int_eq(n->state, NETWORK_CREATING);
+    ck_assert_int_eq(network_get_state(n), NETWORK_CREATING);
     // A creating network is never removed for idleness.
     ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
 
@@ -92,8 +94,8 @@ START_TEST(test_many_acquirers_share_one_creation) {
         ck_assert_int_eq(answers[i].result.status, BROKER_OK);
         ck_assert_ptr_eq(answers[i].result.network, n);
     }
-    ck_assert_int_eq(n->state, NETWORK_READY);
-    ck_assert_uint_eq(n->peers, 8);
+    ck_assert_int_eq(network_get_state(n), NETWORK_READY);
+    ck_assert_uint_eq(network_get_peers(n), 8);
     ck_assert_uint_eq(backend.creates, 1);
 }
 END_TEST
@@ -134,7 +136,7 @@ START_TEST(test_failure_reaches_every_waiter) {
         ck_assert_int_eq(answers[i].result.status, BROKER_ERR_CREATE_FAILURE);
         ck_assert_ptr_null(answers[i].result.network);
         // The slot the request reserved is free again.
-        ck_assert_uint_eq(peers[i]->n_networks, 0);
+        ck_assert_uint_eq(peer_get_network_count(peers[i]), 0);
     }
     ck_assert_uint_eq(broker_network_count(broker), 0);
     // The next acquire tries again.
@@ -161,8 +163,8 @@ START_TEST(test_disconnect_while_waiting) {
     ck_assert_uint_eq(gone.calls, 0);
     n = find_network("net1");
     ck_assert_ptr_nonnull(n);
-    ck_assert_int_eq(n->state, NETWORK_READY);
-    ck_assert_uint_eq(n->peers, 0);
+    ck_assert_int_eq(network_get_state(n), NETWORK_READY);
+    ck_assert_uint_eq(network_get_peers(n), 0);
     // Then the idle rule applies: from the completion's time on (the last
     // time the broker saw).
     ck_assert_uint_eq(broker_next_deadline(broker), T0 + 10 + IDLE);
@@ -182,7 +184,7 @@ START_TEST(test_acquire_during_removal_recreates) {
 
     broker_acquire_async(broker, a, "net1", T0, on_answer, &first);
     ck_assert(fake_finish_create(&backend, BROKER_OK));
-    memcpy(uuid, first.result.network->info.uuid, sizeof(uuid));
+    memcpy(uuid, network_get_info(first.result.network)->uuid, sizeof(uuid));
     ck_assert_int_eq(broker_release(broker, a, "net1", T0), BROKER_OK);
     broker_expire(broker, T0 + IDLE);
     ck_assert_uint_eq(backend.n_pending_destroys, 1);
@@ -201,8 +203,8 @@ START_TEST(test_acquire_during_removal_recreates) {
     ck_assert_uint_eq(second.calls, 1);
     ck_assert_int_eq(second.result.status, BROKER_OK);
     n = second.result.network;
-    ck_assert_str_ne(n->info.uuid, uuid);
-    ck_assert_uint_eq(n->peers, 1);
+    ck_assert_str_ne(network_get_info(n)->uuid, uuid);
+    ck_assert_uint_eq(network_get_peers(n), 1);
     ck_assert_uint_eq(broker_network_count(broker), 1);
 }
 END_TEST
@@ -218,7 +220,7 @@ START_TEST(test_open_interface_waits_for_creation) {
     ck_assert_uint_eq(answer.calls, 1);
     ck_assert_int_eq(answer.result.status, BROKER_OK);
     ck_assert_str_eq(answer.result.interface.name, "fif0");
-    ck_assert_uint_eq(a->n_interfaces, 1);
+    ck_assert_uint_eq(peer_get_interface_count(a), 1);
 }
 END_TEST
 
@@ -249,7 +251,7 @@ START_TEST(test_sync_wrapper_reports_pending) {
     ck_assert_ptr_null(n);
     // The peer holds it; the creation ends with nobody to answer.
     ck_assert(fake_finish_create(&backend, BROKER_OK));
-    ck_assert_uint_eq(find_network("net1")->peers, 1);
+    ck_assert_uint_eq(network_get_peers(find_network("net1")), 1);
 }
 END_TEST
 
@@ -297,7 +299,7 @@ START_TEST(test_limit_waits_for_closing_interfaces) {
     // At the limit, the core let the backend settle, and the slot was free.
     ck_assert_uint_eq(backend.settles, 1);
     ck_assert_int_eq(answer.result.status, BROKER_OK);
-    ck_assert_uint_eq(a->n_interfaces, PEER_MAX_INTERFACES);
+    ck_assert_uint_eq(peer_get_interface_count(a), PEER_MAX_INTERFACES);
     // Nothing closing: still at the limit, refused.
     broker_open_interface_async(broker, a, "net1", T0, on_answer, &answer);
     ck_assert_int_eq(answer.result.status, BROKER_ERR_INTERNAL);
@@ -314,11 +316,11 @@ START_TEST(test_interface_opened_later) {
     broker_open_interface_async(broker, a, "net1", T0, on_answer, &first);
     ck_assert_uint_eq(first.calls, 0);
     // The slot is taken meanwhile: the peer counts it.
-    ck_assert_uint_eq(a->n_interfaces, 1);
+    ck_assert_uint_eq(peer_get_interface_count(a), 1);
     fake_finish_open(&backend);
     ck_assert_uint_eq(first.calls, 1);
     ck_assert_int_eq(first.result.status, BROKER_OK);
-    ck_assert_str_eq(a->interfaces[0].name, "fif0");
+    ck_assert_str_eq(peer_get_interface(a, 0)->name, "fif0");
 
     // A peer that leaves while its interface is made never hears of it;
     // the interface's descriptor is closed by the core.
@@ -327,7 +329,7 @@ START_TEST(test_interface_opened_later) {
     broker_peer_disconnect(broker, b, T0 + 1);
     fake_finish_open(&backend);
     ck_assert_uint_eq(gone.calls, 0);
-    ck_assert_uint_eq(find_network("net1")->peers, 1);
+    ck_assert_uint_eq(network_get_peers(find_network("net1")), 1);
 }
 END_TEST
 

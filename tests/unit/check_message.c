@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/log.h"
+// The samples below are networks built by hand, without a broker.
+#include "core/registry_private.h"
 #include "fake_backend.h"
 #include "protocol/message.h"
 
