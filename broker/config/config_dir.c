@@ -624,6 +624,17 @@ static uint64_t config_dir_generation(void *ctx) {
 
 void config_dir_changed(struct config_dir *dir) { invalidate(dir); }
 
+void config_dir_reload(struct config_dir *dir) {
+    // Live networks keep their own copies of their configurations.
+    while (dir->cache != NULL) {
+        struct cached_config *c = dir->cache;
+        dir->cache = c->next;
+        free(c);
+    }
+    dir->dir_problem_logged[0] = '\0';
+    invalidate(dir);
+}
+
 void config_dir_set_watched(struct config_dir *dir, bool watched) {
     dir->watched = watched;
     invalidate(dir);

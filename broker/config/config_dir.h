@@ -38,6 +38,9 @@ extern const struct config_source_ops config_dir_ops;
 
 // The daemon's watch saw something change in the directory.
 void config_dir_changed(struct config_dir *dir);
+// SIGHUP: forgets every parsed file, so that each is read again at its
+// next use, even one changed within a timestamp tick.
+void config_dir_reload(struct config_dir *dir);
 // Whether a watch reports the directory's changes (else generation()
 // compares the directory's stat() itself).
 void config_dir_set_watched(struct config_dir *dir, bool watched);

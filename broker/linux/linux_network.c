@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Linux network backend: each network is a bridge made over netlink.
 #include "linux_network.h"
+#include "stable_addresses.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -61,6 +62,8 @@ struct linux_backend {
     uint64_t forward_checked;
     // TAP descriptors handed out and not closed yet.
     struct sent_fd *sent;
+    // Each name's last subnet and IPv6 prefix (worker only); NULL: none.
+    struct stable_addresses *stable;
     // The per-host secret guest MACs are keyed with (state_dir.h); all
     // zeros until linux_backend_set_mac_key().
     uint8_t mac_key[GUEST_MAC_KEY_LEN];
@@ -77,6 +80,12 @@ struct sent_fd {
     bool closed; // the worker did (read under the worker's lock)
     struct sent_fd *next;
 };
+
+void linux_backend_set_stable_addresses(struct linux_backend *backend,
+                                        struct stable_addresses *stable) {
+    stable_addresses_free(backend->stable);
+    backend->stable = stable;
+}
 
 void linux_backend_set_mac_key(struct linux_backend *backend,
                                const uint8_t key[GUEST_MAC_KEY_LEN]) {
@@ -189,6 +198,7 @@ void linux_backend_free(struct linux_backend *backend) {
     nl_socket_free(backend->sock);
     free(backend->runtime_dir);
     free(backend->dnsmasq_path);
+    stable_addresses_free(backend->stable);
     free(backend);
 }
 
@@ -390,6 +400,40 @@ static bool use_static_subnet(const struct network_config *config,
     return true;
 }
 
+static bool overlaps_any(struct ipv4_prefix prefix,
+                         const struct host_networks *host) {
+    for (size_t i = 0; i < host->n; i++) {
+        if (ipv4_prefix_overlaps(prefix, host->prefixes[i]))
+            return true;
+    }
+    return false;
+}
+
+// A free /24 of the pool, leaving the subnets other names had last time to
+// them while another one is free.
+static bool choose_from_pool(const struct linux_backend *backend,
+                             const struct network_config *config,
+                             const struct host_networks *host,
+                             struct ipv4_prefix *chosen) {
+    struct ipv4_prefix *used = malloc(host->n * sizeof(*used) + 1);
+    size_t n = host->n;
+    bool found = false;
+
+    if (used != NULL) {
+        memcpy(used, host->prefixes, host->n * sizeof(*used));
+        found =
+            stable_addresses_others(backend->stable, config->name, &used, &n) &&
+            subnet_choose_in(backend->pool_first, backend->pool_last, used, n,
+                             chosen);
+        free(used);
+    }
+    return found || subnet_choose_in(backend->pool_first, backend->pool_last,
+                                     host->prefixes, host->n, chosen);
+}
+
+// The subnet this name had last time when it is still free (the host's
+// addresses include every live network's bridge, so never one of the
+// broker's own networks), else a free /24 of the pool.
 static bool choose_free_subnet(const struct linux_backend *backend,
                                const struct network_config *config,
                                const struct host_networks *host,
@@ -397,8 +441,11 @@ static bool choose_free_subnet(const struct linux_backend *backend,
     struct ipv4_prefix chosen;
     char first[16], last[16];
 
-    if (!subnet_choose_in(backend->pool_first, backend->pool_last,
-                          host->prefixes, host->n, &chosen)) {
+    if (stable_addresses_subnet(backend->stable, config->name, &chosen) &&
+        !overlaps_any(chosen, host)) {
+        log_debug("network %s: the subnet it had last time is free",
+                  config->name);
+    } else if (!choose_from_pool(backend, config, host, &chosen)) {
         log_error("network %s: every /24 from %s to %s overlaps an address "
                   "or route on the host",
                   config->name, ipv4_format(backend->pool_first, first),
@@ -409,18 +456,36 @@ static bool choose_free_subnet(const struct linux_backend *backend,
                    first, last);
         return false;
     }
+    if (backend->stable != NULL)
+        stable_addresses_remember(backend->stable, config->name, &chosen, NULL);
     info->subnet = chosen.address;
     info->mask = ipv4_prefix_mask(chosen.len);
     info->gateway = chosen.address + 1;
     return true;
 }
 
-// A random unique local /64 (RFC 4193: fd00::/8, a 40-bit random global ID,
-// subnet 0), new for every instance of a network.
-static bool random_ula(uint8_t prefix[16]) {
+// A unique local /64 (RFC 4193: fd00::/8, a 40-bit global ID, subnet 0).
+// The global ID is a keyed hash of the name under the per-host secret (RFC
+// 4193 section 3.2.2 allows any pseudo-random choice), so a name gets the
+// same prefix on this host even when subnets.json is lost, and another host
+// cannot predict it; random while there is no secret (bridge-only backend).
+static bool make_ula(const struct linux_backend *backend, const char *name,
+                     uint8_t prefix[16]) {
+    static const uint8_t no_key[GUEST_MAC_KEY_LEN];
+    char data[NETWORK_NAME_MAX + 8];
+    uint64_t hash;
+    int len;
+
     memset(prefix, 0, 16);
     prefix[0] = 0xfd;
-    return getrandom(prefix + 1, 5, 0) == 5;
+    if (memcmp(backend->mac_key, no_key, sizeof(no_key)) == 0)
+        return getrandom(prefix + 1, 5, 0) == 5;
+    // Prefixed, so that no guest MAC input hashes alike.
+    len = snprintf(data, sizeof(data), "ula:%s", name);
+    hash = siphash24(backend->mac_key, data, (size_t)len);
+    for (int i = 0; i < 5; i++)
+        prefix[1 + i] = (uint8_t)(hash >> (8 * i));
+    return true;
 }
 
 static void remove_rules(struct linux_backend *backend,
@@ -453,9 +518,15 @@ static bool add_services(struct linux_backend *backend,
         uint8_t gateway6[16];
         if (config->has_ipv6_prefix) {
             memcpy(info->ipv6_prefix, config->ipv6_prefix, 16);
-        } else if (!random_ula(info->ipv6_prefix)) {
+        } else if (stable_addresses_ipv6(backend->stable, config->name,
+                                         info->ipv6_prefix)) {
+            // The prefix this name had last time: guests keep addresses.
+        } else if (!make_ula(backend, config->name, info->ipv6_prefix)) {
             log_error("network %s: cannot read random bytes", config->name);
             return false;
+        } else if (backend->stable != NULL) {
+            stable_addresses_remember(backend->stable, config->name, NULL,
+                                      info->ipv6_prefix);
         }
         info->ipv6_prefix_len = 64;
         memcpy(gateway6, info->ipv6_prefix, 16);

@@ -19,6 +19,12 @@ void linux_backend_free(struct linux_backend *backend); // accepts NULL
 // linux_bridge_is_marked()); returns how many were removed. Logs each.
 int linux_backend_remove_stale(struct linux_backend *backend);
 
+struct stable_addresses;
+// Takes stable (NULL: none): networks get the subnet and IPv6 prefix their
+// name had last time, when still free, and each choice is remembered.
+void linux_backend_set_stable_addresses(struct linux_backend *backend,
+                                        struct stable_addresses *stable);
+
 // Networks without a static subnet get a free /24 from first to last
 // (network addresses of /24s); by default 192.168.64.0 to 192.168.255.0.
 void linux_backend_set_subnet_pool(struct linux_backend *backend,

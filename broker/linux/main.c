@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmnet-broker daemon: options, the event loop, signals and lifetime.
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -8,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -18,9 +22,13 @@
 #include "../config/config_dir.h"
 #include "../core/broker.h"
 #include "../core/log.h"
+#include "../core/peer.h"
 #include "../core/subnet.h"
+#include "linux_dnsmasq.h"
+#include "linux_firewall.h"
 #include "linux_network.h"
 #include "runtime_dir.h"
+#include "stable_addresses.h"
 #include "state_dir.h"
 #include "tap_watch.h"
 #include "unix_server.h"
@@ -41,7 +49,8 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
-    // Where the guest MAC key lives (state_dir.h).
+    // What outlives the broker and a reboot: the guest MAC key
+    // (state_dir.h) and each name's last subnet (stable_addresses.h).
     const char *state_dir;
     uint64_t idle_usec;
     // /24s for networks without a static subnet; len 0: the default.
@@ -50,6 +59,8 @@ struct options {
     unsigned max_connections_per_user;
     bool verbose;
     bool check_config;
+    // --cleanup: remove what a broker left, then exit.
+    bool cleanup;
     // --check-config's file or directory; NULL: config_dir.
     const char *check_path;
 };
@@ -75,6 +86,11 @@ struct daemon {
     // through a name another user could change.
     int socket_dir_fd;
     int runtime_dir_fd;
+    // The instance lock in the runtime directory, held for our lifetime.
+    int lock_fd;
+    // SIGTERM or SIGINT came while peers held networks: exit once the
+    // last of them has gone.
+    bool stop_requested;
 };
 
 static void usage(FILE *out) {
@@ -87,7 +103,9 @@ static void usage(FILE *out) {
         "  -c, --config-dir DIR       network configs (default %s)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
-        "      --state-dir DIR        the guest MAC key (default %s)\n"
+        "      --state-dir DIR        what outlives the broker: the guest\n"
+        "                             MAC key, each network's last subnet\n"
+        "                             and IPv6 prefix (default %s)\n"
         "  -i, --idle-timeout SECONDS remove unused networks after "
         "SECONDS\n"
         "                             (default %.0f; decimals allowed)\n"
@@ -100,6 +118,9 @@ static void usage(FILE *out) {
         "      --check-config [PATH]  validate the config directory (or\n"
         "                             PATH: a directory or one file),\n"
         "                             list its networks and exit\n"
+        "      --cleanup              remove every bridge, nftables table,\n"
+        "                             dnsmasq and runtime file a broker left\n"
+        "                             (refused while a broker runs) and exit\n"
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
@@ -113,6 +134,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
         OPT_CHECK_CONFIG = 256,
         OPT_SUBNET_POOL,
         OPT_MAX_CONNECTIONS,
+        OPT_CLEANUP,
         OPT_STATE_DIR
     };
     static const struct option long_options[] = {
@@ -121,6 +143,8 @@ static int parse_options(int argc, char **argv, struct options *options) {
         {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"cleanup", no_argument, NULL, OPT_CLEANUP},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"subnet-pool", required_argument, NULL, OPT_SUBNET_POOL},
         {"max-connections-per-user", required_argument, NULL,
          OPT_MAX_CONNECTIONS},
@@ -166,6 +190,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
         }
         case OPT_CHECK_CONFIG:
             options->check_config = true;
+            break;
+        case OPT_CLEANUP:
+            options->cleanup = true;
             break;
         case OPT_STATE_DIR:
             options->state_dir = optarg;
@@ -244,10 +271,39 @@ static void arm(sd_event_source *timer, uint64_t when) {
     sd_event_source_set_enabled(timer, SD_EVENT_ONESHOT);
 }
 
+// Peers holding at least one network (an idle connection holds nothing
+// and must not block a stop); their labels, as many as fit, in who.
+static unsigned holding_peers(const struct daemon *d, char *who, size_t size) {
+    unsigned n = 0;
+    size_t len = 0;
+
+    if (size > 0)
+        who[0] = '\0';
+    for (const struct peer *p = broker_peer_first(d->broker); p != NULL;
+         p = broker_peer_next(p)) {
+        if (peer_get_network_count(p) == 0)
+            continue;
+        n++;
+        if (len < size) {
+            int w = snprintf(who + len, size - len, "%s%s", len ? ", " : "",
+                             peer_get_label(p));
+            len += w > 0 ? (size_t)w : 0;
+        }
+    }
+    return n;
+}
+
 // Keeps the timers in step with the broker after every change.
 static void state_changed(void *userdata) {
     struct daemon *d = userdata;
 
+    if (d->stop_requested && holding_peers(d, NULL, 0) == 0) {
+        log_info("the last peer holding a network has gone: removing "
+                 "networks and exiting as asked");
+        d->stop_requested = false;
+        sd_event_exit(d->event, 0);
+        return;
+    }
     arm(d->expire_timer, broker_next_deadline(d->broker));
     if (d->activated) {
         bool idle = broker_peer_count(d->broker) == 0 &&
@@ -295,18 +351,73 @@ static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
                      void *userdata) {
     struct daemon *d = userdata;
-    unsigned peers = broker_peer_count(d->broker);
+    char who[512];
+    unsigned holders = holding_peers(d, who, sizeof(who));
     const char *name = sigabbrev_np((int)si->ssi_signo);
 
     (void)s;
-    if (peers > 0) {
-        // A VM must not lose its network because someone stopped us.
-        log_warning("ignoring SIG%s: %u %s connected", name, peers,
-                    peers == 1 ? "peer" : "peers");
+    if (holders > 0) {
+        // A VM must not lose its network because someone stopped us: the
+        // stop is remembered and done once the last holder has gone.
+        d->stop_requested = true;
+        log_warning("SIG%s: waiting for %u %s holding networks to leave "
+                    "before exiting: %s",
+                    name, holders, holders == 1 ? "peer" : "peers", who);
         return 0;
     }
-    log_info("SIG%s with no peers: removing networks and exiting", name);
+    log_info("SIG%s with no peer holding a network: removing networks and "
+             "exiting",
+             name);
     return sd_event_exit(d->event, 0);
+}
+
+static void watch_config_dir(struct daemon *d);
+
+// Logs every problem of the configuration directory, one line each, as
+// --check-config prints them.
+static void log_config_problems(const char *path) {
+    struct network_config *configs = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int problems;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL) {
+        log_error("cannot check %s: out of memory", path);
+        return;
+    }
+    problems = config_dir_check(path, f);
+    if (config_dir_list_configs(path, &configs, &n) == BROKER_OK)
+        problems += config_check_across(configs, n, f);
+    free(configs);
+    fclose(f);
+    for (char *line = strtok(text, "\n"); line != NULL;
+         line = strtok(NULL, "\n"))
+        log_warning("%s", line);
+    free(text);
+    if (problems > 0)
+        log_warning("configuration %s reloaded with %d problem%s: the files "
+                    "with problems are refused",
+                    path, problems, problems == 1 ? "" : "s");
+    else
+        log_info("configuration %s reloaded: OK", path);
+}
+
+// SIGHUP: the configuration is read again for networks created from now
+// on; live networks keep the configuration they were created with.
+static int on_hangup(sd_event_source *s, const struct signalfd_siginfo *si,
+                     void *userdata) {
+    struct daemon *d = userdata;
+
+    (void)s;
+    (void)si;
+    log_info("SIGHUP: reloading %s (live networks keep running)",
+             d->options.config_dir);
+    config_dir_reload(d->configs);
+    if (d->config_watch == NULL)
+        watch_config_dir(d);
+    log_config_problems(d->options.config_dir);
+    return 0;
 }
 
 static int on_config_change(sd_event_source *s,
@@ -389,15 +500,77 @@ static void on_tap_tampered(void *ctx, const char *ifname, const char *what) {
         broker_interface_report(d->broker, ifname, what);
 }
 
-static int run(struct daemon *d) {
-    struct broker_options broker_options = {0};
-    struct unix_server_options server_options = {0};
-    struct linux_backend_services services = {0};
-    char runtime_dir[PATH_MAX];
-    char socket_dir[PATH_MAX];
+#define LOCK_FILE "vmnet-broker.lock"
+
+// One broker per runtime directory: the lock file is opened relative to
+// the directory's descriptor (never through a link) and flock()ed for as
+// long as we live, so the kernel releases it however we end. Returns 0,
+// or -EEXIST (logged with the holder's pid) when another broker holds it.
+static int take_instance_lock(struct daemon *d, int dir_fd, const char *dir) {
+    char text[32];
+    ssize_t n;
+    int fd =
+        openat(dir_fd, LOCK_FILE,
+               O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+    int r = 0;
+
+    if (fd < 0) {
+        r = -errno;
+        log_error("cannot open the lock file %s/%s: %s", dir, LOCK_FILE,
+                  strerror(errno));
+        goto out;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        r = errno == EWOULDBLOCK ? -EEXIST : -errno;
+        n = pread(fd, text, sizeof(text) - 1, 0);
+        text[n > 0 ? n : 0] = '\0';
+        text[strcspn(text, "\n")] = '\0';
+        if (r == -EEXIST)
+            log_error("another broker (pid %s) already runs on the runtime "
+                      "directory %s: exiting without changing anything",
+                      text[0] != '\0' ? text : "unknown", dir);
+        else
+            log_error("cannot lock %s/%s: %s", dir, LOCK_FILE, strerror(-r));
+        close(fd);
+        goto out;
+    }
+    // For the message above, seen by the next broker that tries.
+    n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n)
+        log_warning("cannot write our pid into %s/%s", dir, LOCK_FILE);
+    d->lock_fd = fd;
+out:
+    return r;
+}
+
+// True when a broker answers on path: a broker with another runtime
+// directory may listen on our socket, and binding over it would steal it.
+static bool socket_has_listener(const char *path) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd;
+    bool live;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return false;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    live = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 ||
+           errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
+// Opens the socket's and the runtime directory (checked: see
+// runtime_dir_open()), takes the instance lock and makes sure no broker
+// listens on the socket. Nothing is changed before this succeeds.
+// socket_dir and runtime_dir (PATH_MAX each) receive the directories.
+// Returns 0 or a negative errno (logged; -EEXIST: another broker runs).
+static int claim_instance(struct daemon *d, char *socket_dir,
+                          char *runtime_dir) {
     char why[PATH_MAX + 256];
-    sigset_t mask;
-    int listen_fd, r;
+    int r;
 
     // Beside the socket: /run/vmnet-broker by default, and a private
     // directory for a broker started on a private socket (tests).
@@ -405,22 +578,15 @@ static int run(struct daemon *d) {
         const char *slash = strrchr(d->options.socket_path, '/');
         size_t len =
             slash == NULL ? 0 : (size_t)(slash - d->options.socket_path);
-        snprintf(socket_dir, sizeof(socket_dir), "%.*s", (int)len,
+        snprintf(socket_dir, PATH_MAX, "%.*s", (int)len,
                  d->options.socket_path);
         if (len == 0)
-            snprintf(socket_dir, sizeof(socket_dir), "%s",
-                     slash == NULL ? "." : "/");
+            snprintf(socket_dir, PATH_MAX, "%s", slash == NULL ? "." : "/");
     }
-    snprintf(runtime_dir, sizeof(runtime_dir), "%s",
+    snprintf(runtime_dir, PATH_MAX, "%s",
              d->options.runtime_dir != NULL ? d->options.runtime_dir
                                             : socket_dir);
 
-    listen_fd = listen_fd_from_systemd();
-    if (listen_fd == -2) {
-        r = -EINVAL;
-        goto out;
-    }
-    d->activated = listen_fd >= 0;
     // Before anything is made or removed there (stale dnsmasq files are,
     // next): a directory another user can write lets them plant links.
     if (!d->activated) {
@@ -442,9 +608,125 @@ static int run(struct daemon *d) {
         log_error("runtime directory unusable: %s", why);
     d->runtime_dir_fd = r < 0 ? -1 : r;
 
+    // Before crash recovery removes anything: bridges, the table and
+    // dnsmasq processes of a live broker are not stale.
+    if (d->runtime_dir_fd >= 0)
+        r = take_instance_lock(d, d->runtime_dir_fd, runtime_dir);
+    else if (d->socket_dir_fd >= 0)
+        r = take_instance_lock(d, d->socket_dir_fd, socket_dir);
+    else
+        r = 0;
+    if (r < 0)
+        goto out;
+    if (!d->activated && socket_has_listener(d->options.socket_path)) {
+        log_error("another broker already listens on %s: exiting without "
+                  "changing anything",
+                  d->options.socket_path);
+        r = -EEXIST;
+        goto out;
+    }
+out:
+    return r;
+}
+
+// --cleanup: removes everything a broker left (its marked bridges, its
+// nftables table, its dnsmasq processes and their files, its socket and
+// lock file), for an administrator who wants the host clean. Refuses, and
+// changes nothing, while a broker runs. Returns the exit status.
+static int cleanup(struct daemon *d) {
+    struct linux_backend *backend = NULL;
+    struct firewall *fw = NULL;
+    char runtime_dir[PATH_MAX];
+    char socket_dir[PATH_MAX];
+    const char *name = strrchr(d->options.socket_path, '/');
+    struct stat st;
+    int bridges, killed, r;
+    int lock_dir_fd;
+
+    r = claim_instance(d, socket_dir, runtime_dir);
+    if (r < 0)
+        goto out;
+    r = linux_backend_new(&backend);
+    if (r < 0) {
+        log_error("cannot open netlink: %s", strerror(-r));
+        goto out;
+    }
+    bridges = linux_backend_remove_stale(backend);
+    killed = dnsmasq_remove_stale(runtime_dir);
+    // firewall_new() replaces the table, whether there or not, and
+    // firewall_free() deletes it.
+    r = firewall_new(&fw);
+    if (r < 0)
+        goto out;
+    firewall_free(fw);
+    name = name == NULL ? d->options.socket_path : name + 1;
+    // A socket only (never what a link points at): a killed broker's.
+    if (d->socket_dir_fd >= 0 &&
+        fstatat(d->socket_dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISSOCK(st.st_mode))
+        unlinkat(d->socket_dir_fd, name, 0);
+    lock_dir_fd = d->runtime_dir_fd >= 0 ? d->runtime_dir_fd : d->socket_dir_fd;
+    if (lock_dir_fd >= 0)
+        unlinkat(lock_dir_fd, LOCK_FILE, 0);
+    log_info("cleanup: removed %d bridge%s, %d dnsmasq, the nftables table "
+             "and the runtime files in %s",
+             bridges, bridges == 1 ? "" : "s", killed, runtime_dir);
+out:
+    linux_backend_free(backend);
+    if (d->socket_dir_fd >= 0)
+        close(d->socket_dir_fd);
+    if (d->runtime_dir_fd >= 0)
+        close(d->runtime_dir_fd);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+    log_flush();
+    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+// Without a usable state directory the broker still works; networks then
+// get a new subnet and IPv6 prefix each time they are created.
+static void open_state_dir(struct daemon *d) {
+    char why[PATH_MAX + 256];
+    struct stable_addresses *stable;
+    int fd = runtime_dir_open(d->options.state_dir, true, why, sizeof(why));
+
+    if (fd < 0) {
+        log_error("state directory not used (addresses will not be stable "
+                  "across re-creation): %s",
+                  why);
+        return;
+    }
+    stable = stable_addresses_load(fd, d->options.state_dir);
+    if (stable == NULL) {
+        close(fd);
+        return;
+    }
+    linux_backend_set_stable_addresses(d->backend, stable);
+}
+
+static int run(struct daemon *d) {
+    struct broker_options broker_options = {0};
+    struct unix_server_options server_options = {0};
+    struct linux_backend_services services = {0};
+    char runtime_dir[PATH_MAX];
+    char socket_dir[PATH_MAX];
+    sigset_t mask;
+    int listen_fd, r;
+
+    listen_fd = listen_fd_from_systemd();
+    if (listen_fd == -2) {
+        r = -EINVAL;
+        goto out;
+    }
+    d->activated = listen_fd >= 0;
+    r = claim_instance(d, socket_dir, runtime_dir);
+    if (r < 0)
+        goto out;
+
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     // dnsmasq children are watched with sd_event_add_child.
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
@@ -458,6 +740,9 @@ static int run(struct daemon *d) {
     if (r < 0)
         goto out;
     r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+    if (r < 0)
+        goto out;
+    r = sd_event_add_signal(d->event, NULL, SIGHUP, on_hangup, d);
     if (r < 0)
         goto out;
     // 1 ms accuracy: sd-event's default (250 ms) would keep an idle
@@ -489,6 +774,7 @@ static int run(struct daemon *d) {
             goto out;
         linux_backend_set_mac_key(d->backend, key);
     }
+    open_state_dir(d);
     if (d->options.subnet_pool.len != 0) {
         uint32_t first, last;
         subnet_pool_range(d->options.subnet_pool, &first, &last);
@@ -550,7 +836,8 @@ static int run(struct daemon *d) {
     r = sd_event_loop(d->event);
     sd_notify(0, "STOPPING=1");
 out:
-    if (r < 0)
+    // -EEXIST: another broker runs, already said.
+    if (r < 0 && r != -EEXIST)
         log_error("fatal: %s", strerror(-r));
     tap_watch_free(d->tap_watch);
     // Peers first (dropping references), then every network.
@@ -566,6 +853,9 @@ out:
         close(d->socket_dir_fd);
     if (d->runtime_dir_fd >= 0)
         close(d->runtime_dir_fd);
+    // Left in place: removing it would race with a broker starting now.
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
     log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
@@ -649,7 +939,8 @@ static int check_config(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    struct daemon daemon = {.socket_dir_fd = -1, .runtime_dir_fd = -1};
+    struct daemon daemon = {
+        .socket_dir_fd = -1, .runtime_dir_fd = -1, .lock_fd = -1};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)
@@ -664,5 +955,7 @@ int main(int argc, char **argv) {
         log_flush();
         return EXIT_FAILURE;
     }
+    if (daemon.options.cleanup)
+        return cleanup(&daemon);
     return run(&daemon);
 }

@@ -18,6 +18,27 @@
 static struct harness_broker *broker;
 static pid_t activator;
 
+// True once a socket listens on path in this namespace: /proc/net/unix
+// shows it with __SO_ACCEPTCON (flags 00010000).
+static bool listening(const char *path) {
+    char line[512];
+    bool found = false;
+    FILE *f = fopen("/proc/net/unix", "re");
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        char *end = line + strcspn(line, "\n");
+        size_t len = strlen(path);
+
+        *end = '\0';
+        found = (size_t)(end - line) > len && end[-(long)len - 1] == ' ' &&
+                strcmp(end - len, path) == 0 && strstr(line, " 00010000 ");
+    }
+    fclose(f);
+    return found;
+}
+
 // systemd-socket-activate listens on the socket and, on the first
 // connection, execs the broker with the socket as fd 3 (LISTEN_FDS=1): the
 // same hand-over systemd's vmnet-broker.socket makes.
@@ -38,9 +59,10 @@ static void start_activated(const char *idle) {
               state, (char *)NULL);
         _exit(127);
     }
+    // The file appears at bind(), before listen(): a connect between the
+    // two is refused, so wait for the listening socket itself.
     for (int i = 0; i < 2000; i++) {
-        struct stat st;
-        if (stat(broker->socket_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        if (listening(broker->socket_path))
             return;
         usleep(10 * 1000);
     }
