@@ -33,20 +33,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-mkdir "$work/conf"
-"$broker" --socket "$work/broker.sock" --config-dir "$work/conf" \
-    --idle-timeout 5 --state-dir "$work/state" 2>"$work/broker.log" &
-broker_pid=$!
-tries=0
-while [ ! -S "$work/broker.sock" ]; do
-    tries=$((tries + 1))
-    if [ $tries -gt 3000 ] || ! kill -0 "$broker_pid" 2>/dev/null; then
-        echo "the broker did not start:" >&2
-        cat "$work/broker.log" >&2
-        exit 1
-    fi
-    sleep 0.01
-done
+. "$(dirname "$0")/start-broker.sh"
+start_broker "$broker" "$work"
 export VMNET_BROKER_SOCKET="$work/broker.sock"
 
 fail() {
