@@ -31,11 +31,11 @@ bool linux_bridge_is_marked(const char *ifname, const char *kind,
 // (mac untouched) when no randomness could be read.
 bool linux_bridge_random_mac(uint8_t mac[6]);
 
-// The functions below return 0 or a negative libnl error code (NLE_*), for
-// nl_geterror().
+// The functions below return 0 or a negative errno (libnl's codes are
+// converted where libnl is called: nl_errno.h), for strerror().
 
 // Creates a bridge, down, with the given name, alias, MAC address and MTU,
-// and stores its ifindex in *ifindex. -NLE_EXIST when ifname is taken. On
+// and stores its ifindex in *ifindex. -EEXIST when ifname is taken. On
 // failure no link is left behind.
 int linux_bridge_add(struct nl_sock *sock, const char *ifname,
                      const char *alias, const uint8_t mac[6], unsigned mtu,
@@ -45,14 +45,12 @@ int linux_bridge_add(struct nl_sock *sock, const char *ifname,
 int linux_bridge_add_address(struct nl_sock *sock, int ifindex,
                              uint32_t address, unsigned prefix_len);
 
-// Adds an IPv6 address (no duplicate address detection). 0 or a negative
-// libnl error.
+// Adds an IPv6 address (no duplicate address detection).
 int linux_bridge_add_address6(struct nl_sock *sock, int ifindex,
                               const uint8_t address[16], unsigned prefix_len);
 // Turns transmit checksum offload off, so that replies the host sends on
 // the bridge (DHCP above all) leave with a complete UDP checksum: guests
 // behind vhost-net with older DHCP clients drop replies left to offload.
-// Returns 0 or a negative errno.
 int linux_bridge_disable_tx_checksum(const char *ifname);
 
 // Sets the link up.
@@ -60,12 +58,12 @@ int linux_bridge_set_up(struct nl_sock *sock, int ifindex);
 
 // Marks the bridge port ifindex isolated: it exchanges frames with the
 // bridge itself (the gateway) and non-isolated ports only, never with another
-// isolated port. Returns 0 or a negative libnl code.
+// isolated port.
 int linux_bridge_port_set_isolated(struct nl_sock *sock, int ifindex);
 
 // Deletes the link at ifindex if it is still called ifname, so an index the
 // kernel reused for someone else's interface is never touched.
-// -NLE_OBJ_NOTFOUND when there is no such link any more.
+// -ENODEV when there is no such link any more.
 int linux_bridge_delete(struct nl_sock *sock, int ifindex, const char *ifname);
 
 #endif
