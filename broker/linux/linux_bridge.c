@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include "core/network_config.h"
+#include "linux_instance.h"
 #include "nl_errno.h"
 
-// Longest network name used whole: "vmb-" + 11 characters fill IFNAMSIZ - 1.
-#define NAME_WHOLE_MAX (IFNAMSIZ - 1 - (sizeof(LINUX_BRIDGE_PREFIX) - 1))
-#define NAME_KEPT 5
+// Characters of a long network name kept before "-" and 5 hex digits.
+#define NAME_HASH_LEN 6
 
 uint32_t linux_bridge_name_hash(const char *s) {
     uint32_t hash = 2166136261u;
@@ -35,21 +35,28 @@ uint32_t linux_bridge_name_hash(const char *s) {
 }
 
 void linux_bridge_name(const char *network, char out[IFNAMSIZ]) {
-    if (strlen(network) <= NAME_WHOLE_MAX) {
-        snprintf(out, IFNAMSIZ, "%s%s", LINUX_BRIDGE_PREFIX, network);
+    const char *prefix = linux_instance_bridge_prefix();
+    // The default instance's "vmb-" leaves 11 characters of IFNAMSIZ - 1,
+    // another's "vmb<id>-" 7.
+    size_t whole_max = IFNAMSIZ - 1 - strlen(prefix);
+
+    if (strlen(network) <= whole_max) {
+        snprintf(out, IFNAMSIZ, "%s%s", prefix, network);
         return;
     }
-    snprintf(out, IFNAMSIZ, "%s%.*s-%05x", LINUX_BRIDGE_PREFIX, NAME_KEPT,
-             network, (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
+    snprintf(out, IFNAMSIZ, "%s%.*s-%05x", prefix,
+             (int)(whole_max - NAME_HASH_LEN), network,
+             (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
 }
 
 bool linux_bridge_is_marked(const char *ifname, const char *kind,
                             const char *alias) {
+    const char *prefix = linux_instance_bridge_prefix();
     char derived[IFNAMSIZ];
 
     if (ifname == NULL || kind == NULL || alias == NULL)
         return false;
-    if (strncmp(ifname, LINUX_BRIDGE_PREFIX, strlen(LINUX_BRIDGE_PREFIX)) != 0)
+    if (strncmp(ifname, prefix, strlen(prefix)) != 0)
         return false;
     if (strcmp(kind, "bridge") != 0 || !network_name_valid(alias))
         return false;

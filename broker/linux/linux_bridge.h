@@ -9,20 +9,24 @@
 
 struct nl_sock;
 
-// Every bridge the broker makes is named with this prefix.
+// Every bridge the default broker instance makes is named with this prefix;
+// another instance's prefix carries its id (linux_instance.h).
 #define LINUX_BRIDGE_PREFIX "vmb-"
 
 // The 32-bit FNV-1a hash of s, which shortens long names into bridge names.
 uint32_t linux_bridge_name_hash(const char *s);
 
 // Writes into out the bridge interface name of the network called network
-// (a valid network name): "vmb-<network>" for names of at most 11
-// characters, otherwise "vmb-" + the first 5 characters + "-" + the low 20
-// bits of linux_bridge_name_hash(network) as 5 lowercase hex digits.
+// (a valid network name) in this broker instance: the instance's prefix P
+// (linux_instance_bridge_prefix(): "vmb-", or "vmb<id>-") + the name when
+// it fits in IFNAMSIZ - 1 (11 characters after "vmb-", 7 after "vmb<id>-"),
+// otherwise P + its first characters (5, or 1) + "-" + the low 20 bits of
+// linux_bridge_name_hash(network) as 5 lowercase hex digits.
 void linux_bridge_name(const char *network, char out[IFNAMSIZ]);
 
-// True when a link is one a broker made: a bridge named LINUX_BRIDGE_PREFIX
-// whose alias is a valid network name that derives exactly that ifname.
+// True when a link is one this broker instance made: a bridge with the
+// instance's prefix whose alias is a valid network name that derives
+// exactly that ifname. Another instance's bridges never pass.
 // kind and alias may be NULL (the link has none).
 bool linux_bridge_is_marked(const char *ifname, const char *kind,
                             const char *alias);

@@ -19,6 +19,7 @@
 
 #include "core/guest_addr.h"
 #include "core/log.h"
+#include "linux_instance.h"
 #include "nl_errno.h"
 
 // Random names collide only when the host is full of TAP devices; past this
@@ -215,8 +216,8 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
     status = set_owner(fd, name, uid, gid);
     if (status < 0)
         goto out;
-    snprintf(alias, sizeof(alias), "%s %u %u %s", TAP_ALIAS_MARK, (unsigned)uid,
-             index, network_name);
+    snprintf(alias, sizeof(alias), "%s %u %u %s", linux_instance_tap_mark(),
+             (unsigned)uid, index, network_name);
     status = attach_to_bridge(sock, name, bridge_link, alias);
     if (status < 0)
         goto out;
@@ -232,19 +233,29 @@ out:
     return status;
 }
 
-// True if link is a TAP device the broker made for network_name (any
-// network when NULL).
+bool tap_alias_is_ours(const char *alias) {
+    const char *mark = linux_instance_tap_mark();
+    size_t length = strlen(mark);
+
+    // The whole first word: "vmnet-broker-tap" must not claim another
+    // instance's "vmnet-broker-tap-<id>".
+    return alias != NULL && strncmp(alias, mark, length) == 0 &&
+           alias[length] == ' ';
+}
+
+// True if link is a TAP device this broker instance made for network_name
+// (any network when NULL).
 static bool is_marked(struct rtnl_link *link, const char *network_name) {
     const char *name = rtnl_link_get_name(link);
     const char *kind = rtnl_link_get_type(link);
     const char *alias = rtnl_link_get_ifalias(link);
-    size_t mark = strlen(TAP_ALIAS_MARK);
+    size_t mark = strlen(linux_instance_tap_mark());
     unsigned uid, index;
     int end = 0;
 
     if (name == NULL || kind == NULL || alias == NULL ||
         strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
-        strcmp(kind, "tun") != 0 || strncmp(alias, TAP_ALIAS_MARK, mark) != 0)
+        strcmp(kind, "tun") != 0 || !tap_alias_is_ours(alias))
         return false;
     if (sscanf(alias + mark, " %u %u %n", &uid, &index, &end) != 2 || end == 0)
         return false;

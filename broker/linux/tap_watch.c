@@ -92,10 +92,10 @@ static int on_message(struct nl_msg *msg, void *arg) {
     name = nla_get_string(tb[IFLA_IFNAME]);
     alias = nla_get_string(tb[IFLA_IFALIAS]);
     address = nla_data(tb[IFLA_ADDRESS]);
-    // Only devices the broker made: the alias needs CAP_NET_ADMIN.
+    // Only devices this broker instance made: the alias needs
+    // CAP_NET_ADMIN, and another instance watches its own.
     if (strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
-        strncmp(alias, TAP_ALIAS_MARK, strlen(TAP_ALIAS_MARK)) != 0 ||
-        address[0] == TAP_OWN_MAC_FIRST)
+        !tap_alias_is_ours(alias) || address[0] == TAP_OWN_MAC_FIRST)
         return NL_OK;
     repair(watch, ifi->ifi_index, name, address);
     return NL_OK;
