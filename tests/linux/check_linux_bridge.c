@@ -23,6 +23,7 @@
 #include "linux/linux_instance.h"
 #include "linux/linux_network.h"
 #include "linux/linux_tap.h"
+#include "linux/nl_errno.h"
 
 static struct nl_sock *sock;
 static struct linux_backend *backend;
@@ -299,6 +300,21 @@ START_TEST(test_instance_names) {
     ck_assert(!tap_alias_is_ours("vmnet-broker-tap-1a2b 0 0 shared"));
     linux_bridge_name("shared", name);
     ck_assert_str_eq(name, "vmb-shared");
+}
+END_TEST
+
+// The backend's one error convention: libnl's codes become errno once.
+START_TEST(test_nl_to_errno) {
+    ck_assert_int_eq(nl_to_errno(0), 0);
+    ck_assert_int_eq(nl_to_errno(7), 7);
+    ck_assert_int_eq(nl_to_errno(-NLE_EXIST), -EEXIST);
+    ck_assert_int_eq(nl_to_errno(-NLE_NODEV), -ENODEV);
+    ck_assert_int_eq(nl_to_errno(-NLE_OBJ_NOTFOUND), -ENOENT);
+    ck_assert_int_eq(nl_to_errno(-NLE_NOMEM), -ENOMEM);
+    ck_assert_int_eq(nl_to_errno(-NLE_PERM), -EPERM);
+    ck_assert_int_eq(nl_to_errno(-NLE_MSG_OVERFLOW), -ENOBUFS);
+    ck_assert_int_eq(nl_to_errno(-NLE_FAILURE), -EIO);
+    ck_assert_int_eq(nl_to_errno(-10000), -EIO);
 }
 END_TEST
 
@@ -729,6 +745,7 @@ static Suite *linux_bridge_suite(void) {
     tcase_add_test(naming, test_name_hash);
     tcase_add_test(naming, test_is_marked);
     tcase_add_test(naming, test_instance_names);
+    tcase_add_test(naming, test_nl_to_errno);
     tcase_add_test(naming, test_random_mac);
     suite_add_tcase(suite, naming);
 
