@@ -161,6 +161,45 @@ static bool dnsmasq_runs(const struct harness_broker *broker) {
     return harness_shell(command) == 0;
 }
 
+// Acquires name on a new connection (its descriptor into *fd, left open: it
+// holds the network) and returns the reply's network object (owned).
+static json_t *acquire_network(const struct harness_broker *broker,
+                               const char *name, int *fd) {
+    json_t *reply;
+    json_t *network;
+
+    *fd = harness_raw_connect(broker->socket_path);
+    ck_assert_int_ge(*fd, 0);
+    reply = harness_raw_acquire(*fd, name);
+    network = json_object_get(reply, "network");
+    ck_assert_msg(json_is_object(network), "cannot acquire %s (log: %s)", name,
+                  broker->log_path);
+    json_incref(network);
+    json_decref(reply);
+    return network;
+}
+
+static const char *field(const json_t *network, const char *key) {
+    const char *value = json_string_value(json_object_get(network, key));
+
+    ck_assert_msg(value != NULL, "no %s in the reply", key);
+    return value;
+}
+
+// A guest on network's bridge with a lease from that network's dnsmasq.
+static const char *dhcp_guest(struct topology *topology, const json_t *network,
+                              struct topology_lease *lease) {
+    const char *guest =
+        topology_add_guest(topology, field(network, "bridge"), NULL);
+
+    ck_assert_msg(guest != NULL, "cannot add a guest on %s",
+                  field(network, "bridge"));
+    ck_assert_msg(topology_dhcp(topology, guest, NULL, lease),
+                  "no lease for the guest on %s", field(network, "bridge"));
+    ck_assert_str_eq(lease->router, field(network, "gateway"));
+    return guest;
+}
+
 static void kill_broker(struct harness_broker *broker) {
     int status;
 
@@ -215,6 +254,54 @@ START_TEST(test_same_names_distinct_objects) {
     ck_assert(dnsmasq_runs(second));
     for (int i = 0; i < 4; i++)
         close(fds[i]);
+}
+END_TEST
+
+// Both instances' data paths work side by side: each guest gets its lease
+// from its own network's dnsmasq and reaches the outside masqueraded by its
+// own table's rules; neither guest reaches into the other's network.
+START_TEST(test_guests_of_both_get_leases_and_nat) {
+    struct topology *topology = topology_new(first->dir);
+    struct topology_lease lease[2];
+    struct topology_listener listener;
+    const char *outside;
+    const char *guest[2];
+    json_t *network[2];
+    int fds[2];
+
+    ck_assert_ptr_nonnull(topology);
+    outside = topology_add_outside(topology);
+    ck_assert_ptr_nonnull(outside);
+    network[0] = acquire_network(first, "shared", &fds[0]);
+    network[1] = acquire_network(second, "shared", &fds[1]);
+    for (int i = 0; i < 2; i++) {
+        guest[i] = dhcp_guest(topology, network[i], &lease[i]);
+        ck_assert_msg(topology_listen(outside, 8000 + (unsigned)i, &listener),
+                      "cannot listen in %s", outside);
+        ck_assert_msg(topology_connect(guest[i], TOPOLOGY_OUTSIDE_IPV4,
+                                       8000 + (unsigned)i,
+                                       HARNESS_WAIT_SECONDS),
+                      "guest on %s does not reach the outside",
+                      field(network[i], "bridge"));
+        {
+            char peer[64];
+            ck_assert(topology_listener_peer(&listener, HARNESS_WAIT_SECONDS,
+                                             peer, sizeof(peer)));
+            // Masqueraded: the outside routes back to the host only.
+            ck_assert_str_eq(peer, TOPOLOGY_HOST_IPV4);
+        }
+        topology_listener_stop(&listener);
+    }
+    ck_assert_str_ne(lease[0].address, lease[1].address);
+    ck_assert_msg(topology_listen(guest[1], 8100, &listener),
+                  "cannot listen in %s", guest[1]);
+    ck_assert(!topology_connect(guest[0], lease[1].address, 8100, 2));
+    topology_listener_stop(&listener);
+    for (int i = 0; i < 2; i++) {
+        json_decref(network[i]);
+        close(fds[i]);
+    }
+    topology_free(topology);
 }
 END_TEST
 
@@ -314,6 +401,7 @@ static Suite *instances_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_same_names_distinct_objects);
+    tcase_add_test(tc, test_guests_of_both_get_leases_and_nat);
     tcase_add_test(tc, test_cleanup_and_restart_touch_only_their_own);
     tcase_add_test(tc, test_bad_instance_override);
     suite_add_tcase(suite, tc);
