@@ -148,6 +148,8 @@ static void error_one_line(const char *error, char *out, size_t size) {
     }
 }
 
+static char *commands_close(FILE *commands, char **text);
+
 // text with TABLE_NAME and BRIDGE_PREFIX replaced by this instance's table
 // name and bridge prefix (malloc'd), or NULL without memory.
 static char *expand(const char *text) {
@@ -167,16 +169,7 @@ static char *expand(const char *text) {
         else
             fputc(*text, expanded);
     }
-    if (ferror(expanded) != 0) {
-        fclose(expanded);
-        free(out);
-        return NULL;
-    }
-    if (fclose(expanded) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    return commands_close(expanded, &out);
 }
 
 // Runs commands (nft syntax) as one transaction: all of them or none.
