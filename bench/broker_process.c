@@ -62,6 +62,9 @@ static void exec_broker(const struct broker_process *broker, const char *binary,
     if (log_fd < 0 || dup2(log_fd, STDOUT_FILENO) < 0 ||
         dup2(log_fd, STDERR_FILENO) < 0)
         _exit(127);
+    // The default instance's plain names ("vmb-net3"), which the bench
+    // looks for, whatever its runtime directory.
+    setenv("VMNET_BROKER_INSTANCE", "default", 1);
     execl(binary, binary, "--socket", broker->socket_path, "--config-dir",
           broker->config_dir, "--idle-timeout",
           broker->idle != NULL ? broker->idle : IDLE_TIMEOUT, (char *)NULL);

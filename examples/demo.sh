@@ -40,7 +40,9 @@ cleanup() {
 trap cleanup EXIT
 
 export VMNET_BROKER_SOCKET=$tmp/vmnet-broker.sock
-"$broker" --socket "$VMNET_BROKER_SOCKET" --config-dir "$tmp/config.d" \
+# A private runtime directory, with the plain names ("vmb-shared") the
+# default /run/vmnet-broker broker has (docs/linux-networking.md).
+VMNET_BROKER_INSTANCE=default "$broker" --socket "$VMNET_BROKER_SOCKET" --config-dir "$tmp/config.d" \
     --idle-timeout 1 2>"$tmp/broker.log" &
 broker_pid=$!
 for _ in $(seq 100); do [ -S "$VMNET_BROKER_SOCKET" ] && break; sleep 0.05; done

@@ -71,7 +71,8 @@ unshare -n -m -p -f --kill-child --mount-proc sh -eu -c '
     work=$1
     [ "$(readlink /proc/self/ns/net)" != "$VMNET_BROKER_GO_OUTER_NETNS" ]
     ip link set lo up
-    "$VMNET_BROKER_BIN" --socket "$work/sock" --config-dir "$work/config.d" \
+    # The plain names of the default instance ("vmb-host"), which the check expects.
+    VMNET_BROKER_INSTANCE=default "$VMNET_BROKER_BIN" --socket "$work/sock" --config-dir "$work/config.d" \
         --idle-timeout 600 --state-dir "$work/state" 2>"$work/broker.log" &
     pid=$!
     tries=0

@@ -166,6 +166,8 @@ func startBroker() string {
 	broker.Stdout = log
 	broker.Stderr = log
 	broker.Env = filterEnv(os.Environ(), "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")
+	// The default instance's plain names ("vmb-net7"), which the tests expect.
+	broker.Env = append(broker.Env, "VMNET_BROKER_INSTANCE=default")
 	broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := broker.Start(); err != nil {
 		broker = nil

@@ -7,7 +7,8 @@
 # ends it). Exits 1, printing the broker's log, if it does not start.
 start_broker() {
     mkdir "$2/conf"
-    "$1" --socket "$2/broker.sock" --config-dir "$2/conf" \
+    # The default instance's plain names ("vmb-shared"), which the tests expect.
+    VMNET_BROKER_INSTANCE=default "$1" --socket "$2/broker.sock" --config-dir "$2/conf" \
         --idle-timeout 5 --state-dir "$2/state" 2>"$2/broker.log" &
     broker_pid=$!
     tries=0

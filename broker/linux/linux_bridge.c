@@ -19,10 +19,11 @@
 #include <unistd.h>
 
 #include "core/network_config.h"
+#include "linux_instance.h"
+#include "nl_errno.h"
 
-// Longest network name used whole: "vmb-" + 11 characters fill IFNAMSIZ - 1.
-#define NAME_WHOLE_MAX (IFNAMSIZ - 1 - (sizeof(LINUX_BRIDGE_PREFIX) - 1))
-#define NAME_KEPT 5
+// Characters of a long network name kept before "-" and 5 hex digits.
+#define NAME_HASH_LEN 6
 
 uint32_t linux_bridge_name_hash(const char *s) {
     uint32_t hash = 2166136261u;
@@ -34,21 +35,28 @@ uint32_t linux_bridge_name_hash(const char *s) {
 }
 
 void linux_bridge_name(const char *network, char out[IFNAMSIZ]) {
-    if (strlen(network) <= NAME_WHOLE_MAX) {
-        snprintf(out, IFNAMSIZ, "%s%s", LINUX_BRIDGE_PREFIX, network);
+    const char *prefix = linux_instance_bridge_prefix();
+    // The default instance's "vmb-" leaves 11 characters of IFNAMSIZ - 1,
+    // another's "vmb<id>-" 7.
+    size_t whole_max = IFNAMSIZ - 1 - strlen(prefix);
+
+    if (strlen(network) <= whole_max) {
+        snprintf(out, IFNAMSIZ, "%s%s", prefix, network);
         return;
     }
-    snprintf(out, IFNAMSIZ, "%s%.*s-%05x", LINUX_BRIDGE_PREFIX, NAME_KEPT,
-             network, (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
+    snprintf(out, IFNAMSIZ, "%s%.*s-%05x", prefix,
+             (int)(whole_max - NAME_HASH_LEN), network,
+             (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
 }
 
 bool linux_bridge_is_marked(const char *ifname, const char *kind,
                             const char *alias) {
+    const char *prefix = linux_instance_bridge_prefix();
     char derived[IFNAMSIZ];
 
     if (ifname == NULL || kind == NULL || alias == NULL)
         return false;
-    if (strncmp(ifname, LINUX_BRIDGE_PREFIX, strlen(LINUX_BRIDGE_PREFIX)) != 0)
+    if (strncmp(ifname, prefix, strlen(prefix)) != 0)
         return false;
     if (strcmp(kind, "bridge") != 0 || !network_name_valid(alias))
         return false;
@@ -76,7 +84,7 @@ int linux_bridge_add(struct nl_sock *sock, const char *ifname,
     struct rtnl_link *made = NULL;
     struct nl_addr *address = nl_addr_build(AF_LLC, mac, 6);
     bool added = false;
-    int status = -NLE_NOMEM;
+    int status = -ENOMEM;
 
     if (link == NULL || change == NULL || address == NULL)
         goto out;
@@ -85,16 +93,16 @@ int linux_bridge_add(struct nl_sock *sock, const char *ifname,
     // where a bridge left to itself takes the lowest of its ports' MACs.
     rtnl_link_set_addr(link, address);
     rtnl_link_set_mtu(link, mtu);
-    status = rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL);
+    status = nl_to_errno(rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL));
     if (status < 0)
         goto out;
     added = true;
-    status = rtnl_link_get_kernel(sock, 0, ifname, &made);
+    status = nl_to_errno(rtnl_link_get_kernel(sock, 0, ifname, &made));
     if (status < 0)
         goto out;
     // The kernel ignores an alias in the message that creates a link.
     rtnl_link_set_ifalias(change, alias);
-    status = rtnl_link_change(sock, made, change, 0);
+    status = nl_to_errno(rtnl_link_change(sock, made, change, 0));
     if (status < 0)
         goto out;
     *ifindex = rtnl_link_get_ifindex(made);
@@ -125,19 +133,19 @@ int linux_bridge_add_address(struct nl_sock *sock, int ifindex,
     struct rtnl_addr *addr = rtnl_addr_alloc();
     struct nl_addr *local = ipv4_nl_addr(address, prefix_len);
     struct nl_addr *broadcast = ipv4_nl_addr(address | host_bits, 32);
-    int status = -NLE_NOMEM;
+    int status = -ENOMEM;
 
     if (addr == NULL || local == NULL || broadcast == NULL)
         goto out;
     rtnl_addr_set_ifindex(addr, ifindex);
     rtnl_addr_set_family(addr, AF_INET);
-    status = rtnl_addr_set_local(addr, local);
+    status = nl_to_errno(rtnl_addr_set_local(addr, local));
     if (status < 0)
         goto out;
-    status = rtnl_addr_set_broadcast(addr, broadcast);
+    status = nl_to_errno(rtnl_addr_set_broadcast(addr, broadcast));
     if (status < 0)
         goto out;
-    status = rtnl_addr_add(sock, addr, NLM_F_CREATE | NLM_F_EXCL);
+    status = nl_to_errno(rtnl_addr_add(sock, addr, NLM_F_CREATE | NLM_F_EXCL));
 out:
     nl_addr_put(broadcast);
     nl_addr_put(local);
@@ -149,7 +157,7 @@ int linux_bridge_add_address6(struct nl_sock *sock, int ifindex,
                               const uint8_t address[16], unsigned prefix_len) {
     struct rtnl_addr *addr = rtnl_addr_alloc();
     struct nl_addr *local = nl_addr_build(AF_INET6, address, 16);
-    int status = -NLE_NOMEM;
+    int status = -ENOMEM;
 
     if (addr == NULL || local == NULL)
         goto out;
@@ -159,10 +167,10 @@ int linux_bridge_add_address6(struct nl_sock *sock, int ifindex,
     // The gateway address is ours alone on a bridge we just made: duplicate
     // address detection would only keep dnsmasq from binding it for a second.
     rtnl_addr_set_flags(addr, IFA_F_NODAD);
-    status = rtnl_addr_set_local(addr, local);
+    status = nl_to_errno(rtnl_addr_set_local(addr, local));
     if (status < 0)
         goto out;
-    status = rtnl_addr_add(sock, addr, NLM_F_CREATE | NLM_F_EXCL);
+    status = nl_to_errno(rtnl_addr_add(sock, addr, NLM_F_CREATE | NLM_F_EXCL));
 out:
     nl_addr_put(local);
     rtnl_addr_put(addr);
@@ -188,13 +196,13 @@ int linux_bridge_disable_tx_checksum(const char *ifname) {
 int linux_bridge_set_up(struct nl_sock *sock, int ifindex) {
     struct rtnl_link *link = rtnl_link_alloc();
     struct rtnl_link *change = rtnl_link_alloc();
-    int status = -NLE_NOMEM;
+    int status = -ENOMEM;
 
     if (link == NULL || change == NULL)
         goto out;
     rtnl_link_set_ifindex(link, ifindex);
     rtnl_link_set_flags(change, IFF_UP);
-    status = rtnl_link_change(sock, link, change, 0);
+    status = nl_to_errno(rtnl_link_change(sock, link, change, 0));
 out:
     rtnl_link_put(change);
     rtnl_link_put(link);
@@ -203,17 +211,18 @@ out:
 
 int linux_bridge_delete(struct nl_sock *sock, int ifindex, const char *ifname) {
     struct rtnl_link *link = NULL;
-    int status = rtnl_link_get_kernel(sock, ifindex, NULL, &link);
+    int status = nl_to_errno(rtnl_link_get_kernel(sock, ifindex, NULL, &link));
 
-    if (status == -NLE_NODEV)
-        status = -NLE_OBJ_NOTFOUND;
+    // Whichever way libnl says the link is not there, it is -ENODEV.
+    if (status == -ENOENT)
+        status = -ENODEV;
     if (status < 0)
         goto out;
     if (strcmp(rtnl_link_get_name(link), ifname) != 0) {
-        status = -NLE_OBJ_NOTFOUND;
+        status = -ENODEV;
         goto out;
     }
-    status = rtnl_link_delete(sock, link);
+    status = nl_to_errno(rtnl_link_delete(sock, link));
 out:
     rtnl_link_put(link);
     return status;
@@ -226,7 +235,7 @@ int linux_bridge_port_set_isolated(struct nl_sock *sock, int ifindex) {
     struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = ifindex};
     struct nl_msg *msg = nlmsg_alloc_simple(RTM_SETLINK, NLM_F_ACK);
     struct nlattr *protinfo;
-    int status = -NLE_NOMEM;
+    int status = -ENOMEM;
 
     if (msg == NULL || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0)
         goto out;
@@ -234,7 +243,7 @@ int linux_bridge_port_set_isolated(struct nl_sock *sock, int ifindex) {
     if (protinfo == NULL || nla_put_u8(msg, IFLA_BRPORT_ISOLATED, 1) < 0)
         goto out;
     nla_nest_end(msg, protinfo);
-    status = nl_send_sync(sock, msg);
+    status = nl_to_errno(nl_send_sync(sock, msg));
     // nl_send_sync() frees the message whatever happens.
     msg = NULL;
 out:

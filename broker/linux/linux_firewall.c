@@ -15,13 +15,21 @@
 #include "core/log.h"
 #include "core/subnet.h"
 #include "linux_bridge.h"
+#include "linux_instance.h"
 #include "linux_tap.h"
 
-#define TABLE "inet " FIREWALL_TABLE
+// Placeholders in the commands below for this broker instance's names
+// (linux_instance.h), which expand() puts in before nft reads them: control
+// characters, which neither nft's syntax nor any name that passes the
+// checks below contains.
+#define TABLE_NAME "\001"
+#define BRIDGE_PREFIX "\002"
+#define TABLE "inet " TABLE_NAME
 // Per-interface ingress chains: a netdev chain hooks one device.
-#define TAP_TABLE "netdev " FIREWALL_TABLE
-// Matches every bridge the broker makes, in nft's interface-name syntax.
-#define BRIDGES "\"" LINUX_BRIDGE_PREFIX "*\""
+#define TAP_TABLE "netdev " TABLE_NAME
+// Matches every bridge this instance makes (and no other instance's), in
+// nft's interface-name syntax.
+#define BRIDGES "\"" BRIDGE_PREFIX "*\""
 
 // The table. Per-network chains (from-<bridge>, to-<bridge>, nat-<bridge>)
 // are reached through verdict maps keyed by interface name, and port forwards
@@ -140,19 +148,57 @@ static void error_one_line(const char *error, char *out, size_t size) {
     }
 }
 
+static char *commands_close(FILE *commands, char **text);
+
+// text with TABLE_NAME and BRIDGE_PREFIX replaced by this instance's table
+// name and bridge prefix (malloc'd), or NULL without memory.
+static char *expand(const char *text) {
+    const char *table = linux_instance_table();
+    const char *prefix = linux_instance_bridge_prefix();
+    char *out = NULL;
+    size_t size;
+    FILE *expanded = open_memstream(&out, &size);
+
+    if (expanded == NULL)
+        return NULL;
+    for (; *text != '\0'; text++) {
+        if (*text == TABLE_NAME[0])
+            fputs(table, expanded);
+        else if (*text == BRIDGE_PREFIX[0])
+            fputs(prefix, expanded);
+        else
+            fputc(*text, expanded);
+    }
+    return commands_close(expanded, &out);
+}
+
 // Runs commands (nft syntax) as one transaction: all of them or none.
 static int firewall_run(struct firewall *fw, const char *commands,
                         const char *what) {
-    int rc = nft_run_cmd_from_buffer(fw->nft, commands);
-    // Reading the buffer also empties it for the next command.
-    const char *error = nft_ctx_get_error_buffer(fw->nft);
+    char *expanded = expand(commands);
+    char *what_expanded = expand(what);
+    const char *error;
     char message[768];
+    int status = -ENOMEM;
+    int rc;
 
+    if (expanded == NULL || what_expanded == NULL) {
+        log_error("firewall: out of memory");
+        goto out;
+    }
+    rc = nft_run_cmd_from_buffer(fw->nft, expanded);
+    // Reading the buffer also empties it for the next command.
+    error = nft_ctx_get_error_buffer(fw->nft);
+    status = 0;
     if (rc == 0)
-        return 0;
+        goto out;
     error_one_line(error, message, sizeof(message));
-    log_error("firewall: %s: %s", what, message);
-    return -EIO;
+    log_error("firewall: %s: %s", what_expanded, message);
+    status = -EIO;
+out:
+    free(what_expanded);
+    free(expanded);
+    return status;
 }
 
 // Runs a list command and parses its JSON output into *out.
@@ -233,11 +279,12 @@ static struct firewall_network **find_network(struct firewall *fw,
 // Bridge names go into nft commands, so only names the broker makes pass:
 // the prefix the isolation rules match, then [A-Za-z0-9_.-].
 static bool bridge_name_valid(const char *bridge) {
-    size_t prefix = strlen(LINUX_BRIDGE_PREFIX);
+    const char *instance_prefix = linux_instance_bridge_prefix();
+    size_t prefix = strlen(instance_prefix);
     size_t length = strlen(bridge);
 
     if (length <= prefix || length >= IFNAMSIZ ||
-        strncmp(bridge, LINUX_BRIDGE_PREFIX, prefix) != 0)
+        strncmp(bridge, instance_prefix, prefix) != 0)
         return false;
     return strspn(bridge, "abcdefghijklmnopqrstuvwxyz"
                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == length;
@@ -555,6 +602,7 @@ char *firewall_interface_rules(const struct network_info *network,
                                const struct interface_info *info) {
     const char *name = info->name;
     char *text = NULL;
+    char *expanded;
     size_t size;
     FILE *commands = open_memstream(&text, &size);
     char mac[18];
@@ -643,7 +691,12 @@ char *firewall_interface_rules(const struct network_info *network,
                  "nd-neighbor-solicit, mld2-listener-report } accept\n",
             name);
 #undef RULE
-    return commands_close(commands, &text);
+    if (commands_close(commands, &text) == NULL)
+        return NULL;
+    // Callers outside (bench/) get the table's real name.
+    expanded = expand(text);
+    free(text);
+    return expanded;
 }
 
 int firewall_add_interface(struct firewall *fw,
@@ -727,27 +780,30 @@ static bool chain_exists(json_t *items, const char *family, const char *table,
 
 static void warn_forward_drop(json_t *items, const char *family,
                               const char *table, const char *name) {
-    static const char WHY[] =
-        "drops forwarded packets by default and no accept in table " TABLE
-        " can override that: guests of shared networks cannot reach beyond "
-        "the host";
+    const char *own = linux_instance_table();
+    const char *prefix = linux_instance_bridge_prefix();
 
     // Docker leaves DOCKER-USER to the administrator and never flushes it.
     if (strcmp(family, "inet") != 0 &&
         chain_exists(items, family, table, "DOCKER-USER")) {
         const char *tool = strcmp(family, "ip") == 0 ? "iptables" : "ip6tables";
-        log_warning("firewall: chain %s in table %s %s (Docker's) %s; let "
-                    "them through with: %s -I DOCKER-USER -i %s+ -j ACCEPT && "
-                    "%s -I DOCKER-USER -o %s+ -j ACCEPT",
-                    name, family, table, WHY, tool, LINUX_BRIDGE_PREFIX, tool,
-                    LINUX_BRIDGE_PREFIX);
+        log_warning("firewall: chain %s in table %s %s (Docker's) drops "
+                    "forwarded packets by default and no accept in table inet "
+                    "%s can override that: guests of shared networks cannot "
+                    "reach beyond the host; let them through with: %s -I "
+                    "DOCKER-USER -i %s+ -j ACCEPT && %s -I DOCKER-USER -o %s+ "
+                    "-j ACCEPT",
+                    name, family, table, own, tool, prefix, tool, prefix);
         return;
     }
-    log_warning("firewall: chain %s in table %s %s %s; let them through "
-                "with: nft insert rule %s %s %s iifname " BRIDGES " accept && "
-                "nft insert rule %s %s %s oifname " BRIDGES " accept",
-                name, family, table, WHY, family, table, name, family, table,
-                name);
+    log_warning("firewall: chain %s in table %s %s drops forwarded packets by "
+                "default and no accept in table inet %s can override that: "
+                "guests of shared networks cannot reach beyond the host; let "
+                "them through with: nft insert rule %s %s %s iifname "
+                "\"%s*\" accept && nft insert rule %s %s %s oifname \"%s*\" "
+                "accept",
+                name, family, table, own, family, table, name, prefix, family,
+                table, name, prefix);
 }
 
 bool firewall_foreign_forward_drop(struct firewall *fw) {
@@ -783,7 +839,8 @@ bool firewall_foreign_forward_drop(struct firewall *fw) {
             (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0 &&
              strcmp(family, "inet") != 0))
             continue;
-        if (strcmp(family, "inet") == 0 && strcmp(table, FIREWALL_TABLE) == 0)
+        if (strcmp(family, "inet") == 0 &&
+            strcmp(table, linux_instance_table()) == 0)
             continue;
         warn_forward_drop(items, family, table, name);
         found = true;

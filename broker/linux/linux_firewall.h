@@ -8,7 +8,10 @@
 #include "core/backend.h"
 #include "core/network_config.h"
 
-// Every rule the broker makes lives in this one table, of family inet.
+// Every rule the broker makes lives in one table of family inet (and its
+// TAP chains in one of family netdev): this one for the default instance,
+// "vmnet-broker-<id>" for another (linux_instance_table()). The isolation
+// and NAT rules match the instance's bridge prefix only.
 #define FIREWALL_TABLE "vmnet-broker"
 
 struct firewall;
@@ -50,8 +53,8 @@ int firewall_add_interface(struct firewall *fw,
                            const struct interface_info *info);
 
 // The commands firewall_add_interface() runs for info (malloc'd), or NULL
-// without memory; their table is "netdev " FIREWALL_TABLE. No check of the
-// name: bench/ applies them to other ports to measure their cost.
+// without memory; their table is "netdev " linux_instance_table(). No check of
+// the name: bench/ applies them to other ports to measure their cost.
 char *firewall_interface_rules(const struct network_info *network,
                                const struct interface_info *info);
 

@@ -3,6 +3,7 @@
 #include "linux_host_routes.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netlink/cache.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "nl_errno.h"
 
 // Appends prefix unless it is a default route; capacity was sized from the
 // caches, so there is always room.
@@ -108,16 +111,16 @@ int linux_host_networks_read(struct nl_sock *sock, struct host_networks *out) {
     size_t capacity;
     int status;
 
-    status = rtnl_link_alloc_cache(sock, AF_UNSPEC, &links);
+    status = nl_to_errno(rtnl_link_alloc_cache(sock, AF_UNSPEC, &links));
     if (status < 0)
         goto out;
-    status = rtnl_addr_alloc_cache(sock, &addrs);
+    status = nl_to_errno(rtnl_addr_alloc_cache(sock, &addrs));
     if (status < 0)
         goto out;
-    status = rtnl_route_alloc_cache(sock, AF_INET, 0, &routes);
+    status = nl_to_errno(rtnl_route_alloc_cache(sock, AF_INET, 0, &routes));
     if (status < 0)
         goto out;
-    status = -NLE_NOMEM;
+    status = -ENOMEM;
     capacity = (size_t)nl_cache_nitems(addrs) + (size_t)nl_cache_nitems(routes);
     // One spare slot so an empty host still gets valid arrays.
     found.prefixes = calloc(capacity + 1, sizeof(*found.prefixes));

@@ -29,7 +29,7 @@ struct host_networks {
 };
 
 // Fills *out from every IPv4 address and every IPv4 route in every table.
-// Returns 0, or a negative libnl error code with *out untouched.
+// Returns 0, or a negative errno with *out untouched.
 int linux_host_networks_read(struct nl_sock *sock, struct host_networks *out);
 
 // Frees what linux_host_networks_read() stored and empties *networks.

@@ -31,6 +31,7 @@
 #include "linux_sysctl.h"
 #include "linux_tap.h"
 #include "linux_worker.h"
+#include "nl_errno.h"
 
 #define FORWARD_CHECK_USEC (10 * 1000000ull)
 
@@ -134,24 +135,6 @@ struct linux_network {
     size_t n_guests;
 };
 
-// libnl reports its own codes; callers of linux_backend_new() expect errno.
-static int nl_error_to_errno(int nl_error) {
-    switch (-nl_error) {
-    case NLE_NOMEM:
-        return -ENOMEM;
-    case NLE_PERM:
-        return -EPERM;
-    case NLE_NOACCESS:
-        return -EACCES;
-    case NLE_AF_NOSUPPORT:
-        return -EAFNOSUPPORT;
-    case NLE_PROTO_MISMATCH:
-        return -EPROTONOSUPPORT;
-    default:
-        return -EIO;
-    }
-}
-
 int linux_backend_new(struct linux_backend **out) {
     struct linux_backend *backend = calloc(1, sizeof(*backend));
     int status = -ENOMEM;
@@ -165,9 +148,9 @@ int linux_backend_new(struct linux_backend **out) {
     backend->sock = nl_socket_alloc();
     if (backend->sock == NULL)
         goto out;
-    err = nl_connect(backend->sock, NETLINK_ROUTE);
+    err = nl_to_errno(nl_connect(backend->sock, NETLINK_ROUTE));
     if (err < 0) {
-        status = nl_error_to_errno(err);
+        status = err;
         goto out;
     }
     *out = backend;
@@ -334,11 +317,12 @@ out:
 int linux_backend_remove_stale(struct linux_backend *backend) {
     struct nl_cache *links = NULL;
     int removed = 0;
-    int err = rtnl_link_alloc_cache(backend->sock, AF_UNSPEC, &links);
+    int err =
+        nl_to_errno(rtnl_link_alloc_cache(backend->sock, AF_UNSPEC, &links));
 
     if (err < 0) {
         log_error("cannot list links to remove stale bridges: %s",
-                  nl_geterror(err));
+                  strerror(-err));
         return 0;
     }
     for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
@@ -349,10 +333,10 @@ int linux_backend_remove_stale(struct linux_backend *backend) {
 
         if (!linux_bridge_is_marked(name, rtnl_link_get_type(link), alias))
             continue;
-        err = rtnl_link_delete(backend->sock, link);
+        err = nl_to_errno(rtnl_link_delete(backend->sock, link));
         if (err < 0) {
             log_error("cannot remove stale bridge %s of network %s: %s", name,
-                      alias, nl_geterror(err));
+                      alias, strerror(-err));
             continue;
         }
         log_info("removed stale bridge %s of network %s", name, alias);
@@ -535,9 +519,9 @@ static bool add_services(struct linux_backend *backend,
                                         gateway6, 64);
         if (err < 0) {
             log_error("network %s: cannot add the IPv6 gateway to %s: %s",
-                      config->name, network->bridge, nl_geterror(err));
+                      config->name, network->bridge, strerror(-err));
             reason_set(&network->why, "cannot add the IPv6 gateway to %s: %s",
-                       network->bridge, nl_geterror(err));
+                       network->bridge, strerror(-err));
             return false;
         }
     }
@@ -601,12 +585,12 @@ static int remove_bridge(struct linux_backend *backend,
         log_info("removed bridge %s", network->bridge);
         return 0;
     }
-    if (err == -NLE_OBJ_NOTFOUND) {
+    if (err == -ENODEV) {
         log_warning("bridge %s was already removed", network->bridge);
         return 0;
     }
-    log_error("cannot remove bridge %s: %s", network->bridge, nl_geterror(err));
-    return nl_error_to_errno(err);
+    log_error("cannot remove bridge %s: %s", network->bridge, strerror(-err));
+    return err;
 }
 
 // On the worker: the rules, then the bridge.
@@ -639,10 +623,10 @@ static void build(void *data) {
     err = linux_host_networks_read(backend->sock, &host);
     if (err < 0) {
         log_error("network %s: cannot read the host's addresses and routes: %s",
-                  config->name, nl_geterror(err));
+                  config->name, strerror(-err));
         reason_set(&network->why,
                    "cannot read the host's addresses and routes: %s",
-                   nl_geterror(err));
+                   strerror(-err));
         goto out;
     }
     if (config->has_subnet
@@ -654,7 +638,7 @@ static void build(void *data) {
                                               : DEFAULT_MTU;
     err = linux_bridge_add(backend->sock, network->bridge, config->name, mac,
                            made->mtu, &network->ifindex);
-    if (err == -NLE_EXIST) {
+    if (err == -EEXIST) {
         log_error("network %s: interface %s exists and is not ours",
                   config->name, network->bridge);
         reason_set(&network->why, "interface %s exists and is not the broker's",
@@ -663,9 +647,9 @@ static void build(void *data) {
     }
     if (err < 0) {
         log_error("network %s: cannot create bridge %s (mtu %u): %s",
-                  config->name, network->bridge, made->mtu, nl_geterror(err));
+                  config->name, network->bridge, made->mtu, strerror(-err));
         reason_set(&network->why, "cannot create bridge %s (mtu %u): %s",
-                   network->bridge, made->mtu, nl_geterror(err));
+                   network->bridge, made->mtu, strerror(-err));
         goto out;
     }
     network->bridge_exists = true;
@@ -674,18 +658,17 @@ static void build(void *data) {
     if (err < 0) {
         log_error("network %s: cannot add %s/%u to %s: %s", config->name,
                   ipv4_format(made->gateway, gateway),
-                  ipv4_mask_len(made->mask), network->bridge, nl_geterror(err));
+                  ipv4_mask_len(made->mask), network->bridge, strerror(-err));
         reason_set(&network->why, "cannot add %s/%u to %s: %s", gateway,
-                   ipv4_mask_len(made->mask), network->bridge,
-                   nl_geterror(err));
+                   ipv4_mask_len(made->mask), network->bridge, strerror(-err));
         goto out;
     }
     err = linux_bridge_set_up(backend->sock, network->ifindex);
     if (err < 0) {
         log_error("network %s: cannot set %s up: %s", config->name,
-                  network->bridge, nl_geterror(err));
+                  network->bridge, strerror(-err));
         reason_set(&network->why, "cannot set %s up: %s", network->bridge,
-                   nl_geterror(err));
+                   strerror(-err));
         goto out;
     }
     memcpy(made->bridge, network->bridge, sizeof(made->bridge));
@@ -881,8 +864,8 @@ static int filter_tap(struct tap_job *job) {
             backend->sock, (int)if_nametoindex(job->info.name));
         if (err < 0) {
             log_error("cannot isolate %s on %s: %s", job->info.name,
-                      job->bridge, nl_geterror(err));
-            return nl_error_to_errno(err);
+                      job->bridge, strerror(-err));
+            return err;
         }
     }
     if (job->anti_spoofing && backend->firewall != NULL)

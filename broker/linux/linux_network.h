@@ -15,8 +15,9 @@ struct linux_backend;
 int linux_backend_new(struct linux_backend **out);
 void linux_backend_free(struct linux_backend *backend); // accepts NULL
 
-// Removes bridges a previous broker instance left behind (see
-// linux_bridge_is_marked()); returns how many were removed. Logs each.
+// Removes bridges (and TAPs) a previous broker of this instance left behind
+// (see linux_bridge_is_marked(): another runtime directory's broker's are
+// not its); returns how many bridges were removed. Logs each.
 int linux_backend_remove_stale(struct linux_backend *backend);
 
 struct stable_addresses;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "linux_bridge.h"
+#include "linux_instance.h"
 
 #define IPV4_FORWARD "/proc/sys/net/ipv4/ip_forward"
 #define IPV4_CONF "/proc/sys/net/ipv4/conf"
@@ -106,15 +106,15 @@ static int ipv6_conf_read(const char *ifname, const char *key, int *value) {
 
 // An interface keeps accepting router advertisements once forwarding is on
 // only with accept_ra=2. Interfaces already forwarding ignore them by the
-// host's own choice, and the broker's bridges must ignore them so that
-// guests cannot steer the host's routes: those are left alone.
+// host's own choice, and the broker's bridges (every instance's) must ignore
+// them so that guests cannot steer the host's routes: those are left alone.
 static bool needs_accept_ra_2(const char *ifname) {
     int accept_ra;
     int forwarding;
 
     if (strcmp(ifname, "all") == 0 || strcmp(ifname, "default") == 0 ||
         strcmp(ifname, "lo") == 0 || ifname[0] == '.' ||
-        strncmp(ifname, LINUX_BRIDGE_PREFIX, strlen(LINUX_BRIDGE_PREFIX)) == 0)
+        linux_instance_any_bridge(ifname))
         return false;
     // An interface that vanished since the directory was read needs nothing.
     if (ipv6_conf_read(ifname, "accept_ra", &accept_ra) < 0 ||

@@ -19,40 +19,12 @@
 
 #include "core/guest_addr.h"
 #include "core/log.h"
+#include "linux_instance.h"
+#include "nl_errno.h"
 
 // Random names collide only when the host is full of TAP devices; past this
 // many tries something else is wrong.
 #define NAME_ATTEMPTS 16
-
-// libnl reports its own codes; tap_open's callers get errno values. Every
-// request here is about a link, so "object not found" means no such device.
-static int errno_from_nl(int nl_status) {
-    switch (-nl_status) {
-    case NLE_NOMEM:
-        return -ENOMEM;
-    case NLE_EXIST:
-        return -EEXIST;
-    case NLE_INVAL:
-        return -EINVAL;
-    case NLE_RANGE:
-        return -ERANGE;
-    case NLE_OPNOTSUPP:
-        return -EOPNOTSUPP;
-    case NLE_PERM:
-        return -EPERM;
-    case NLE_NOACCESS:
-        return -EACCES;
-    case NLE_BUSY:
-        return -EBUSY;
-    case NLE_AGAIN:
-        return -EAGAIN;
-    case NLE_NODEV:
-    case NLE_OBJ_NOTFOUND:
-        return -ENODEV;
-    default:
-        return -EIO;
-    }
-}
 
 // Creates the device on a fresh descriptor under a random free name, written
 // into name. Returns the descriptor or a negative errno.
@@ -175,12 +147,10 @@ static int attach_to_bridge(struct nl_sock *sock, const char *name,
     rtnl_link_set_master(change, rtnl_link_get_ifindex(bridge_link));
     rtnl_link_set_flags(change, IFF_UP);
     rtnl_link_set_ifalias(change, alias);
-    status = rtnl_link_change(sock, tap, change, 0);
-    if (status < 0) {
+    status = nl_to_errno(rtnl_link_change(sock, tap, change, 0));
+    if (status < 0)
         log_error("tap: cannot attach %s to bridge %s: %s", name,
-                  rtnl_link_get_name(bridge_link), nl_geterror(status));
-        status = errno_from_nl(status);
-    }
+                  rtnl_link_get_name(bridge_link), strerror(-status));
 out:
     nl_addr_put(address);
     rtnl_link_put(change);
@@ -194,11 +164,10 @@ static int find_bridge(struct nl_sock *sock, const char *bridge,
                        struct rtnl_link **bridge_link) {
     struct rtnl_link *link = NULL;
     const char *kind;
-    int status = rtnl_link_get_kernel(sock, 0, bridge, &link);
+    int status = nl_to_errno(rtnl_link_get_kernel(sock, 0, bridge, &link));
 
     if (status < 0) {
-        log_error("tap: bridge %s: %s", bridge, nl_geterror(status));
-        status = errno_from_nl(status);
+        log_error("tap: bridge %s: %s", bridge, strerror(-status));
         goto out;
     }
     kind = rtnl_link_get_type(link);
@@ -230,10 +199,9 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
         log_error("tap: out of memory");
         goto out;
     }
-    status = nl_connect(sock, NETLINK_ROUTE);
+    status = nl_to_errno(nl_connect(sock, NETLINK_ROUTE));
     if (status < 0) {
-        log_error("tap: cannot open a netlink socket: %s", nl_geterror(status));
-        status = errno_from_nl(status);
+        log_error("tap: cannot open a netlink socket: %s", strerror(-status));
         goto out;
     }
     status = find_bridge(sock, bridge, &bridge_link);
@@ -248,8 +216,8 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
     status = set_owner(fd, name, uid, gid);
     if (status < 0)
         goto out;
-    snprintf(alias, sizeof(alias), "%s %u %u %s", TAP_ALIAS_MARK, (unsigned)uid,
-             index, network_name);
+    snprintf(alias, sizeof(alias), "%s %u %u %s", linux_instance_tap_mark(),
+             (unsigned)uid, index, network_name);
     status = attach_to_bridge(sock, name, bridge_link, alias);
     if (status < 0)
         goto out;
@@ -265,19 +233,29 @@ out:
     return status;
 }
 
-// True if link is a TAP device the broker made for network_name (any
-// network when NULL).
+bool tap_alias_is_ours(const char *alias) {
+    const char *mark = linux_instance_tap_mark();
+    size_t length = strlen(mark);
+
+    // The whole first word: "vmnet-broker-tap" must not claim another
+    // instance's "vmnet-broker-tap-<id>".
+    return alias != NULL && strncmp(alias, mark, length) == 0 &&
+           alias[length] == ' ';
+}
+
+// True if link is a TAP device this broker instance made for network_name
+// (any network when NULL).
 static bool is_marked(struct rtnl_link *link, const char *network_name) {
     const char *name = rtnl_link_get_name(link);
     const char *kind = rtnl_link_get_type(link);
     const char *alias = rtnl_link_get_ifalias(link);
-    size_t mark = strlen(TAP_ALIAS_MARK);
+    size_t mark = strlen(linux_instance_tap_mark());
     unsigned uid, index;
     int end = 0;
 
     if (name == NULL || kind == NULL || alias == NULL ||
         strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
-        strcmp(kind, "tun") != 0 || strncmp(alias, TAP_ALIAS_MARK, mark) != 0)
+        strcmp(kind, "tun") != 0 || !tap_alias_is_ours(alias))
         return false;
     if (sscanf(alias + mark, " %u %u %n", &uid, &index, &end) != 2 || end == 0)
         return false;
@@ -288,11 +266,11 @@ static bool is_marked(struct rtnl_link *link, const char *network_name) {
 int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
     struct nl_cache *links = NULL;
     int removed = 0;
-    int err = rtnl_link_alloc_cache(sock, AF_UNSPEC, &links);
+    int err = nl_to_errno(rtnl_link_alloc_cache(sock, AF_UNSPEC, &links));
 
     if (err < 0) {
-        log_error("tap: cannot list links: %s", nl_geterror(err));
-        return errno_from_nl(err);
+        log_error("tap: cannot list links: %s", strerror(-err));
+        return err;
     }
     for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
          obj = nl_cache_get_next(obj)) {
@@ -302,11 +280,11 @@ int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
             continue;
         // Deleting works whoever holds it and whether or not its holder
         // made it persistent; a holder's descriptor then fails (EBADFD).
-        err = rtnl_link_delete(sock, link);
-        if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV) {
+        err = nl_to_errno(rtnl_link_delete(sock, link));
+        if (err < 0 && err != -ENOENT && err != -ENODEV) {
             log_error("tap: cannot remove %s (%s): %s",
                       rtnl_link_get_name(link), rtnl_link_get_ifalias(link),
-                      nl_geterror(err));
+                      strerror(-err));
             continue;
         }
         log_info("removed TAP device %s (%s)", rtnl_link_get_name(link),

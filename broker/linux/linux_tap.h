@@ -3,6 +3,7 @@
 #ifndef VMNET_BROKER_LINUX_LINUX_TAP_H
 #define VMNET_BROKER_LINUX_LINUX_TAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,7 +11,9 @@
 #define LINUX_TAP_PREFIX "vmt-"
 
 // The alias of every TAP device the broker makes: the mark, the owner's
-// uid, the interface's index and the network's name, space-separated.
+// uid, the interface's index and the network's name, space-separated. The
+// mark is the instance's (linux_instance_tap_mark()): this for the default
+// instance, "vmnet-broker-tap-<id>" for another.
 #define TAP_ALIAS_MARK "vmnet-broker-tap"
 #define TAP_ALIAS_MAX 128
 // The first byte of every TAP device's own address (never a guest's 02:76):
@@ -38,7 +41,11 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
              uint32_t gid, unsigned index, const uint8_t *mac_key,
              struct tap_info *info);
 
-// Deletes every TAP device the broker made (marked by its alias) for
+// True when alias (NULL: none) is the mark of this broker instance's TAP
+// devices followed by a space: another instance's mark never passes.
+bool tap_alias_is_ours(const char *alias);
+
+// Deletes every TAP device this broker instance made (marked by its alias) for
 // network_name, or for any network when it is NULL: those a holder made
 // persistent (TUNSETPERSIST) outlive their descriptor, and the others are
 // useless once their bridge is gone. Returns how many were deleted, or a

@@ -26,6 +26,7 @@
 #include "../core/subnet.h"
 #include "linux_dnsmasq.h"
 #include "linux_firewall.h"
+#include "linux_instance.h"
 #include "linux_network.h"
 #include "runtime_dir.h"
 #include "stable_addresses.h"
@@ -625,6 +626,17 @@ static int claim_instance(struct daemon *d, char *socket_dir,
         r = -EEXIST;
         goto out;
     }
+    // Before anything is looked for or made: which bridges, TAPs and table
+    // are this instance's (another runtime directory's broker has its own).
+    r = linux_instance_init(runtime_dir, getenv(LINUX_INSTANCE_ENV));
+    if (r < 0) {
+        log_error("%s must be \"default\" or %d lowercase hex digits",
+                  LINUX_INSTANCE_ENV, LINUX_INSTANCE_ID_LEN);
+        goto out;
+    }
+    log_info("instance %s: bridges %s*, nftables table %s",
+             linux_instance_id()[0] != '\0' ? linux_instance_id() : "default",
+             linux_instance_bridge_prefix(), linux_instance_table());
 out:
     return r;
 }

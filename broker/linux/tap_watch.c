@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "linux_tap.h"
+#include "nl_errno.h"
 
 struct tap_watch {
     // Receives RTNLGRP_LINK events only.
@@ -34,13 +35,13 @@ static void repair(struct tap_watch *watch, int ifindex, const char *name,
     struct nl_addr *address = NULL;
     uint8_t mac[6];
     char what[160];
-    int err = -NLE_NOMEM;
+    int err = -ENOMEM;
 
     if (tap == NULL || change == NULL)
         goto out;
     rtnl_link_set_ifindex(tap, ifindex);
     if (getrandom(mac + 1, 5, 0) != 5) {
-        err = -NLE_FAILURE;
+        err = -EIO;
         goto out;
     }
     mac[0] = TAP_OWN_MAC_FIRST;
@@ -48,17 +49,17 @@ static void repair(struct tap_watch *watch, int ifindex, const char *name,
     if (address == NULL)
         goto out;
     rtnl_link_set_addr(change, address);
-    err = rtnl_link_change(watch->requests, tap, change, 0);
+    err = nl_to_errno(rtnl_link_change(watch->requests, tap, change, 0));
 out:
     if (err < 0) {
         // Deleting it is the one sure way to keep the bridge's entry off.
-        int del =
-            tap != NULL ? rtnl_link_delete(watch->requests, tap) : -NLE_NOMEM;
+        int del = tap != NULL
+                      ? nl_to_errno(rtnl_link_delete(watch->requests, tap))
+                      : -ENOMEM;
         snprintf(what, sizeof(what),
                  "its holder set its address to "
                  "%02x:%02x:%02x:%02x:%02x:%02x; cannot restore it (%s), %s",
-                 bad[0], bad[1], bad[2], bad[3], bad[4], bad[5],
-                 nl_geterror(err),
+                 bad[0], bad[1], bad[2], bad[3], bad[4], bad[5], strerror(-err),
                  del < 0 ? "and cannot delete it" : "deleted the device");
     } else {
         snprintf(what, sizeof(what),
@@ -91,10 +92,10 @@ static int on_message(struct nl_msg *msg, void *arg) {
     name = nla_get_string(tb[IFLA_IFNAME]);
     alias = nla_get_string(tb[IFLA_IFALIAS]);
     address = nla_data(tb[IFLA_ADDRESS]);
-    // Only devices the broker made: the alias needs CAP_NET_ADMIN.
+    // Only devices this broker instance made: the alias needs
+    // CAP_NET_ADMIN, and another instance watches its own.
     if (strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
-        strncmp(alias, TAP_ALIAS_MARK, strlen(TAP_ALIAS_MARK)) != 0 ||
-        address[0] == TAP_OWN_MAC_FIRST)
+        !tap_alias_is_ours(alias) || address[0] == TAP_OWN_MAC_FIRST)
         return NL_OK;
     repair(watch, ifi->ifi_index, name, address);
     return NL_OK;
@@ -109,12 +110,11 @@ static int on_readable(sd_event_source *source, int fd, uint32_t revents,
     (void)fd;
     (void)revents;
     do
-        err = nl_recvmsgs_default(watch->events);
+        err = nl_to_errno(nl_recvmsgs_default(watch->events));
     while (err >= 0);
     // Events lost to a full buffer: a change may have been among them.
-    if (err == -NLE_NOMEM || err == -NLE_MSG_OVERFLOW)
-        log_warning("tap watch: netlink events were lost (%s)",
-                    nl_geterror(err));
+    if (err == -ENOMEM || err == -ENOBUFS)
+        log_warning("tap watch: netlink events were lost (%s)", strerror(-err));
     return 0;
 }
 
@@ -134,16 +134,16 @@ int tap_watch_new(sd_event *event, tap_watch_report_fn report, void *ctx,
     nl_socket_disable_seq_check(watch->events);
     nl_socket_modify_cb(watch->events, NL_CB_VALID, NL_CB_CUSTOM, on_message,
                         watch);
-    err = nl_connect(watch->events, NETLINK_ROUTE);
+    err = nl_to_errno(nl_connect(watch->events, NETLINK_ROUTE));
     if (err >= 0)
-        err = nl_connect(watch->requests, NETLINK_ROUTE);
+        err = nl_to_errno(nl_connect(watch->requests, NETLINK_ROUTE));
     if (err >= 0)
-        err = nl_socket_add_membership(watch->events, RTNLGRP_LINK);
+        err =
+            nl_to_errno(nl_socket_add_membership(watch->events, RTNLGRP_LINK));
     if (err >= 0)
-        err = nl_socket_set_nonblocking(watch->events);
+        err = nl_to_errno(nl_socket_set_nonblocking(watch->events));
     if (err < 0) {
-        log_error("tap watch: netlink: %s", nl_geterror(err));
-        err = -EIO;
+        log_error("tap watch: netlink: %s", strerror(-err));
         goto out;
     }
     // A bigger buffer: a burst of link events (many networks made at

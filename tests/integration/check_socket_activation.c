@@ -53,7 +53,10 @@ static void start_activated(const char *idle) {
         int log = open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (log < 0 || dup2(log, STDERR_FILENO) < 0)
             _exit(127);
-        execl(ACTIVATOR, ACTIVATOR, "--seqpacket", "-l", broker->socket_path,
+        // systemd-socket-activate passes no environment of its own: the
+        // plain names the test expects (harness_run_suite()) by -E.
+        execl(ACTIVATOR, ACTIVATOR, "--seqpacket", "-E",
+              "VMNET_BROKER_INSTANCE=default", "-l", broker->socket_path,
               VMNET_BROKER_BIN, "--config-dir", broker->config_dir,
               "--runtime-dir", runtime, "--idle-timeout", idle, "--state-dir",
               state, (char *)NULL);

@@ -258,6 +258,12 @@ int harness_run_suite(Suite *suite) {
     SRunner *runner;
     int failed;
 
+    // Every broker a test starts (here or by a command) has the plain names
+    // the tests expect ("vmb-shared", table vmnet-broker), as the default
+    // runtime directory's broker has them, though its runtime directory is
+    // the test's own; a test that sets the variable (empty: derived from the
+    // runtime directory) gets what it asked for.
+    setenv("VMNET_BROKER_INSTANCE", "default", 0);
     strcpy(run_dir, "/tmp/vmnet-broker-test.XXXXXX");
     // Unprivileged peers must reach the sockets inside.
     if (mkdtemp(run_dir) == NULL || chmod(run_dir, 0755) != 0) {

@@ -20,7 +20,10 @@
 #include "core/status.h"
 #include "core/subnet.h"
 #include "linux/linux_bridge.h"
+#include "linux/linux_instance.h"
 #include "linux/linux_network.h"
+#include "linux/linux_tap.h"
+#include "linux/nl_errno.h"
 
 static struct nl_sock *sock;
 static struct linux_backend *backend;
@@ -247,6 +250,71 @@ START_TEST(test_is_marked) {
     ck_assert(
         !linux_bridge_is_marked("vmb-abcde-00000", "bridge", "abcdefghijkl"));
     ck_assert(!linux_bridge_is_marked("vmb-a b", "bridge", "a b"));
+}
+END_TEST
+
+// Another runtime directory's instance: its id in every name and mark, and
+// no name or mark of the default instance (or of a third) is its own.
+START_TEST(test_instance_names) {
+    char name[IFNAMSIZ];
+    char other[IFNAMSIZ];
+    char id[LINUX_INSTANCE_ID_LEN + 1];
+
+    ck_assert_int_eq(linux_instance_init("/run/vmnet-broker", NULL), 0);
+    ck_assert_str_eq(linux_instance_id(), "");
+    ck_assert_str_eq(linux_instance_table(), "vmnet-broker");
+    ck_assert_int_eq(linux_instance_init("/no/such/dir/a", ""), 0);
+    snprintf(id, sizeof(id), "%04x",
+             (unsigned)(linux_bridge_name_hash("/no/such/dir/a") & 0xffffu));
+    ck_assert_str_eq(linux_instance_id(), id);
+    snprintf(name, sizeof(name), "vmb%s-", id);
+    ck_assert_str_eq(linux_instance_bridge_prefix(), name);
+    ck_assert_int_eq(strncmp(linux_instance_table(), "vmnet-broker-", 13), 0);
+    ck_assert_str_eq(linux_instance_table() + 13, id);
+    linux_bridge_name("shared", name);
+    snprintf(other, sizeof(other), "vmb%s-shared", id);
+    ck_assert_str_eq(name, other);
+    // 7 characters whole, longer ones 1 + "-" + 5 hex digits.
+    linux_bridge_name("abcdefgh", name);
+    ck_assert_uint_eq(strlen(name), IFNAMSIZ - 1);
+    ck_assert_int_eq(strncmp(name + 8, "a-", 2), 0);
+    ck_assert(linux_bridge_is_marked(name, "bridge", "abcdefgh"));
+    ck_assert(linux_bridge_is_marked(other, "bridge", "shared"));
+    ck_assert(!linux_bridge_is_marked("vmb-shared", "bridge", "shared"));
+    ck_assert(!tap_alias_is_ours(NULL));
+    ck_assert(!tap_alias_is_ours("vmnet-broker-tap 0 0 shared"));
+    ck_assert(linux_instance_any_bridge("vmb-shared"));
+    ck_assert(linux_instance_any_bridge(other));
+    ck_assert(!linux_instance_any_bridge("vmbzzzz-shared"));
+    ck_assert(!linux_instance_any_bridge("eth0"));
+    // Overrides: the plain names, a given id, and nothing else.
+    ck_assert_int_eq(linux_instance_init("/no/such/dir/a", "1a2b"), 0);
+    ck_assert_str_eq(linux_instance_tap_mark(), "vmnet-broker-tap-1a2b");
+    ck_assert(tap_alias_is_ours("vmnet-broker-tap-1a2b 0 0 shared"));
+    ck_assert(!tap_alias_is_ours("vmnet-broker-tap-1a2c 0 0 shared"));
+    ck_assert_int_eq(linux_instance_init("/x", "1A2B"), -EINVAL);
+    ck_assert_int_eq(linux_instance_init("/x", "12345"), -EINVAL);
+    ck_assert_int_eq(linux_instance_init("/x", "default"), 0);
+    ck_assert_str_eq(linux_instance_id(), "");
+    ck_assert(tap_alias_is_ours("vmnet-broker-tap 0 0 shared"));
+    ck_assert(!tap_alias_is_ours("vmnet-broker-tap-1a2b 0 0 shared"));
+    linux_bridge_name("shared", name);
+    ck_assert_str_eq(name, "vmb-shared");
+}
+END_TEST
+
+// The backend's one error convention: libnl's codes become errno once.
+START_TEST(test_nl_to_errno) {
+    ck_assert_int_eq(nl_to_errno(0), 0);
+    ck_assert_int_eq(nl_to_errno(7), 7);
+    ck_assert_int_eq(nl_to_errno(-NLE_EXIST), -EEXIST);
+    ck_assert_int_eq(nl_to_errno(-NLE_NODEV), -ENODEV);
+    ck_assert_int_eq(nl_to_errno(-NLE_OBJ_NOTFOUND), -ENOENT);
+    ck_assert_int_eq(nl_to_errno(-NLE_NOMEM), -ENOMEM);
+    ck_assert_int_eq(nl_to_errno(-NLE_PERM), -EPERM);
+    ck_assert_int_eq(nl_to_errno(-NLE_MSG_OVERFLOW), -ENOBUFS);
+    ck_assert_int_eq(nl_to_errno(-NLE_FAILURE), -EIO);
+    ck_assert_int_eq(nl_to_errno(-10000), -EIO);
 }
 END_TEST
 
@@ -676,6 +744,8 @@ static Suite *linux_bridge_suite(void) {
     tcase_add_test(naming, test_name_long);
     tcase_add_test(naming, test_name_hash);
     tcase_add_test(naming, test_is_marked);
+    tcase_add_test(naming, test_instance_names);
+    tcase_add_test(naming, test_nl_to_errno);
     tcase_add_test(naming, test_random_mac);
     suite_add_tcase(suite, naming);
 

@@ -109,7 +109,10 @@ class Broker:
                  "--config-dir", self.config_dir, "--idle-timeout", "1",
                  # The test's own guest MAC key, never the host's.
                  "--state-dir", os.path.join(self.dir, "state")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                # The default instance's plain names ("vmb-..."), which the
+                # tests expect.
+                env={**os.environ, "VMNET_BROKER_INSTANCE": "default"})
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             try:

@@ -73,6 +73,10 @@ final class Broker {
         process.arguments = ["--socket", socket, "--config-dir", configDirectory,
                              "--idle-timeout", String(idleTimeout),
                              "--state-dir", directory + "/state"]
+        // The default instance's plain names ("vmb-shared"), which the tests expect.
+        var environment = ProcessInfo.processInfo.environment
+        environment["VMNET_BROKER_INSTANCE"] = "default"
+        process.environment = environment
         _ = FileManager.default.createFile(atPath: directory + "/broker.log", contents: nil)
         process.standardError = FileHandle(forWritingAtPath: directory + "/broker.log")
         process.standardOutput = FileHandle.nullDevice
