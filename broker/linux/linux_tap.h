@@ -3,6 +3,7 @@
 #ifndef VMNET_BROKER_LINUX_LINUX_TAP_H
 #define VMNET_BROKER_LINUX_LINUX_TAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,12 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
 // useless once their bridge is gone. Returns how many were deleted, or a
 // negative errno when the links cannot be listed (logged).
 int tap_remove_marked(struct nl_sock *sock, const char *network_name);
+
+// True when a link (its name, kind and alias; each may be NULL) is a TAP
+// device the broker made: then *uid, *index and *network (a pointer into
+// alias) say for whom and on which network.
+bool tap_mark_parse(const char *ifname, const char *kind, const char *alias,
+                    unsigned *uid, unsigned *index, const char **network);
 
 // Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
 // without blocking. The caller keeps its own fd open and may close it as soon
