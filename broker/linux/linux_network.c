@@ -294,6 +294,21 @@ static void on_dnsmasq_restarted(void *data) {
     write_state(network->backend);
 }
 
+// The kernel's "carrier on" link flag (linux/if.h; net/if.h lacks it).
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP 0x10000
+#endif
+
+// Whether a port keeps its network in use. A TAP device of the broker's
+// only while a descriptor holds it (the kernel gives it carrier then): one
+// its holder made persistent and let go is no running VM, and must not keep
+// a network forever. Any other link (a veth a root client attached) always.
+static bool port_counts(const char *name, unsigned flags) {
+    return name == NULL ||
+           strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
+           (flags & IFF_LOWER_UP) != 0;
+}
+
 static struct linux_network *live_by_bridge(struct linux_backend *backend,
                                             int ifindex) {
     for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
@@ -364,7 +379,10 @@ static void resync_ports(struct linux_backend *backend) {
     for (size_t i = 0; i < backend->n_ports;) {
         struct rtnl_link *link =
             rtnl_link_get(links, backend->ports[i].ifindex);
-        int master = link != NULL ? rtnl_link_get_master(link) : 0;
+        int master = link != NULL && port_counts(rtnl_link_get_name(link),
+                                                 rtnl_link_get_flags(link))
+                         ? rtnl_link_get_master(link)
+                         : 0;
         size_t before = backend->n_ports;
 
         rtnl_link_put(link);
@@ -376,8 +394,11 @@ static void resync_ports(struct linux_backend *backend) {
     for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
          obj = nl_cache_get_next(obj)) {
         struct rtnl_link *link = (struct rtnl_link *)obj;
-        port_moved(backend, rtnl_link_get_ifindex(link),
-                   rtnl_link_get_master(link));
+        port_moved(
+            backend, rtnl_link_get_ifindex(link),
+            port_counts(rtnl_link_get_name(link), rtnl_link_get_flags(link))
+                ? rtnl_link_get_master(link)
+                : 0);
     }
     nl_cache_free(links);
 }
@@ -475,6 +496,8 @@ static void link_master(struct linux_backend *backend,
     int length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
     int master = 0;
 
+    const char *name = NULL;
+
     // AF_BRIDGE messages are the bridge's view of a port; the link's own
     // (AF_UNSPEC) carry IFLA_MASTER.
     if (ifi->ifi_family == AF_BRIDGE)
@@ -485,8 +508,13 @@ static void link_master(struct linux_backend *backend,
             if (rta->rta_type == IFLA_MASTER &&
                 RTA_PAYLOAD(rta) >= sizeof(uint32_t))
                 memcpy(&master, RTA_DATA(rta), sizeof(master));
+            if (rta->rta_type == IFLA_IFNAME &&
+                strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)) < IFNAMSIZ)
+                name = RTA_DATA(rta);
         }
     }
+    if (!port_counts(name, ifi->ifi_flags))
+        master = 0;
     port_moved(backend, ifi->ifi_index, master);
 }
 
@@ -694,22 +722,26 @@ static void remove_unadopted_links(struct linux_backend *backend,
             if (live_by_bridge(backend, rtnl_link_get_ifindex(link)) != NULL)
                 continue;
             err = rtnl_link_delete(backend->sock, link);
-            if (err < 0)
-                log_error("cannot remove stale bridge %s: %s", name,
-                          nl_geterror(err));
-            else
+            if (err < 0) {
+                log_error("cannot remove stale bridge %s of network %s: %s",
+                          name, alias, nl_geterror(err));
+            } else {
+                log_info("removed stale bridge %s of network %s", name, alias);
                 bridges++;
+            }
             continue;
         }
         if (!tap_mark_parse(name, rtnl_link_get_type(link), alias, &uid, &index,
                             &network))
             continue;
         owner = live_by_bridge(backend, rtnl_link_get_master(link));
+        // Only those a VM holds: a persistent one nobody holds would live
+        // on uncounted.
         if (owner != NULL && strcmp(owner->name, network) == 0 &&
+            port_counts(name, rtnl_link_get_flags(link)) &&
             keep_tap(owner, name, uid, index))
             continue;
-        // Persistent ones would live on uncounted, and the others are of
-        // networks that are gone.
+        // The others are of networks that are gone, or held by nobody.
         err = rtnl_link_delete(backend->sock, link);
         if (err < 0)
             log_error("cannot remove stale TAP device %s: %s", name,
@@ -718,8 +750,8 @@ static void remove_unadopted_links(struct linux_backend *backend,
             taps++;
     }
     if (bridges > 0 || taps > 0)
-        log_info("removed %d bridge%s and %d TAP device%s a previous broker "
-                 "left and no adopted network owns",
+        log_info("removed %d bridge%s and %d TAP device%s left by a previous "
+                 "broker that no adopted network owns or no VM holds",
                  bridges, bridges == 1 ? "" : "s", taps, taps == 1 ? "" : "s");
 }
 
