@@ -624,6 +624,14 @@ adopt_one(struct linux_backend *backend,
     struct network_config config;
     int ifindex = 0;
 
+    // A name recorded twice: the first entry is the one adopted.
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
+        if (strcmp(l->name, e->name) == 0 ||
+            strcmp(l->bridge, e->info.bridge) == 0) {
+            log_warning("network %s: recorded twice; adopted once", e->name);
+            goto out;
+        }
+    }
     if (services->configs == NULL ||
         services->configs->lookup(services->configs_ctx, e->name, &config,
                                   NULL) != BROKER_OK) {
