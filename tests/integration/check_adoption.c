@@ -173,6 +173,14 @@ static unsigned dnsmasq_count(void) {
     return (unsigned)harness_shell(command);
 }
 
+static bool no_dnsmasq(void *arg) {
+    (void)arg;
+    // Orphaned onto the test (harness_enter_netns()): reaped here.
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    return dnsmasq_count() == 0;
+}
+
 // ---- Tests -----------------------------------------------------------------
 
 START_TEST(test_guest_pings_through_sigkill_and_restart) {
@@ -357,6 +365,51 @@ START_TEST(test_corrupt_state_file_adopts_nothing) {
 }
 END_TEST
 
+START_TEST(test_dnsmasq_gone_meanwhile_is_restarted) {
+    vmnet_broker_connection_t *connection;
+    vmnet_broker_network_t *network = NULL;
+    struct topology_lease lease;
+    const char *guest;
+    char *uuid, *uuid_after;
+
+    harness_start(broker, "60");
+    connection = harness_connect(broker);
+    ck_assert_int_eq(
+        vmnet_broker_connection_acquire(connection, "shared", &network),
+        VMNET_BROKER_SUCCESS);
+    guest = topology_add_guest(topology, vmnet_broker_network_bridge(network),
+                               NULL);
+    ck_assert_ptr_nonnull(guest);
+    vmnet_broker_network_free(network);
+    uuid = status_uuid("shared");
+    ck_assert_ptr_nonnull(uuid);
+    ck_assert(harness_broker_signal(broker, SIGKILL));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    vmnet_broker_connection_close(connection);
+    // While no broker runs, its dnsmasq dies too.
+    {
+        char command[256];
+        snprintf(command, sizeof(command),
+                 "pkill -KILL -f -- '--conf-[f]ile=%s/'", broker->dir);
+        ck_assert_int_eq(harness_shell(command), 0);
+    }
+    ck_assert(harness_wait_for(no_dnsmasq, NULL));
+
+    // The network is adopted all the same and gets a new dnsmasq.
+    ck_assert(harness_broker_start(broker, "60", NULL));
+    ck_assert(harness_broker_wait_log(broker, "its dnsmasq is gone", 1));
+    ck_assert(harness_broker_wait_log(broker, "dnsmasq restarted", 1));
+    uuid_after = status_uuid("shared");
+    ck_assert_ptr_nonnull(uuid_after);
+    ck_assert_str_eq(uuid_after, uuid);
+    ck_assert_msg(topology_dhcp(topology, guest, NULL, &lease),
+                  "no lease from the new dnsmasq (log %s)", broker->log_path);
+    ck_assert_uint_eq(dnsmasq_count(), 1);
+    free(uuid);
+    free(uuid_after);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("adoption");
     TCase *tc = tcase_create("adoption");
@@ -367,6 +420,7 @@ int main(void) {
     tcase_add_test(tc, test_guest_pings_through_sigkill_and_restart);
     tcase_add_test(tc, test_exit_leaves_networks_with_ports);
     tcase_add_test(tc, test_corrupt_state_file_adopts_nothing);
+    tcase_add_test(tc, test_dnsmasq_gone_meanwhile_is_restarted);
     suite_add_tcase(s, tc);
     return harness_run_suite(s);
 }
