@@ -114,6 +114,11 @@ struct network_backend_ops {
     // closes are done so it is exact. Called only when a peer or user is
     // at its interface limit, where exactness matters.
     void (*settle_interfaces)(void *ctx);
+    // Optional (NULL: every network is removed when the broker exits).
+    // Leaves a ready network running for the next broker to adopt (its
+    // bridge has live ports: a VM must not lose its network because the
+    // broker stopped) and frees only the handle. Used when the broker exits.
+    void (*leave)(void *ctx, void *handle);
 };
 
 // Where configurations come from (a directory of files, or a test table).

@@ -99,11 +99,22 @@ void broker_free(struct broker *broker) {
     }
     while (broker->registry.head != NULL) {
         struct network *n = broker->registry.head;
-        log_info("removing network '%s' (bridge %s): broker is stopping",
-                 n->config.name, n->info.bridge);
         registry_remove(&broker->registry, n);
-        broker->options.backend->abandon(broker->options.backend_ctx,
-                                         n->backend_handle);
+        // The data plane outlives the control plane: a VM's network stays
+        // for the next broker to adopt.
+        if (n->state == NETWORK_READY && n->has_ports &&
+            broker->options.backend->leave != NULL) {
+            log_info("leaving network '%s' (bridge %s) running: its bridge "
+                     "has ports; the next broker adopts it",
+                     n->config.name, n->info.bridge);
+            broker->options.backend->leave(broker->options.backend_ctx,
+                                           n->backend_handle);
+        } else {
+            log_info("removing network '%s' (bridge %s): broker is stopping",
+                     n->config.name, n->info.bridge);
+            broker->options.backend->abandon(broker->options.backend_ctx,
+                                             n->backend_handle);
+        }
         free_waiters(n->waiters);
         free(n);
     }
@@ -148,8 +159,8 @@ struct peer *broker_peer_connect(struct broker *broker,
 // Starts the idle delay of a network nobody uses any more.
 static void start_idle(struct broker *broker, struct network *network,
                        uint64_t now) {
-    if (network->peers != 0 || network->config.persistent ||
-        network->state != NETWORK_READY)
+    if (network->peers != 0 || network->has_ports ||
+        network->config.persistent || network->state != NETWORK_READY)
         return;
     network->idle_deadline = now + broker->options.idle_usec;
     // Guard against wrap-around with absurd idle delays.
@@ -877,6 +888,75 @@ out:
     return status;
 }
 
+int broker_adopt(struct broker *broker, const struct network_config *config,
+                 const struct network_info *info, void *handle, bool has_ports,
+                 uint64_t now) {
+    struct network *network;
+
+    seen(broker, now);
+    if (registry_find(&broker->registry, config->name) != NULL ||
+        registry_find_removing(&broker->registry, config->name) != NULL) {
+        log_error("cannot adopt network '%s': it exists already", config->name);
+        return BROKER_ERR_INVALID_REQUEST;
+    }
+    network = new_network(broker, config);
+    if (network == NULL)
+        return BROKER_ERR_INTERNAL;
+    network->started = true;
+    network->state = NETWORK_READY;
+    network->info = *info;
+    network->backend_handle = handle;
+    network->has_ports = has_ports;
+    log_info("adopted network '%s' mode %s bridge %s uuid %s (%s)",
+             config->name, network_mode_name(config->mode), info->bridge,
+             info->uuid, has_ports ? "its bridge has ports" : "no ports");
+    start_idle(broker, network, now);
+    return BROKER_OK;
+}
+
+void broker_adopt_interface(struct broker *broker, uint32_t uid,
+                            const char *network, unsigned index,
+                            const char *ifname) {
+    struct orphan_interface *o;
+
+    if (broker->n_orphans == broker->orphans_size) {
+        size_t size = broker->orphans_size ? broker->orphans_size * 2 : 16;
+        struct orphan_interface *grown =
+            realloc(broker->orphans, size * sizeof(*grown));
+        if (grown == NULL) {
+            log_error("out of memory: adopted interface %s not counted",
+                      ifname);
+            return;
+        }
+        broker->orphans = grown;
+        broker->orphans_size = size;
+    }
+    o = &broker->orphans[broker->n_orphans++];
+    memset(o, 0, sizeof(*o));
+    o->uid = uid;
+    o->iface.index = index;
+    snprintf(o->iface.network, sizeof(o->iface.network), "%s", network);
+    snprintf(o->iface.name, sizeof(o->iface.name), "%s", ifname);
+    broker->generation++;
+}
+
+void broker_network_ports_changed(struct broker *broker, const char *name,
+                                  bool has_ports, uint64_t now) {
+    struct network *network = registry_find(&broker->registry, name);
+
+    seen(broker, now);
+    if (network == NULL || network->has_ports == has_ports)
+        return;
+    network->has_ports = has_ports;
+    log_info("network '%s': %s", name,
+             has_ports ? "its bridge has ports: in use"
+                       : "its bridge's last port has gone");
+    if (has_ports)
+        network->idle_deadline = NO_DEADLINE;
+    else
+        start_idle(broker, network, now);
+}
+
 uint64_t broker_next_deadline(const struct broker *broker) {
     return registry_next_deadline(&broker->registry);
 }
@@ -902,7 +982,7 @@ void broker_expire(struct broker *broker, uint64_t now) {
     seen(broker, now);
     while (n != NULL) {
         struct network *next = n->next;
-        if (n->state == NETWORK_READY && n->peers == 0 &&
+        if (n->state == NETWORK_READY && n->peers == 0 && !n->has_ports &&
             n->idle_deadline <= now) {
             log_info("removing network '%s' (bridge %s): idle delay passed",
                      n->config.name, n->info.bridge);

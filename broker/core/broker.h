@@ -54,7 +54,9 @@ typedef void (*broker_done_fn)(void *data, const struct broker_result *result);
 
 // Returns NULL when out of memory.
 struct broker *broker_new(const struct broker_options *options);
-// Removes every network at once (backend abandon) and frees every peer.
+// Removes every network at once (backend abandon) but leaves ready networks
+// with ports running (backend leave, when it has one) for the next broker,
+// and frees every peer.
 // Pending requests are dropped without their callbacks. Accepts NULL.
 void broker_free(struct broker *broker);
 
@@ -121,6 +123,31 @@ void broker_interface_report(struct broker *broker, const char *ifname,
 // networks). Returns an error when name cannot be looked up; a creation that
 // fails later is logged.
 int broker_create_persistent(struct broker *broker, const char *name);
+
+// Registers a network the backend found running, made by an earlier broker
+// (adoption after a restart), as ready: config, info and the backend's
+// handle, which the core owns from now on as if create() had made it.
+// has_ports says whether its bridge has ports (broker_network_ports_changed);
+// without, the idle rule applies from now. BROKER_OK;
+// BROKER_ERR_INVALID_REQUEST when name already exists (the handle stays the
+// caller's); BROKER_ERR_INTERNAL without memory.
+int broker_adopt(struct broker *broker, const struct network_config *config,
+                 const struct network_info *info, void *handle, bool has_ports,
+                 uint64_t now);
+
+// Counts an interface of uid on network (index, device ifname) made by an
+// earlier broker whose connection is gone, as a closed connection's: against
+// uid's limit and its MAC slots, until the device is gone.
+void broker_adopt_interface(struct broker *broker, uint32_t uid,
+                            const char *network, unsigned index,
+                            const char *ifname);
+
+// The backend saw network name's bridge get its first port or lose its
+// last. A network with ports is in use: it is not removed for idleness;
+// once it has neither ports nor peers the idle delay starts. Unknown names
+// are ignored.
+void broker_network_ports_changed(struct broker *broker, const char *name,
+                                  bool has_ports, uint64_t now);
 
 // Earliest moment broker_expire() has work, or NO_DEADLINE.
 uint64_t broker_next_deadline(const struct broker *broker);

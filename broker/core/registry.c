@@ -74,6 +74,10 @@ unsigned network_get_peers(const struct network *network) {
     return network->peers;
 }
 
+bool network_get_has_ports(const struct network *network) {
+    return network->has_ports;
+}
+
 uint64_t network_get_idle_deadline(const struct network *network) {
     return network->idle_deadline;
 }

@@ -31,6 +31,8 @@ const struct network_info *network_get_info(const struct network *network);
 enum network_state network_get_state(const struct network *network);
 // Number of peers holding a reference (each peer counts once).
 unsigned network_get_peers(const struct network *network);
+// True while its bridge has ports (broker_network_ports_changed()).
+bool network_get_has_ports(const struct network *network);
 // Monotonic time (microseconds) at which the unused network is removed;
 // NO_DEADLINE while it is in use or persistent.
 uint64_t network_get_idle_deadline(const struct network *network);

@@ -22,6 +22,9 @@ struct network {
     void *backend_handle;
     // Number of peers holding a reference (each peer counts once).
     unsigned peers;
+    // Its bridge has ports (a VM's TAP, a veth): in use even without
+    // peers, and left running when the broker exits.
+    bool has_ports;
     // Monotonic time (microseconds) at which an unused network is removed;
     // NO_DEADLINE while it is in use or persistent.
     uint64_t idle_deadline;

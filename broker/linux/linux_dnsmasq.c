@@ -84,6 +84,9 @@ struct dnsmasq {
     struct dnsmasq *next_starting;
     // At --verbose, the leases as they come and go; else NULL.
     struct lease_log *leases;
+    // Told of each restart (the pid changed); NULL: nobody asked.
+    dnsmasq_restarted_fn restarted;
+    void *restarted_data;
 };
 
 // One inotify instance for every dnsmasq being started: the pid file, which
@@ -701,6 +704,8 @@ static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
     }
     log_info("network %s: dnsmasq restarted (pid %d)", d->name, (int)d->pid);
+    if (d->restarted != NULL)
+        d->restarted(d->restarted_data);
     return 0;
 }
 
@@ -1014,6 +1019,12 @@ pid_t dnsmasq_pid(const struct dnsmasq *d) { return d->pid; }
 bool dnsmasq_failed(const struct dnsmasq *d) { return d->failed; }
 
 int dnsmasq_remove_stale(const char *runtime_dir) {
+    return dnsmasq_remove_stale_except(runtime_dir, NULL, NULL);
+}
+
+int dnsmasq_remove_stale_except(const char *runtime_dir,
+                                bool (*keep)(const char *name, void *ctx),
+                                void *ctx) {
     char dir[DIR_MAX];
     char path[PATH_MAX];
     struct dirent *entry;
@@ -1043,6 +1054,9 @@ int dnsmasq_remove_stale(const char *runtime_dir) {
                 0 ||
             !S_ISDIR(st.st_mode) ||
             network_dir(runtime_dir, entry->d_name, dir) < 0)
+            continue;
+        // An adopted network's dnsmasq and files carry on.
+        if (keep != NULL && keep(entry->d_name, ctx))
             continue;
         file_path(path, dir, CONF_FILE);
         if (access(path, F_OK) < 0) {
@@ -1151,6 +1165,227 @@ out:
         return status;
     }
     *out = leases;
+    *n = count;
+    return 0;
+}
+
+void dnsmasq_set_restarted(struct dnsmasq *d, dnsmasq_restarted_fn restarted,
+                           void *data) {
+    d->restarted = restarted;
+    d->restarted_data = data;
+}
+
+int dnsmasq_process_start_time(pid_t pid, unsigned long long *start) {
+    char path[64];
+    char text[1024];
+    const char *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    text[n] = '\0';
+    // Field 2, the command name in parentheses, may hold spaces and ')':
+    // the fields after it start after its last ')'. That is field 3; the
+    // start time is field 22.
+    p = strrchr(text, ')');
+    if (p == NULL)
+        return -EIO;
+    p++;
+    for (int field = 3; field <= 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            return -EIO;
+        if (field == 22)
+            return sscanf(p, "%llu", start) == 1 ? 0 : -EIO;
+        p += strcspn(p, " ");
+    }
+    return -EIO;
+}
+
+static void leave_instance(struct dnsmasq *d);
+
+static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents,
+                           void *userdata) {
+    struct dnsmasq *d = userdata;
+
+    (void)s;
+    (void)fd;
+    (void)revents;
+    // Not our child: nothing to reap, and no exit status to tell.
+    d->child = sd_event_source_disable_unref(d->child);
+    if (d->stopped != NULL) {
+        forget_instance(d);
+        finish_stop(d);
+        return 0;
+    }
+    log_warning("network %s: adopted dnsmasq (pid %d) exited", d->name,
+                (int)d->pid);
+    log_tail(d, LOG_LEVEL_WARNING);
+    forget_instance(d);
+    record_failure(d);
+    return 0;
+}
+
+// pid is the network's dnsmasq when it runs our config file and, if start
+// is not 0, started when it did (a pid reused since cannot pass). Returns
+// a pidfd for it, or -1.
+static int pin_instance(const struct dnsmasq *d, pid_t pid,
+                        unsigned long long start) {
+    char conf[CONF_ARG_MAX];
+    unsigned long long now_start = 0;
+    int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
+
+    if (pidfd < 0)
+        return -1;
+    conf_arg(conf, d->dir);
+    // Checked after pidfd_open(): the pidfd pins the process they describe.
+    if (!cmdline_has(pid, conf) ||
+        (start != 0 && (dnsmasq_process_start_time(pid, &now_start) < 0 ||
+                        now_start != start))) {
+        close(pidfd);
+        return -1;
+    }
+    return pidfd;
+}
+
+int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
+                  pid_t pid, unsigned long long start, struct dnsmasq **out) {
+    struct dnsmasq *d = NULL;
+    char path[PATH_MAX];
+    struct stat st;
+    int status = -EINVAL;
+    int r;
+
+    if (options->event == NULL || !runtime_dir_valid(options->runtime_dir) ||
+        !network_name_valid(name))
+        goto out;
+    status = -ENOMEM;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        goto out;
+    d->pidfd = -1;
+    d->watch_descriptor = -1;
+    d->event = sd_event_ref(options->event);
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    d->dnsmasq_path =
+        strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
+                                             : DEFAULT_DNSMASQ_PATH);
+    if (d->dnsmasq_path == NULL)
+        goto out;
+    status = network_dir(options->runtime_dir, name, d->dir);
+    if (status < 0)
+        goto out;
+    // Its config, written by the broker that made it, is what a restart
+    // runs with: without it the network cannot be vouched for.
+    file_path(path, d->dir, CONF_FILE);
+    if (lstat(d->dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+        lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        status = -ENOENT;
+        d->dir[0] = '\0'; // not ours to remove on the way out
+        goto out;
+    }
+    d->pidfd = pin_instance(d, pid, start);
+    if (d->pidfd < 0) {
+        // Restarted by a broker that died before it said so.
+        file_path(path, d->dir, PID_FILE);
+        pid = read_pid_file(path);
+        d->pidfd = pin_instance(d, pid, 0);
+    }
+    if (d->pidfd >= 0) {
+        d->pid = pid;
+        d->spawned_usec = now_usec();
+        r = sd_event_add_io(d->event, &d->child, d->pidfd, EPOLLIN,
+                            on_adopted_exit, d);
+        if (r < 0) {
+            status = r;
+            log_error("network %s: cannot watch dnsmasq (pid %d): %s", name,
+                      (int)pid, strerror(-r));
+            leave_instance(d);
+            d = NULL;
+            goto out;
+        }
+        log_info("network %s: adopted dnsmasq (pid %d)", name, (int)pid);
+        lease_log_start(d->event, d, d->name, d->dir, LEASE_FILE, &d->leases);
+    } else {
+        log_warning("network %s: its dnsmasq is gone; starting a new one",
+                    name);
+        // spawned_usec 0: the restart is due at once.
+        schedule_restart(d);
+    }
+    *out = d;
+    d = NULL;
+    status = 0;
+out:
+    if (d != NULL)
+        leave_instance(d);
+    return status;
+}
+
+// Frees d and leaves its process and files as they are.
+static void leave_instance(struct dnsmasq *d) {
+    lease_log_free(d->leases);
+    d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
+    d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
+    d->child = sd_event_source_disable_unref(d->child);
+    stop_ready_watch(d);
+    if (d->pidfd >= 0)
+        close(d->pidfd);
+    sd_event_unref(d->event);
+    free(d->dnsmasq_path);
+    free(d);
+}
+
+void dnsmasq_leave(struct dnsmasq *d) {
+    if (d == NULL)
+        return;
+    leave_instance(d);
+}
+
+int dnsmasq_read_guest_hosts(const struct dnsmasq *d,
+                             struct dhcp_reservation **out, size_t *n) {
+    char path[PATH_MAX], line[128];
+    struct dhcp_reservation *hosts = NULL, *grown;
+    size_t count = 0;
+    FILE *f;
+
+    *out = NULL;
+    *n = 0;
+    file_path(path, d->dir, GUEST_HOSTS_FILE);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    // "MAC,IPV4" per line, as dnsmasq_set_guest_hosts() writes them.
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned b[6];
+        char address[32];
+        struct in_addr in;
+
+        if (sscanf(line, "%2x:%2x:%2x:%2x:%2x:%2x,%31s", &b[0], &b[1], &b[2],
+                   &b[3], &b[4], &b[5], address) != 7 ||
+            inet_pton(AF_INET, address, &in) != 1)
+            continue;
+        grown = realloc(hosts, (count + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            free(hosts);
+            fclose(f);
+            return -ENOMEM;
+        }
+        hosts = grown;
+        for (int i = 0; i < 6; i++)
+            hosts[count].mac[i] = (uint8_t)b[i];
+        hosts[count].address = ntohl(in.s_addr);
+        count++;
+    }
+    fclose(f);
+    *out = hosts;
     *n = count;
     return 0;
 }

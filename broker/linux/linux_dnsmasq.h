@@ -73,6 +73,46 @@ bool dnsmasq_failed(const struct dnsmasq *d);
 // directories. Returns how many processes were killed.
 int dnsmasq_remove_stale(const char *runtime_dir);
 
+// As dnsmasq_remove_stale(), but leaves the directories (and processes) of
+// the networks keep(name, ctx) says to keep (adopted ones). keep may be NULL.
+int dnsmasq_remove_stale_except(const char *runtime_dir,
+                                bool (*keep)(const char *name, void *ctx),
+                                void *ctx);
+
+// Supervises the dnsmasq a previous broker left for network name (adoption):
+// the process pid, if it still runs with <runtime_dir>/<name>/dnsmasq.conf
+// and started at start (field 22 of /proc/PID/stat; 0: not checked), else
+// the one its pid file names if it runs that config. It is not our child:
+// a pidfd tells when it ends, and it is then restarted as a child of ours
+// would be. When neither runs, a new one starts at once with the config
+// file that is there. Stores the handle in *out and returns 0; -ENOENT when
+// the network's directory or config file is missing (nothing to adopt), or
+// another negative errno (logged). The files are the network's from now on
+// (dnsmasq_stop() removes them).
+int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
+                  pid_t pid, unsigned long long start, struct dnsmasq **out);
+
+// Frees d and leaves its process and its files running for the next broker
+// (the broker exits while a VM uses the network). Accepts NULL.
+void dnsmasq_leave(struct dnsmasq *d);
+
+// Called after each restart of the network's dnsmasq (its pid changed).
+typedef void (*dnsmasq_restarted_fn)(void *data);
+void dnsmasq_set_restarted(struct dnsmasq *d, dnsmasq_restarted_fn restarted,
+                           void *data);
+
+// Stores the start time of process pid (field 22 of /proc/PID/stat, clock
+// ticks since boot) in *start: with the pid it names one process for good.
+// Returns 0 or a negative errno.
+int dnsmasq_process_start_time(pid_t pid, unsigned long long *start);
+
+// The broker-made DHCP reservations in the network's hosts file (what
+// dnsmasq_set_guest_hosts() last wrote, which outlives a broker): a malloc'd
+// array in *out (caller frees; NULL when none) and its length in *n.
+// Returns 0 or a negative errno.
+int dnsmasq_read_guest_hosts(const struct dnsmasq *d,
+                             struct dhcp_reservation **out, size_t *n);
+
 // Replaces the network's broker-made DHCP reservations (one MAC, one
 // address each; the guests announced in interface replies) and makes
 // dnsmasq read them again (SIGHUP). Returns 0 or a negative errno (logged).

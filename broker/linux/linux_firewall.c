@@ -463,27 +463,29 @@ static char *network_commands(const struct network_config *config,
     return commands_close(commands, &text);
 }
 
-int firewall_add_network(struct firewall *fw,
-                         const struct network_config *config,
-                         const struct network_info *info) {
+// The record of a network's rules (malloc'd) and the commands that add them
+// (malloc'd, in *commands); NULL (logged) when the network is refused.
+static struct firewall_network *
+prepare_network(struct firewall *fw, const struct network_config *config,
+                const struct network_info *info, char **commands, int *status) {
     struct firewall_network *network = NULL;
-    char *commands = NULL;
-    int status = -EINVAL;
 
+    *commands = NULL;
+    *status = -EINVAL;
     if (!bridge_name_valid(info->bridge)) {
         log_error("firewall: invalid bridge name \"%.*s\"", IFNAMSIZ,
                   info->bridge);
         goto out;
     }
-    status = -EEXIST;
+    *status = -EEXIST;
     if (*find_network(fw, info->bridge) != NULL) {
         log_error("firewall: %s already has rules", info->bridge);
         goto out;
     }
-    status = check_port_forwards(fw, config, info);
-    if (status < 0)
+    *status = check_port_forwards(fw, config, info);
+    if (*status < 0)
         goto out;
-    status = -ENOMEM;
+    *status = -ENOMEM;
     network = calloc(1, sizeof(*network));
     if (network == NULL)
         goto out;
@@ -499,8 +501,26 @@ int firewall_add_network(struct firewall *fw,
     network->n_port_forwards = config->n_port_forwards;
     memcpy(network->port_forwards, config->port_forwards,
            config->n_port_forwards * sizeof(config->port_forwards[0]));
-    commands = network_commands(config, info, network);
-    if (commands == NULL)
+    *commands = network_commands(config, info, network);
+    if (*commands == NULL) {
+        free(network);
+        network = NULL;
+        goto out;
+    }
+    *status = 0;
+out:
+    return network;
+}
+
+int firewall_add_network(struct firewall *fw,
+                         const struct network_config *config,
+                         const struct network_info *info) {
+    char *commands = NULL;
+    int status;
+    struct firewall_network *network =
+        prepare_network(fw, config, info, &commands, &status);
+
+    if (network == NULL)
         goto out;
     status = firewall_run(fw, commands, info->bridge);
     if (status < 0)
@@ -849,3 +869,133 @@ out:
     json_decref(root);
     return found;
 }
+
+// The table with the rules of every network and TAP in networks, in one
+// transaction (so an adopted guest's traffic never meets a table without
+// its rules), recorded as if added one by one. 0 or a negative errno.
+static int restore_all(struct firewall *fw,
+                       const struct firewall_restore *networks, size_t n) {
+    struct firewall_tap *taps = NULL;
+    char *text = NULL;
+    size_t size;
+    int status = -ENOMEM;
+    FILE *commands = open_memstream(&text, &size);
+
+    if (commands == NULL)
+        goto out;
+    fputs(TABLE_REPLACEMENT, commands);
+    for (size_t i = 0; i < n; i++) {
+        char *add = NULL;
+        struct firewall_network *record = prepare_network(
+            fw, networks[i].config, networks[i].info, &add, &status);
+        if (record == NULL)
+            goto out;
+        // Listed at once: the next network's checks see this one.
+        record->next = fw->networks;
+        fw->networks = record;
+        fputs(add, commands);
+        free(add);
+        for (size_t t = 0; t < networks[i].n_taps; t++) {
+            const struct interface_info *info = &networks[i].taps[t];
+            struct firewall_tap *tap;
+
+            status = -EINVAL;
+            if (!tap_name_valid(info->name))
+                goto out;
+            status = -ENOMEM;
+            tap = calloc(1, sizeof(*tap));
+            add = firewall_interface_rules(networks[i].info, info);
+            if (tap == NULL || add == NULL) {
+                free(tap);
+                free(add);
+                goto out;
+            }
+            snprintf(tap->name, sizeof(tap->name), "%s", info->name);
+            tap->next = taps;
+            taps = tap;
+            fputs(add, commands);
+            free(add);
+        }
+    }
+    status = -ENOMEM;
+    // Closed here whatever happens: commands_close() frees text on failure.
+    if (commands_close(commands, &text) == NULL) {
+        commands = NULL;
+        text = NULL;
+        goto out;
+    }
+    commands = NULL;
+    status = firewall_run(fw, text, "cannot restore table " TABLE);
+    if (status < 0)
+        goto out;
+    fw->has_table = true;
+    fw->taps = taps;
+    taps = NULL;
+out:
+    if (commands != NULL) {
+        // On failure commands_close() has freed text itself.
+        free(commands_close(commands, &text));
+        text = NULL;
+    }
+    free(text);
+    if (status < 0) {
+        // Undone: the caller falls back to one network at a time.
+        while (fw->networks != NULL) {
+            struct firewall_network *next = fw->networks->next;
+            free(fw->networks);
+            fw->networks = next;
+        }
+    }
+    while (taps != NULL) {
+        struct firewall_tap *next = taps->next;
+        free(taps);
+        taps = next;
+    }
+    return status;
+}
+
+int firewall_new_restoring(struct firewall **out,
+                           const struct firewall_restore *networks, size_t n) {
+    struct firewall *fw = NULL;
+    int status;
+
+    if (n == 0)
+        return firewall_new(out);
+    status = -ENOMEM;
+    fw = calloc(1, sizeof(*fw));
+    if (fw == NULL)
+        goto out;
+    fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (fw->nft == NULL || nft_ctx_buffer_output(fw->nft) != 0 ||
+        nft_ctx_buffer_error(fw->nft) != 0) {
+        log_error("firewall: cannot make an nftables context");
+        goto out;
+    }
+    status = restore_all(fw, networks, n);
+    if (status < 0) {
+        // One network's rules must not cost the others theirs.
+        log_warning("firewall: cannot restore every adopted network's rules "
+                    "at once; adding them one by one");
+        status =
+            firewall_run(fw, TABLE_REPLACEMENT, "cannot create table " TABLE);
+        if (status < 0)
+            goto out;
+        fw->has_table = true;
+        for (size_t i = 0; i < n; i++) {
+            if (firewall_add_network(fw, networks[i].config, networks[i].info) <
+                0)
+                continue;
+            for (size_t t = 0; t < networks[i].n_taps; t++)
+                firewall_add_interface(fw, networks[i].info,
+                                       &networks[i].taps[t]);
+        }
+    }
+    *out = fw;
+    fw = NULL;
+    status = 0;
+out:
+    firewall_free(fw);
+    return status;
+}
+
+void firewall_keep_table(struct firewall *fw) { fw->has_table = false; }

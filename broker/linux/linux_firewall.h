@@ -22,6 +22,27 @@ struct firewall;
 // negative errno, *out untouched.
 int firewall_new(struct firewall **out);
 
+// A network found running (adoption) and its TAP devices' chains.
+struct firewall_restore {
+    const struct network_config *config;
+    const struct network_info *info;
+    const struct interface_info *taps;
+    size_t n_taps;
+};
+
+// As firewall_new(), but the new table holds the rules of each of the n
+// networks and the ingress chains of their TAPs, all in the one transaction
+// that replaces the old table: the adopted guests' traffic never meets a
+// table without its rules. When nftables refuses that transaction (a port
+// forward now taken twice), falls back to an empty table and adds each
+// network and TAP on its own, logging those refused.
+int firewall_new_restoring(struct firewall **out,
+                           const struct firewall_restore *networks, size_t n);
+
+// Makes firewall_free() keep the table: networks left running for the next
+// broker still need their rules.
+void firewall_keep_table(struct firewall *fw);
+
 // Deletes the table and frees fw. Accepts NULL.
 void firewall_free(struct firewall *fw);
 

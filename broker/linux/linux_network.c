@@ -10,6 +10,7 @@
 #include <netlink/cache.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
+#include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "linux_sysctl.h"
 #include "linux_tap.h"
 #include "linux_worker.h"
+#include "networks_state.h"
 #include "nl_errno.h"
 
 #define FORWARD_CHECK_USEC (10 * 1000000ull)
@@ -68,9 +70,33 @@ struct linux_backend {
     // The per-host secret guest MACs are keyed with (state_dir.h); all
     // zeros until linux_backend_set_mac_key().
     uint8_t mac_key[GUEST_MAC_KEY_LEN];
-    // Link removals, so a TAP's rules go with it.
+    // Link removals, so a TAP's rules go with it, and bridge ports coming
+    // and going.
     int link_fd;
     sd_event_source *link_source;
+    // Where networks.json is written; -1: no state file.
+    int runtime_dir_fd;
+    // Ready and adopted networks (and, at exit, those left running): the
+    // state file lists them and their bridges' ports are counted.
+    struct linux_network *live;
+    // Every port of a live network's bridge: (port, bridge) ifindexes.
+    struct bridge_port *ports;
+    size_t n_ports;
+    size_t ports_size;
+    linux_ports_changed_fn ports_changed;
+    void *ports_ctx;
+};
+
+struct bridge_port {
+    int ifindex;
+    int master;
+};
+
+// A TAP device of an adopted network, until the core has counted it.
+struct adopted_tap {
+    char name[IFNAMSIZ];
+    uint32_t uid;
+    unsigned index;
 };
 
 struct sent_fd {
@@ -133,7 +159,21 @@ struct linux_network {
     // network's life so a VM started again gets its address back.
     struct dhcp_reservation *guests;
     size_t n_guests;
+    // In backend->live (loop only).
+    bool listed;
+    struct linux_network *next_live;
+    // Ports of the bridge (link events).
+    unsigned ports;
+    // Left running at the broker's exit for the next broker.
+    bool left;
+    // Adopted and not yet handed to the core; its TAPs meanwhile.
+    bool adopted;
+    struct adopted_tap *taps;
+    size_t n_taps;
 };
+
+static void write_state(struct linux_backend *backend);
+static void teardown(void *data);
 
 int linux_backend_new(struct linux_backend **out) {
     struct linux_backend *backend = calloc(1, sizeof(*backend));
@@ -143,6 +183,7 @@ int linux_backend_new(struct linux_backend **out) {
     if (backend == NULL)
         goto out;
     backend->link_fd = -1;
+    backend->runtime_dir_fd = -1;
     backend->pool_first = SUBNET_FIRST;
     backend->pool_last = SUBNET_LAST;
     backend->sock = nl_socket_alloc();
@@ -175,7 +216,21 @@ void linux_backend_free(struct linux_backend *backend) {
         backend->sent = s->next;
         free(s);
     }
-    // Deletes the broker's whole table: no rule outlives the broker.
+    // What is left running (networks with ports) is what the next broker
+    // adopts: the state file says so, and their rules stay.
+    write_state(backend);
+    if (backend->live != NULL && backend->firewall != NULL)
+        firewall_keep_table(backend->firewall);
+    while (backend->live != NULL) {
+        struct linux_network *network = backend->live;
+        backend->live = network->next_live;
+        dnsmasq_leave(network->dnsmasq);
+        free(network->guests);
+        free(network->taps);
+        free(network);
+    }
+    free(backend->ports);
+    // Deletes the broker's whole table unless networks were left running.
     firewall_free(backend->firewall);
     // nl_socket_free() closes the socket if nl_connect() opened it.
     nl_socket_free(backend->sock);
@@ -183,6 +238,190 @@ void linux_backend_free(struct linux_backend *backend) {
     free(backend->dnsmasq_path);
     stable_addresses_free(backend->stable);
     free(backend);
+}
+
+// ---- The state file and the live networks (issue 12) ----------------------
+
+static void write_state(struct linux_backend *backend) {
+    struct networks_state_entry *entries;
+    size_t n = 0;
+
+    if (backend->runtime_dir_fd < 0 || backend->firewall == NULL)
+        return;
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live)
+        n++;
+    entries = calloc(n + 1, sizeof(*entries));
+    if (entries == NULL) {
+        log_error("cannot write the state file: out of memory");
+        return;
+    }
+    n = 0;
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
+        struct networks_state_entry *e = &entries[n++];
+
+        snprintf(e->name, sizeof(e->name), "%s", l->name);
+        e->mode = l->config.mode;
+        e->persistent = l->config.persistent;
+        e->info = l->made;
+        e->dnsmasq_pid = l->dnsmasq != NULL ? dnsmasq_pid(l->dnsmasq) : 0;
+        if (e->dnsmasq_pid > 0 &&
+            dnsmasq_process_start_time(e->dnsmasq_pid, &e->dnsmasq_start) < 0)
+            e->dnsmasq_pid = 0;
+    }
+    networks_state_write(backend->runtime_dir_fd, entries, n);
+    free(entries);
+}
+
+static void on_dnsmasq_restarted(void *data) {
+    struct linux_network *network = data;
+    write_state(network->backend);
+}
+
+// The kernel's "carrier on" link flag (linux/if.h; net/if.h lacks it).
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP 0x10000
+#endif
+
+// Whether a port keeps its network in use. A TAP device of the broker's
+// only while a descriptor holds it (the kernel gives it carrier then): one
+// its holder made persistent and let go is no running VM, and must not keep
+// a network forever. Any other link (a veth a root client attached) always.
+static bool port_counts(const char *name, unsigned flags) {
+    return name == NULL ||
+           strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
+           (flags & IFF_LOWER_UP) != 0;
+}
+
+static struct linux_network *live_by_bridge(struct linux_backend *backend,
+                                            int ifindex) {
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
+        if (l->ifindex == ifindex && ifindex > 0)
+            return l;
+    }
+    return NULL;
+}
+
+static void tell_ports(struct linux_backend *backend,
+                       struct linux_network *network) {
+    if (backend->ports_changed != NULL && !network->adopted && !network->left)
+        backend->ports_changed(backend->ports_ctx, network->name,
+                               network->ports > 0);
+}
+
+// Port ifindex now has master (0: none, or the link is gone).
+static void port_moved(struct linux_backend *backend, int ifindex, int master) {
+    struct linux_network *network;
+    size_t i = 0;
+
+    while (i < backend->n_ports && backend->ports[i].ifindex != ifindex)
+        i++;
+    if (i < backend->n_ports) {
+        if (backend->ports[i].master == master)
+            return;
+        network = live_by_bridge(backend, backend->ports[i].master);
+        backend->ports[i] = backend->ports[--backend->n_ports];
+        if (network != NULL && network->ports > 0 && --network->ports == 0)
+            tell_ports(backend, network);
+    }
+    network = master > 0 ? live_by_bridge(backend, master) : NULL;
+    if (network == NULL)
+        return;
+    if (backend->n_ports == backend->ports_size) {
+        size_t size = backend->ports_size ? backend->ports_size * 2 : 16;
+        struct bridge_port *grown =
+            realloc(backend->ports, size * sizeof(*grown));
+        // Without memory the port is not counted: the network may then be
+        // removed while a VM uses it, as before ports were counted.
+        if (grown == NULL) {
+            log_error("out of memory: port %d of %s not counted", ifindex,
+                      network->bridge);
+            return;
+        }
+        backend->ports = grown;
+        backend->ports_size = size;
+    }
+    backend->ports[backend->n_ports].ifindex = ifindex;
+    backend->ports[backend->n_ports].master = master;
+    backend->n_ports++;
+    if (network->ports++ == 0)
+        tell_ports(backend, network);
+}
+
+// Counts every live bridge's ports again from a dump of the links (at
+// adoption, and when link events were lost), telling the changes.
+static void resync_ports(struct linux_backend *backend) {
+    struct nl_cache *links = NULL;
+    int err =
+        nl_to_errno(rtnl_link_alloc_cache(backend->sock, AF_UNSPEC, &links));
+
+    if (err < 0) {
+        log_error("cannot list links to count bridge ports: %s",
+                  strerror(-err));
+        return;
+    }
+    // Ports that went (or moved) while unseen.
+    for (size_t i = 0; i < backend->n_ports;) {
+        struct rtnl_link *link =
+            rtnl_link_get(links, backend->ports[i].ifindex);
+        int master = link != NULL && port_counts(rtnl_link_get_name(link),
+                                                 rtnl_link_get_flags(link))
+                         ? rtnl_link_get_master(link)
+                         : 0;
+        size_t before = backend->n_ports;
+
+        rtnl_link_put(link);
+        port_moved(backend, backend->ports[i].ifindex, master);
+        // Entry i was replaced by the last one (or moved): look again.
+        if (backend->n_ports == before && backend->ports[i].master == master)
+            i++;
+    }
+    for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
+         obj = nl_cache_get_next(obj)) {
+        struct rtnl_link *link = (struct rtnl_link *)obj;
+        port_moved(
+            backend, rtnl_link_get_ifindex(link),
+            port_counts(rtnl_link_get_name(link), rtnl_link_get_flags(link))
+                ? rtnl_link_get_master(link)
+                : 0);
+    }
+    nl_cache_free(links);
+}
+
+static void list_network(struct linux_network *network) {
+    struct linux_backend *backend = network->backend;
+
+    if (network->listed)
+        return;
+    network->listed = true;
+    network->next_live = backend->live;
+    backend->live = network;
+}
+
+// Forgets network and its ports (none is told: the core removes it).
+static void unlist_network(struct linux_network *network) {
+    struct linux_backend *backend = network->backend;
+    struct linux_network **p = &backend->live;
+
+    if (!network->listed)
+        return;
+    while (*p != NULL && *p != network)
+        p = &(*p)->next_live;
+    if (*p == network)
+        *p = network->next_live;
+    network->listed = false;
+    for (size_t i = 0; i < backend->n_ports;) {
+        if (backend->ports[i].master == network->ifindex)
+            backend->ports[i] = backend->ports[--backend->n_ports];
+        else
+            i++;
+    }
+    network->ports = 0;
+}
+
+void linux_backend_set_ports_watch(struct linux_backend *backend,
+                                   linux_ports_changed_fn changed, void *ctx) {
+    backend->ports_changed = changed;
+    backend->ports_ctx = ctx;
 }
 
 struct tap_gone {
@@ -233,10 +472,41 @@ static void link_removed(struct linux_backend *backend,
     }
 }
 
+// A link was made, changed or removed: the bridge it is a port of, if any,
+// may have changed.
+static void link_master(struct linux_backend *backend,
+                        const struct nlmsghdr *hdr) {
+    const struct ifinfomsg *ifi = NLMSG_DATA(hdr);
+    int length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+    int master = 0;
+
+    const char *name = NULL;
+
+    // AF_BRIDGE messages are the bridge's view of a port; the link's own
+    // (AF_UNSPEC) carry IFLA_MASTER.
+    if (ifi->ifi_family == AF_BRIDGE)
+        return;
+    if (hdr->nlmsg_type == RTM_NEWLINK) {
+        for (const struct rtattr *rta = IFLA_RTA(ifi); RTA_OK(rta, length);
+             rta = RTA_NEXT(rta, length)) {
+            if (rta->rta_type == IFLA_MASTER &&
+                RTA_PAYLOAD(rta) >= sizeof(uint32_t))
+                memcpy(&master, RTA_DATA(rta), sizeof(master));
+            if (rta->rta_type == IFLA_IFNAME &&
+                strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)) < IFNAMSIZ)
+                name = RTA_DATA(rta);
+        }
+    }
+    if (!port_counts(name, ifi->ifi_flags))
+        master = 0;
+    port_moved(backend, ifi->ifi_index, master);
+}
+
 static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
                          void *data) {
     struct linux_backend *backend = data;
     char buffer[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+    bool lost = false;
     ssize_t n;
 
     (void)source;
@@ -244,18 +514,27 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
     while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
         if (n < 0) {
             // ENOBUFS: events were lost; the next TAP's creation sweeps
-            // whatever chain they would have removed.
-            if (errno == ENOBUFS)
+            // whatever chain they would have removed, and the ports are
+            // counted again.
+            if (errno == ENOBUFS) {
+                lost = true;
                 continue;
+            }
             break;
         }
         for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
              NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
-            if (hdr->nlmsg_type == RTM_DELLINK &&
-                hdr->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+            if ((hdr->nlmsg_type != RTM_DELLINK &&
+                 hdr->nlmsg_type != RTM_NEWLINK) ||
+                hdr->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                continue;
+            if (hdr->nlmsg_type == RTM_DELLINK)
                 link_removed(backend, hdr);
+            link_master(backend, hdr);
         }
     }
+    if (lost)
+        resync_ports(backend);
     return 0;
 }
 
@@ -280,10 +559,300 @@ static int watch_links(struct linux_backend *backend, sd_event *event) {
     return r;
 }
 
+// ---- Adoption (issue 12) --------------------------------------------------
+
+// True when the kernel still has e's bridge as the broker made it: marked,
+// named for e's network, with e's gateway address. Stores its ifindex.
+static bool bridge_vouched(struct nl_cache *links, struct nl_cache *addrs,
+                           const struct networks_state_entry *e, int *ifindex) {
+    char expected[IFNAMSIZ];
+    struct rtnl_link *link = NULL;
+    bool ok = false;
+
+    linux_bridge_name(e->name, expected);
+    if (strcmp(expected, e->info.bridge) != 0)
+        goto out;
+    link = rtnl_link_get_by_name(links, e->info.bridge);
+    if (link == NULL || !linux_bridge_is_marked(rtnl_link_get_name(link),
+                                                rtnl_link_get_type(link),
+                                                rtnl_link_get_ifalias(link)))
+        goto out;
+    *ifindex = rtnl_link_get_ifindex(link);
+    for (struct nl_object *obj = nl_cache_get_first(addrs); obj != NULL && !ok;
+         obj = nl_cache_get_next(obj)) {
+        struct rtnl_addr *addr = (struct rtnl_addr *)obj;
+        struct nl_addr *local = rtnl_addr_get_local(addr);
+        uint32_t be = htonl(e->info.gateway);
+
+        ok = rtnl_addr_get_ifindex(addr) == *ifindex &&
+             rtnl_addr_get_family(addr) == AF_INET && local != NULL &&
+             nl_addr_get_len(local) == 4 &&
+             memcmp(nl_addr_get_binary_addr(local), &be, 4) == 0 &&
+             (unsigned)rtnl_addr_get_prefixlen(addr) ==
+                 ipv4_mask_len(e->info.mask);
+    }
+out:
+    rtnl_link_put(link);
+    return ok;
+}
+
+// A network e records, adopted when the configuration and the kernel still
+// vouch for it: listed, its dnsmasq supervised, its guests' reservations
+// read back. NULL (logged) otherwise.
+static struct linux_network *
+adopt_one(struct linux_backend *backend,
+          const struct linux_backend_services *services,
+          const struct networks_state_entry *e, struct nl_cache *links,
+          struct nl_cache *addrs) {
+    struct linux_network *network = NULL;
+    struct network_config config;
+    int ifindex = 0;
+
+    // A name recorded twice: the first entry is the one adopted.
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
+        if (strcmp(l->name, e->name) == 0 ||
+            strcmp(l->bridge, e->info.bridge) == 0) {
+            log_warning("network %s: recorded twice; adopted once", e->name);
+            goto out;
+        }
+    }
+    if (services->configs == NULL ||
+        services->configs->lookup(services->configs_ctx, e->name, &config,
+                                  NULL) != BROKER_OK) {
+        log_warning("network %s: not adopted: no valid configuration now",
+                    e->name);
+        goto out;
+    }
+    if (config.mode != e->mode ||
+        (config.has_subnet &&
+         ((config.subnet & config.mask) != e->info.subnet ||
+          config.mask != e->info.mask))) {
+        log_warning("network %s: not adopted: its configuration changed "
+                    "(mode or subnet)",
+                    e->name);
+        goto out;
+    }
+    if (!bridge_vouched(links, addrs, e, &ifindex)) {
+        log_warning("network %s: not adopted: bridge %s is gone, unmarked or "
+                    "without its address",
+                    e->name, e->info.bridge);
+        goto out;
+    }
+    network = calloc(1, sizeof(*network));
+    if (network == NULL)
+        goto out;
+    network->backend = backend;
+    network->config = config;
+    network->config.persistent = config.persistent || e->persistent;
+    network->made = e->info;
+    network->ifindex = ifindex;
+    network->bridge_exists = true;
+    network->adopted = true;
+    snprintf(network->name, sizeof(network->name), "%s", e->name);
+    snprintf(network->bridge, sizeof(network->bridge), "%s", e->info.bridge);
+    if (dnsmasq_adopt(&backend->dnsmasq, e->name, e->dnsmasq_pid,
+                      e->dnsmasq_start, &network->dnsmasq) < 0) {
+        log_warning("network %s: not adopted: its dnsmasq files are gone",
+                    e->name);
+        free(network);
+        network = NULL;
+        goto out;
+    }
+    dnsmasq_set_restarted(network->dnsmasq, on_dnsmasq_restarted, network);
+    // The guests keep their addresses: dnsmasq's hosts file outlived us.
+    if (dnsmasq_read_guest_hosts(network->dnsmasq, &network->guests,
+                                 &network->n_guests) < 0)
+        log_warning("network %s: cannot read its guests' reservations",
+                    e->name);
+    list_network(network);
+out:
+    return network;
+}
+
+static bool is_adopted(const char *name, void *ctx) {
+    struct linux_backend *backend = ctx;
+
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
+        if (strcmp(l->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool keep_tap(struct linux_network *network, const char *ifname,
+                     unsigned uid, unsigned index) {
+    struct adopted_tap *grown =
+        realloc(network->taps, (network->n_taps + 1) * sizeof(*grown));
+
+    if (grown == NULL)
+        return false;
+    network->taps = grown;
+    snprintf(grown[network->n_taps].name, IFNAMSIZ, "%s", ifname);
+    grown[network->n_taps].uid = uid;
+    grown[network->n_taps].index = index;
+    network->n_taps++;
+    return true;
+}
+
+// Removes the bridges and TAP devices a previous broker left that no
+// adopted network owns; records the adopted networks' TAPs.
+static void remove_unadopted_links(struct linux_backend *backend,
+                                   struct nl_cache *links) {
+    int bridges = 0, taps = 0;
+
+    for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
+         obj = nl_cache_get_next(obj)) {
+        struct rtnl_link *link = (struct rtnl_link *)obj;
+        const char *name = rtnl_link_get_name(link);
+        const char *alias = rtnl_link_get_ifalias(link);
+        struct linux_network *owner;
+        const char *network;
+        unsigned uid, index;
+        int err;
+
+        if (linux_bridge_is_marked(name, rtnl_link_get_type(link), alias)) {
+            if (live_by_bridge(backend, rtnl_link_get_ifindex(link)) != NULL)
+                continue;
+            err = nl_to_errno(rtnl_link_delete(backend->sock, link));
+            if (err < 0) {
+                log_error("cannot remove stale bridge %s of network %s: %s",
+                          name, alias, strerror(-err));
+            } else {
+                log_info("removed stale bridge %s of network %s", name, alias);
+                bridges++;
+            }
+            continue;
+        }
+        if (!tap_mark_parse(name, rtnl_link_get_type(link), alias, &uid, &index,
+                            &network))
+            continue;
+        owner = live_by_bridge(backend, rtnl_link_get_master(link));
+        // Only those a VM holds: a persistent one nobody holds would live
+        // on uncounted.
+        if (owner != NULL && strcmp(owner->name, network) == 0 &&
+            port_counts(name, rtnl_link_get_flags(link)) &&
+            keep_tap(owner, name, uid, index))
+            continue;
+        // The others are of networks that are gone, or held by nobody.
+        err = nl_to_errno(rtnl_link_delete(backend->sock, link));
+        if (err < 0)
+            log_error("cannot remove stale TAP device %s: %s", name,
+                      strerror(-err));
+        else
+            taps++;
+    }
+    if (bridges > 0 || taps > 0)
+        log_info("removed %d bridge%s and %d TAP device%s left by a previous "
+                 "broker that no adopted network owns or no VM holds",
+                 bridges, bridges == 1 ? "" : "s", taps, taps == 1 ? "" : "s");
+}
+
+// The address reserved for mac among network's guests, or 0.
+static uint32_t guest_reservation(const struct linux_network *network,
+                                  const uint8_t mac[6]) {
+    for (size_t i = 0; i < network->n_guests; i++) {
+        if (memcmp(network->guests[i].mac, mac, 6) == 0)
+            return network->guests[i].address;
+    }
+    return 0;
+}
+
+// The table, with every adopted network's rules and its TAPs' chains in the
+// transaction that makes it. 0 or a negative errno (logged).
+static int restore_firewall(struct linux_backend *backend) {
+    struct firewall_restore *restore;
+    struct interface_info **taps;
+    size_t n = 0, i = 0;
+    int status = -ENOMEM;
+
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live)
+        n++;
+    restore = calloc(n + 1, sizeof(*restore));
+    taps = calloc(n + 1, sizeof(*taps));
+    if (restore == NULL || taps == NULL)
+        goto out;
+    for (struct linux_network *l = backend->live; l != NULL;
+         l = l->next_live, i++) {
+        restore[i].config = &l->config;
+        restore[i].info = &l->made;
+        // Only anti-spoofing networks give their TAPs a chain.
+        if (!l->config.anti_spoofing || l->n_taps == 0)
+            continue;
+        taps[i] = calloc(l->n_taps, sizeof(**taps));
+        if (taps[i] == NULL)
+            goto out;
+        for (size_t t = 0; t < l->n_taps; t++) {
+            struct interface_info *info = &taps[i][t];
+
+            snprintf(info->name, sizeof(info->name), "%s", l->taps[t].name);
+            guest_mac(backend->mac_key, l->name, l->taps[t].uid,
+                      l->taps[t].index, info->mac);
+            info->ipv4 = guest_reservation(l, info->mac);
+            if (l->made.ipv6 && l->made.ipv6_prefix_len == 64) {
+                guest_slaac(l->made.ipv6_prefix, info->mac, info->ipv6);
+                info->has_ipv6 = true;
+            }
+        }
+        restore[i].taps = taps[i];
+        restore[i].n_taps = l->n_taps;
+    }
+    status = firewall_new_restoring(&backend->firewall, restore, n);
+    if (status < 0)
+        goto out;
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live)
+        l->has_rules = true;
+out:
+    for (size_t j = 0; taps != NULL && j < n; j++)
+        free(taps[j]);
+    free(taps);
+    free(restore);
+    return status;
+}
+
+// Reads the state file and adopts what the kernel still vouches for; then
+// removes what a previous broker left that no adopted network owns, and
+// makes the table with the adopted networks' rules.
+static int adopt_and_clean(struct linux_backend *backend,
+                           const struct linux_backend_services *services) {
+    struct networks_state_entry *entries = NULL;
+    struct nl_cache *links = NULL, *addrs = NULL;
+    size_t n = 0;
+    int killed, err, status;
+
+    if (backend->runtime_dir_fd >= 0)
+        networks_state_read(backend->runtime_dir_fd, &entries, &n);
+    err = nl_to_errno(rtnl_link_alloc_cache(backend->sock, AF_UNSPEC, &links));
+    if (err == 0)
+        err = nl_to_errno(rtnl_addr_alloc_cache(backend->sock, &addrs));
+    if (err < 0) {
+        log_error("cannot list links and addresses: %s; adopting no network",
+                  strerror(-err));
+        n = 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        adopt_one(backend, services, &entries[i], links, addrs);
+    if (links != NULL)
+        remove_unadopted_links(backend, links);
+    killed =
+        dnsmasq_remove_stale_except(backend->runtime_dir, is_adopted, backend);
+    if (killed > 0)
+        log_info("stopped %d dnsmasq left by a previous broker", killed);
+    status = restore_firewall(backend);
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live)
+        log_info("network %s: adopted bridge %s uuid %s with %zu TAP "
+                 "device%s and %zu guest reservation%s",
+                 l->name, l->bridge, l->made.uuid, l->n_taps,
+                 l->n_taps == 1 ? "" : "s", l->n_guests,
+                 l->n_guests == 1 ? "" : "s");
+    nl_cache_free(links);
+    nl_cache_free(addrs);
+    free(entries);
+    return status;
+}
+
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services) {
-    int killed;
     int status = -ENOMEM;
 
     backend->runtime_dir = strdup(services->runtime_dir);
@@ -294,13 +863,11 @@ int linux_backend_enable_services(
         if (backend->dnsmasq_path == NULL)
             goto out;
     }
+    backend->runtime_dir_fd = services->runtime_dir_fd;
     backend->dnsmasq.event = services->event;
     backend->dnsmasq.runtime_dir = backend->runtime_dir;
     backend->dnsmasq.dnsmasq_path = backend->dnsmasq_path;
-    killed = dnsmasq_remove_stale(backend->runtime_dir);
-    if (killed > 0)
-        log_info("stopped %d dnsmasq left by a previous broker", killed);
-    status = firewall_new(&backend->firewall);
+    status = adopt_and_clean(backend, services);
     if (status < 0)
         goto out;
     status = linux_worker_new(services->event, &backend->worker);
@@ -310,8 +877,51 @@ int linux_backend_enable_services(
     if (status < 0)
         goto out;
     status = watch_links(backend, services->event);
+    if (status < 0)
+        goto out;
+    // After the watch: a port that comes or goes meanwhile is seen twice,
+    // which counts once.
+    resync_ports(backend);
+    // Only what was adopted: the next broker must not trust the rest.
+    write_state(backend);
 out:
     return status;
+}
+
+void linux_backend_hand_over(struct linux_backend *backend,
+                             const struct linux_adopt_ops *ops, void *ctx) {
+    struct linux_network *network = backend->live;
+
+    while (network != NULL) {
+        struct linux_network *next = network->next_live;
+
+        if (!network->adopted) {
+            network = next;
+            continue;
+        }
+        network->adopted = false;
+        if (ops->network(ctx, &network->config, &network->made, network,
+                         network->ports > 0) != BROKER_OK) {
+            log_warning("network %s: the core refused it: removing it",
+                        network->name);
+            unlist_network(network);
+            dnsmasq_stop(network->dnsmasq);
+            teardown(network);
+            free(network->guests);
+            free(network->taps);
+            free(network);
+            write_state(backend);
+            network = next;
+            continue;
+        }
+        for (size_t i = 0; i < network->n_taps; i++)
+            ops->interface(ctx, network->taps[i].uid, network->name,
+                           network->taps[i].index, network->taps[i].name);
+        free(network->taps);
+        network->taps = NULL;
+        network->n_taps = 0;
+        network = next;
+    }
 }
 
 int linux_backend_remove_stale(struct linux_backend *backend) {
@@ -693,8 +1303,16 @@ static void end_create(struct linux_network *network, int status) {
     struct reason why = network->why;
 
     network->created = NULL;
-    if (status != BROKER_OK)
+    if (status != BROKER_OK) {
         free(network);
+    } else {
+        // Ready: its bridge's ports count, and the next broker adopts it.
+        list_network(network);
+        if (network->dnsmasq != NULL)
+            dnsmasq_set_restarted(network->dnsmasq, on_dnsmasq_restarted,
+                                  network);
+        write_state(network->backend);
+    }
     created(done_data, status, status != BROKER_OK ? reason_get(&why) : NULL);
 }
 
@@ -804,6 +1422,9 @@ static void linux_network_destroy(void *ctx, void *handle,
     struct dnsmasq *dnsmasq = network->dnsmasq;
 
     (void)ctx;
+    // Half removed is nothing to adopt.
+    unlist_network(network);
+    write_state(network->backend);
     network->dnsmasq = NULL;
     network->destroyed = done;
     network->done_data = data;
@@ -824,11 +1445,33 @@ static void linux_network_abandon(void *ctx, void *handle) {
     // Whatever the worker was doing for any network is done, and nothing it
     // would finish is called.
     linux_worker_drain(backend->worker);
+    unlist_network(network);
     dnsmasq_stop(network->stopping);
     dnsmasq_stop(network->dnsmasq);
     teardown(network);
     free(network->guests);
+    free(network->taps);
     free(network);
+}
+
+// Leaves a ready network running (its bridge has ports): it stays listed,
+// so linux_backend_free() writes it to the state file for the next broker
+// and keeps its rules.
+static void linux_network_leave(void *ctx, void *handle) {
+    struct linux_backend *backend = ctx;
+    struct linux_network *network = handle;
+
+    if (network == NULL)
+        return;
+    if (!network->listed) {
+        linux_network_abandon(ctx, handle);
+        return;
+    }
+    // A TAP being made for it finishes; nothing it would call is called.
+    linux_worker_drain(backend->worker);
+    network->left = true;
+    log_info("network %s: left running on bridge %s for the next broker",
+             network->name, network->bridge);
 }
 
 static void forget_sent(void *data);
@@ -1126,4 +1769,5 @@ const struct network_backend_ops linux_backend_ops = {
     .interface_exists = linux_interface_exists,
     .settle_interfaces = linux_settle_interfaces,
     .leases = linux_network_leases,
+    .leave = linux_network_leave,
 };

@@ -43,16 +43,55 @@ struct linux_backend_services {
     const char *runtime_dir;
     // NULL: /usr/sbin/dnsmasq.
     const char *dnsmasq_path;
+    // The runtime directory's descriptor (kept open by the caller for the
+    // backend's life), where networks.json is read and written; -1: no
+    // state file, no adoption.
+    int runtime_dir_fd;
+    // The configurations adopted networks must still match; NULL: adopt
+    // nothing.
+    const struct config_source_ops *configs;
+    void *configs_ctx;
 };
 
 // Turns the bridge-only backend into the full one: every network created
 // afterwards also gets its nftables rules, forwarding, IPv6 ULA, DHCP/DNS
-// and router advertisements. Creates the broker's nftables table (replacing
-// one a previous instance left) and kills dnsmasq instances a previous
-// broker left in runtime_dir. Returns 0 or a negative errno (logged).
+// and router advertisements. First adopts what a previous broker left
+// running (networks.json in the runtime directory): each recorded network
+// whose configuration still matches, whose bridge is there with its mark
+// and gateway address and whose dnsmasq files are there keeps its bridge,
+// TAP devices, guest reservations and dnsmasq (restarted if it died).
+// Everything else a previous broker left is removed: its bridges, TAP
+// devices and dnsmasq instances. Then makes the broker's nftables table
+// (replacing one a previous instance left) with the adopted networks'
+// rules and TAP chains in the same transaction. The adopted networks wait
+// for linux_backend_hand_over(). From then on networks.json lists every
+// ready network, written on each change. Returns 0 or a negative errno
+// (logged).
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services);
+
+// Hands each adopted network to the core: network() registers it (the
+// handle is the backend's, as create() would give; has_ports: its bridge
+// has ports) and returns BROKER_OK, or an error and the network is removed;
+// interface() then counts each of its TAP devices (uid and index from the
+// device's mark) against its user.
+struct linux_adopt_ops {
+    int (*network)(void *ctx, const struct network_config *config,
+                   const struct network_info *info, void *handle,
+                   bool has_ports);
+    void (*interface)(void *ctx, uint32_t uid, const char *network,
+                      unsigned index, const char *ifname);
+};
+void linux_backend_hand_over(struct linux_backend *backend,
+                             const struct linux_adopt_ops *ops, void *ctx);
+
+// Told when a network's bridge gets its first port (any enslaved link: a
+// VM's TAP, a veth) or loses its last, from the event loop.
+typedef void (*linux_ports_changed_fn)(void *ctx, const char *network,
+                                       bool has_ports);
+void linux_backend_set_ports_watch(struct linux_backend *backend,
+                                   linux_ports_changed_fn changed, void *ctx);
 
 // Closes a descriptor open_interface handed out, once the transport has
 // sent it (or given up), on the worker: when the client has already closed

@@ -243,24 +243,31 @@ bool tap_alias_is_ours(const char *alias) {
            alias[length] == ' ';
 }
 
+bool tap_mark_parse(const char *ifname, const char *kind, const char *alias,
+                    unsigned *uid, unsigned *index, const char **network) {
+    size_t mark = strlen(linux_instance_tap_mark());
+    int end = 0;
+
+    if (ifname == NULL || kind == NULL || alias == NULL ||
+        strncmp(ifname, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
+        strcmp(kind, "tun") != 0 || !tap_alias_is_ours(alias))
+        return false;
+    if (sscanf(alias + mark, " %u %u %n", uid, index, &end) != 2 || end == 0)
+        return false;
+    *network = alias + mark + end;
+    return true;
+}
+
 // True if link is a TAP device this broker instance made for network_name
 // (any network when NULL).
 static bool is_marked(struct rtnl_link *link, const char *network_name) {
-    const char *name = rtnl_link_get_name(link);
-    const char *kind = rtnl_link_get_type(link);
-    const char *alias = rtnl_link_get_ifalias(link);
-    size_t mark = strlen(linux_instance_tap_mark());
     unsigned uid, index;
-    int end = 0;
+    const char *network;
 
-    if (name == NULL || kind == NULL || alias == NULL ||
-        strncmp(name, LINUX_TAP_PREFIX, strlen(LINUX_TAP_PREFIX)) != 0 ||
-        strcmp(kind, "tun") != 0 || !tap_alias_is_ours(alias))
+    if (!tap_mark_parse(rtnl_link_get_name(link), rtnl_link_get_type(link),
+                        rtnl_link_get_ifalias(link), &uid, &index, &network))
         return false;
-    if (sscanf(alias + mark, " %u %u %n", &uid, &index, &end) != 2 || end == 0)
-        return false;
-    return network_name == NULL ||
-           strcmp(alias + mark + end, network_name) == 0;
+    return network_name == NULL || strcmp(network, network_name) == 0;
 }
 
 int tap_remove_marked(struct nl_sock *sock, const char *network_name) {

@@ -52,6 +52,12 @@ bool tap_alias_is_ours(const char *alias);
 // negative errno when the links cannot be listed (logged).
 int tap_remove_marked(struct nl_sock *sock, const char *network_name);
 
+// True when a link (its name, kind and alias; each may be NULL) is a TAP
+// device the broker made: then *uid, *index and *network (a pointer into
+// alias) say for whom and on which network.
+bool tap_mark_parse(const char *ifname, const char *kind, const char *alias,
+                    unsigned *uid, unsigned *index, const char **network);
+
 // Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
 // without blocking. The caller keeps its own fd open and may close it as soon
 // as this returns 0: the message in flight holds the device.

@@ -28,6 +28,7 @@
 #include "linux_firewall.h"
 #include "linux_instance.h"
 #include "linux_network.h"
+#include "networks_state.h"
 #include "runtime_dir.h"
 #include "stable_addresses.h"
 #include "state_dir.h"
@@ -680,6 +681,9 @@ static int cleanup(struct daemon *d) {
     lock_dir_fd = d->runtime_dir_fd >= 0 ? d->runtime_dir_fd : d->socket_dir_fd;
     if (lock_dir_fd >= 0)
         unlinkat(lock_dir_fd, LOCK_FILE, 0);
+    // Nothing is left to adopt.
+    if (d->runtime_dir_fd >= 0)
+        unlinkat(d->runtime_dir_fd, NETWORKS_STATE_FILE, 0);
     log_info("cleanup: removed %d bridge%s, %d dnsmasq, the nftables table "
              "and the runtime files in %s",
              bridges, bridges == 1 ? "" : "s", killed, runtime_dir);
@@ -715,6 +719,31 @@ static void open_state_dir(struct daemon *d) {
     }
     linux_backend_set_stable_addresses(d->backend, stable);
 }
+
+// A network's bridge got its first port or lost its last.
+static void ports_changed(void *ctx, const char *network, bool has_ports) {
+    struct daemon *d = ctx;
+    broker_network_ports_changed(d->broker, network, has_ports, now_usec(d));
+}
+
+static int adopt_network(void *ctx, const struct network_config *config,
+                         const struct network_info *info, void *handle,
+                         bool has_ports) {
+    struct daemon *d = ctx;
+    return broker_adopt(d->broker, config, info, handle, has_ports,
+                        now_usec(d));
+}
+
+static void adopt_interface(void *ctx, uint32_t uid, const char *network,
+                            unsigned index, const char *ifname) {
+    struct daemon *d = ctx;
+    broker_adopt_interface(d->broker, uid, network, index, ifname);
+}
+
+static const struct linux_adopt_ops adopt_ops = {
+    .network = adopt_network,
+    .interface = adopt_interface,
+};
 
 static int run(struct daemon *d) {
     struct broker_options broker_options = {0};
@@ -778,7 +807,8 @@ static int run(struct daemon *d) {
         log_error("cannot open netlink: %s", strerror(-r));
         goto out;
     }
-    linux_backend_remove_stale(d->backend);
+    // What a previous broker left is adopted or removed when the services
+    // are enabled below, once the configuration can be read.
     {
         uint8_t key[GUEST_MAC_KEY_LEN];
         r = state_dir_mac_key(d->options.state_dir, key);
@@ -792,8 +822,15 @@ static int run(struct daemon *d) {
         subnet_pool_range(d->options.subnet_pool, &first, &last);
         linux_backend_set_subnet_pool(d->backend, first, last);
     }
+    r = -ENOMEM;
+    d->configs = config_dir_new(d->options.config_dir);
+    if (d->configs == NULL)
+        goto out;
     services.event = d->event;
     services.runtime_dir = runtime_dir;
+    services.runtime_dir_fd = d->runtime_dir_fd;
+    services.configs = &config_dir_ops;
+    services.configs_ctx = d->configs;
     // For tests: a wrapper that delays or breaks dnsmasq.
     services.dnsmasq_path = getenv("VMNET_BROKER_DNSMASQ");
     r = linux_backend_enable_services(d->backend, &services);
@@ -808,9 +845,6 @@ static int run(struct daemon *d) {
     if (r < 0)
         goto out;
     r = -ENOMEM;
-    d->configs = config_dir_new(d->options.config_dir);
-    if (d->configs == NULL)
-        goto out;
     watch_config_dir(d);
     broker_options.backend = &linux_backend_ops;
     broker_options.backend_ctx = d->backend;
@@ -822,6 +856,8 @@ static int run(struct daemon *d) {
     d->broker = broker_new(&broker_options);
     if (d->broker == NULL)
         goto out;
+    linux_backend_set_ports_watch(d->backend, ports_changed, d);
+    linux_backend_hand_over(d->backend, &adopt_ops, d);
 
     server_options.event = d->event;
     server_options.broker = d->broker;

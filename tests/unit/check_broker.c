@@ -535,6 +535,132 @@ START_TEST(test_free_destroys_everything) {
 }
 END_TEST
 
+// ---- Ports and adoption (issue 12) ------------------------------------
+
+START_TEST(test_ports_keep_an_unused_network) {
+    struct peer *a = connect_root(100);
+    const struct network *n = acquire_ok(a, "shared", T0);
+
+    broker_network_ports_changed(broker, "shared", true, T0 + 1);
+    ck_assert(network_get_has_ports(n));
+    broker_peer_disconnect(broker, a, T0 + 2);
+    // No peer, but a VM's port: in use.
+    ck_assert_uint_eq(network_get_idle_deadline(n), NO_DEADLINE);
+    broker_expire(broker, T0 + 10 * IDLE);
+    ck_assert_uint_eq(backend.destroys, 0);
+    // The last port goes: the idle delay starts from then.
+    broker_network_ports_changed(broker, "shared", false, T0 + 20 * IDLE);
+    ck_assert_uint_eq(network_get_idle_deadline(n), T0 + 21 * IDLE);
+    broker_expire(broker, T0 + 21 * IDLE - 1);
+    ck_assert_uint_eq(backend.destroys, 0);
+    broker_expire(broker, T0 + 21 * IDLE);
+    ck_assert_uint_eq(backend.destroys, 1);
+}
+END_TEST
+
+START_TEST(test_ports_during_idle_delay_cancel_it) {
+    struct peer *a = connect_root(100);
+    const struct network *n = acquire_ok(a, "host", T0);
+
+    broker_peer_disconnect(broker, a, T0);
+    ck_assert_uint_eq(network_get_idle_deadline(n), T0 + IDLE);
+    broker_network_ports_changed(broker, "host", true, T0 + 1);
+    ck_assert_uint_eq(network_get_idle_deadline(n), NO_DEADLINE);
+    ck_assert_uint_eq(broker_next_deadline(broker), NO_DEADLINE);
+    // A peer that leaves while ports remain starts nothing either.
+    a = connect_root(101);
+    acquire_ok(a, "host", T0 + 2);
+    ck_assert_int_eq(broker_release(broker, a, "host", T0 + 3), BROKER_OK);
+    ck_assert_uint_eq(network_get_idle_deadline(n), NO_DEADLINE);
+    // Unknown names are ignored.
+    broker_network_ports_changed(broker, "nosuch", true, T0 + 4);
+}
+END_TEST
+
+START_TEST(test_adopt_registers_a_ready_network) {
+    struct network_config config;
+    struct network_info info;
+    struct fake_handle *h = fake_adopted_handle(&backend, "shared", &info);
+    const struct network *n, *got;
+    struct peer *a;
+
+    ck_assert(network_config_builtin("shared", &config));
+    ck_assert_int_eq(broker_adopt(broker, &config, &info, h, true, T0),
+                     BROKER_OK);
+    n = find_network("shared");
+    ck_assert_ptr_nonnull(n);
+    ck_assert_int_eq(network_get_state(n), NETWORK_READY);
+    ck_assert_str_eq(network_get_info(n)->uuid, info.uuid);
+    ck_assert_uint_eq(network_get_idle_deadline(n), NO_DEADLINE);
+    // A client re-acquiring gets the same instance: nothing is created.
+    a = connect_root(100);
+    got = acquire_ok(a, "shared", T0 + 1);
+    ck_assert_ptr_eq(got, n);
+    ck_assert_uint_eq(backend.creates, 1);
+    // Adopting a name that runs is refused.
+    ck_assert_int_eq(broker_adopt(broker, &config, &info, h, false, T0),
+                     BROKER_ERR_INVALID_REQUEST);
+    broker_peer_disconnect(broker, a, T0 + 2);
+    broker_network_ports_changed(broker, "shared", false, T0 + 3);
+    broker_expire(broker, T0 + 3 + IDLE);
+    ck_assert_uint_eq(backend.destroys, 1);
+    ck_assert_ptr_null(find_network("shared"));
+}
+END_TEST
+
+START_TEST(test_adopt_without_ports_starts_the_idle_delay) {
+    struct network_config config;
+    struct network_info info;
+    struct fake_handle *h = fake_adopted_handle(&backend, "host", &info);
+
+    ck_assert(network_config_builtin("host", &config));
+    ck_assert_int_eq(broker_adopt(broker, &config, &info, h, false, T0),
+                     BROKER_OK);
+    ck_assert_uint_eq(broker_next_deadline(broker), T0 + IDLE);
+}
+END_TEST
+
+START_TEST(test_adopted_interface_counts_for_its_user) {
+    struct network_config config;
+    struct network_info info;
+    struct fake_handle *h = fake_adopted_handle(&backend, "shared", &info);
+    const struct network *n;
+    struct interface_info iface;
+    struct peer *p;
+    int fd = -1;
+
+    ck_assert(network_config_builtin("shared", &config));
+    ck_assert_int_eq(broker_adopt(broker, &config, &info, h, true, T0),
+                     BROKER_OK);
+    // fif0 exists: index 0 of the user is taken.
+    backend.interface_alive[0] = true;
+    backend.interfaces_opened = 1;
+    broker_adopt_interface(broker, FAKE_USER_UID, "shared", 0, "fif0");
+    n = find_network("shared");
+    ck_assert_uint_eq(broker_network_interfaces(broker, n), 1);
+    p = connect_peer(100, FAKE_USER_UID, FAKE_USER_GID);
+    ck_assert_int_eq(
+        broker_open_interface(broker, p, "shared", T0 + 1, &n, &iface, &fd),
+        BROKER_OK);
+    ck_assert_uint_eq(backend.last_index, 1);
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_free_leaves_networks_with_ports) {
+    struct peer *a = connect_root(100);
+
+    acquire_ok(a, "shared", T0);
+    acquire_ok(a, "host", T0);
+    broker_network_ports_changed(broker, "shared", true, T0);
+    broker_free(broker);
+    broker = NULL;
+    ck_assert_uint_eq(backend.leaves, 1);
+    ck_assert_uint_eq(backend.abandons, 1);
+    ck_assert_uint_eq(backend.live, 0);
+}
+END_TEST
+
 START_TEST(test_free_null) { broker_free(NULL); }
 END_TEST
 
@@ -770,6 +896,12 @@ static Suite *broker_suite(void) {
     tcase_add_test(idle, test_acquire_during_idle_delay_reuses_the_instance);
     tcase_add_test(idle, test_acquire_after_removal_creates_a_new_instance);
     tcase_add_test(idle, test_huge_idle_delay_does_not_wrap);
+    tcase_add_test(idle, test_ports_keep_an_unused_network);
+    tcase_add_test(idle, test_ports_during_idle_delay_cancel_it);
+    tcase_add_test(idle, test_adopt_registers_a_ready_network);
+    tcase_add_test(idle, test_adopt_without_ports_starts_the_idle_delay);
+    tcase_add_test(idle, test_adopted_interface_counts_for_its_user);
+    tcase_add_test(idle, test_free_leaves_networks_with_ports);
     suite_add_tcase(s, idle);
 
     tcase_add_checked_fixture(release, setup, teardown);

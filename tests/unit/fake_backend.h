@@ -67,6 +67,8 @@ struct fake_backend {
         void *data;
     } pending_destroys[64];
     unsigned abandons;
+    // Networks left running at the broker's exit (leave()).
+    unsigned leaves;
     // Interfaces whose device goes only once settle_interfaces() runs (the
     // backend's own copy is still being closed).
     bool interface_closing[256];
@@ -219,6 +221,30 @@ static inline void fake_abandon(void *ctx, void *handle) {
     fake_free_handle(backend, h);
 }
 
+// Leaves a network running for the next broker: only the handle goes.
+static inline void fake_leave(void *ctx, void *handle) {
+    struct fake_backend *backend = ctx;
+
+    backend->leaves++;
+    fake_free_handle(backend, handle);
+}
+
+// A handle for a network "found running" (adoption), counted as made.
+static inline struct fake_handle *
+fake_adopted_handle(struct fake_backend *backend, const char *name,
+                    struct network_info *info) {
+    struct fake_handle *h = calloc(1, sizeof(*h));
+
+    if (h == NULL)
+        return NULL;
+    backend->creates++;
+    backend->live++;
+    h->serial = backend->creates;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    fake_fill_info(h, info);
+    return h;
+}
+
 // Interfaces are named "fif<N>"; the descriptor is /dev/null's. Completes
 // before returning.
 static inline void
@@ -292,6 +318,7 @@ static const struct network_backend_ops fake_backend_ops = {
     .open_interface = fake_open_interface,
     .interface_exists = fake_interface_exists,
     .settle_interfaces = fake_settle_interfaces,
+    .leave = fake_leave,
 };
 
 // Networks the fake configuration knows besides the built-ins:
