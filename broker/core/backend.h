@@ -114,6 +114,12 @@ struct network_backend_ops {
     // closes are done so it is exact. Called only when a peer or user is
     // at its interface limit, where exactness matters.
     void (*settle_interfaces)(void *ctx);
+    // Optional (NULL: never degraded). Why the network works only in part
+    // (its DHCP server was given up on, a repair failed), in words for
+    // `status`, or NULL while it is whole. Valid until the next call into
+    // the backend. The backend calls broker_backend_changed() when the
+    // answer may have changed.
+    const char *(*degraded)(void *ctx, void *handle);
 };
 
 // Where configurations come from (a directory of files, or a test table).

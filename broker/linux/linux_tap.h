@@ -3,6 +3,7 @@
 #ifndef VMNET_BROKER_LINUX_LINUX_TAP_H
 #define VMNET_BROKER_LINUX_LINUX_TAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,13 @@ int tap_open(const char *bridge, const char *network_name, uint32_t uid,
 // useless once their bridge is gone. Returns how many were deleted, or a
 // negative errno when the links cannot be listed (logged).
 int tap_remove_marked(struct nl_sock *sock, const char *network_name);
+
+// Makes every TAP device the broker made for network_name a port of the
+// bridge bridge_ifindex again (up; isolated when isolate): for a bridge that
+// was deleted behind the broker's back and made again. Returns how many were
+// attached, or a negative errno when the links cannot be listed (logged).
+int tap_reattach_marked(struct nl_sock *sock, const char *network_name,
+                        int bridge_ifindex, bool isolate);
 
 // Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
 // without blocking. The caller keeps its own fd open and may close it as soon

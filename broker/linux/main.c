@@ -494,6 +494,14 @@ static void create_persistent_networks(struct daemon *d) {
     config_dir_free_names(names, n);
 }
 
+// A network's health changed (linux_backend_set_health_changed()): the
+// shared status is built again.
+static void on_backend_changed(void *ctx) {
+    struct daemon *d = ctx;
+    if (d->broker != NULL)
+        broker_backend_changed(d->broker);
+}
+
 static void on_tap_tampered(void *ctx, const char *ifname, const char *what) {
     struct daemon *d = ctx;
     if (d->broker != NULL)
@@ -780,6 +788,7 @@ static int run(struct daemon *d) {
         subnet_pool_range(d->options.subnet_pool, &first, &last);
         linux_backend_set_subnet_pool(d->backend, first, last);
     }
+    linux_backend_set_health_changed(d->backend, on_backend_changed, d);
     services.event = d->event;
     services.runtime_dir = runtime_dir;
     // For tests: a wrapper that delays or breaks dnsmasq.
