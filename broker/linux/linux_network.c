@@ -90,8 +90,10 @@ struct linux_backend {
     bool nft_dirty;
     bool table_check_queued;
     bool table_check_again;
-    // Written by the check on the worker, read in its done.
+    // Written by the check on the worker, read in its done: the table was
+    // damaged and made again, or could not be.
     bool table_recreated;
+    bool table_broken;
     // Told when a network's degraded() answer may have changed.
     void (*health_changed)(void *ctx);
     void *health_ctx;
@@ -1327,9 +1329,11 @@ static void check_table(void *data) {
     struct linux_backend *backend = data;
 
     backend->table_recreated = false;
+    backend->table_broken = false;
     if (backend->firewall == NULL || firewall_intact(backend->firewall))
         return;
     backend->table_recreated = firewall_recreate(backend->firewall) == 0;
+    backend->table_broken = !backend->table_recreated;
 }
 
 static void table_checked(void *data) {
@@ -1351,6 +1355,13 @@ static void table_checked(void *data) {
             linux_worker_queue(backend->worker, restore_rules, rules_restored,
                                network);
     }
+    // Logged by the firewall; the next foreign change tries again.
+    for (struct linux_network *network = backend->live;
+         backend->table_broken && network != NULL; network = network->next_live)
+        set_trouble(network, network->rules_trouble,
+                    sizeof(network->rules_trouble),
+                    "its nftables rules were removed and the table cannot be "
+                    "made again (see the broker's log)");
     if (backend->table_check_again) {
         backend->table_check_again = false;
         queue_table_check(backend);
