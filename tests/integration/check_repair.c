@@ -281,6 +281,16 @@ START_TEST(test_deleted_bridge_is_made_again) {
     // Set down: set up again.
     break_and_wait(down, "ip link set down", "set its bridge up again",
                    bridge_back, &state);
+    // Its address removed: added again.
+    {
+        char command[96];
+        const char *argv[] = {"sh", "-c", command, NULL};
+
+        snprintf(command, sizeof(command), "ip addr del %s/24 dev %s",
+                 state.gateway, state.name);
+        break_and_wait(argv, "ip addr del", "added its address", bridge_back,
+                       &state);
+    }
     break_and_wait(del, "ip link del", "made bridge vmb-shared again",
                    bridge_back, &state);
     ck_assert(harness_link_is_bridge(state.name));
