@@ -368,6 +368,23 @@ START_TEST(test_given_up_dnsmasq_shows_degraded) {
     // Five failed restarts, a second apart.
     ck_assert_msg(harness_wait_for(degraded, "shared"),
                   "shared not degraded (log: %s)", broker->log_path);
+    // The client library's typed accessors say the same.
+    {
+        vmnet_broker_status_t *typed = NULL;
+        size_t i = 0;
+
+        client = harness_connect(broker);
+        ck_assert_ptr_nonnull(client);
+        ck_assert_int_eq(vmnet_broker_connection_get_status(client, &typed),
+                         VMNET_BROKER_SUCCESS);
+        while (i < vmnet_broker_status_network_count(typed) &&
+               strcmp(vmnet_broker_status_network_name(typed, i), "shared"))
+            i++;
+        ck_assert(vmnet_broker_status_network_degraded(typed, i));
+        ck_assert_ptr_nonnull(strstr(
+            vmnet_broker_status_network_degraded_reason(typed, i), "dnsmasq"));
+        vmnet_broker_status_free(typed);
+    }
     json_decref(network);
 }
 END_TEST
