@@ -134,6 +134,19 @@ bool vmnet_broker_status_network_persistent(const vmnet_broker_status_t *status,
     return json_is_true(json_object_get(network(status, index), "persistent"));
 }
 
+bool vmnet_broker_status_network_degraded(const vmnet_broker_status_t *status,
+                                          size_t index) {
+    return json_is_true(json_object_get(network(status, index), "degraded"));
+}
+
+const char *
+vmnet_broker_status_network_degraded_reason(const vmnet_broker_status_t *status,
+                                            size_t index) {
+    if (!vmnet_broker_status_network_degraded(status, index))
+        return NULL;
+    return string_of(network(status, index), "degraded_reason");
+}
+
 size_t vmnet_broker_status_peer_count(const vmnet_broker_status_t *status) {
     return count(status, "peers");
 }

@@ -119,6 +119,12 @@ struct network_backend_ops {
     // bridge has live ports: a VM must not lose its network because the
     // broker stopped) and frees only the handle. Used when the broker exits.
     void (*leave)(void *ctx, void *handle);
+    // Optional (NULL: never degraded). Why the network works only in part
+    // (its DHCP server was given up on, a repair failed), in words for
+    // `status`, or NULL while it is whole. Valid until the next call into
+    // the backend. The backend calls broker_backend_changed() when the
+    // answer may have changed.
+    const char *(*degraded)(void *ctx, void *handle);
 };
 
 // Where configurations come from (a directory of files, or a test table).

@@ -1055,6 +1055,17 @@ unsigned broker_network_interfaces(const struct broker *broker,
     return count;
 }
 
+const char *broker_network_degraded(const struct broker *broker,
+                                    const struct network *network) {
+    if (broker->options.backend->degraded == NULL ||
+        network->state != NETWORK_READY)
+        return NULL;
+    return broker->options.backend->degraded(broker->options.backend_ctx,
+                                             network->backend_handle);
+}
+
+void broker_backend_changed(struct broker *broker) { broker->generation++; }
+
 uint64_t broker_generation(const struct broker *broker) {
     uint64_t configs = 0;
     // Both only grow, so their sum changes whenever either does.

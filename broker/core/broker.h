@@ -166,6 +166,14 @@ int broker_list_configs(const struct broker *broker,
 unsigned broker_network_interfaces(const struct broker *broker,
                                    const struct network *network);
 
+// Why network works only in part (the backend's degraded op), or NULL
+// while it is whole (and while it is not ready).
+const char *broker_network_degraded(const struct broker *broker,
+                                    const struct network *network);
+// The backend says that something a status shows (a network's degraded
+// answer) may have changed: broker_generation() changes.
+void broker_backend_changed(struct broker *broker);
+
 unsigned broker_peer_count(const struct broker *broker);
 unsigned broker_network_count(const struct broker *broker);
 // Every network (creating, ready, and being removed: see

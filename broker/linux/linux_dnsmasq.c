@@ -72,6 +72,11 @@ struct dnsmasq {
     uint64_t spawned_usec; // CLOCK_MONOTONIC of the last attempt
     unsigned failures;     // in a row
     bool failed;
+    // Told when failed changes (dnsmasq_options), or NULL.
+    void (*health_changed)(void *ctx);
+    void *health_ctx;
+    // dnsmasq_restart() ended the instance: its exit is no failure.
+    bool restarting;
     // Starting: the first instance has not written its pid file yet.
     dnsmasq_ready_fn ready;
     void *ready_data;
@@ -687,6 +692,13 @@ static int watch(struct dnsmasq *d) {
 
 static void record_failure(struct dnsmasq *d);
 
+// Gives up on d: the network is degraded (status) until it is restarted.
+static void give_up(struct dnsmasq *d) {
+    d->failed = true;
+    if (d->health_changed != NULL)
+        d->health_changed(d->health_ctx);
+}
+
 static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
     struct dnsmasq *d = userdata;
 
@@ -727,7 +739,7 @@ static void schedule_restart(struct dnsmasq *d) {
         log_error("network %s: cannot schedule a dnsmasq restart: %s; "
                   "the network has no DHCP or DNS until it is recreated",
                   d->name, strerror(-r));
-        d->failed = true;
+        give_up(d);
     }
 }
 
@@ -737,7 +749,7 @@ static void record_failure(struct dnsmasq *d) {
                   "restarting it: the network has no DHCP or DNS until it "
                   "is recreated",
                   d->name, d->failures);
-        d->failed = true;
+        give_up(d);
         return;
     }
     schedule_restart(d);
@@ -767,6 +779,16 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
         forget_instance(d);
         d->child = sd_event_source_disable_unref(d->child);
         finish_start(d, -EIO);
+        return 0;
+    }
+    if (d->restarting) {
+        // Ended by dnsmasq_restart(): started again at once, no failure.
+        log_debug("network %s: dnsmasq (pid %d) %s to be restarted", d->name,
+                  (int)d->pid, what);
+        d->restarting = false;
+        forget_instance(d);
+        d->spawned_usec = 0;
+        schedule_restart(d);
         return 0;
     }
     log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid, what);
@@ -891,6 +913,8 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     d->pidfd = -1;
     d->watch_descriptor = -1;
     d->event = sd_event_ref(options->event);
+    d->health_changed = options->health_changed;
+    d->health_ctx = options->health_ctx;
     snprintf(d->name, sizeof(d->name), "%s", config->name);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
@@ -1017,6 +1041,29 @@ void dnsmasq_stop_async(struct dnsmasq *d, dnsmasq_stopped_fn stopped,
 pid_t dnsmasq_pid(const struct dnsmasq *d) { return d->pid; }
 
 bool dnsmasq_failed(const struct dnsmasq *d) { return d->failed; }
+
+void dnsmasq_restart(struct dnsmasq *d) {
+    bool was_failed;
+
+    // Starting, it binds whatever address appears (bind-dynamic); stopping,
+    // it is not wanted.
+    if (d == NULL || d->ready != NULL || d->stopped != NULL)
+        return;
+    was_failed = d->failed;
+    d->failures = 0;
+    d->failed = false;
+    if (d->pid != 0 && d->child != NULL) {
+        if (!d->restarting &&
+            pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0) == 0)
+            d->restarting = true;
+    } else {
+        // Given up on, or between two restarts: start it now.
+        d->spawned_usec = 0;
+        schedule_restart(d);
+    }
+    if (was_failed && d->health_changed != NULL)
+        d->health_changed(d->health_ctx);
+}
 
 int dnsmasq_remove_stale(const char *runtime_dir) {
     return dnsmasq_remove_stale_except(runtime_dir, NULL, NULL);

@@ -29,6 +29,9 @@ struct dnsmasq_options {
     const char *runtime_dir;
     // NULL means "/usr/sbin/dnsmasq".
     const char *dnsmasq_path;
+    // Optional: called (with health_ctx) when dnsmasq_failed() changes.
+    void (*health_changed)(void *ctx);
+    void *health_ctx;
 };
 
 // Starts the network's dnsmasq on info->bridge: DNS on the bridge's
@@ -66,6 +69,12 @@ pid_t dnsmasq_pid(const struct dnsmasq *d);
 
 // True once dnsmasq failed 5 times in a row and is no longer restarted.
 bool dnsmasq_failed(const struct dnsmasq *d);
+
+// Starts dnsmasq again, now (its interface was made again): ends the
+// running instance (SIGTERM; the next one starts as soon as it has gone, and
+// its exit counts as no failure), or starts one when supervision gave up
+// (the count of failures starts over). No-op while starting or stopping.
+void dnsmasq_restart(struct dnsmasq *d);
 
 // Kills every dnsmasq a previous broker left running for runtime_dir (the
 // pid in <runtime_dir>/<network>/dnsmasq.pid, only if that process's

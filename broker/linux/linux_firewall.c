@@ -116,10 +116,15 @@ struct firewall_network {
     struct port_forward port_forwards[NETWORK_PORT_FORWARDS_MAX];
 };
 
-// A TAP device with an ingress chain of its own.
+// A TAP device with an ingress chain of its own. What made the chain is
+// kept, so firewall_restore_interfaces() can make it again.
 struct firewall_tap {
     struct firewall_tap *next;
     char name[IFNAMSIZ];
+    struct network_info network;
+    struct interface_info info;
+    // Its chain went with a table flushed behind the broker's back.
+    bool lost;
 };
 
 struct firewall {
@@ -742,6 +747,8 @@ int firewall_add_interface(struct firewall *fw,
     if (tap == NULL || commands == NULL)
         goto out;
     snprintf(tap->name, sizeof(tap->name), "%s", info->name);
+    tap->network = *network;
+    tap->info = *info;
     status = firewall_run(fw, commands, info->name);
     if (status < 0)
         goto out;
@@ -763,7 +770,9 @@ void firewall_remove_interface(struct firewall *fw, const char *name) {
         return;
     snprintf(command, sizeof(command), "delete chain " TAP_TABLE " tap-%s\n",
              tap->name);
-    firewall_run(fw, command, tap->name);
+    // A lost chain is not in the kernel: nothing to delete.
+    if (!tap->lost)
+        firewall_run(fw, command, tap->name);
     *link = tap->next;
     free(tap);
 }
@@ -911,6 +920,9 @@ static int restore_all(struct firewall *fw,
                 goto out;
             }
             snprintf(tap->name, sizeof(tap->name), "%s", info->name);
+            // What a flushed table's repair makes the chain from again.
+            tap->network = *networks[i].info;
+            tap->info = *info;
             tap->next = taps;
             taps = tap;
             fputs(add, commands);
@@ -999,3 +1011,134 @@ out:
 }
 
 void firewall_keep_table(struct firewall *fw) { fw->has_table = false; }
+
+bool firewall_is_own_table(const char *name) {
+    return strcmp(name, linux_instance_table()) == 0;
+}
+
+bool firewall_has_network(struct firewall *fw, const char *bridge) {
+    return *find_network(fw, bridge) != NULL;
+}
+
+// Runs a list command quietly (a missing table is an expected answer here)
+// and parses its JSON output; NULL when nft refused or printed no JSON.
+static json_t *list_quietly(struct firewall *fw, const char *command) {
+    unsigned flags = nft_ctx_output_get_flags(fw->nft);
+    char *expanded = expand(command);
+    json_t *root = NULL;
+
+    if (expanded == NULL)
+        return NULL;
+    nft_ctx_output_set_flags(fw->nft, flags | NFT_CTX_OUTPUT_JSON);
+    if (nft_run_cmd_from_buffer(fw->nft, expanded) == 0)
+        root = json_loads(nft_ctx_get_output_buffer(fw->nft), 0, NULL);
+    free(expanded);
+    // Read, so the buffers are empty for the next command.
+    nft_ctx_get_error_buffer(fw->nft);
+    nft_ctx_get_output_buffer(fw->nft);
+    nft_ctx_output_set_flags(fw->nft, flags);
+    return root;
+}
+
+// Number of rules in chain of a table listing; -1 when there is no chain of
+// that name.
+static int count_rules(json_t *items, const char *chain) {
+    bool found = false;
+    int rules = 0;
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(items, i, item) {
+        json_t *c = json_object_get(item, "chain");
+        json_t *r = json_object_get(item, "rule");
+        const char *name = json_string_value(
+            json_object_get(c != NULL ? c : r, c != NULL ? "name" : "chain"));
+
+        if (name == NULL || strcmp(name, chain) != 0)
+            continue;
+        if (c != NULL)
+            found = true;
+        else
+            rules++;
+    }
+    return found ? rules : -1;
+}
+
+bool firewall_intact(struct firewall *fw) {
+    static const char *const base[] = {"guard",   "prerouting", "output",
+                                       "forward", "input",      "postrouting"};
+    json_t *inet = list_quietly(fw, "list table " TABLE "\n");
+    json_t *netdev = list_quietly(fw, "list table " TAP_TABLE "\n");
+    json_t *items = json_object_get(inet, "nftables");
+    json_t *taps = json_object_get(netdev, "nftables");
+    char chain[16 + IFNAMSIZ];
+    bool intact = items != NULL && taps != NULL;
+
+    // Every base chain has rules (flush table empties them).
+    for (size_t i = 0; intact && i < sizeof(base) / sizeof(base[0]); i++)
+        intact = count_rules(items, base[i]) >= 1;
+    for (const struct firewall_network *n = fw->networks; intact && n != NULL;
+         n = n->next) {
+        snprintf(chain, sizeof(chain), "from-%s", n->bridge);
+        intact = count_rules(items, chain) >= 1;
+    }
+    for (const struct firewall_tap *t = fw->taps; intact && t != NULL;
+         t = t->next) {
+        snprintf(chain, sizeof(chain), "tap-%s", t->name);
+        intact = t->lost || count_rules(taps, chain) >= 1;
+    }
+    json_decref(inet);
+    json_decref(netdev);
+    return intact;
+}
+
+int firewall_recreate(struct firewall *fw) {
+    int status =
+        firewall_run(fw, TABLE_REPLACEMENT, "cannot create table " TABLE);
+
+    if (status < 0)
+        return status;
+    fw->has_table = true;
+    // Their rules went with the table they were in.
+    while (fw->networks != NULL) {
+        struct firewall_network *next = fw->networks->next;
+        free(fw->networks);
+        fw->networks = next;
+    }
+    for (struct firewall_tap *t = fw->taps; t != NULL; t = t->next)
+        t->lost = true;
+    return 0;
+}
+
+int firewall_restore_interfaces(struct firewall *fw, const char *bridge) {
+    struct firewall_tap **link = &fw->taps;
+    int restored = 0;
+    int status = 0;
+
+    while (*link != NULL) {
+        struct firewall_tap *tap = *link;
+        char *commands;
+
+        if (!tap->lost || strcmp(tap->network.bridge, bridge) != 0) {
+            link = &tap->next;
+            continue;
+        }
+        // A device gone meanwhile needs no chain (and its record goes).
+        if (if_nametoindex(tap->name) == 0) {
+            *link = tap->next;
+            free(tap);
+            continue;
+        }
+        commands = firewall_interface_rules(&tap->network, &tap->info);
+        if (commands == NULL || firewall_run(fw, commands, tap->name) < 0) {
+            if (status == 0)
+                status = commands == NULL ? -ENOMEM : -EIO;
+        } else {
+            tap->lost = false;
+            restored++;
+        }
+        free(commands);
+        link = &tap->next;
+    }
+    return status < 0 ? status : restored;
+}

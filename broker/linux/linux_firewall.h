@@ -87,6 +87,31 @@ void firewall_remove_interface(struct firewall *fw, const char *name);
 // name).
 void firewall_remove_gone_interfaces(struct firewall *fw);
 
+// True when name is the broker's table (in either family): for a watcher of
+// nftables events.
+bool firewall_is_own_table(const char *name);
+
+// True when the firewall has the rules of the network on bridge.
+bool firewall_has_network(struct firewall *fw, const char *bridge);
+
+// True when the tables are whole: both exist, their base chains have their
+// rules, every network with rules has its chains and every TAP its chain.
+// Costs a listing of both tables (in proportion to the networks); quiet. A
+// listing that fails counts as damage.
+bool firewall_intact(struct firewall *fw);
+
+// Makes both tables and their base chains again (as firewall_new()), after
+// they were flushed or damaged behind the broker's back. The networks' rules
+// are forgotten (firewall_add_network() adds them again); the TAP chains are
+// remembered as lost, for firewall_restore_interfaces(). Returns 0 or a
+// negative errno (logged).
+int firewall_recreate(struct firewall *fw);
+
+// Adds again the lost chains (firewall_recreate()) of the TAPs on bridge,
+// forgetting those whose device is gone. Returns how many were restored, or
+// a negative errno (logged) when one could not be.
+int firewall_restore_interfaces(struct firewall *fw, const char *bridge);
+
 // True when a base chain of another table on the forward hook has policy
 // drop (Docker sets ip filter FORWARD so): no accept in the broker's table can
 // override it. Logs a warning naming each such chain and the fix.

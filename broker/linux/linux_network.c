@@ -3,7 +3,10 @@
 #include "linux_network.h"
 #include "stable_addresses.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -85,6 +88,29 @@ struct linux_backend {
     size_t ports_size;
     linux_ports_changed_fn ports_changed;
     void *ports_ctx;
+    // The networks whose bridge is made, from built() (or adoption) until
+    // their removal starts (loop only): what repairs look after.
+    struct linux_network *watched;
+    // The subnets of the networks built and not torn down (worker only):
+    // the chooser never picks one, even while its bridge is gone.
+    struct own_subnet *own;
+    size_t n_own;
+    // nftables events (NFNLGRP_NFTABLES): a foreign transaction that
+    // deleted something of the broker's table has the table checked.
+    int nft_fd;
+    sd_event_source *nft_source;
+    // Loop only: a deletion in the table was seen in the transaction whose
+    // NEWGEN has not come yet; a check is queued; another is wanted after.
+    bool nft_dirty;
+    bool table_check_queued;
+    bool table_check_again;
+    // Written by the check on the worker, read in its done: the table was
+    // damaged and made again, or could not be.
+    bool table_recreated;
+    bool table_broken;
+    // Told when a network's degraded() answer may have changed.
+    void (*health_changed)(void *ctx);
+    void *health_ctx;
 };
 
 struct bridge_port {
@@ -97,6 +123,12 @@ struct adopted_tap {
     char name[IFNAMSIZ];
     uint32_t uid;
     unsigned index;
+};
+
+struct own_subnet {
+    const struct linux_network *network;
+    char bridge[IFNAMSIZ];
+    struct ipv4_prefix prefix;
 };
 
 struct sent_fd {
@@ -170,6 +202,26 @@ struct linux_network {
     bool adopted;
     struct adopted_tap *taps;
     size_t n_taps;
+    // The bridge's address, to make it again the same (worker only).
+    uint8_t mac[6];
+    // On backend->watched (loop only).
+    bool watched;
+    struct linux_network *next_watched;
+    // A repair of the bridge is queued; another is wanted once it is done.
+    bool repair_queued;
+    bool repair_again;
+    // What the last repair did, and whether dnsmasq must start again on the
+    // new bridge (written on the worker, read in the repair's done).
+    char repaired[192];
+    bool restart_dnsmasq;
+    // Why the network works only in part (loop only): empty while whole.
+    // The bridge's trouble comes from its last repair, the rules' from
+    // their last restore.
+    char bridge_trouble[192];
+    char rules_trouble[192];
+    char repair_trouble[192]; // the repair's, read in its done
+    // The last restore of its rules: TAP chains restored, or -errno.
+    int rules_restored;
 };
 
 static void write_state(struct linux_backend *backend);
@@ -184,6 +236,7 @@ int linux_backend_new(struct linux_backend **out) {
         goto out;
     backend->link_fd = -1;
     backend->runtime_dir_fd = -1;
+    backend->nft_fd = -1;
     backend->pool_first = SUBNET_FIRST;
     backend->pool_last = SUBNET_LAST;
     backend->sock = nl_socket_alloc();
@@ -208,6 +261,9 @@ void linux_backend_free(struct linux_backend *backend) {
     sd_event_source_disable_unref(backend->link_source);
     if (backend->link_fd >= 0)
         close(backend->link_fd);
+    sd_event_source_disable_unref(backend->nft_source);
+    if (backend->nft_fd >= 0)
+        close(backend->nft_fd);
     // Its jobs use the netlink socket and the firewall freed below.
     linux_worker_free(backend->worker);
     linux_worker_free(backend->closer);
@@ -236,6 +292,7 @@ void linux_backend_free(struct linux_backend *backend) {
     nl_socket_free(backend->sock);
     free(backend->runtime_dir);
     free(backend->dnsmasq_path);
+    free(backend->own);
     stable_addresses_free(backend->stable);
     free(backend);
 }
@@ -502,6 +559,70 @@ static void link_master(struct linux_backend *backend,
     port_moved(backend, ifi->ifi_index, master);
 }
 
+static void queue_repair(struct linux_network *network);
+static void watch_add(struct linux_network *network);
+static void watch_remove(struct linux_network *network);
+static bool own_add(struct linux_backend *backend,
+                    const struct linux_network *network);
+
+// The live network whose bridge is called name, or NULL.
+static struct linux_network *find_watched(struct linux_backend *backend,
+                                          const char *name, size_t length) {
+    if (length >= IFNAMSIZ ||
+        strncmp(name, LINUX_BRIDGE_PREFIX, strlen(LINUX_BRIDGE_PREFIX)) != 0)
+        return NULL;
+    for (struct linux_network *n = backend->watched; n != NULL;
+         n = n->next_watched) {
+        if (strncmp(n->bridge, name, length) == 0 && n->bridge[length] == '\0')
+            return n;
+    }
+    return NULL;
+}
+
+// A network's bridge was deleted or set down, or lost an IPv4 address:
+// its repair is queued (the worker looks at what is missing, so an event
+// the broker caused itself costs a look and changes nothing).
+static void bridge_event(struct linux_backend *backend,
+                         const struct nlmsghdr *hdr) {
+    const struct rtattr *rta;
+    int length;
+    int name_type;
+
+    if (hdr->nlmsg_type == RTM_DELADDR &&
+        hdr->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifaddrmsg))) {
+        const struct ifaddrmsg *ifa = NLMSG_DATA(hdr);
+        if (ifa->ifa_family != AF_INET)
+            return;
+        rta = IFA_RTA(ifa);
+        length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifa));
+        name_type = IFA_LABEL;
+    } else if ((hdr->nlmsg_type == RTM_DELLINK ||
+                hdr->nlmsg_type == RTM_NEWLINK) &&
+               hdr->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg))) {
+        const struct ifinfomsg *ifi = NLMSG_DATA(hdr);
+        // AF_BRIDGE: about a port; an up bridge needs nothing.
+        if (ifi->ifi_family == AF_BRIDGE ||
+            (hdr->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP)))
+            return;
+        rta = IFLA_RTA(ifi);
+        length = (int)hdr->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+        name_type = IFLA_IFNAME;
+    } else {
+        return;
+    }
+    for (; RTA_OK(rta, length); rta = RTA_NEXT(rta, length)) {
+        struct linux_network *network;
+
+        if (rta->rta_type != name_type)
+            continue;
+        network = find_watched(backend, RTA_DATA(rta),
+                               strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)));
+        if (network != NULL)
+            queue_repair(network);
+        return;
+    }
+}
+
 static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
                          void *data) {
     struct linux_backend *backend = data;
@@ -514,10 +635,13 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
     while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
         if (n < 0) {
             // ENOBUFS: events were lost; the next TAP's creation sweeps
-            // whatever chain they would have removed, and the ports are
-            // counted again.
+            // whatever chain they would have removed, the ports are
+            // counted again and every bridge is looked at.
             if (errno == ENOBUFS) {
                 lost = true;
+                for (struct linux_network *network = backend->watched;
+                     network != NULL; network = network->next_watched)
+                    queue_repair(network);
                 continue;
             }
             break;
@@ -531,6 +655,7 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
             if (hdr->nlmsg_type == RTM_DELLINK)
                 link_removed(backend, hdr);
             link_master(backend, hdr);
+            bridge_event(backend, hdr);
         }
     }
     if (lost)
@@ -539,8 +664,8 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
 }
 
 static int watch_links(struct linux_backend *backend, sd_event *event) {
-    struct sockaddr_nl address = {.nl_family = AF_NETLINK,
-                                  .nl_groups = RTMGRP_LINK};
+    struct sockaddr_nl address = {
+        .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR};
     int r;
 
     backend->link_fd = socket(
@@ -564,7 +689,8 @@ static int watch_links(struct linux_backend *backend, sd_event *event) {
 // True when the kernel still has e's bridge as the broker made it: marked,
 // named for e's network, with e's gateway address. Stores its ifindex.
 static bool bridge_vouched(struct nl_cache *links, struct nl_cache *addrs,
-                           const struct networks_state_entry *e, int *ifindex) {
+                           const struct networks_state_entry *e, int *ifindex,
+                           uint8_t mac[6]) {
     char expected[IFNAMSIZ];
     struct rtnl_link *link = NULL;
     bool ok = false;
@@ -578,6 +704,13 @@ static bool bridge_vouched(struct nl_cache *links, struct nl_cache *addrs,
                                                 rtnl_link_get_ifalias(link)))
         goto out;
     *ifindex = rtnl_link_get_ifindex(link);
+    // A repair makes the bridge again with the address it has now.
+    {
+        struct nl_addr *own = rtnl_link_get_addr(link);
+        if (own == NULL || nl_addr_get_len(own) != 6)
+            goto out;
+        memcpy(mac, nl_addr_get_binary_addr(own), 6);
+    }
     for (struct nl_object *obj = nl_cache_get_first(addrs); obj != NULL && !ok;
          obj = nl_cache_get_next(obj)) {
         struct rtnl_addr *addr = (struct rtnl_addr *)obj;
@@ -606,6 +739,7 @@ adopt_one(struct linux_backend *backend,
           struct nl_cache *addrs) {
     struct linux_network *network = NULL;
     struct network_config config;
+    uint8_t mac[6];
     int ifindex = 0;
 
     // A name recorded twice: the first entry is the one adopted.
@@ -632,7 +766,7 @@ adopt_one(struct linux_backend *backend,
                     e->name);
         goto out;
     }
-    if (!bridge_vouched(links, addrs, e, &ifindex)) {
+    if (!bridge_vouched(links, addrs, e, &ifindex, mac)) {
         log_warning("network %s: not adopted: bridge %s is gone, unmarked or "
                     "without its address",
                     e->name, e->info.bridge);
@@ -646,6 +780,7 @@ adopt_one(struct linux_backend *backend,
     network->config.persistent = config.persistent || e->persistent;
     network->made = e->info;
     network->ifindex = ifindex;
+    memcpy(network->mac, mac, sizeof(mac));
     network->bridge_exists = true;
     network->adopted = true;
     snprintf(network->name, sizeof(network->name), "%s", e->name);
@@ -665,6 +800,13 @@ adopt_one(struct linux_backend *backend,
         log_warning("network %s: cannot read its guests' reservations",
                     e->name);
     list_network(network);
+    // Repaired like the networks it makes; its subnet stays its own. The
+    // worker does not run yet, so its list is written here.
+    watch_add(network);
+    if (!own_add(backend, network))
+        log_warning("network %s: out of memory: its subnet may be chosen "
+                    "again while its bridge is gone",
+                    e->name);
 out:
     return network;
 }
@@ -753,6 +895,83 @@ static uint32_t guest_reservation(const struct linux_network *network,
     for (size_t i = 0; i < network->n_guests; i++) {
         if (memcmp(network->guests[i].mac, mac, 6) == 0)
             return network->guests[i].address;
+    }
+    return 0;
+}
+
+static void queue_table_check(struct linux_backend *backend);
+
+// A network's degraded() answer may have changed.
+static void backend_health_changed(void *ctx) {
+    struct linux_backend *backend = ctx;
+
+    if (backend->health_changed != NULL)
+        backend->health_changed(backend->health_ctx);
+}
+
+void linux_backend_set_health_changed(struct linux_backend *backend,
+                                      void (*changed)(void *ctx), void *ctx) {
+    backend->health_changed = changed;
+    backend->health_ctx = ctx;
+}
+
+// True when pid (a thread id, as nftables reports it) is one of the
+// broker's threads: its own changes to its table need no check. Without
+// /proc the answer is no, which costs a check.
+static bool own_thread(uint32_t pid) {
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/self/task/%lu", (unsigned long)pid);
+    return pid == (uint32_t)getpid() || access(path, F_OK) == 0;
+}
+
+// The first attribute of an nftables deletion (of a table, chain, rule,
+// set or set element) is the table's name: true when it is the broker's.
+static bool deletes_in_own_table(const struct nlmsghdr *hdr) {
+    const struct nlattr *attr =
+        (const struct nlattr *)((const char *)NLMSG_DATA(hdr) +
+                                NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+    size_t header = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+    char name[64];
+    size_t length;
+
+    if (hdr->nlmsg_len < header + NLA_HDRLEN || attr->nla_len < NLA_HDRLEN ||
+        hdr->nlmsg_len - header < attr->nla_len ||
+        (attr->nla_type & NLA_TYPE_MASK) != 1)
+        return false;
+    length = attr->nla_len - NLA_HDRLEN;
+    if (length >= sizeof(name))
+        return false;
+    memcpy(name, (const char *)attr + NLA_HDRLEN, length);
+    name[length] = '\0';
+    return firewall_is_own_table(name);
+}
+
+// The pid of the process whose transaction a NEWGEN ends (0: unknown).
+static uint32_t newgen_pid(const struct nlmsghdr *hdr) {
+    size_t header = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+    const char *at =
+        (const char *)NLMSG_DATA(hdr) + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+    size_t left;
+
+    if (hdr->nlmsg_len < header)
+        return 0;
+    left = hdr->nlmsg_len - header;
+    while (left >= NLA_HDRLEN) {
+        const struct nlattr *attr = (const struct nlattr *)at;
+        uint32_t pid;
+
+        if (attr->nla_len < NLA_HDRLEN || attr->nla_len > left)
+            return 0;
+        if ((attr->nla_type & NLA_TYPE_MASK) == NFTA_GEN_PROC_PID &&
+            (size_t)attr->nla_len >= NLA_HDRLEN + sizeof(pid)) {
+            memcpy(&pid, at + NLA_HDRLEN, sizeof(pid));
+            return ntohl(pid);
+        }
+        if ((size_t)NLA_ALIGN(attr->nla_len) >= left)
+            break;
+        left -= (size_t)NLA_ALIGN(attr->nla_len);
+        at += NLA_ALIGN(attr->nla_len);
     }
     return 0;
 }
@@ -850,6 +1069,85 @@ static int adopt_and_clean(struct linux_backend *backend,
     return status;
 }
 
+// nftables changed: when a transaction of another process deleted
+// something of the broker's table (`nft flush ruleset`, as restarting
+// nftables.service does), the table is checked on the worker, once per
+// burst of transactions.
+static int on_nft_event(sd_event_source *source, int fd, uint32_t revents,
+                        void *data) {
+    struct linux_backend *backend = data;
+    char buffer[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+    bool check = false;
+    ssize_t n;
+
+    (void)source;
+    (void)revents;
+    while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
+        if (n < 0) {
+            // Events were lost: any of them may have been a deletion.
+            if (errno == ENOBUFS) {
+                check = true;
+                continue;
+            }
+            break;
+        }
+        for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
+             NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
+            if (NFNL_SUBSYS_ID(hdr->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+                continue;
+            switch (NFNL_MSG_TYPE(hdr->nlmsg_type)) {
+            case NFT_MSG_DELTABLE:
+            case NFT_MSG_DELCHAIN:
+            case NFT_MSG_DELRULE:
+            case NFT_MSG_DELSET:
+            case NFT_MSG_DELSETELEM:
+                if (deletes_in_own_table(hdr))
+                    backend->nft_dirty = true;
+                break;
+            case NFT_MSG_NEWGEN:
+                // The transaction's last message says whose it was.
+                if (backend->nft_dirty && !own_thread(newgen_pid(hdr)))
+                    check = true;
+                backend->nft_dirty = false;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    if (check)
+        queue_table_check(backend);
+    return 0;
+}
+
+// Subscribes to nftables' events. Not fatal: without it a flushed table
+// is not noticed (logged).
+static void watch_nftables(struct linux_backend *backend, sd_event *event) {
+    struct sockaddr_nl address = {.nl_family = AF_NETLINK};
+    int group = NFNLGRP_NFTABLES;
+    // A flush of a big ruleset is one event per object.
+    int size = 1 << 20;
+    int r = 0;
+
+    backend->nft_fd = socket(
+        AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+    if (backend->nft_fd < 0 ||
+        bind(backend->nft_fd, (struct sockaddr *)&address, sizeof(address)) <
+            0 ||
+        setsockopt(backend->nft_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+                   sizeof(group)) < 0)
+        r = -errno;
+    if (r == 0) {
+        setsockopt(backend->nft_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        r = sd_event_add_io(event, &backend->nft_source, backend->nft_fd,
+                            EPOLLIN, on_nft_event, backend);
+    }
+    if (r < 0)
+        log_warning("cannot watch nftables (%s): a flushed table is not "
+                    "restored until the broker restarts",
+                    strerror(-r));
+}
+
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services) {
@@ -867,6 +1165,8 @@ int linux_backend_enable_services(
     backend->dnsmasq.event = services->event;
     backend->dnsmasq.runtime_dir = backend->runtime_dir;
     backend->dnsmasq.dnsmasq_path = backend->dnsmasq_path;
+    backend->dnsmasq.health_changed = backend_health_changed;
+    backend->dnsmasq.health_ctx = backend;
     status = adopt_and_clean(backend, services);
     if (status < 0)
         goto out;
@@ -879,6 +1179,7 @@ int linux_backend_enable_services(
     status = watch_links(backend, services->event);
     if (status < 0)
         goto out;
+    watch_nftables(backend, services->event);
     // After the watch: a port that comes or goes meanwhile is seen twice,
     // which counts once.
     resync_ports(backend);
@@ -1025,9 +1326,9 @@ static bool choose_from_pool(const struct linux_backend *backend,
                                      host->prefixes, host->n, chosen);
 }
 
-// The subnet this name had last time when it is still free (the host's
-// addresses include every live network's bridge, so never one of the
-// broker's own networks), else a free /24 of the pool.
+// The subnet this name had last time when it is still free (host holds the
+// host's addresses and routes and the broker's own networks' subnets, so
+// never one of those), else a free /24 of the pool.
 static bool choose_free_subnet(const struct linux_backend *backend,
                                const struct network_config *config,
                                const struct host_networks *host,
@@ -1203,10 +1504,65 @@ static int remove_bridge(struct linux_backend *backend,
     return err;
 }
 
+// Forgets network's subnet (worker only).
+static void own_remove(struct linux_backend *backend,
+                       const struct linux_network *network) {
+    for (size_t i = 0; i < backend->n_own; i++) {
+        if (backend->own[i].network == network) {
+            backend->own[i] = backend->own[--backend->n_own];
+            return;
+        }
+    }
+}
+
+// Remembers network's subnet (worker only). False without memory.
+static bool own_add(struct linux_backend *backend,
+                    const struct linux_network *network) {
+    struct own_subnet *grown =
+        realloc(backend->own, (backend->n_own + 1) * sizeof(*grown));
+
+    if (grown == NULL)
+        return false;
+    backend->own = grown;
+    grown[backend->n_own].network = network;
+    memcpy(grown[backend->n_own].bridge, network->bridge, IFNAMSIZ);
+    grown[backend->n_own].prefix = (struct ipv4_prefix){
+        network->made.subnet, ipv4_mask_len(network->made.mask)};
+    backend->n_own++;
+    return true;
+}
+
+// Adds the subnets of the broker's own networks to what the host uses: a
+// bridge deleted behind the broker's back (and about to be made again)
+// takes its addresses with it. False without memory.
+static bool add_own_subnets(const struct linux_backend *backend,
+                            struct host_networks *host) {
+    size_t n = host->n + backend->n_own + 1;
+    struct ipv4_prefix *prefixes =
+        realloc(host->prefixes, n * sizeof(*prefixes));
+    struct host_prefix_origin *origins;
+
+    if (prefixes == NULL)
+        return false;
+    host->prefixes = prefixes;
+    origins = realloc(host->origins, n * sizeof(*origins));
+    if (origins == NULL)
+        return false;
+    host->origins = origins;
+    for (size_t i = 0; i < backend->n_own; i++) {
+        host->prefixes[host->n] = backend->own[i].prefix;
+        host->origins[host->n] = (struct host_prefix_origin){0};
+        memcpy(host->origins[host->n].dev, backend->own[i].bridge, IFNAMSIZ);
+        host->n++;
+    }
+    return true;
+}
+
 // On the worker: the rules, then the bridge.
 static void teardown(void *data) {
     struct linux_network *network = data;
 
+    own_remove(network->backend, network);
     remove_rules(network->backend, network);
     remove_bridge(network->backend, network);
     tap_remove_marked(network->backend->sock, network->config.name);
@@ -1220,7 +1576,7 @@ static void build(void *data) {
     const struct network_config *config = &network->config;
     struct network_info *made = &network->made;
     struct host_networks host = {0};
-    uint8_t mac[6];
+    uint8_t *mac = network->mac;
     char gateway[16];
     int err;
 
@@ -1237,6 +1593,11 @@ static void build(void *data) {
         reason_set(&network->why,
                    "cannot read the host's addresses and routes: %s",
                    strerror(-err));
+        goto out;
+    }
+    if (!add_own_subnets(backend, &host)) {
+        log_error("network %s: out of memory", config->name);
+        reason_set(&network->why, "the broker is out of memory");
         goto out;
     }
     if (config->has_subnet
@@ -1285,6 +1646,11 @@ static void build(void *data) {
     if (backend->firewall != NULL &&
         !add_services(backend, config, network, made))
         goto out;
+    if (!own_add(backend, network)) {
+        log_error("network %s: out of memory", config->name);
+        reason_set(&network->why, "the broker is out of memory");
+        goto out;
+    }
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
              made->bridge, ipv4_format(made->gateway, gateway),
              ipv4_mask_len(made->mask), made->mtu);
@@ -1293,6 +1659,349 @@ out:
     if (network->status != BROKER_OK)
         teardown(network);
     linux_host_networks_clear(&host);
+}
+
+// ---- Repairs: what was changed behind the broker's back -------------------
+
+static void watch_add(struct linux_network *network) {
+    struct linux_backend *backend = network->backend;
+
+    if (network->watched)
+        return;
+    network->watched = true;
+    network->next_watched = backend->watched;
+    backend->watched = network;
+}
+
+static void watch_remove(struct linux_network *network) {
+    struct linux_network **p = &network->backend->watched;
+
+    if (!network->watched)
+        return;
+    while (*p != NULL && *p != network)
+        p = &(*p)->next_watched;
+    if (*p == network)
+        *p = network->next_watched;
+    network->watched = false;
+    network->next_watched = NULL;
+}
+
+// Appends what a repair did to network->repaired.
+static void repaired(struct linux_network *network, const char *what) {
+    size_t used = strlen(network->repaired);
+
+    snprintf(network->repaired + used, sizeof(network->repaired) - used, "%s%s",
+             used > 0 ? ", " : "", what);
+}
+
+// Adds the bridge's addresses where they are missing, and says so. The
+// kernel answers EXIST for one that is there. Returns false on failure
+// (network->repair_trouble says why).
+static bool repair_addresses(struct linux_backend *backend,
+                             struct linux_network *network) {
+    const struct network_info *made = &network->made;
+    char gateway[16];
+    char what[64];
+    int err =
+        linux_bridge_add_address(backend->sock, network->ifindex, made->gateway,
+                                 ipv4_mask_len(made->mask));
+
+    ipv4_format(made->gateway, gateway);
+    if (err == 0) {
+        snprintf(what, sizeof(what), "added its address %s/%u", gateway,
+                 ipv4_mask_len(made->mask));
+        repaired(network, what);
+        // dnsmasq answers on the address it had when it bound.
+        network->restart_dnsmasq = true;
+    } else if (err != -EEXIST) {
+        snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                 "cannot add %s/%u to bridge %s: %s", gateway,
+                 ipv4_mask_len(made->mask), network->bridge, strerror(-err));
+        return false;
+    }
+    if (made->ipv6 && backend->firewall != NULL) {
+        uint8_t gateway6[16];
+
+        memcpy(gateway6, made->ipv6_prefix, 16);
+        gateway6[15] = 1;
+        // Setting a link down drops its IPv6 addresses.
+        err = linux_bridge_add_address6(backend->sock, network->ifindex,
+                                        gateway6, 64);
+        if (err == 0) {
+            repaired(network, "added its IPv6 gateway");
+        } else if (err != -EEXIST) {
+            snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                     "cannot add the IPv6 gateway to bridge %s: %s",
+                     network->bridge, strerror(-err));
+            return false;
+        }
+    }
+    return true;
+}
+
+// Makes the deleted bridge again as build() made it: same name, alias, MAC,
+// MTU, addresses and per-bridge settings, up, with the network's TAP
+// devices (which lost their port with it) attached again. The rules match
+// the bridge by name and need nothing.
+static bool remake_bridge(struct linux_backend *backend,
+                          struct linux_network *network) {
+    const struct network_info *made = &network->made;
+    char what[64];
+    int err = linux_bridge_add(backend->sock, network->bridge, network->name,
+                               network->mac, made->mtu, &network->ifindex);
+    int taps;
+
+    if (err < 0) {
+        snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                 "bridge %s was deleted and cannot be made again: %s",
+                 network->bridge, strerror(-err));
+        return false;
+    }
+    snprintf(what, sizeof(what), "made bridge %s again (it was deleted)",
+             network->bridge);
+    repaired(network, what);
+    network->restart_dnsmasq = true;
+    if (!repair_addresses(backend, network))
+        return false;
+    err = linux_bridge_set_up(backend->sock, network->ifindex);
+    if (err < 0) {
+        snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                 "cannot set bridge %s up: %s", network->bridge,
+                 strerror(-err));
+        return false;
+    }
+    if (backend->firewall != NULL) {
+        // After up, which would drop an IPv6 address added before.
+        if (!repair_addresses(backend, network))
+            return false;
+        linux_bridge_disable_tx_checksum(network->bridge);
+        if (network->config.mode == NETWORK_MODE_SHARED &&
+            network->config.n_port_forwards > 0)
+            sysctl_enable_route_localnet(network->bridge);
+    }
+    taps = tap_reattach_marked(backend->sock, network->name, network->ifindex,
+                               network->config.port_isolation);
+    if (taps > 0) {
+        snprintf(what, sizeof(what), "attached %d TAP device%s to it again",
+                 taps, taps == 1 ? "" : "s");
+        repaired(network, what);
+    }
+    return true;
+}
+
+// On the worker: looks at the network's bridge and repairs what is
+// missing (the bridge itself, its being up, its addresses).
+static void repair_bridge(void *data) {
+    struct linux_network *network = data;
+    struct linux_backend *backend = network->backend;
+    struct rtnl_link *link = NULL;
+    int err;
+
+    network->repaired[0] = '\0';
+    network->repair_trouble[0] = '\0';
+    network->restart_dnsmasq = false;
+    // Torn down meanwhile: nothing to look after.
+    if (!network->bridge_exists)
+        return;
+    err = nl_to_errno(
+        rtnl_link_get_kernel(backend->sock, 0, network->bridge, &link));
+    if (err == -ENODEV || err == -ENOENT) {
+        remake_bridge(backend, network);
+        return;
+    }
+    if (err < 0) {
+        snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                 "cannot look at bridge %s: %s", network->bridge,
+                 strerror(-err));
+        return;
+    }
+    if (!linux_bridge_is_marked(network->bridge, rtnl_link_get_type(link),
+                                rtnl_link_get_ifalias(link))) {
+        snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                 "bridge %s was replaced by an interface that is not the "
+                 "broker's",
+                 network->bridge);
+        goto out;
+    }
+    network->ifindex = rtnl_link_get_ifindex(link);
+    if (!(rtnl_link_get_flags(link) & IFF_UP)) {
+        err = linux_bridge_set_up(backend->sock, network->ifindex);
+        if (err < 0) {
+            snprintf(network->repair_trouble, sizeof(network->repair_trouble),
+                     "bridge %s was set down and cannot be set up: %s",
+                     network->bridge, strerror(-err));
+            goto out;
+        }
+        repaired(network, "set its bridge up again");
+    }
+    repair_addresses(backend, network);
+out:
+    rtnl_link_put(link);
+}
+
+// Sets one of network's troubles (size bytes; "" when whole), telling the
+// core when that changes what degraded() says.
+static void set_trouble(struct linux_network *network, char *trouble,
+                        size_t size, const char *why) {
+    if (strcmp(trouble, why) == 0)
+        return;
+    snprintf(trouble, size, "%s", why);
+    backend_health_changed(network->backend);
+}
+
+// Back on the loop: logs the repair and starts dnsmasq again on a bridge
+// made again (the old one lost its interface).
+static void bridge_repaired(void *data) {
+    struct linux_network *network = data;
+
+    network->repair_queued = false;
+    // Its removal has started: what the repair did goes with it.
+    if (!network->watched)
+        return;
+    if (network->repaired[0] != '\0')
+        log_warning("network %s: repaired: %s", network->name,
+                    network->repaired);
+    if (network->repair_trouble[0] != '\0')
+        log_error("network %s: %s", network->name, network->repair_trouble);
+    set_trouble(network, network->bridge_trouble,
+                sizeof(network->bridge_trouble), network->repair_trouble);
+    if (network->restart_dnsmasq && network->dnsmasq != NULL) {
+        log_warning("network %s: restarting dnsmasq on the new bridge",
+                    network->name);
+        dnsmasq_restart(network->dnsmasq);
+    }
+    if (network->repair_again) {
+        network->repair_again = false;
+        queue_repair(network);
+    }
+}
+
+static void queue_repair(struct linux_network *network) {
+    if (network->repair_queued) {
+        network->repair_again = true;
+        return;
+    }
+    network->repair_queued = true;
+    linux_worker_queue(network->backend->worker, repair_bridge, bridge_repaired,
+                       network);
+}
+
+// (Re-)adds every rule of one live network: its own (unless the firewall
+// has them) and the chains of its TAP devices that a flushed table took
+// with it. On the worker. Returns how many TAP chains were restored, or a
+// negative errno (logged).
+int network_restore_rules(struct linux_backend *backend,
+                          struct linux_network *network) {
+    int err;
+
+    // No rules to restore: the bridge-only backend, or torn down.
+    if (backend->firewall == NULL || !network->has_rules)
+        return 0;
+    if (!firewall_has_network(backend->firewall, network->bridge)) {
+        err = firewall_add_network(backend->firewall, &network->config,
+                                   &network->made);
+        if (err < 0)
+            return err;
+    }
+    return firewall_restore_interfaces(backend->firewall, network->bridge);
+}
+
+static void restore_rules(void *data) {
+    struct linux_network *network = data;
+
+    network->rules_restored = network_restore_rules(network->backend, network);
+}
+
+static void rules_restored(void *data) {
+    struct linux_network *network = data;
+    char why[sizeof(network->rules_trouble)];
+
+    if (!network->watched)
+        return;
+    if (network->rules_restored < 0) {
+        snprintf(why, sizeof(why),
+                 "its nftables rules were removed and cannot be restored: "
+                 "%s (see the broker's log)",
+                 strerror(-network->rules_restored));
+        log_error("network %s: %s", network->name, why);
+        set_trouble(network, network->rules_trouble,
+                    sizeof(network->rules_trouble), why);
+        return;
+    }
+    log_warning("network %s: repaired: restored its nftables rules and %d "
+                "TAP chain%s",
+                network->name, network->rules_restored,
+                network->rules_restored == 1 ? "" : "s");
+    set_trouble(network, network->rules_trouble, sizeof(network->rules_trouble),
+                "");
+}
+
+// On the worker: the table is made again when it is not whole.
+static void check_table(void *data) {
+    struct linux_backend *backend = data;
+
+    backend->table_recreated = false;
+    backend->table_broken = false;
+    if (backend->firewall == NULL || firewall_intact(backend->firewall))
+        return;
+    backend->table_recreated = firewall_recreate(backend->firewall) == 0;
+    backend->table_broken = !backend->table_recreated;
+}
+
+static void table_checked(void *data) {
+    struct linux_backend *backend = data;
+    size_t n = 0;
+
+    backend->table_check_queued = false;
+    if (backend->table_recreated) {
+        for (struct linux_network *network = backend->watched; network != NULL;
+             network = network->next_watched)
+            n++;
+        log_warning("firewall: table %s was flushed or changed behind the "
+                    "broker's back: made it again; restoring the rules of "
+                    "%zu network%s",
+                    FIREWALL_TABLE, n, n == 1 ? "" : "s");
+        // Queued while each is live: a removal's teardown comes after.
+        for (struct linux_network *network = backend->watched; network != NULL;
+             network = network->next_watched)
+            linux_worker_queue(backend->worker, restore_rules, rules_restored,
+                               network);
+    }
+    // Logged by the firewall; the next foreign change tries again.
+    for (struct linux_network *network = backend->watched;
+         backend->table_broken && network != NULL;
+         network = network->next_watched)
+        set_trouble(network, network->rules_trouble,
+                    sizeof(network->rules_trouble),
+                    "its nftables rules were removed and the table cannot be "
+                    "made again (see the broker's log)");
+    if (backend->table_check_again) {
+        backend->table_check_again = false;
+        queue_table_check(backend);
+    }
+}
+
+static void queue_table_check(struct linux_backend *backend) {
+    if (backend->table_check_queued) {
+        backend->table_check_again = true;
+        return;
+    }
+    backend->table_check_queued = true;
+    linux_worker_queue(backend->worker, check_table, table_checked, backend);
+}
+
+static const char *linux_network_degraded(void *ctx, void *handle) {
+    struct linux_network *network = handle;
+
+    (void)ctx;
+    if (network == NULL)
+        return NULL;
+    if (network->dnsmasq != NULL && dnsmasq_failed(network->dnsmasq))
+        return "dnsmasq failed again and again and is no longer restarted: "
+               "the network has no DHCP or DNS";
+    if (network->bridge_trouble[0] != '\0')
+        return network->bridge_trouble;
+    return network->rules_trouble[0] != '\0' ? network->rules_trouble : NULL;
 }
 
 // Ends the creation: the handle is freed on failure, as the core expects.
@@ -1345,6 +2054,7 @@ static void on_dnsmasq_ready(void *data, int status) {
                strerror(-status));
     dnsmasq_stop(network->dnsmasq);
     network->dnsmasq = NULL;
+    watch_remove(network);
     linux_worker_queue(network->backend->worker, teardown, on_failed_teardown,
                        network);
 }
@@ -1360,6 +2070,7 @@ static void built(void *data) {
         return;
     }
     *network->info = network->made;
+    watch_add(network);
     // Without services (bridges only) there is nothing to wait for.
     if (backend->firewall == NULL) {
         end_create(network, BROKER_OK);
@@ -1367,6 +2078,7 @@ static void built(void *data) {
     }
     if (dnsmasq_start(&backend->dnsmasq, &network->config, &network->made,
                       on_dnsmasq_ready, network, &network->dnsmasq) < 0) {
+        watch_remove(network);
         reason_set(&network->why,
                    "cannot start dnsmasq (is the dnsmasq-base package "
                    "installed? see the broker's log)");
@@ -1425,6 +2137,7 @@ static void linux_network_destroy(void *ctx, void *handle,
     // Half removed is nothing to adopt.
     unlist_network(network);
     write_state(network->backend);
+    watch_remove(network);
     network->dnsmasq = NULL;
     network->destroyed = done;
     network->done_data = data;
@@ -1442,6 +2155,7 @@ static void linux_network_abandon(void *ctx, void *handle) {
 
     if (network == NULL)
         return;
+    watch_remove(network);
     // Whatever the worker was doing for any network is done, and nothing it
     // would finish is called.
     linux_worker_drain(backend->worker);
@@ -1470,6 +2184,8 @@ static void linux_network_leave(void *ctx, void *handle) {
     // A TAP being made for it finishes; nothing it would call is called.
     linux_worker_drain(backend->worker);
     network->left = true;
+    // No repairs during the exit.
+    watch_remove(network);
     log_info("network %s: left running on bridge %s for the next broker",
              network->name, network->bridge);
 }
@@ -1770,4 +2486,5 @@ const struct network_backend_ops linux_backend_ops = {
     .settle_interfaces = linux_settle_interfaces,
     .leases = linux_network_leases,
     .leave = linux_network_leave,
+    .degraded = linux_network_degraded,
 };

@@ -93,6 +93,20 @@ typedef void (*linux_ports_changed_fn)(void *ctx, const char *network,
 void linux_backend_set_ports_watch(struct linux_backend *backend,
                                    linux_ports_changed_fn changed, void *ctx);
 
+// Called (with ctx) whenever a network's degraded() answer may have changed
+// (its dnsmasq was given up on or started again, a repair failed), so the
+// status is built again (broker_backend_changed()).
+void linux_backend_set_health_changed(struct linux_backend *backend,
+                                      void (*changed)(void *ctx), void *ctx);
+
+struct linux_network;
+// (Re-)adds every rule of one live network: its own nftables rules (unless
+// the firewall has them) and the chains of its TAP devices that a flushed
+// table took with it. On the backend's worker only. Returns how many TAP
+// chains were restored, or a negative errno (logged).
+int network_restore_rules(struct linux_backend *backend,
+                          struct linux_network *network);
+
 // Closes a descriptor open_interface handed out, once the transport has
 // sent it (or given up), on the worker: when the client has already closed
 // its copy, this close removes the device, which waits for an RCU grace

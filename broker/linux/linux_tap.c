@@ -19,6 +19,7 @@
 
 #include "core/guest_addr.h"
 #include "core/log.h"
+#include "linux_bridge.h"
 #include "linux_instance.h"
 #include "nl_errno.h"
 
@@ -300,6 +301,46 @@ int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
     }
     nl_cache_free(links);
     return removed;
+}
+
+int tap_reattach_marked(struct nl_sock *sock, const char *network_name,
+                        int bridge_ifindex, bool isolate) {
+    struct nl_cache *links = NULL;
+    int attached = 0;
+    int err = nl_to_errno(rtnl_link_alloc_cache(sock, AF_UNSPEC, &links));
+
+    if (err < 0) {
+        log_error("tap: cannot list links: %s", strerror(-err));
+        return err;
+    }
+    for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
+         obj = nl_cache_get_next(obj)) {
+        struct rtnl_link *link = (struct rtnl_link *)obj;
+        struct rtnl_link *change;
+
+        if (!is_marked(link, network_name) ||
+            rtnl_link_get_master(link) == bridge_ifindex)
+            continue;
+        change = rtnl_link_alloc();
+        if (change == NULL)
+            continue;
+        rtnl_link_set_master(change, bridge_ifindex);
+        rtnl_link_set_flags(change, IFF_UP);
+        err = nl_to_errno(rtnl_link_change(sock, link, change, 0));
+        rtnl_link_put(change);
+        // Isolation is a port flag: it went with the old port.
+        if (err >= 0 && isolate)
+            err = linux_bridge_port_set_isolated(sock,
+                                                 rtnl_link_get_ifindex(link));
+        if (err < 0) {
+            log_error("tap: cannot attach %s to its network %s again: %s",
+                      rtnl_link_get_name(link), network_name, strerror(-err));
+            continue;
+        }
+        attached++;
+    }
+    nl_cache_free(links);
+    return attached;
 }
 
 int tap_send_with_fd(int socket_fd, const void *data, size_t len, int fd) {

@@ -57,6 +57,12 @@ int tap_remove_marked(struct nl_sock *sock, const char *network_name);
 // alias) say for whom and on which network.
 bool tap_mark_parse(const char *ifname, const char *kind, const char *alias,
                     unsigned *uid, unsigned *index, const char **network);
+// Makes every TAP device the broker made for network_name a port of the
+// bridge bridge_ifindex again (up; isolated when isolate): for a bridge that
+// was deleted behind the broker's back and made again. Returns how many were
+// attached, or a negative errno when the links cannot be listed (logged).
+int tap_reattach_marked(struct nl_sock *sock, const char *network_name,
+                        int bridge_ifindex, bool isolate);
 
 // Sends data as one SOCK_SEQPACKET datagram with fd attached by SCM_RIGHTS,
 // without blocking. The caller keeps its own fd open and may close it as soon

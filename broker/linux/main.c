@@ -496,6 +496,14 @@ static void create_persistent_networks(struct daemon *d) {
     config_dir_free_names(names, n);
 }
 
+// A network's health changed (linux_backend_set_health_changed()): the
+// shared status is built again.
+static void on_backend_changed(void *ctx) {
+    struct daemon *d = ctx;
+    if (d->broker != NULL)
+        broker_backend_changed(d->broker);
+}
+
 static void on_tap_tampered(void *ctx, const char *ifname, const char *what) {
     struct daemon *d = ctx;
     if (d->broker != NULL)
@@ -826,6 +834,7 @@ static int run(struct daemon *d) {
     d->configs = config_dir_new(d->options.config_dir);
     if (d->configs == NULL)
         goto out;
+    linux_backend_set_health_changed(d->backend, on_backend_changed, d);
     services.event = d->event;
     services.runtime_dir = runtime_dir;
     services.runtime_dir_fd = d->runtime_dir_fd;

@@ -265,12 +265,17 @@ char *message_encode_released(const char *name, size_t *len) {
     return dump(json_pack("{s:s}", "released", name), len);
 }
 
-// What an administrator reads in `status` beside the keys above: the
-// gateway, IPv6 prefix, MTU and interface count (docs/protocol.md).
+// What an administrator reads in `status` beside the keys above: whether
+// the network is degraded, the gateway, IPv6 prefix, MTU and interface
+// count (docs/protocol.md).
 static void add_status_details(json_t *entry, const struct broker *broker,
                                const struct network *n) {
     const struct network_info *info = network_get_info(n);
+    const char *degraded = broker_network_degraded(broker, n);
     char buf[INET6_ADDRSTRLEN];
+    json_object_set_new(entry, "degraded", json_boolean(degraded != NULL));
+    if (degraded != NULL)
+        json_object_set_new(entry, "degraded_reason", json_string(degraded));
     json_object_set_new(entry, "gateway",
                         json_string(ipv4_format(info->gateway, buf)));
     json_object_set_new(entry, "mtu", json_integer(info->mtu));

@@ -474,6 +474,15 @@ VMNET_BROKER_EXPORT double vmnet_broker_status_network_idle_remaining(
 // Whether it is kept even when unused; false when out of range.
 VMNET_BROKER_EXPORT bool vmnet_broker_status_network_persistent(
     const vmnet_broker_status_t *VMNET_BROKER_NULLABLE status, size_t index);
+// Whether it works only in part (its dnsmasq was given up on, or the broker
+// could not repair its bridge or rules); false when whole, out of range, or
+// from a broker that does not say.
+VMNET_BROKER_EXPORT bool vmnet_broker_status_network_degraded(
+    const vmnet_broker_status_t *VMNET_BROKER_NULLABLE status, size_t index);
+// Why it is degraded, in words; NULL while it is not (or out of range).
+VMNET_BROKER_EXPORT const char *VMNET_BROKER_NULLABLE
+vmnet_broker_status_network_degraded_reason(
+    const vmnet_broker_status_t *VMNET_BROKER_NULLABLE status, size_t index);
 
 // The peers (connections) the broker serves, the asking one included.
 VMNET_BROKER_EXPORT size_t vmnet_broker_status_peer_count(

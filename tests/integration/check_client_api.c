@@ -257,6 +257,8 @@ START_TEST(test_status_missing_keys) {
     ck_assert_uint_eq(vmnet_broker_status_network_peers(status, 0), 0);
     ck_assert(vmnet_broker_status_network_idle_remaining(status, 0) < 0);
     ck_assert(!vmnet_broker_status_network_persistent(status, 0));
+    ck_assert(!vmnet_broker_status_network_degraded(status, 0));
+    ck_assert_ptr_null(vmnet_broker_status_network_degraded_reason(status, 0));
     // Not an object: every field reads as absent.
     ck_assert_ptr_null(vmnet_broker_status_network_name(status, 1));
     ck_assert_uint_eq(vmnet_broker_status_peer_count(status), 1);
@@ -338,6 +340,9 @@ START_TEST(test_status_object) {
     ck_assert_uint_eq(vmnet_broker_status_network_peers(status, host), 1);
     ck_assert(vmnet_broker_status_network_idle_remaining(status, shared) < 0);
     ck_assert(!vmnet_broker_status_network_persistent(status, shared));
+    ck_assert(!vmnet_broker_status_network_degraded(status, shared));
+    ck_assert_ptr_null(
+        vmnet_broker_status_network_degraded_reason(status, shared));
 
     ck_assert_uint_eq(vmnet_broker_status_peer_count(status), 2);
     me = find_peer(status, getpid());

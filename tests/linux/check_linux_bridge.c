@@ -599,6 +599,34 @@ START_TEST(test_static_overlaps_other_network) {
 }
 END_TEST
 
+// A live network's subnet stays its own while its bridge is gone (deleted
+// by hand; the full broker makes it again): neither a dynamic nor a static
+// network gets it meanwhile.
+START_TEST(test_gone_bridge_keeps_its_subnet) {
+    struct network_config first = dynamic_config("first");
+    struct network_config second = dynamic_config("second");
+    struct network_config taker =
+        static_config("taker", "192.168.64.1", "255.255.255.0");
+    struct network_info info, second_info;
+    void *handle = NULL, *second_handle = NULL, *taker_handle = NULL;
+
+    ck_assert_int_eq(create(&first, &info, &handle), BROKER_OK);
+    ck_assert_uint_eq(info.subnet, ip("192.168.64.0"));
+    run("ip link del vmb-first");
+    ck_assert_int_eq(create(&second, &second_info, &second_handle), BROKER_OK);
+    ck_assert_uint_ne(second_info.subnet, ip("192.168.64.0"));
+    ck_assert_int_eq(create(&taker, &info, &taker_handle),
+                     BROKER_ERR_CREATE_FAILURE);
+    ck_assert_ptr_null(taker_handle);
+    destroy(handle);
+    // Once the network is removed its subnet is free again.
+    ck_assert_int_eq(create(&taker, &info, &taker_handle), BROKER_OK);
+    destroy(taker_handle);
+    destroy(second_handle);
+    ck_assert_int_eq(count_vmb_links(), 0);
+}
+END_TEST
+
 START_TEST(test_mtu_from_config) {
     struct network_config config = dynamic_config("jumbo");
     struct network_info info;
@@ -764,6 +792,7 @@ static Suite *linux_bridge_suite(void) {
     tcase_add_test(netlink, test_static_overlaps_address);
     tcase_add_test(netlink, test_static_overlaps_route);
     tcase_add_test(netlink, test_static_overlaps_other_network);
+    tcase_add_test(netlink, test_gone_bridge_keeps_its_subnet);
     tcase_add_test(netlink, test_mtu_from_config);
     tcase_add_test(netlink, test_mtu_follows_default_route);
     tcase_add_test(netlink, test_existing_interface_is_not_ours);
