@@ -648,6 +648,9 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
         }
         for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
              NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
+            // bridge_event() checks each message's length itself: it also
+            // takes address removals.
+            bridge_event(backend, hdr);
             if ((hdr->nlmsg_type != RTM_DELLINK &&
                  hdr->nlmsg_type != RTM_NEWLINK) ||
                 hdr->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
@@ -655,7 +658,6 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
             if (hdr->nlmsg_type == RTM_DELLINK)
                 link_removed(backend, hdr);
             link_master(backend, hdr);
-            bridge_event(backend, hdr);
         }
     }
     if (lost)
