@@ -117,6 +117,8 @@ struct linux_network {
     bool bridge_exists;
     bool has_rules;
     struct dnsmasq *dnsmasq;
+    // Spawned by build() on the worker, watched from the loop by built().
+    struct dnsmasq *spawned;
     // While a removal waits for it.
     struct dnsmasq *stopping;
     // The core's completion of create (while dnsmasq starts) or destroy
@@ -695,6 +697,14 @@ static void build(void *data) {
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
              made->bridge, ipv4_format(made->gateway, gateway),
              ipv4_mask_len(made->mask), made->mtu);
+    // Its files and its fork/exec here too; the loop only watches it.
+    if (backend->firewall != NULL &&
+        dnsmasq_spawn(&backend->dnsmasq, config, made, &network->spawned) < 0) {
+        reason_set(&network->why,
+                   "cannot start dnsmasq (is the dnsmasq-base package "
+                   "installed? see the broker's log)");
+        goto out;
+    }
     network->status = BROKER_OK;
 out:
     if (network->status != BROKER_OK)
@@ -748,8 +758,8 @@ static void on_dnsmasq_ready(void *data, int status) {
                        network);
 }
 
-// Back on the loop after build(): dnsmasq starts here, where its child is
-// watched.
+// Back on the loop after build(): dnsmasq, spawned by build(), is watched
+// here.
 static void built(void *data) {
     struct linux_network *network = data;
     struct linux_backend *backend = network->backend;
@@ -764,11 +774,13 @@ static void built(void *data) {
         end_create(network, BROKER_OK);
         return;
     }
-    if (dnsmasq_start(&backend->dnsmasq, &network->config, &network->made,
-                      on_dnsmasq_ready, network, &network->dnsmasq) < 0) {
-        reason_set(&network->why,
-                   "cannot start dnsmasq (is the dnsmasq-base package "
-                   "installed? see the broker's log)");
+    network->dnsmasq = network->spawned;
+    network->spawned = NULL;
+    if (dnsmasq_watch(network->dnsmasq, on_dnsmasq_ready, network) < 0) {
+        reason_set(&network->why, "cannot watch dnsmasq (see the broker's "
+                                  "log)");
+        dnsmasq_stop(network->dnsmasq);
+        network->dnsmasq = NULL;
         linux_worker_queue(backend->worker, teardown, on_failed_teardown,
                            network);
     }
@@ -843,6 +855,7 @@ static void linux_network_abandon(void *ctx, void *handle) {
     linux_worker_drain(backend->worker);
     dnsmasq_stop(network->stopping);
     dnsmasq_stop(network->dnsmasq);
+    dnsmasq_stop(network->spawned);
     teardown(network);
     free(network->guests);
     free(network);
