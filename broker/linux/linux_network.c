@@ -92,10 +92,30 @@ void linux_backend_set_mac_key(struct linux_backend *backend,
     memcpy(backend->mac_key, key, GUEST_MAC_KEY_LEN);
 }
 
+struct pool_change {
+    struct linux_backend *backend;
+    uint32_t first, last;
+};
+
+static void change_pool(void *data) {
+    struct pool_change *change = data;
+
+    change->backend->pool_first = change->first;
+    change->backend->pool_last = change->last;
+}
+
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
                                    uint32_t first, uint32_t last) {
-    backend->pool_first = first;
-    backend->pool_last = last;
+    struct pool_change *change = malloc(sizeof(*change));
+
+    if (change == NULL) {
+        log_error("cannot change the subnet pool: out of memory");
+        return;
+    }
+    *change = (struct pool_change){backend, first, last};
+    // The worker reads the pool while it builds: it changes it too, between
+    // two creations (at once without a worker yet).
+    linux_worker_queue(backend->worker, change_pool, free, change);
 }
 
 _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../config/config_dir.h"
+#include "../config/settings_file.h"
 #include "../core/broker.h"
 #include "../core/log.h"
 #include "../core/peer.h"
@@ -49,6 +50,12 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
+    // The broker-wide settings file (--config); missing: defaults.
+    const char *config_file;
+    // Given on the command line, which overrides the settings file.
+    bool idle_given;
+    bool subnet_pool_given;
+    bool max_connections_given;
     // What outlives the broker and a reboot: the guest MAC key
     // (state_dir.h) and each name's last subnet (stable_addresses.h).
     const char *state_dir;
@@ -101,6 +108,9 @@ static void usage(FILE *out) {
         "\n"
         "  -s, --socket PATH          listen on PATH (default %s)\n"
         "  -c, --config-dir DIR       network configs (default %s)\n"
+        "      --config FILE          broker-wide settings: subnet_pool,\n"
+        "                             idle_timeout, max_connections_per_user\n"
+        "                             (default %s; options override it)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
         "      --state-dir DIR        what outlives the broker: the guest\n"
@@ -124,8 +134,9 @@ static void usage(FILE *out) {
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, STATE_DIR_DEFAULT,
-        DEFAULT_IDLE_SECONDS, DEFAULT_MAX_CONNECTIONS_PER_USER);
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, SETTINGS_FILE_DEFAULT,
+        STATE_DIR_DEFAULT, DEFAULT_IDLE_SECONDS,
+        DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
@@ -135,11 +146,13 @@ static int parse_options(int argc, char **argv, struct options *options) {
         OPT_SUBNET_POOL,
         OPT_MAX_CONNECTIONS,
         OPT_CLEANUP,
-        OPT_STATE_DIR
+        OPT_STATE_DIR,
+        OPT_CONFIG
     };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -158,6 +171,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
 
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
+    options->config_file = SETTINGS_FILE_DEFAULT;
     options->state_dir = STATE_DIR_DEFAULT;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
     options->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
@@ -169,6 +183,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
             break;
         case 'c':
             options->config_dir = optarg;
+            break;
+        case OPT_CONFIG:
+            options->config_file = optarg;
             break;
         case 'r':
             options->runtime_dir = optarg;
@@ -186,6 +203,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
                 return -1;
             }
             options->idle_usec = (uint64_t)(seconds * 1e6);
+            options->idle_given = true;
             break;
         }
         case OPT_CHECK_CONFIG:
@@ -207,6 +225,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
                         optarg);
                 return -1;
             }
+            options->subnet_pool_given = true;
             break;
         }
         case OPT_MAX_CONNECTIONS: {
@@ -223,6 +242,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
                 return -1;
             }
             options->max_connections_per_user = (unsigned)n;
+            options->max_connections_given = true;
             break;
         }
         case 'v':
@@ -373,6 +393,63 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 
 static void watch_config_dir(struct daemon *d);
 
+static void log_settings_problem(void *ctx, const char *path, int line,
+                                 int column, const char *message) {
+    (void)ctx;
+    log_error("%s:%d:%d: %s", path, line, column, message);
+}
+
+// Takes what the settings file sets and the command line does not.
+static void apply_settings(struct options *options,
+                           const struct broker_settings *settings) {
+    if (settings->has_idle_timeout && !options->idle_given)
+        options->idle_usec = settings->idle_usec;
+    if (settings->has_subnet_pool && !options->subnet_pool_given)
+        options->subnet_pool = settings->subnet_pool;
+    if (settings->has_max_connections_per_user &&
+        !options->max_connections_given)
+        options->max_connections_per_user = settings->max_connections_per_user;
+}
+
+// SIGHUP: the settings file again. The pool applies to networks created
+// from now on; the idle timeout and the connection cap are read at start
+// only (said in the log when they changed).
+static void reload_settings(struct daemon *d) {
+    struct broker_settings settings;
+    struct options now = d->options;
+    uint32_t first, last;
+
+    if (settings_file_load(d->options.config_file, &settings,
+                           log_settings_problem, NULL) > 0) {
+        log_warning("%s has problems: the broker keeps its settings",
+                    d->options.config_file);
+        return;
+    }
+    // A pool taken out of the file is the default again.
+    if (!d->options.subnet_pool_given)
+        now.subnet_pool = (struct ipv4_prefix){0};
+    apply_settings(&now, &settings);
+    if (now.idle_usec != d->options.idle_usec ||
+        now.max_connections_per_user != d->options.max_connections_per_user)
+        log_warning("%s: idle_timeout and max_connections_per_user apply "
+                    "when the broker next starts",
+                    d->options.config_file);
+    if (!d->options.subnet_pool_given &&
+        (now.subnet_pool.address != d->options.subnet_pool.address ||
+         now.subnet_pool.len != d->options.subnet_pool.len)) {
+        d->options.subnet_pool = now.subnet_pool;
+        if (now.subnet_pool.len == 0)
+            linux_backend_set_subnet_pool(d->backend, SUBNET_FIRST,
+                                          SUBNET_LAST);
+        else if (subnet_pool_range(now.subnet_pool, &first, &last))
+            linux_backend_set_subnet_pool(d->backend, first, last);
+        log_info("%s: new networks take their subnets from %s",
+                 d->options.config_file,
+                 now.subnet_pool.len == 0 ? "the default pool"
+                                          : "the new subnet_pool");
+    }
+}
+
 // Logs every problem of the configuration directory, one line each, as
 // --check-config prints them.
 static void log_config_problems(const char *path) {
@@ -417,6 +494,7 @@ static int on_hangup(sd_event_source *s, const struct signalfd_siginfo *si,
     if (d->config_watch == NULL)
         watch_config_dir(d);
     log_config_problems(d->options.config_dir);
+    reload_settings(d);
     return 0;
 }
 
@@ -907,13 +985,27 @@ static bool startup_checks(void) {
 
 // --check-config: every problem in each file, then across files, then the
 // networks found. Returns the exit status.
-static int check_config(const char *path) {
+static void print_settings_problem(void *ctx, const char *path, int line,
+                                   int column, const char *message) {
+    (void)ctx;
+    printf("%s:%d:%d: %s\n", path, line, column, message);
+}
+
+static int check_config(const char *path, const char *settings_path) {
     struct network_config *configs = NULL;
+    struct broker_settings settings;
     size_t n = 0;
     struct stat st;
     int problems;
+    int settings_problems = settings_file_load(settings_path, &settings,
+                                               print_settings_problem, NULL);
     bool one_file = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 
+    if (settings_problems > 0)
+        printf("%s: %d problem%s\n", settings_path, settings_problems,
+               settings_problems == 1 ? "" : "s");
+    else if (access(settings_path, F_OK) == 0)
+        printf("%s: settings OK\n", settings_path);
     if (one_file) {
         problems = config_dir_check_file(path, stdout);
     } else {
@@ -935,7 +1027,7 @@ static int check_config(const char *path) {
         return EXIT_FAILURE;
     }
     printf("%s: configuration OK\n", path);
-    return EXIT_SUCCESS;
+    return settings_problems > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv) {
@@ -948,7 +1040,8 @@ int main(int argc, char **argv) {
     if (daemon.options.check_config)
         return check_config(daemon.options.check_path != NULL
                                 ? daemon.options.check_path
-                                : daemon.options.config_dir);
+                                : daemon.options.config_dir,
+                            daemon.options.config_file);
     log_set_level(daemon.options.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
     if (!startup_checks()) {
         // Lines to a pipe go through the log's thread: let them out.
@@ -957,5 +1050,19 @@ int main(int argc, char **argv) {
     }
     if (daemon.options.cleanup)
         return cleanup(&daemon);
+    {
+        // Before anything is set up: a broken settings file is the
+        // administrator's to fix, not to guess around.
+        struct broker_settings settings;
+        if (settings_file_load(daemon.options.config_file, &settings,
+                               log_settings_problem, NULL) > 0) {
+            log_error("%s has problems; not starting (vmnet-broker "
+                      "--check-config lists them)",
+                      daemon.options.config_file);
+            log_flush();
+            return EXIT_FAILURE;
+        }
+        apply_settings(&daemon.options, &settings);
+    }
     return run(&daemon);
 }
