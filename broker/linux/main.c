@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
@@ -84,6 +85,9 @@ struct daemon {
     // Tells the config source when a file changes, so that the status's
     // configured networks are neither stale nor re-read per request.
     sd_event_source *config_watch;
+    // The config parser thread's wake-ups: a parse is done.
+    int parsed_fd;
+    sd_event_source *parsed_source;
     sd_event_source *expire_timer;
     sd_event_source *exit_timer;
     // Started by socket activation: exit once idle, systemd restarts us.
@@ -393,6 +397,55 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 
 static void watch_config_dir(struct daemon *d);
 
+// On the config parser thread: wake the loop.
+static void on_config_parsed_thread(void *ctx) {
+    struct daemon *d = ctx;
+    uint64_t one = 1;
+
+    if (write(d->parsed_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("config parser: eventfd: %s", strerror(errno));
+}
+
+// On the loop: what the parser published shows, and the requests that
+// waited for it are asked again.
+static int on_config_parsed(sd_event_source *s, int fd, uint32_t revents,
+                            void *userdata) {
+    struct daemon *d = userdata;
+    uint64_t count;
+
+    (void)s;
+    (void)revents;
+    if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        log_error("config parser: eventfd: %s", strerror(errno));
+    config_dir_parsed(d->configs);
+    broker_configs_ready(d->broker);
+    state_changed(d);
+    return 0;
+}
+
+// Config files are parsed (and names resolved) on a thread from now on.
+// Without it (no eventfd, no thread) they are parsed on the loop.
+static void start_config_parser(struct daemon *d) {
+    int r;
+
+    d->parsed_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->parsed_fd < 0) {
+        log_error("config parser: eventfd: %s; config files are parsed on "
+                  "the event loop",
+                  strerror(errno));
+        return;
+    }
+    r = sd_event_add_io(d->event, &d->parsed_source, d->parsed_fd, EPOLLIN,
+                        on_config_parsed, d);
+    if (r >= 0)
+        r = config_dir_start_parser(d->configs, on_config_parsed_thread, d);
+    if (r < 0) {
+        d->parsed_source = sd_event_source_disable_unref(d->parsed_source);
+        close(d->parsed_fd);
+        d->parsed_fd = -1;
+    }
+}
+
 static void log_settings_problem(void *ctx, const char *path, int line,
                                  int column, const char *message) {
     (void)ctx;
@@ -450,36 +503,6 @@ static void reload_settings(struct daemon *d) {
     }
 }
 
-// Logs every problem of the configuration directory, one line each, as
-// --check-config prints them.
-static void log_config_problems(const char *path) {
-    struct network_config *configs = NULL;
-    char *text = NULL;
-    size_t len = 0, n = 0;
-    int problems;
-    FILE *f = open_memstream(&text, &len);
-
-    if (f == NULL) {
-        log_error("cannot check %s: out of memory", path);
-        return;
-    }
-    problems = config_dir_check(path, f);
-    if (config_dir_list_configs(path, &configs, &n) == BROKER_OK)
-        problems += config_check_across(configs, n, f);
-    free(configs);
-    fclose(f);
-    for (char *line = strtok(text, "\n"); line != NULL;
-         line = strtok(NULL, "\n"))
-        log_warning("%s", line);
-    free(text);
-    if (problems > 0)
-        log_warning("configuration %s reloaded with %d problem%s: the files "
-                    "with problems are refused",
-                    path, problems, problems == 1 ? "" : "s");
-    else
-        log_info("configuration %s reloaded: OK", path);
-}
-
 // SIGHUP: the configuration is read again for networks created from now
 // on; live networks keep the configuration they were created with.
 static int on_hangup(sd_event_source *s, const struct signalfd_siginfo *si,
@@ -490,10 +513,11 @@ static int on_hangup(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)si;
     log_info("SIGHUP: reloading %s (live networks keep running)",
              d->options.config_dir);
-    config_dir_reload(d->configs);
+    // With the parser thread, its problems are logged from there.
+    if (!config_dir_reload(d->configs))
+        config_dir_log_problems(d->options.config_dir);
     if (d->config_watch == NULL)
         watch_config_dir(d);
-    log_config_problems(d->options.config_dir);
     reload_settings(d);
     return 0;
 }
@@ -905,6 +929,7 @@ static int run(struct daemon *d) {
         goto out;
 
     create_persistent_networks(d);
+    start_config_parser(d);
     log_info("listening on %s (config %s, idle timeout %.3gs)",
              d->activated ? "the socket from systemd" : d->options.socket_path,
              d->options.config_dir, (double)d->options.idle_usec / 1e6);
@@ -922,7 +947,11 @@ out:
     unix_server_free(d->server);
     broker_free(d->broker);
     sd_event_source_disable_unref(d->config_watch);
+    // Joins the parser thread, the last writer of parsed_fd.
     config_dir_free(d->configs);
+    sd_event_source_disable_unref(d->parsed_source);
+    if (d->parsed_fd >= 0)
+        close(d->parsed_fd);
     linux_backend_free(d->backend);
     sd_event_source_disable_unref(d->expire_timer);
     sd_event_source_disable_unref(d->exit_timer);
@@ -1031,8 +1060,10 @@ static int check_config(const char *path, const char *settings_path) {
 }
 
 int main(int argc, char **argv) {
-    struct daemon daemon = {
-        .socket_dir_fd = -1, .runtime_dir_fd = -1, .lock_fd = -1};
+    struct daemon daemon = {.socket_dir_fd = -1,
+                            .runtime_dir_fd = -1,
+                            .lock_fd = -1,
+                            .parsed_fd = -1};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)
