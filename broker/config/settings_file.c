@@ -51,6 +51,31 @@ static void problem_at(struct settings_parser *p, const char *key, bool at_key,
     problem(p, line, column, text);
 }
 
+// Why the directory holding path would let another user replace the file,
+// or NULL: it must be root's and writable by root only, or sticky (/tmp).
+static const char *dir_problem(const char *path, char why[96]) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    struct stat st;
+
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) < 0)
+        return NULL; // then the file cannot be opened either: said there
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        snprintf(why, 96, "is in a directory owned by uid %lu: not used",
+                 (unsigned long)st.st_uid);
+        return why;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
+        return "is in a directory others can write: not used";
+    return NULL;
+}
+
 // Reads the whole file into *text (NUL-terminated) after checking it is one
 // the broker may trust. Returns NULL or why it cannot be used; *missing
 // tells a file that does not exist.
@@ -79,6 +104,9 @@ static const char *read_trusted(const char *path, char **text, size_t *len,
         failure = strerror(errno);
         goto out;
     }
+    failure = dir_problem(path, why);
+    if (failure != NULL)
+        goto out;
     if (!S_ISREG(st.st_mode)) {
         failure = "is not a regular file: not used";
         goto out;

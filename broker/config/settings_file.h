@@ -28,7 +28,8 @@ struct broker_settings {
 // number from 0 to 31536000) and "max_connections_per_user" (an integer
 // from 0, no cap, to 1000000). A missing file is no problem (nothing is
 // set). The file must be a regular file (a link is not followed), owned by
-// root and writable by root only, like network files. Reports every problem
+// root and writable by root only, like network files, in a directory that
+// is root's and writable by root only (or sticky). Reports every problem
 // as FILE:LINE:COLUMN through report (may be NULL), in file order, and
 // returns how many there were; *out is only written when there were none.
 int settings_file_load(const char *path, struct broker_settings *out,

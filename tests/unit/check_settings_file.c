@@ -187,6 +187,22 @@ START_TEST(test_not_owned_refused) {
 }
 END_TEST
 
+START_TEST(test_directory_writable_by_others_refused) {
+    struct broker_settings s = {0};
+    struct problems got = {0};
+
+    write_settings("{\"idle_timeout\": 1}", 0644);
+    ck_assert_int_eq(chmod(dir, 0777), 0);
+    ck_assert_int_eq(settings_file_load(path, &s, collect, &got), 1);
+    ck_assert_ptr_nonnull(strstr(got.message[0], "directory others can write"));
+    // Sticky, as /tmp: others cannot replace root's file.
+    ck_assert_int_eq(chmod(dir, 01777), 0);
+    ck_assert_int_eq(settings_file_load(path, &s, collect, &got), 0);
+    ck_assert(s.has_idle_timeout);
+    ck_assert_int_eq(chmod(dir, 0700), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("settings_file");
     TCase *tc = tcase_create("settings_file");
@@ -201,6 +217,7 @@ int main(void) {
     tcase_add_test(tc, test_syntax_error_located);
     tcase_add_test(tc, test_writable_by_others_refused);
     tcase_add_test(tc, test_link_refused);
+    tcase_add_test(tc, test_directory_writable_by_others_refused);
     tcase_add_test(tc, test_not_owned_refused);
     suite_add_tcase(s, tc);
     runner = srunner_create(s);
