@@ -116,12 +116,14 @@ END_TEST
 START_TEST(test_sighup_parse_off_the_loop) {
     int fd;
     json_t *reply, *status;
+    char *text;
 
     ck_assert(harness_broker_write_config(broker, "lab",
                                           "{\"mode\": \"host\", \"mtu\": "
                                           "1400}\n"));
     harness_start(broker, "60");
     ck_assert(harness_broker_signal(broker, SIGHUP));
+    ck_assert(harness_broker_wait_log(broker, "SIGHUP: reloading", 1));
     fd = harness_raw_connect(broker->socket_path);
     ck_assert_int_ge(fd, 0);
     ck_assert(harness_raw_send(fd,
@@ -132,8 +134,12 @@ START_TEST(test_sighup_parse_off_the_loop) {
     status = harness_status(broker);
     ck_assert_ptr_nonnull(status);
     // The configured network is still listed while it is parsed again.
-    ck_assert_ptr_nonnull(strstr(json_dumps(status, 0), "\"lab\""));
+    text = json_dumps(status, 0);
+    ck_assert_ptr_nonnull(strstr(text, "\"lab\""));
+    free(text);
     json_decref(status);
+    // The leases of lab wait for its parse (the gate is still shut).
+    ck_assert(!reply_waiting(fd));
     open_gate();
     reply = harness_raw_receive(fd);
     ck_assert_ptr_nonnull(reply);
