@@ -4,11 +4,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/broker.h"
 #include "../core/log.h"
 #include "../core/reason.h"
 #include "../core/status.h"
@@ -32,12 +35,42 @@ struct cached_config {
     // A bad file's first problem: every request refused for it says why.
     struct reason why;
     struct network_config config;
+    // SIGHUP with the parser thread: parse again (names too) before a
+    // lookup may use it; list() shows it meanwhile.
+    bool stale;
     struct cached_config *next;
+};
+
+// A parse the parser thread is asked for: one network's file, or (name
+// empty) every file of the directory that changed.
+struct parse_job {
+    char name[NETWORK_NAME_MAX + 1];
+    // With the directory scan: log its problems as --check-config prints
+    // them (SIGHUP).
+    bool report;
+    struct parse_job *next;
 };
 
 struct config_dir {
     char *path;
+    // Guarded by lock once the parser thread runs: it adds and updates
+    // entries, the loop copies them out.
     struct cached_config *cache;
+    // Off-loop parsing (config_dir_start_parser()): the loop never parses
+    // a file nor resolves a name then.
+    bool threaded;
+    pthread_t thread;
+    pthread_mutex_t lock; // cache, jobs, stop
+    pthread_cond_t wake;
+    struct parse_job *jobs;
+    bool stop;
+    config_dir_parsed_fn parsed;
+    void *parsed_ctx;
+    // VMNET_BROKER_TEST_RESOLVE_DELAY_MS: each parse waits this long
+    // first, as a slow user database would; VMNET_BROKER_TEST_PARSE_GATE:
+    // each parse waits until that file exists (tests).
+    unsigned delay_ms;
+    char *gate;
     // --check-config prints the problems itself: nothing is logged then.
     bool quiet;
     // list()'s answer, valid until a file or the directory changes.
@@ -65,12 +98,29 @@ struct config_dir *config_dir_new(const char *path) {
         free(dir);
         return NULL;
     }
+    pthread_mutex_init(&dir->lock, NULL);
+    pthread_cond_init(&dir->wake, NULL);
     return dir;
 }
 
 void config_dir_free(struct config_dir *dir) {
     if (dir == NULL)
         return;
+    if (dir->threaded) {
+        pthread_mutex_lock(&dir->lock);
+        dir->stop = true;
+        pthread_cond_signal(&dir->wake);
+        pthread_mutex_unlock(&dir->lock);
+        pthread_join(dir->thread, NULL);
+    }
+    while (dir->jobs != NULL) {
+        struct parse_job *job = dir->jobs;
+        dir->jobs = job->next;
+        free(job);
+    }
+    pthread_cond_destroy(&dir->wake);
+    pthread_mutex_destroy(&dir->lock);
+    free(dir->gate);
     while (dir->cache != NULL) {
         struct cached_config *c = dir->cache;
         dir->cache = c->next;
@@ -218,60 +268,141 @@ static bool cache_matches(const struct cached_config *c,
            same_time(c->ctime, st->st_ctim);
 }
 
-// The parsed configuration of name's file (path, whose stat is st): parsed
-// (and its problems logged) only when the file is new or has changed.
-// NULL when out of memory.
-static struct cached_config *cache_load(struct config_dir *dir,
-                                        const char *name, const char *path,
-                                        const struct stat *st) {
-    struct cached_config *cached = cache_find(dir, name);
+// Parses name's file (path, whose lstat() is st) into *entry, all but its
+// name and link: its problems are logged unless quiet. On any thread.
+static void parse_entry(bool quiet, const char *name, const char *path,
+                        const struct stat *st, struct cached_config *entry) {
     struct network_config config;
-    struct problem_sink sink = {.quiet = dir->quiet};
+    struct problem_sink sink = {.quiet = quiet, .why = &entry->why};
     const char *problem;
     char buf[64];
-    bool builtin;
+    bool builtin = config_defaults(name, &config);
 
-    if (cached != NULL && cache_matches(cached, st))
-        return cached;
+    entry->dev = st->st_dev;
+    entry->ino = st->st_ino;
+    entry->size = st->st_size;
+    entry->mtime = st->st_mtim;
+    entry->ctime = st->st_ctim;
+    entry->status = BROKER_OK;
+    memset(&entry->why, 0, sizeof(entry->why));
+    problem = file_problem(st, buf, sizeof(buf));
+    if (problem != NULL) {
+        entry->status = BROKER_ERR_CREATE_FAILURE;
+        reason_set(&entry->why, "%s %s: not used (%s)", path, problem,
+                   NOT_USED_HINT);
+        if (!quiet)
+            log_error("%s %s: not used (%s)", path, problem, NOT_USED_HINT);
+    } else if (config_file_apply(path, builtin, &config, log_problem, &sink) !=
+               0) {
+        entry->status = BROKER_ERR_CREATE_FAILURE;
+    }
+    entry->config = config;
+}
+
+// Stores entry as its name's cache entry (under dir->lock once the parser
+// thread runs). NULL when out of memory.
+static struct cached_config *cache_store(struct config_dir *dir,
+                                         const char *name,
+                                         const struct cached_config *entry) {
+    struct cached_config *cached = cache_find(dir, name);
+    struct cached_config *next;
+
     if (cached == NULL) {
         cached = calloc(1, sizeof(*cached));
         if (cached == NULL)
             return NULL;
-        snprintf(cached->name, sizeof(cached->name), "%s", name);
         cached->next = dir->cache;
         dir->cache = cached;
     }
-    builtin = config_defaults(name, &config);
-    cached->dev = st->st_dev;
-    cached->ino = st->st_ino;
-    cached->size = st->st_size;
-    cached->mtime = st->st_mtim;
-    cached->ctime = st->st_ctim;
-    cached->status = BROKER_OK;
-    memset(&cached->why, 0, sizeof(cached->why));
-    sink.why = &cached->why;
-    problem = file_problem(st, buf, sizeof(buf));
-    if (problem != NULL) {
-        cached->status = BROKER_ERR_CREATE_FAILURE;
-        reason_set(&cached->why, "%s %s: not used (%s)", path, problem,
-                   NOT_USED_HINT);
-        if (!dir->quiet)
-            log_error("%s %s: not used (%s)", path, problem, NOT_USED_HINT);
-    } else if (config_file_apply(path, builtin, &config, log_problem, &sink) !=
-               0) {
-        cached->status = BROKER_ERR_CREATE_FAILURE;
-    }
-    cached->config = config;
+    next = cached->next;
+    *cached = *entry;
+    cached->next = next;
+    snprintf(cached->name, sizeof(cached->name), "%s", name);
+    return cached;
+}
+
+// The parsed configuration of name's file (path, whose stat is st): parsed
+// (and its problems logged) only when the file is new or has changed. On
+// the loop, without a parser thread. NULL when out of memory.
+static struct cached_config *cache_load(struct config_dir *dir,
+                                        const char *name, const char *path,
+                                        const struct stat *st) {
+    struct cached_config *cached = cache_find(dir, name);
+    struct cached_config entry = {0};
+
+    if (cached != NULL && cache_matches(cached, st))
+        return cached;
+    parse_entry(dir->quiet, name, path, st, &entry);
+    cached = cache_store(dir, name, &entry);
     // A file parsed anew may change what the configured list shows.
     invalidate(dir);
     return cached;
+}
+
+static int copy_out(const struct cached_config *cached,
+                    struct network_config *config, struct reason *why) {
+    if (cached->status == BROKER_OK)
+        *config = cached->config;
+    else if (why != NULL && reason_get(&cached->why) != NULL)
+        reason_set(why, "%s", reason_get(&cached->why));
+    return cached->status;
+}
+
+// Asks the parser thread for job (name, or "" for the directory); one
+// already queued for the same is not queued twice. Under dir->lock.
+static bool queue_job(struct config_dir *dir, const char *name, bool report) {
+    struct parse_job **tail = &dir->jobs;
+    struct parse_job *job;
+
+    for (; *tail != NULL; tail = &(*tail)->next) {
+        if (strcmp((*tail)->name, name) == 0) {
+            (*tail)->report = (*tail)->report || report;
+            return true;
+        }
+    }
+    job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return false;
+    snprintf(job->name, sizeof(job->name), "%s", name);
+    job->report = report;
+    *tail = job;
+    pthread_cond_signal(&dir->wake);
+    return true;
+}
+
+// name's configuration as its file (path, whose lstat() is st) says now:
+// fills *config (on BROKER_OK) or why, and returns its status. With a
+// parser thread, a file not parsed in this version yet is queued for it
+// and BROKER_PENDING returned: never the old version's rules.
+static int cache_get(struct config_dir *dir, const char *name, const char *path,
+                     const struct stat *st, bool allow_stale,
+                     struct network_config *config, struct reason *why) {
+    struct cached_config *cached;
+    int status;
+
+    if (!dir->threaded) {
+        cached = cache_load(dir, name, path, st);
+        return cached != NULL ? copy_out(cached, config, why)
+                              : BROKER_ERR_INTERNAL;
+    }
+    pthread_mutex_lock(&dir->lock);
+    cached = cache_find(dir, name);
+    if (cached != NULL && cache_matches(cached, st) &&
+        (allow_stale || !cached->stale))
+        status = copy_out(cached, config, why);
+    else
+        status =
+            queue_job(dir, name, false) ? BROKER_PENDING : BROKER_ERR_INTERNAL;
+    pthread_mutex_unlock(&dir->lock);
+    if (status == BROKER_ERR_INTERNAL)
+        log_error("cannot parse %s: out of memory", path);
+    return status;
 }
 
 static int config_dir_lookup(void *ctx, const char *name,
                              struct network_config *out, struct reason *why) {
     struct config_dir *dir = ctx;
     struct network_config config;
-    struct cached_config *cached;
     struct stat st;
     char *path = NULL;
     bool builtin;
@@ -306,16 +437,7 @@ static int config_dir_lookup(void *ctx, const char *name,
     }
     // Only files that exist are cached, so the cache is as large as the
     // directory, whatever names clients ask for.
-    cached = cache_load(dir, name, path, &st);
-    if (cached == NULL) {
-        status = BROKER_ERR_INTERNAL;
-        goto out;
-    }
-    status = cached->status;
-    if (status == BROKER_OK)
-        *out = cached->config;
-    else if (reason_get(&cached->why) != NULL)
-        reason_set(why, "%s", reason_get(&cached->why));
+    status = cache_get(dir, name, path, &st, false, out, why);
 out:
     free(path);
     return status;
@@ -518,20 +640,17 @@ static bool read_cached(struct config_dir *dir, const char *name,
                         struct network_config *config) {
     bool builtin = config_defaults(name, config);
     char *file = file_path(dir->path, name);
-    struct cached_config *cached;
     struct stat st;
     bool valid = false;
 
     if (file == NULL)
         return false;
-    if (lstat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+    // A file being parsed shows once it is (config_dir_parsed()).
+    if (lstat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
         valid = builtin;
-    } else {
-        cached = cache_load(dir, name, file, &st);
-        valid = cached != NULL && cached->status == BROKER_OK;
-        if (valid)
-            *config = cached->config;
-    }
+    else
+        valid =
+            cache_get(dir, name, file, &st, true, config, NULL) == BROKER_OK;
     free(file);
     return valid;
 }
@@ -622,18 +741,191 @@ static uint64_t config_dir_generation(void *ctx) {
     return dir->generation;
 }
 
-void config_dir_changed(struct config_dir *dir) { invalidate(dir); }
+void config_dir_changed(struct config_dir *dir) {
+    invalidate(dir);
+    // Parse what changed now, before a request asks for it.
+    if (dir->threaded) {
+        pthread_mutex_lock(&dir->lock);
+        queue_job(dir, "", false);
+        pthread_mutex_unlock(&dir->lock);
+    }
+}
 
-void config_dir_reload(struct config_dir *dir) {
+bool config_dir_reload(struct config_dir *dir) {
     // Live networks keep their own copies of their configurations.
-    while (dir->cache != NULL) {
+    pthread_mutex_lock(&dir->lock);
+    if (dir->threaded) {
+        // Kept for list() until parsed again; lookups wait for that.
+        for (struct cached_config *c = dir->cache; c != NULL; c = c->next)
+            c->stale = true;
+        queue_job(dir, "", true);
+    }
+    while (!dir->threaded && dir->cache != NULL) {
         struct cached_config *c = dir->cache;
         dir->cache = c->next;
         free(c);
     }
+    pthread_mutex_unlock(&dir->lock);
     dir->dir_problem_logged[0] = '\0';
     invalidate(dir);
+    return dir->threaded;
 }
+
+void config_dir_log_problems(const char *path) {
+    struct network_config *configs = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int problems;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL) {
+        log_error("cannot check %s: out of memory", path);
+        return;
+    }
+    problems = config_dir_check(path, f);
+    if (config_dir_list_configs(path, &configs, &n) == BROKER_OK)
+        problems += config_check_across(configs, n, f);
+    free(configs);
+    fclose(f);
+    // strtok_r: this runs on the parser thread too.
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save))
+        log_warning("%s", line);
+    free(text);
+    if (problems > 0)
+        log_warning("configuration %s reloaded with %d problem%s: the files "
+                    "with problems are refused",
+                    path, problems, problems == 1 ? "" : "s");
+    else
+        log_info("configuration %s reloaded: OK", path);
+}
+
+static bool stopping(struct config_dir *dir) {
+    bool stop;
+
+    pthread_mutex_lock(&dir->lock);
+    stop = dir->stop;
+    pthread_mutex_unlock(&dir->lock);
+    return stop;
+}
+
+// Parses name's file into the cache unless the entry there is of the same
+// version. On the parser thread.
+static void parse_one(struct config_dir *dir, const char *name) {
+    char *path = file_path(dir->path, name);
+    struct cached_config entry = {0};
+    struct cached_config *cached;
+    struct stat st;
+    bool fresh;
+
+    if (path == NULL || lstat(path, &st) < 0) {
+        // Gone: a lookup sees that itself.
+        free(path);
+        return;
+    }
+    pthread_mutex_lock(&dir->lock);
+    cached = cache_find(dir, name);
+    fresh = cached != NULL && cache_matches(cached, &st) && !cached->stale;
+    pthread_mutex_unlock(&dir->lock);
+    if (!fresh) {
+        while (dir->gate != NULL && access(dir->gate, F_OK) < 0 &&
+               !stopping(dir)) {
+            struct timespec poll = {.tv_nsec = 10 * 1000000};
+            nanosleep(&poll, NULL);
+        }
+        if (dir->delay_ms > 0) {
+            struct timespec delay = {.tv_sec = dir->delay_ms / 1000,
+                                     .tv_nsec = (long)(dir->delay_ms % 1000) *
+                                                1000000};
+            while (nanosleep(&delay, &delay) < 0 && errno == EINTR)
+                ;
+        }
+        parse_entry(false, name, path, &st, &entry);
+        pthread_mutex_lock(&dir->lock);
+        if (cache_store(dir, name, &entry) == NULL)
+            log_error("cannot keep %s: out of memory", path);
+        pthread_mutex_unlock(&dir->lock);
+    }
+    free(path);
+}
+
+static void run_job(struct config_dir *dir, const struct parse_job *job) {
+    char **names = NULL;
+    size_t n = 0;
+
+    if (job->name[0] != '\0') {
+        parse_one(dir, job->name);
+        return;
+    }
+    if (job->report)
+        config_dir_log_problems(dir->path);
+    if (list_names(dir->path, &names, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (network_name_valid(names[i]))
+            parse_one(dir, names[i]);
+    }
+    config_dir_free_names(names, n);
+}
+
+static void *parser_main(void *data) {
+    struct config_dir *dir = data;
+
+    pthread_mutex_lock(&dir->lock);
+    for (;;) {
+        struct parse_job *job;
+
+        while (dir->jobs == NULL && !dir->stop)
+            pthread_cond_wait(&dir->wake, &dir->lock);
+        if (dir->stop)
+            break;
+        job = dir->jobs;
+        dir->jobs = job->next;
+        pthread_mutex_unlock(&dir->lock);
+        run_job(dir, job);
+        free(job);
+        // The loop takes it from here (config_dir_parsed()).
+        dir->parsed(dir->parsed_ctx);
+        pthread_mutex_lock(&dir->lock);
+    }
+    pthread_mutex_unlock(&dir->lock);
+    return NULL;
+}
+
+int config_dir_start_parser(struct config_dir *dir, config_dir_parsed_fn parsed,
+                            void *ctx) {
+    const char *delay = getenv("VMNET_BROKER_TEST_RESOLVE_DELAY_MS");
+    sigset_t all, old;
+    int r;
+
+    // Every file once, here, before serving: the first status lists them
+    // all and the first requests need not wait.
+    if (!dir->list_valid)
+        rebuild_list(dir);
+    const char *gate = getenv("VMNET_BROKER_TEST_PARSE_GATE");
+
+    if (delay != NULL)
+        dir->delay_ms = (unsigned)strtoul(delay, NULL, 10);
+    if (gate != NULL)
+        dir->gate = strdup(gate);
+    dir->parsed = parsed;
+    dir->parsed_ctx = ctx;
+    // The thread takes no signals: the loop handles them.
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = -pthread_create(&dir->thread, NULL, parser_main, dir);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r < 0) {
+        log_error("cannot start the config parser thread: %s; config files "
+                  "are parsed on the event loop",
+                  strerror(-r));
+        return r;
+    }
+    dir->threaded = true;
+    return 0;
+}
+
+void config_dir_parsed(struct config_dir *dir) { invalidate(dir); }
 
 void config_dir_set_watched(struct config_dir *dir, bool watched) {
     dir->watched = watched;

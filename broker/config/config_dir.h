@@ -36,11 +36,39 @@ void config_dir_free(struct config_dir *dir);
 // built from list() is shared until then.
 extern const struct config_source_ops config_dir_ops;
 
-// The daemon's watch saw something change in the directory.
+// The daemon's watch saw something change in the directory (with the
+// parser thread, the changed files are parsed there at once).
 void config_dir_changed(struct config_dir *dir);
 // SIGHUP: forgets every parsed file, so that each is read again at its
-// next use, even one changed within a timestamp tick.
-void config_dir_reload(struct config_dir *dir);
+// next use, even one changed within a timestamp tick. With the parser
+// thread, it parses every file again and logs the directory's problems
+// (config_dir_log_problems()) there, and true is returned; false: the
+// caller logs them.
+bool config_dir_reload(struct config_dir *dir);
+
+// Called on the parser thread after each parse it published; it must only
+// wake the loop (write an eventfd, say), which then calls
+// config_dir_parsed() and broker_configs_ready().
+typedef void (*config_dir_parsed_fn)(void *ctx);
+// From now on files are parsed, and user and group names resolved, on a
+// thread of the config source's own, never in lookup() or list(): a file
+// not parsed in its current version makes lookup() answer BROKER_PENDING
+// (and queue the parse; list() leaves it out until then), so a request is
+// never answered with an older version's rules. Call it once the daemon's
+// start-up lookups (persistent networks) are done, before serving.
+// Returns 0 or a negative errno (logged; parsing stays synchronous). The
+// environment variable VMNET_BROKER_TEST_RESOLVE_DELAY_MS delays each
+// parse by that many milliseconds, as a slow user database would, and
+// VMNET_BROKER_TEST_PARSE_GATE=FILE holds each until FILE exists (tests).
+int config_dir_start_parser(struct config_dir *dir, config_dir_parsed_fn parsed,
+                            void *ctx);
+// On the loop, woken by parsed(): what the parser published shows in
+// list() and generation().
+void config_dir_parsed(struct config_dir *dir);
+
+// Logs every problem of the configuration directory at path, one line
+// each, as --check-config prints them. On any thread.
+void config_dir_log_problems(const char *path);
 // Whether a watch reports the directory's changes (else generation()
 // compares the directory's stat() itself).
 void config_dir_set_watched(struct config_dir *dir, bool watched);

@@ -133,7 +133,10 @@ struct config_source_ops {
     // BROKER_ERR_NOT_FOUND when no such network exists; and
     // BROKER_ERR_CREATE_FAILURE when its file exists but is invalid (the
     // source logs where). *out is not touched on failure. Why it failed
-    // goes to why (may be NULL), for the request's reply.
+    // goes to why (may be NULL), for the request's reply. A source that
+    // parses off the event loop answers BROKER_PENDING (-1, broker.h) while
+    // name's changed file is being parsed, and has broker_configs_ready()
+    // called once it is.
     int (*lookup)(void *ctx, const char *name, struct network_config *out,
                   struct reason *why);
     // Optional (NULL: the status lists no configured networks). Stores in

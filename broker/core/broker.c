@@ -26,6 +26,21 @@ struct broker_waiter {
     struct broker_waiter *next;
 };
 
+// A request waiting for the config source to parse a changed file
+// (lookup() said BROKER_PENDING): asked again, as it came, once it has.
+struct config_waiter {
+    struct peer *peer;
+    // broker_configs_ready() calls those up to its own batch only.
+    uint64_t batch;
+    // An acquire or open_interface (done set), or another request's retry.
+    char name[NETWORK_NAME_MAX + 1];
+    bool open_interface;
+    broker_done_fn done;
+    broker_retry_fn retry;
+    void *data;
+    struct config_waiter *next;
+};
+
 // An interface the backend is opening. Its slot in the peer's interfaces
 // is taken (with an empty name) so counts and indexes see it meanwhile.
 struct pending_open {
@@ -60,6 +75,9 @@ struct broker {
     uint64_t last_now;
     unsigned long creations;
     uint64_t generation;
+    // In arrival order.
+    struct config_waiter *config_waiters;
+    uint64_t config_batch;
 };
 
 static uint64_t broker_now(struct broker *broker) {
@@ -117,6 +135,11 @@ void broker_free(struct broker *broker) {
         }
         free_waiters(n->waiters);
         free(n);
+    }
+    while (broker->config_waiters != NULL) {
+        struct config_waiter *w = broker->config_waiters;
+        broker->config_waiters = w->next;
+        free(w);
     }
     // The backend's abandon() above drops the completions of pending opens.
     while (broker->opens != NULL) {
@@ -178,6 +201,45 @@ static void unref_network(struct broker *broker, struct peer *peer,
     start_idle(broker, network, now);
 }
 
+// Removes the config waiters of peer (NULL: any) whose data is data (NULL:
+// any).
+static void drop_config_waiters(struct broker *broker, const struct peer *peer,
+                                const void *data) {
+    struct config_waiter **p = &broker->config_waiters;
+    while (*p != NULL) {
+        struct config_waiter *w = *p;
+        if ((peer == NULL || w->peer == peer) &&
+            (data == NULL || w->data == data)) {
+            *p = w->next;
+            free(w);
+        } else {
+            p = &w->next;
+        }
+    }
+}
+
+static int add_config_waiter(struct broker *broker, struct peer *peer,
+                             const struct config_waiter *request) {
+    struct config_waiter *w = malloc(sizeof(*w)), **tail;
+
+    if (w == NULL)
+        return BROKER_ERR_INTERNAL;
+    *w = *request;
+    w->peer = peer;
+    w->batch = broker->config_batch;
+    w->next = NULL;
+    for (tail = &broker->config_waiters; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = w;
+    return BROKER_OK;
+}
+
+int broker_wait_configs(struct broker *broker, struct peer *peer,
+                        broker_retry_fn retry, void *data) {
+    struct config_waiter w = {.retry = retry, .data = data};
+    return add_config_waiter(broker, peer, &w);
+}
+
 // Removes peer's waiters from network.
 static void drop_waiters(struct network *network, const struct peer *peer) {
     struct broker_waiter **p = &network->waiters;
@@ -227,6 +289,7 @@ void broker_peer_disconnect(struct broker *broker, struct peer *peer,
     seen(broker, now);
     for (struct network *n = broker->registry.head; n != NULL; n = n->next)
         drop_waiters(n, peer);
+    drop_config_waiters(broker, peer, NULL);
     // An interface still being opened for it is closed when it arrives.
     for (struct pending_open *o = broker->opens; o != NULL; o = o->next) {
         if (o->peer == peer)
@@ -453,6 +516,18 @@ static void request(struct broker *broker, struct peer *peer, const char *name,
         // must not be able to make the broker build it either.
         status = broker->options.configs->lookup(broker->options.configs_ctx,
                                                  name, &config, &why);
+        if (status == BROKER_PENDING) {
+            // Its file changed and is being parsed: never answered from
+            // the old one, asked again once parsed.
+            struct config_waiter w = {
+                .open_interface = open_interface, .done = done, .data = data};
+            snprintf(w.name, sizeof(w.name), "%s", name);
+            status = add_config_waiter(broker, peer, &w);
+            if (status == BROKER_OK)
+                return;
+            reason_set(&why, "the broker is out of memory");
+            goto out;
+        }
         if (status != BROKER_OK)
             goto out;
         status = BROKER_ERR_NOT_ALLOWED;
@@ -522,6 +597,7 @@ static void capture_done(void *data, const struct broker_result *result) {
 
 // Forgets a capture's request that is still waiting (its stack frame ends).
 static void drop_capture(struct broker *broker, struct capture *c) {
+    drop_config_waiters(broker, NULL, c);
     for (struct network *n = broker->registry.head; n != NULL; n = n->next) {
         struct broker_waiter **p = &n->waiters;
         while (*p != NULL) {
@@ -864,6 +940,10 @@ int broker_create_persistent(struct broker *broker, const char *name) {
     if (network == NULL) {
         status = broker->options.configs->lookup(broker->options.configs_ctx,
                                                  name, &config, NULL);
+        // Called before serving, when nothing is parsed off the loop yet;
+        // a file changed meanwhile makes this start fail, logged.
+        if (status == BROKER_PENDING)
+            status = BROKER_ERR_CREATE_FAILURE;
         if (status != BROKER_OK)
             goto out;
         // Persistent before the creation can complete: never idle.
@@ -1073,4 +1153,23 @@ uint64_t broker_generation(const struct broker *broker) {
         configs =
             broker->options.configs->generation(broker->options.configs_ctx);
     return broker->generation + configs;
+}
+
+void broker_configs_ready(struct broker *broker) {
+    // Those that wait again (another file still being parsed) wait for the
+    // next call.
+    uint64_t cutoff = broker->config_batch++;
+
+    while (broker->config_waiters != NULL &&
+           broker->config_waiters->batch <= cutoff) {
+        struct config_waiter *w = broker->config_waiters;
+
+        broker->config_waiters = w->next;
+        if (w->done != NULL)
+            request(broker, w->peer, w->name, broker_now(broker),
+                    w->open_interface, w->done, w->data);
+        else
+            w->retry(w->data);
+        free(w);
+    }
 }

@@ -52,6 +52,23 @@ struct broker_result {
 // after the peer disconnected.
 typedef void (*broker_done_fn)(void *data, const struct broker_result *result);
 
+// The config source's lookup() may answer BROKER_PENDING: the file changed
+// and is being parsed off the event loop. acquire and open_interface then
+// wait (their callback comes later, in arrival order, never with the old
+// file's rules); broker_leases() returns BROKER_PENDING and its caller
+// waits with broker_wait_configs(). Whoever owns the config source calls
+// broker_configs_ready() on the loop each time a parse is done: every
+// request waiting then is asked again (and may wait again for another
+// file).
+void broker_configs_ready(struct broker *broker);
+
+typedef void (*broker_retry_fn)(void *data);
+// Calls retry(data) from the next broker_configs_ready(), unless peer
+// disconnects first. Returns BROKER_OK or BROKER_ERR_INTERNAL (out of
+// memory).
+int broker_wait_configs(struct broker *broker, struct peer *peer,
+                        broker_retry_fn retry, void *data);
+
 // Returns NULL when out of memory.
 struct broker *broker_new(const struct broker_options *options);
 // Removes every network at once (backend abandon) but leaves ready networks

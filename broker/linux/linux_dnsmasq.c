@@ -61,7 +61,8 @@ static const char *const owned_files[] = {CONF_FILE,        PID_FILE,
 #define LOG_TAIL_BYTES 2048
 
 struct dnsmasq {
-    sd_event *event;
+    sd_event *event; // referenced, NULL until dnsmasq_watch()
+    sd_event *loop;  // options->event, not referenced
     char *dnsmasq_path;
     char name[NETWORK_NAME_MAX + 1];
     char dir[DIR_MAX]; // empty until this module created it
@@ -82,6 +83,7 @@ struct dnsmasq {
     void *ready_data;
     int watch_descriptor; // on d->dir in the shared inotify, or -1
     sd_event_source *ready_timer;
+    sd_event_source *ready_now;
     // Stopping asynchronously: SIGTERM sent, SIGKILL when this fires.
     dnsmasq_stopped_fn stopped;
     void *stopped_data;
@@ -535,6 +537,7 @@ static void stop_ready_watch(struct dnsmasq *d) {
     struct dnsmasq **p = &ready_watch.starting;
 
     d->ready_timer = sd_event_source_disable_unref(d->ready_timer);
+    d->ready_now = sd_event_source_disable_unref(d->ready_now);
     if (d->watch_descriptor >= 0 && ready_watch.fd >= 0)
         inotify_rm_watch(ready_watch.fd, d->watch_descriptor);
     d->watch_descriptor = -1;
@@ -885,10 +888,9 @@ static int remove_stale_dir(const char dir[DIR_MAX], const char *name) {
     return killed;
 }
 
-int dnsmasq_start(const struct dnsmasq_options *options,
+int dnsmasq_spawn(const struct dnsmasq_options *options,
                   const struct network_config *config,
-                  const struct network_info *info, dnsmasq_ready_fn ready,
-                  void *data, struct dnsmasq **out) {
+                  const struct network_info *info, struct dnsmasq **out) {
     struct dnsmasq *d = NULL;
     char dir[DIR_MAX];
     int status = -EINVAL;
@@ -912,7 +914,9 @@ int dnsmasq_start(const struct dnsmasq_options *options,
         goto out;
     d->pidfd = -1;
     d->watch_descriptor = -1;
-    d->event = sd_event_ref(options->event);
+    // Not referenced here: sd_event_ref() is the loop thread's to call
+    // (dnsmasq_watch()).
+    d->loop = options->event;
     d->health_changed = options->health_changed;
     d->health_ctx = options->health_ctx;
     snprintf(d->name, sizeof(d->name), "%s", config->name);
@@ -955,15 +959,7 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     status = write_config(d, config, info);
     if (status < 0)
         goto out;
-    d->ready = ready;
-    d->ready_data = data;
-    status = start_ready_watch(d);
-    if (status < 0)
-        goto out;
     status = spawn(d);
-    if (status < 0)
-        goto out;
-    status = watch(d);
     if (status < 0)
         goto out;
     log_info("network %s: dnsmasq (pid %d) starts on %s", d->name, (int)d->pid,
@@ -972,15 +968,80 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     d = NULL;
     status = 0;
 out:
+    // Nothing of the loop's is set up yet: release() touches none of it.
     dnsmasq_stop(d);
     return status;
+}
+
+// dnsmasq wrote its pid file before the watch on its directory existed.
+static int on_ready_now(sd_event_source *s, void *userdata) {
+    struct dnsmasq *d = userdata;
+
+    (void)s;
+    d->ready_now = sd_event_source_disable_unref(d->ready_now);
+    if (d->ready != NULL && pid_file_ready(d))
+        finish_start(d, 0);
+    return 0;
+}
+
+int dnsmasq_watch(struct dnsmasq *d, dnsmasq_ready_fn ready, void *data) {
+    int status;
+
+    d->event = sd_event_ref(d->loop);
+    d->ready = ready;
+    d->ready_data = data;
+    status = start_ready_watch(d);
+    if (status < 0)
+        goto out;
+    status = watch(d);
+    if (status < 0)
+        goto out;
+    // The pid file may have come before the watch: look once, from the
+    // loop, so ready() never runs inside this call.
+    if (pid_file_ready(d)) {
+        status = sd_event_add_defer(d->event, &d->ready_now, on_ready_now, d);
+        if (status < 0)
+            log_error("network %s: cannot queue readiness: %s", d->name,
+                      strerror(-status));
+    }
+out:
+    if (status < 0) {
+        d->ready = NULL;
+        stop_ready_watch(d);
+        // SIGKILL first, so terminate() does not wait for it.
+        if (d->pidfd >= 0)
+            pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+        terminate(d);
+    }
+    return status;
+}
+
+int dnsmasq_start(const struct dnsmasq_options *options,
+                  const struct network_config *config,
+                  const struct network_info *info, dnsmasq_ready_fn ready,
+                  void *data, struct dnsmasq **out) {
+    struct dnsmasq *d = NULL;
+    int status = dnsmasq_spawn(options, config, info, &d);
+
+    if (status < 0)
+        return status;
+    status = dnsmasq_watch(d, ready, data);
+    if (status < 0) {
+        dnsmasq_stop(d);
+        return status;
+    }
+    *out = d;
+    return 0;
 }
 
 static void release(struct dnsmasq *d) {
     lease_log_free(d->leases);
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
-    stop_ready_watch(d);
+    // A handle dnsmasq_spawn() made and no loop watched yet has nothing of
+    // the loop's (it may be released on the worker).
+    if (d->event != NULL)
+        stop_ready_watch(d);
     terminate(d);
     if (d->dir[0] != '\0')
         remove_network_dir(d->dir);
@@ -1321,6 +1382,9 @@ int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
     d->pidfd = -1;
     d->watch_descriptor = -1;
     d->event = sd_event_ref(options->event);
+    d->loop = options->event;
+    d->health_changed = options->health_changed;
+    d->health_ctx = options->health_ctx;
     snprintf(d->name, sizeof(d->name), "%s", name);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path

@@ -21,7 +21,8 @@ typedef void (*dnsmasq_stopped_fn)(void *data);
 
 struct dnsmasq_options {
     // Where the child is watched (sd_event_add_child): SIGCHLD must be
-    // blocked in every thread before dnsmasq_start() is called.
+    // blocked in every thread before dnsmasq_spawn() is called. Restarts
+    // after a crash (at most one a second) spawn on this loop.
     sd_event *event;
     // An absolute path such as /run/vmnet-broker, created if missing. The
     // network's files (dnsmasq.conf, .leases, .pid, .log) live in
@@ -38,15 +39,32 @@ struct dnsmasq_options {
 // addresses only (when info->dns is set, which guests are told to use),
 // DHCPv4 over info's range with config's reservations (when info->dhcp), and
 // router advertisements for stateless autoconfiguration in the /64
-// info->ipv6_prefix (when info->ipv6). Never waits: returns 0 once the
-// process runs and stores the handle in *out; ready(data, 0) follows from
-// the event loop once dnsmasq has bound its sockets (it wrote its pid file),
-// or ready(data, -errno) when it exits first or is not ready within 5 s
-// (logged with dnsmasq's last output). Otherwise returns a negative errno,
-// logs why and leaves no process and no file behind; *out is not touched
-// and ready is never called. A directory left for this network by a
-// previous broker is treated as stale: its dnsmasq is killed and its files
-// removed first.
+// info->ipv6_prefix (when info->ipv6). In two halves, so that the one that
+// takes time (files, the spawn) runs off the event loop:
+//
+// dnsmasq_spawn() writes the network's directory and files and starts the
+// process; it touches nothing of the event loop's and may run on any
+// thread (the backend's worker). Returns 0 and stores the handle in *out
+// once the process runs, else a negative errno, logging why and leaving no
+// process and no file behind (*out untouched). A directory left for this
+// network by a previous broker is treated as stale: its dnsmasq is killed
+// and its files removed first.
+int dnsmasq_spawn(const struct dnsmasq_options *options,
+                  const struct network_config *config,
+                  const struct network_info *info, struct dnsmasq **out);
+
+// dnsmasq_watch(), on the loop's thread, then watches the spawned process
+// (its child watch and readiness) and never waits: ready(data, 0) follows
+// from the event loop once dnsmasq has bound its sockets (it wrote its pid
+// file), or ready(data, -errno) when it exits first or is not ready within
+// 5 s (logged with dnsmasq's last output). Returns 0, or a negative errno
+// (logged) after killing the process; ready is then never called and
+// dnsmasq_stop() frees d. Either way d is freed with dnsmasq_stop() or
+// dnsmasq_stop_async(); one not watched yet only with dnsmasq_stop().
+int dnsmasq_watch(struct dnsmasq *d, dnsmasq_ready_fn ready, void *data);
+
+// Both halves on the loop's thread: dnsmasq_spawn() then dnsmasq_watch(),
+// with their results; on failure nothing is left and ready is never called.
 int dnsmasq_start(const struct dnsmasq_options *options,
                   const struct network_config *config,
                   const struct network_info *info, dnsmasq_ready_fn ready,

@@ -151,10 +151,30 @@ void linux_backend_set_mac_key(struct linux_backend *backend,
     memcpy(backend->mac_key, key, GUEST_MAC_KEY_LEN);
 }
 
+struct pool_change {
+    struct linux_backend *backend;
+    uint32_t first, last;
+};
+
+static void change_pool(void *data) {
+    struct pool_change *change = data;
+
+    change->backend->pool_first = change->first;
+    change->backend->pool_last = change->last;
+}
+
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
                                    uint32_t first, uint32_t last) {
-    backend->pool_first = first;
-    backend->pool_last = last;
+    struct pool_change *change = malloc(sizeof(*change));
+
+    if (change == NULL) {
+        log_error("cannot change the subnet pool: out of memory");
+        return;
+    }
+    *change = (struct pool_change){backend, first, last};
+    // The worker reads the pool while it builds: it changes it too, between
+    // two creations (at once without a worker yet).
+    linux_worker_queue(backend->worker, change_pool, free, change);
 }
 
 _Static_assert(NETWORK_BRIDGE_MAX + 1 == IFNAMSIZ,
@@ -176,6 +196,8 @@ struct linux_network {
     bool bridge_exists;
     bool has_rules;
     struct dnsmasq *dnsmasq;
+    // Spawned by build() on the worker, watched from the loop by built().
+    struct dnsmasq *spawned;
     // While a removal waits for it.
     struct dnsmasq *stopping;
     // The core's completion of create (while dnsmasq starts) or destroy
@@ -1656,6 +1678,14 @@ static void build(void *data) {
     log_info("network %s: bridge %s, gateway %s/%u, mtu %u", config->name,
              made->bridge, ipv4_format(made->gateway, gateway),
              ipv4_mask_len(made->mask), made->mtu);
+    // Its files and its fork/exec here too; the loop only watches it.
+    if (backend->firewall != NULL &&
+        dnsmasq_spawn(&backend->dnsmasq, config, made, &network->spawned) < 0) {
+        reason_set(&network->why,
+                   "cannot start dnsmasq (is the dnsmasq-base package "
+                   "installed? see the broker's log)");
+        goto out;
+    }
     network->status = BROKER_OK;
 out:
     if (network->status != BROKER_OK)
@@ -2061,8 +2091,8 @@ static void on_dnsmasq_ready(void *data, int status) {
                        network);
 }
 
-// Back on the loop after build(): dnsmasq starts here, where its child is
-// watched.
+// Back on the loop after build(): dnsmasq, spawned by build(), is watched
+// here.
 static void built(void *data) {
     struct linux_network *network = data;
     struct linux_backend *backend = network->backend;
@@ -2078,12 +2108,14 @@ static void built(void *data) {
         end_create(network, BROKER_OK);
         return;
     }
-    if (dnsmasq_start(&backend->dnsmasq, &network->config, &network->made,
-                      on_dnsmasq_ready, network, &network->dnsmasq) < 0) {
+    network->dnsmasq = network->spawned;
+    network->spawned = NULL;
+    if (dnsmasq_watch(network->dnsmasq, on_dnsmasq_ready, network) < 0) {
         watch_remove(network);
-        reason_set(&network->why,
-                   "cannot start dnsmasq (is the dnsmasq-base package "
-                   "installed? see the broker's log)");
+        reason_set(&network->why, "cannot watch dnsmasq (see the broker's "
+                                  "log)");
+        dnsmasq_stop(network->dnsmasq);
+        network->dnsmasq = NULL;
         linux_worker_queue(backend->worker, teardown, on_failed_teardown,
                            network);
     }
@@ -2164,6 +2196,7 @@ static void linux_network_abandon(void *ctx, void *handle) {
     unlist_network(network);
     dnsmasq_stop(network->stopping);
     dnsmasq_stop(network->dnsmasq);
+    dnsmasq_stop(network->spawned);
     teardown(network);
     free(network->guests);
     free(network->taps);

@@ -28,6 +28,7 @@ void linux_backend_set_stable_addresses(struct linux_backend *backend,
 
 // Networks without a static subnet get a free /24 from first to last
 // (network addresses of /24s); by default 192.168.64.0 to 192.168.255.0.
+// A change applies to the creations that start after it.
 void linux_backend_set_subnet_pool(struct linux_backend *backend,
                                    uint32_t first, uint32_t last);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "../config/config_dir.h"
+#include "../config/settings_file.h"
 #include "../core/broker.h"
 #include "../core/log.h"
 #include "../core/peer.h"
@@ -51,6 +53,12 @@ struct options {
     // Where dnsmasq's files go; NULL: the socket's directory.
     const char *runtime_dir;
     const char *config_dir;
+    // The broker-wide settings file (--config); missing: defaults.
+    const char *config_file;
+    // Given on the command line, which overrides the settings file.
+    bool idle_given;
+    bool subnet_pool_given;
+    bool max_connections_given;
     // What outlives the broker and a reboot: the guest MAC key
     // (state_dir.h) and each name's last subnet (stable_addresses.h).
     const char *state_dir;
@@ -79,6 +87,9 @@ struct daemon {
     // Tells the config source when a file changes, so that the status's
     // configured networks are neither stale nor re-read per request.
     sd_event_source *config_watch;
+    // The config parser thread's wake-ups: a parse is done.
+    int parsed_fd;
+    sd_event_source *parsed_source;
     sd_event_source *expire_timer;
     sd_event_source *exit_timer;
     // Started by socket activation: exit once idle, systemd restarts us.
@@ -103,6 +114,9 @@ static void usage(FILE *out) {
         "\n"
         "  -s, --socket PATH          listen on PATH (default %s)\n"
         "  -c, --config-dir DIR       network configs (default %s)\n"
+        "      --config FILE          broker-wide settings: subnet_pool,\n"
+        "                             idle_timeout, max_connections_per_user\n"
+        "                             (default %s; options override it)\n"
         "  -r, --runtime-dir DIR      per-network files such as dnsmasq's\n"
         "                             (default: the socket's directory)\n"
         "      --state-dir DIR        what outlives the broker: the guest\n"
@@ -117,8 +131,9 @@ static void usage(FILE *out) {
         "                             connections one user (not root) may\n"
         "                             hold; more are refused (default %d;\n"
         "                             0: no cap)\n"
-        "      --check-config [PATH]  validate the config directory (or\n"
-        "                             PATH: a directory or one file),\n"
+        "      --check-config [PATH]  validate the settings file and the\n"
+        "                             config directory (or PATH: a\n"
+        "                             directory or one network file),\n"
         "                             list its networks and exit\n"
         "      --cleanup              remove every bridge, nftables table,\n"
         "                             dnsmasq and runtime file a broker left\n"
@@ -126,8 +141,9 @@ static void usage(FILE *out) {
         "  -v, --verbose              log debug messages\n"
         "  -h, --help                 show this help and exit\n"
         "  -V, --version              show the version and exit\n",
-        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, STATE_DIR_DEFAULT,
-        DEFAULT_IDLE_SECONDS, DEFAULT_MAX_CONNECTIONS_PER_USER);
+        DEFAULT_SOCKET, DEFAULT_CONFIG_DIR, SETTINGS_FILE_DEFAULT,
+        STATE_DIR_DEFAULT, DEFAULT_IDLE_SECONDS,
+        DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
 // Returns 0 to run, 1 to exit successfully, -1 on a usage error.
@@ -137,11 +153,13 @@ static int parse_options(int argc, char **argv, struct options *options) {
         OPT_SUBNET_POOL,
         OPT_MAX_CONNECTIONS,
         OPT_CLEANUP,
-        OPT_STATE_DIR
+        OPT_STATE_DIR,
+        OPT_CONFIG
     };
     static const struct option long_options[] = {
         {"socket", required_argument, NULL, 's'},
         {"config-dir", required_argument, NULL, 'c'},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"runtime-dir", required_argument, NULL, 'r'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -160,6 +178,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
 
     options->socket_path = DEFAULT_SOCKET;
     options->config_dir = DEFAULT_CONFIG_DIR;
+    options->config_file = SETTINGS_FILE_DEFAULT;
     options->state_dir = STATE_DIR_DEFAULT;
     options->idle_usec = (uint64_t)(DEFAULT_IDLE_SECONDS * 1e6);
     options->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
@@ -171,6 +190,9 @@ static int parse_options(int argc, char **argv, struct options *options) {
             break;
         case 'c':
             options->config_dir = optarg;
+            break;
+        case OPT_CONFIG:
+            options->config_file = optarg;
             break;
         case 'r':
             options->runtime_dir = optarg;
@@ -188,6 +210,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
                 return -1;
             }
             options->idle_usec = (uint64_t)(seconds * 1e6);
+            options->idle_given = true;
             break;
         }
         case OPT_CHECK_CONFIG:
@@ -209,6 +232,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
                         optarg);
                 return -1;
             }
+            options->subnet_pool_given = true;
             break;
         }
         case OPT_MAX_CONNECTIONS: {
@@ -225,6 +249,7 @@ static int parse_options(int argc, char **argv, struct options *options) {
                 return -1;
             }
             options->max_connections_per_user = (unsigned)n;
+            options->max_connections_given = true;
             break;
         }
         case 'v':
@@ -375,34 +400,110 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 
 static void watch_config_dir(struct daemon *d);
 
-// Logs every problem of the configuration directory, one line each, as
-// --check-config prints them.
-static void log_config_problems(const char *path) {
-    struct network_config *configs = NULL;
-    char *text = NULL;
-    size_t len = 0, n = 0;
-    int problems;
-    FILE *f = open_memstream(&text, &len);
+// On the config parser thread: wake the loop.
+static void on_config_parsed_thread(void *ctx) {
+    struct daemon *d = ctx;
+    uint64_t one = 1;
 
-    if (f == NULL) {
-        log_error("cannot check %s: out of memory", path);
+    if (write(d->parsed_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("config parser: eventfd: %s", strerror(errno));
+}
+
+// On the loop: what the parser published shows, and the requests that
+// waited for it are asked again.
+static int on_config_parsed(sd_event_source *s, int fd, uint32_t revents,
+                            void *userdata) {
+    struct daemon *d = userdata;
+    uint64_t count;
+
+    (void)s;
+    (void)revents;
+    if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        log_error("config parser: eventfd: %s", strerror(errno));
+    config_dir_parsed(d->configs);
+    broker_configs_ready(d->broker);
+    state_changed(d);
+    return 0;
+}
+
+// Config files are parsed (and names resolved) on a thread from now on.
+// Without it (no eventfd, no thread) they are parsed on the loop.
+static void start_config_parser(struct daemon *d) {
+    int r;
+
+    d->parsed_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->parsed_fd < 0) {
+        log_error("config parser: eventfd: %s; config files are parsed on "
+                  "the event loop",
+                  strerror(errno));
         return;
     }
-    problems = config_dir_check(path, f);
-    if (config_dir_list_configs(path, &configs, &n) == BROKER_OK)
-        problems += config_check_across(configs, n, f);
-    free(configs);
-    fclose(f);
-    for (char *line = strtok(text, "\n"); line != NULL;
-         line = strtok(NULL, "\n"))
-        log_warning("%s", line);
-    free(text);
-    if (problems > 0)
-        log_warning("configuration %s reloaded with %d problem%s: the files "
-                    "with problems are refused",
-                    path, problems, problems == 1 ? "" : "s");
-    else
-        log_info("configuration %s reloaded: OK", path);
+    r = sd_event_add_io(d->event, &d->parsed_source, d->parsed_fd, EPOLLIN,
+                        on_config_parsed, d);
+    if (r >= 0)
+        r = config_dir_start_parser(d->configs, on_config_parsed_thread, d);
+    if (r < 0) {
+        d->parsed_source = sd_event_source_disable_unref(d->parsed_source);
+        close(d->parsed_fd);
+        d->parsed_fd = -1;
+    }
+}
+
+static void log_settings_problem(void *ctx, const char *path, int line,
+                                 int column, const char *message) {
+    (void)ctx;
+    log_error("%s:%d:%d: %s", path, line, column, message);
+}
+
+// Takes what the settings file sets and the command line does not.
+static void apply_settings(struct options *options,
+                           const struct broker_settings *settings) {
+    if (settings->has_idle_timeout && !options->idle_given)
+        options->idle_usec = settings->idle_usec;
+    if (settings->has_subnet_pool && !options->subnet_pool_given)
+        options->subnet_pool = settings->subnet_pool;
+    if (settings->has_max_connections_per_user &&
+        !options->max_connections_given)
+        options->max_connections_per_user = settings->max_connections_per_user;
+}
+
+// SIGHUP: the settings file again. The pool applies to networks created
+// from now on; the idle timeout and the connection cap are read at start
+// only (said in the log when they changed).
+static void reload_settings(struct daemon *d) {
+    struct broker_settings settings;
+    struct options now = d->options;
+    uint32_t first, last;
+
+    if (settings_file_load(d->options.config_file, &settings,
+                           log_settings_problem, NULL) > 0) {
+        log_warning("%s has problems: the broker keeps its settings",
+                    d->options.config_file);
+        return;
+    }
+    // A pool taken out of the file is the default again.
+    if (!d->options.subnet_pool_given)
+        now.subnet_pool = (struct ipv4_prefix){0};
+    apply_settings(&now, &settings);
+    if (now.idle_usec != d->options.idle_usec ||
+        now.max_connections_per_user != d->options.max_connections_per_user)
+        log_warning("%s: idle_timeout and max_connections_per_user apply "
+                    "when the broker next starts",
+                    d->options.config_file);
+    if (!d->options.subnet_pool_given &&
+        (now.subnet_pool.address != d->options.subnet_pool.address ||
+         now.subnet_pool.len != d->options.subnet_pool.len)) {
+        d->options.subnet_pool = now.subnet_pool;
+        if (now.subnet_pool.len == 0)
+            linux_backend_set_subnet_pool(d->backend, SUBNET_FIRST,
+                                          SUBNET_LAST);
+        else if (subnet_pool_range(now.subnet_pool, &first, &last))
+            linux_backend_set_subnet_pool(d->backend, first, last);
+        log_info("%s: new networks take their subnets from %s",
+                 d->options.config_file,
+                 now.subnet_pool.len == 0 ? "the default pool"
+                                          : "the new subnet_pool");
+    }
 }
 
 // SIGHUP: the configuration is read again for networks created from now
@@ -415,10 +516,12 @@ static int on_hangup(sd_event_source *s, const struct signalfd_siginfo *si,
     (void)si;
     log_info("SIGHUP: reloading %s (live networks keep running)",
              d->options.config_dir);
-    config_dir_reload(d->configs);
+    // With the parser thread, its problems are logged from there.
+    if (!config_dir_reload(d->configs))
+        config_dir_log_problems(d->options.config_dir);
     if (d->config_watch == NULL)
         watch_config_dir(d);
-    log_config_problems(d->options.config_dir);
+    reload_settings(d);
     return 0;
 }
 
@@ -884,6 +987,7 @@ static int run(struct daemon *d) {
         goto out;
 
     create_persistent_networks(d);
+    start_config_parser(d);
     log_info("listening on %s (config %s, idle timeout %.3gs)",
              d->activated ? "the socket from systemd" : d->options.socket_path,
              d->options.config_dir, (double)d->options.idle_usec / 1e6);
@@ -901,7 +1005,11 @@ out:
     unix_server_free(d->server);
     broker_free(d->broker);
     sd_event_source_disable_unref(d->config_watch);
+    // Joins the parser thread, the last writer of parsed_fd.
     config_dir_free(d->configs);
+    sd_event_source_disable_unref(d->parsed_source);
+    if (d->parsed_fd >= 0)
+        close(d->parsed_fd);
     linux_backend_free(d->backend);
     sd_event_source_disable_unref(d->expire_timer);
     sd_event_source_disable_unref(d->exit_timer);
@@ -964,13 +1072,27 @@ static bool startup_checks(void) {
 
 // --check-config: every problem in each file, then across files, then the
 // networks found. Returns the exit status.
-static int check_config(const char *path) {
+static void print_settings_problem(void *ctx, const char *path, int line,
+                                   int column, const char *message) {
+    (void)ctx;
+    printf("%s:%d:%d: %s\n", path, line, column, message);
+}
+
+static int check_config(const char *path, const char *settings_path) {
     struct network_config *configs = NULL;
+    struct broker_settings settings;
     size_t n = 0;
     struct stat st;
     int problems;
+    int settings_problems = settings_file_load(settings_path, &settings,
+                                               print_settings_problem, NULL);
     bool one_file = stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 
+    if (settings_problems > 0)
+        printf("%s: %d problem%s\n", settings_path, settings_problems,
+               settings_problems == 1 ? "" : "s");
+    else if (access(settings_path, F_OK) == 0)
+        printf("%s: settings OK\n", settings_path);
     if (one_file) {
         problems = config_dir_check_file(path, stdout);
     } else {
@@ -992,12 +1114,14 @@ static int check_config(const char *path) {
         return EXIT_FAILURE;
     }
     printf("%s: configuration OK\n", path);
-    return EXIT_SUCCESS;
+    return settings_problems > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv) {
-    struct daemon daemon = {
-        .socket_dir_fd = -1, .runtime_dir_fd = -1, .lock_fd = -1};
+    struct daemon daemon = {.socket_dir_fd = -1,
+                            .runtime_dir_fd = -1,
+                            .lock_fd = -1,
+                            .parsed_fd = -1};
     int r = parse_options(argc, argv, &daemon.options);
 
     if (r != 0)
@@ -1005,7 +1129,8 @@ int main(int argc, char **argv) {
     if (daemon.options.check_config)
         return check_config(daemon.options.check_path != NULL
                                 ? daemon.options.check_path
-                                : daemon.options.config_dir);
+                                : daemon.options.config_dir,
+                            daemon.options.config_file);
     log_set_level(daemon.options.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
     if (!startup_checks()) {
         // Lines to a pipe go through the log's thread: let them out.
@@ -1014,5 +1139,19 @@ int main(int argc, char **argv) {
     }
     if (daemon.options.cleanup)
         return cleanup(&daemon);
+    {
+        // Before anything is set up: a broken settings file is the
+        // administrator's to fix, not to guess around.
+        struct broker_settings settings;
+        if (settings_file_load(daemon.options.config_file, &settings,
+                               log_settings_problem, NULL) > 0) {
+            log_error("%s has problems; not starting (vmnet-broker "
+                      "--check-config lists them)",
+                      daemon.options.config_file);
+            log_flush();
+            return EXIT_FAILURE;
+        }
+        apply_settings(&daemon.options, &settings);
+    }
     return run(&daemon);
 }

@@ -3,6 +3,7 @@
 // callbacks so a request waiting for a network never holds the loop.
 #include "dispatch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@ struct dispatch_conn {
     void *transport;
     bool waiting;
     enum request_command command;
+    // A leases request waiting for its network's file to be parsed.
+    char leases_name[NETWORK_NAME_MAX + 1];
 };
 
 struct dispatcher *dispatcher_new(struct broker *broker,
@@ -167,6 +170,44 @@ static void send_status(struct dispatch_conn *conn, uint64_t now) {
     d->ops.reply(conn->transport, d->status, d->status_len, -1);
 }
 
+static void answer_leases(struct dispatch_conn *conn, const char *name);
+
+static void retry_leases(void *data) {
+    struct dispatch_conn *conn = data;
+
+    conn->waiting = false;
+    answer_leases(conn, conn->leases_name);
+}
+
+static void answer_leases(struct dispatch_conn *conn, const char *name) {
+    struct dispatcher *d = conn->dispatcher;
+    struct lease_info *leases = NULL;
+    size_t n = 0, out_len = 0;
+    struct reason why = {0};
+    char *text;
+    int status = broker_leases(d->broker, conn->peer, name, &leases, &n, &why);
+
+    if (status == BROKER_PENDING) {
+        // Its file is being parsed: later requests of this connection wait
+        // behind this one.
+        snprintf(conn->leases_name, sizeof(conn->leases_name), "%s", name);
+        status = broker_wait_configs(d->broker, conn->peer, retry_leases, conn);
+        if (status == BROKER_OK) {
+            conn->waiting = true;
+            return;
+        }
+    }
+    if (status != BROKER_OK) {
+        peer_log(LOG_LEVEL_WARNING, conn->peer, "leases '%s' failed: %s", name,
+                 broker_status_name(status));
+        send_error(conn, status, reason_get(&why));
+        return;
+    }
+    text = message_encode_leases(leases, n, &out_len);
+    free(leases);
+    send_owned(conn, text, out_len, -1);
+}
+
 void dispatch_request(struct dispatch_conn *conn, const char *data, size_t len,
                       uint64_t now) {
     struct dispatcher *d = conn->dispatcher;
@@ -212,21 +253,8 @@ void dispatch_request(struct dispatch_conn *conn, const char *data, size_t len,
         peer_log(LOG_LEVEL_DEBUG, conn->peer, "status");
         send_status(conn, now);
         return;
-    case REQUEST_LEASES: {
-        struct lease_info *leases = NULL;
-        size_t n = 0;
-        status = broker_leases(d->broker, conn->peer, request.network_name,
-                               &leases, &n, &why);
-        if (status != BROKER_OK) {
-            peer_log(LOG_LEVEL_WARNING, conn->peer, "leases '%s' failed: %s",
-                     request.network_name, broker_status_name(status));
-            send_error(conn, status, reason_get(&why));
-            return;
-        }
-        text = message_encode_leases(leases, n, &out_len);
-        free(leases);
-        send_owned(conn, text, out_len, -1);
+    case REQUEST_LEASES:
+        answer_leases(conn, request.network_name);
         return;
-    }
     }
 }

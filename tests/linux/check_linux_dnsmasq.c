@@ -7,6 +7,7 @@
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -571,6 +572,72 @@ START_TEST(test_stop_leaves_nothing) {
 }
 END_TEST
 
+// The backend's split: files and fork/exec on another thread (its worker),
+// only the watch on the loop's; ready still comes from the loop.
+struct spawn_job {
+    struct dnsmasq_options options;
+    struct network_config config;
+    struct network_info info;
+    struct dnsmasq *d;
+    int r;
+};
+
+static void *spawn_thread(void *data) {
+    struct spawn_job *job = data;
+
+    job->r = dnsmasq_spawn(&job->options, &job->config, &job->info, &job->d);
+    return NULL;
+}
+
+START_TEST(test_spawn_off_the_loop_then_watch) {
+    struct spawn_job job = {
+        .options = {.event = event, .runtime_dir = runtime_dir},
+        .config = test_config(),
+        .info = test_info(),
+    };
+    pthread_t thread;
+    int ready = 1;
+    char address[16];
+
+    ck_assert_int_eq(pthread_create(&thread, NULL, spawn_thread, &job), 0);
+    ck_assert_int_eq(pthread_join(thread, NULL), 0);
+    ck_assert_int_eq(job.r, 0);
+    ck_assert_ptr_nonnull(job.d);
+    ck_assert(process_alive(dnsmasq_pid(job.d)));
+    // However late the watch comes (here after the pid file may be
+    // written), readiness is reported, from the loop, never inside it.
+    ck_assert_int_eq(dnsmasq_watch(job.d, on_ready, &ready), 0);
+    ck_assert_int_eq(ready, 1);
+    while (ready == 1)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    ck_assert_int_eq(ready, 0);
+    guest_lease(address);
+    ck_assert_str_ne(address, "");
+    dnsmasq_stop(job.d);
+    ck_assert(!path_exists(network_dir));
+}
+END_TEST
+
+// A process spawned and never watched (the broker's exit between the
+// worker's spawn and the loop's watch) is still stopped and reaped.
+START_TEST(test_spawned_unwatched_stops) {
+    struct dnsmasq_options options = {.event = event,
+                                      .runtime_dir = runtime_dir};
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d = NULL;
+    pid_t pid;
+
+    ck_assert_int_eq(dnsmasq_spawn(&options, &config, &info, &d), 0);
+    pid = dnsmasq_pid(d);
+    ck_assert(process_alive(pid));
+    dnsmasq_stop(d);
+    ck_assert(!process_alive(pid));
+    ck_assert(!path_exists(network_dir));
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+END_TEST
+
 START_TEST(test_remove_stale_kills_forgotten) {
     struct network_config config = test_config();
     struct network_info info = test_info();
@@ -686,6 +753,8 @@ static Suite *linux_dnsmasq_suite(void) {
     tcase_add_test(dnsmasq, test_start_failure_logs_and_leaves_nothing);
     tcase_add_test(dnsmasq, test_start_failure_port_taken);
     tcase_add_test(dnsmasq, test_stop_leaves_nothing);
+    tcase_add_test(dnsmasq, test_spawn_off_the_loop_then_watch);
+    tcase_add_test(dnsmasq, test_spawned_unwatched_stops);
     tcase_add_test(dnsmasq, test_remove_stale_kills_forgotten);
     tcase_add_test(dnsmasq, test_remove_stale_spares_others);
     suite_add_tcase(suite, dnsmasq);

@@ -333,6 +333,66 @@ START_TEST(test_interface_opened_later) {
 }
 END_TEST
 
+// A file being parsed off the loop: the acquire waits (never answered from
+// the old file), other requests are answered meanwhile, a waiter that
+// disconnects is dropped, and once parsed the new rules apply.
+START_TEST(test_acquire_waits_for_a_parse) {
+    struct peer *a = connect_root(100);
+    struct peer *b = connect_root(101);
+    struct peer_cred nobody = fake_cred(102, 4242, 4242);
+    struct peer *c = broker_peer_connect(broker, &nobody, NULL);
+    struct answer first = {0}, gone = {0}, refused = {0}, other = {0};
+
+    ck_assert_ptr_nonnull(c);
+    configs.pending = true;
+    broker_acquire_async(broker, a, "net1", T0, on_answer, &first);
+    broker_acquire_async(broker, b, "net1", T0, on_answer, &gone);
+    broker_acquire_async(broker, c, "net1", T0, on_answer, &refused);
+    ck_assert_uint_eq(first.calls + gone.calls + refused.calls, 0);
+    ck_assert_uint_eq(backend.creates, 0);
+    // Another network's request is not held behind the parse.
+    broker_acquire_async(broker, b, "shared", T0, on_answer, &other);
+    ck_assert(fake_finish_create(&backend, BROKER_OK));
+    ck_assert_uint_eq(other.calls, 1);
+    ck_assert_int_eq(other.result.status, BROKER_OK);
+    broker_peer_disconnect(broker, b, T0 + 1);
+    // The parse says: net1 is now restricted.
+    configs.pending = false;
+    configs.net1_restricted = true;
+    broker_configs_ready(broker);
+    ck_assert_uint_eq(gone.calls, 0);
+    ck_assert_uint_eq(refused.calls, 1);
+    ck_assert_int_eq(refused.result.status, BROKER_ERR_NOT_ALLOWED);
+    // Root is allowed: one creation, answered when it ends.
+    ck_assert_uint_eq(first.calls, 0);
+    ck_assert(fake_finish_create(&backend, BROKER_OK));
+    ck_assert_uint_eq(first.calls, 1);
+    ck_assert_int_eq(first.result.status, BROKER_OK);
+    ck_assert_uint_eq(backend.creates, 2);
+}
+END_TEST
+
+// A waiter that waits again (its file is still being parsed) is asked
+// again at the next parse, not in a loop.
+START_TEST(test_parse_wait_repeats_until_parsed) {
+    struct peer *a = connect_root(100);
+    struct answer answer = {0};
+    unsigned lookups;
+
+    configs.pending = true;
+    broker_acquire_async(broker, a, "net2", T0, on_answer, &answer);
+    lookups = configs.lookups;
+    broker_configs_ready(broker);
+    ck_assert_uint_eq(configs.lookups, lookups + 1);
+    ck_assert_uint_eq(answer.calls, 0);
+    configs.pending = false;
+    broker_configs_ready(broker);
+    ck_assert(fake_finish_create(&backend, BROKER_OK));
+    ck_assert_uint_eq(answer.calls, 1);
+    ck_assert_int_eq(answer.result.status, BROKER_OK);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("broker_async");
     TCase *tc = tcase_create("async");
@@ -352,6 +412,8 @@ int main(void) {
     tcase_add_test(tc, test_generation_moves_on_change);
     tcase_add_test(tc, test_limit_waits_for_closing_interfaces);
     tcase_add_test(tc, test_interface_opened_later);
+    tcase_add_test(tc, test_acquire_waits_for_a_parse);
+    tcase_add_test(tc, test_parse_wait_repeats_until_parsed);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // The config directory parses a file once and again only when it changes.
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config/config_dir.h"
+#include "core/broker.h"
 #include "core/reason.h"
 #include "core/status.h"
 
@@ -158,6 +160,89 @@ START_TEST(test_list_follows_the_watch) {
 }
 END_TEST
 
+// The parser thread's wake-ups, as the daemon's eventfd would carry them.
+static int parsed_pipe[2];
+
+static void on_parsed(void *ctx) {
+    char one = 1;
+
+    (void)ctx;
+    ck_assert_int_eq(write(parsed_pipe[1], &one, 1), 1);
+}
+
+// Looks name up as the loop does: while its parse is pending, waits for
+// the parser's next wake-up (no timing: the thread always answers).
+static int lookup_after_parse(struct config_dir *configs, const char *name,
+                              struct network_config *config,
+                              unsigned *pending) {
+    int status;
+    char byte;
+
+    while ((status = config_dir_ops.lookup(configs, name, config, NULL)) ==
+           BROKER_PENDING) {
+        (*pending)++;
+        while (read(parsed_pipe[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        config_dir_parsed(configs);
+    }
+    return status;
+}
+
+// With the parser thread, a changed file is never answered from its old
+// version: the lookup is pending until the thread has parsed the new one.
+START_TEST(test_parser_thread_never_answers_old_rules) {
+    struct config_dir *configs;
+    struct network_config config;
+    struct network_config *list = NULL;
+    size_t n = 0;
+    unsigned pending = 0;
+
+    strcpy(dir, DIR_TEMPLATE);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/lab.json", dir);
+    ck_assert_int_eq(pipe(parsed_pipe), 0);
+    configs = config_dir_new(dir);
+    ck_assert_ptr_nonnull(configs);
+    write_text("{\"mode\": \"host\", \"mtu\": 1400}");
+
+    // Parsed before serving: the first lookup needs no wait.
+    ck_assert_int_eq(config_dir_start_parser(configs, on_parsed, NULL), 0);
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config, NULL),
+                     BROKER_OK);
+    ck_assert_uint_eq(config.mtu, 1400);
+
+    // Changed: pending (never 1400 again), then the new rules.
+    write_text("{\"mode\": \"host\", \"mtu\": 1300, \"allowed_users\": "
+               "[\"root\"]}");
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "lab", &config, NULL),
+                     BROKER_PENDING);
+    ck_assert_int_eq(lookup_after_parse(configs, "lab", &config, &pending),
+                     BROKER_OK);
+    ck_assert_uint_eq(config.mtu, 1300);
+    ck_assert(config.restricted);
+
+    // SIGHUP: every file parsed (and every name resolved) again before a
+    // lookup uses it; the list keeps showing it meanwhile.
+    ck_assert(config_dir_reload(configs));
+    ck_assert_int_eq(config_dir_ops.list(configs, &list, &n), BROKER_OK);
+    ck_assert_uint_eq(n, 3); // host, lab, shared
+    free(list);
+    pending = 0;
+    ck_assert_int_eq(lookup_after_parse(configs, "lab", &config, &pending),
+                     BROKER_OK);
+    ck_assert_uint_eq(config.mtu, 1300);
+
+    // Built-ins without a file never wait.
+    ck_assert_int_eq(config_dir_ops.lookup(configs, "shared", &config, NULL),
+                     BROKER_OK);
+    config_dir_free(configs);
+    close(parsed_pipe[0]);
+    close(parsed_pipe[1]);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("config_cache");
     TCase *tc = tcase_create("config_cache");
@@ -167,6 +252,7 @@ int main(void) {
     tcase_add_test(tc, test_edit_applies_and_bad_file_stays_bad);
     tcase_add_test(tc, test_restricted_and_reason_survive_the_cache);
     tcase_add_test(tc, test_list_follows_the_watch);
+    tcase_add_test(tc, test_parser_thread_never_answers_old_rules);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -335,6 +335,12 @@ struct fake_configs {
     // changes both, as the config directory's watch would).
     bool list_net1;
     uint64_t generation;
+    // The files of the "net*" names are being parsed: their lookups answer
+    // BROKER_PENDING until a test clears it (and calls
+    // broker_configs_ready()), as the config directory's parser thread
+    // would; restricted is its allow-list once parsed.
+    bool pending;
+    bool net1_restricted;
 };
 
 static inline int fake_config_lookup(void *ctx, const char *name,
@@ -352,7 +358,10 @@ static inline int fake_config_lookup(void *ctx, const char *name,
         reason_set(why, "invalid configuration: bad.json:1:1: fake");
         return BROKER_ERR_CREATE_FAILURE;
     }
-    if (strcmp(name, "restricted") == 0) {
+    if (configs->pending && strncmp(name, "net", 3) == 0)
+        return BROKER_PENDING;
+    if (strcmp(name, "restricted") == 0 ||
+        (configs->net1_restricted && strcmp(name, "net1") == 0)) {
         network_config_init(&config, name, NETWORK_MODE_HOST);
         config.restricted = true;
         config.allowed_users[config.n_allowed_users++] = FAKE_ALLOWED_UID;
