@@ -760,6 +760,15 @@ static void record_failure(struct dnsmasq *d) {
 
 static void finish_stop(struct dnsmasq *d);
 
+// dnsmasq ended because dnsmasq_restart() asked it to (its bridge was made
+// again): it starts again at once, and that is no failure.
+static void restart_requested(struct dnsmasq *d) {
+    d->restarting = false;
+    forget_instance(d);
+    d->spawned_usec = 0;
+    schedule_restart(d);
+}
+
 static int on_child_exit(sd_event_source *s, const siginfo_t *si,
                          void *userdata) {
     struct dnsmasq *d = userdata;
@@ -785,13 +794,9 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
         return 0;
     }
     if (d->restarting) {
-        // Ended by dnsmasq_restart(): started again at once, no failure.
         log_debug("network %s: dnsmasq (pid %d) %s to be restarted", d->name,
                   (int)d->pid, what);
-        d->restarting = false;
-        forget_instance(d);
-        d->spawned_usec = 0;
-        schedule_restart(d);
+        restart_requested(d);
         return 0;
     }
     log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid, what);
@@ -1334,12 +1339,42 @@ static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents,
         finish_stop(d);
         return 0;
     }
+    if (d->restarting) {
+        // An adopted one becomes our own child.
+        restart_requested(d);
+        return 0;
+    }
     log_warning("network %s: adopted dnsmasq (pid %d) exited", d->name,
                 (int)d->pid);
     log_tail(d, LOG_LEVEL_WARNING);
     forget_instance(d);
     record_failure(d);
     return 0;
+}
+
+// True when pid started no later than the file at path was last written
+// (to the second): dnsmasq writes its pid file once it runs, so a process
+// that took the pid after that dnsmasq had ended started later.
+static bool started_before(pid_t pid, const char *path) {
+    unsigned long long start, boot = 0;
+    long tick = sysconf(_SC_CLK_TCK);
+    char line[256];
+    struct stat st;
+    FILE *f;
+
+    if (tick <= 0 || stat(path, &st) < 0 ||
+        dnsmasq_process_start_time(pid, &start) < 0)
+        return false;
+    f = fopen("/proc/stat", "re");
+    if (f == NULL)
+        return false;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "btime %llu", &boot) == 1)
+            break;
+    }
+    fclose(f);
+    return boot != 0 && boot + start / (unsigned long long)tick <=
+                            (unsigned long long)st.st_mtime + 1;
 }
 
 // pid is the network's dnsmasq when it runs our config file and, if start
@@ -1409,6 +1444,11 @@ int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
         file_path(path, d->dir, PID_FILE);
         pid = read_pid_file(path);
         d->pidfd = pin_instance(d, pid, 0);
+        // The command line alone anyone can forge, with a pid reused since.
+        if (d->pidfd >= 0 && !started_before(pid, path)) {
+            close(d->pidfd);
+            d->pidfd = -1;
+        }
     }
     if (d->pidfd >= 0) {
         d->pid = pid;

@@ -32,6 +32,7 @@
 #include "linux_dnsmasq.h"
 #include "linux_firewall.h"
 #include "linux_host_routes.h"
+#include "linux_instance.h"
 #include "linux_sysctl.h"
 #include "linux_tap.h"
 #include "linux_worker.h"
@@ -86,6 +87,10 @@ struct linux_backend {
     struct bridge_port *ports;
     size_t n_ports;
     size_t ports_size;
+    // A dump of the links for counting ports again is on the worker; another
+    // is wanted after it (loop only).
+    bool resync_queued;
+    bool resync_again;
     linux_ports_changed_fn ports_changed;
     void *ports_ctx;
     // The networks whose bridge is made, from built() (or adoption) until
@@ -426,18 +431,9 @@ static void port_moved(struct linux_backend *backend, int ifindex, int master) {
         tell_ports(backend, network);
 }
 
-// Counts every live bridge's ports again from a dump of the links (at
-// adoption, and when link events were lost), telling the changes.
-static void resync_ports(struct linux_backend *backend) {
-    struct nl_cache *links = NULL;
-    int err =
-        nl_to_errno(rtnl_link_alloc_cache(backend->sock, AF_UNSPEC, &links));
-
-    if (err < 0) {
-        log_error("cannot list links to count bridge ports: %s",
-                  strerror(-err));
-        return;
-    }
+// Counts every live bridge's ports again from links, a dump of the
+// kernel's, telling the changes (loop only).
+static void count_ports(struct linux_backend *backend, struct nl_cache *links) {
     // Ports that went (or moved) while unseen.
     for (size_t i = 0; i < backend->n_ports;) {
         struct rtnl_link *link =
@@ -463,7 +459,66 @@ static void resync_ports(struct linux_backend *backend) {
                 ? rtnl_link_get_master(link)
                 : 0);
     }
-    nl_cache_free(links);
+}
+
+// A dump of the links for count_ports(), made on the worker: the netlink
+// socket is the worker's while it runs, and a dump must not wait on the loop.
+struct ports_dump {
+    struct linux_backend *backend;
+    struct nl_cache *links;
+    int err;
+};
+
+static void dump_links(void *data) {
+    struct ports_dump *dump = data;
+
+    dump->err = nl_to_errno(
+        rtnl_link_alloc_cache(dump->backend->sock, AF_UNSPEC, &dump->links));
+}
+
+// Counts the ports from a dump and frees its links (loop only).
+static void count_dumped_ports(struct ports_dump *dump) {
+    if (dump->err < 0)
+        log_error("cannot list links to count bridge ports: %s",
+                  strerror(-dump->err));
+    else
+        count_ports(dump->backend, dump->links);
+    nl_cache_free(dump->links);
+    dump->links = NULL;
+}
+
+static void queue_resync_ports(struct linux_backend *backend);
+
+static void links_dumped(void *data) {
+    struct ports_dump *dump = data;
+    struct linux_backend *backend = dump->backend;
+
+    backend->resync_queued = false;
+    count_dumped_ports(dump);
+    free(dump);
+    if (backend->resync_again) {
+        backend->resync_again = false;
+        queue_resync_ports(backend);
+    }
+}
+
+// Counts the ports again once link events were lost (ENOBUFS): one dump at
+// a time, and one more if events were lost again meanwhile.
+static void queue_resync_ports(struct linux_backend *backend) {
+    struct ports_dump *dump;
+
+    if (backend->resync_queued) {
+        backend->resync_again = true;
+        return;
+    }
+    dump = calloc(1, sizeof(*dump));
+    if (dump == NULL) {
+        log_error("cannot count bridge ports again: out of memory");
+        return;
+    }
+    dump->backend = backend;
+    backend->resync_queued = true;
+    linux_worker_queue(backend->worker, dump_links, links_dumped, dump);
 }
 
 static void list_network(struct linux_network *network) {
@@ -590,8 +645,10 @@ static bool own_add(struct linux_backend *backend,
 // The live network whose bridge is called name, or NULL.
 static struct linux_network *find_watched(struct linux_backend *backend,
                                           const char *name, size_t length) {
-    if (length >= IFNAMSIZ ||
-        strncmp(name, LINUX_BRIDGE_PREFIX, strlen(LINUX_BRIDGE_PREFIX)) != 0)
+    const char *prefix = linux_instance_bridge_prefix();
+
+    // This instance's bridges only: "vmb-" or "vmb<id>-".
+    if (length >= IFNAMSIZ || strncmp(name, prefix, strlen(prefix)) != 0)
         return NULL;
     for (struct linux_network *n = backend->watched; n != NULL;
          n = n->next_watched) {
@@ -683,7 +740,7 @@ static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
         }
     }
     if (lost)
-        resync_ports(backend);
+        queue_resync_ports(backend);
     return 0;
 }
 
@@ -700,6 +757,15 @@ static int watch_links(struct linux_backend *backend, sd_event *event) {
         r = -errno;
         log_error("cannot watch links: %s", strerror(-r));
         return r;
+    }
+    {
+        // Many VMs starting at once are a burst of link events; a lost one
+        // costs a dump of every link. FORCE: root may pass rmem_max.
+        int size = 1 << 20;
+        if (setsockopt(backend->link_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size,
+                       sizeof(size)) < 0)
+            setsockopt(backend->link_fd, SOL_SOCKET, SO_RCVBUF, &size,
+                       sizeof(size));
     }
     r = sd_event_add_io(event, &backend->link_source, backend->link_fd, EPOLLIN,
                         on_link_event, backend);
@@ -1205,8 +1271,13 @@ int linux_backend_enable_services(
         goto out;
     watch_nftables(backend, services->event);
     // After the watch: a port that comes or goes meanwhile is seen twice,
-    // which counts once.
-    resync_ports(backend);
+    // which counts once. Here, before the core hears of the adopted
+    // networks, and on this thread: the worker has no job yet.
+    {
+        struct ports_dump dump = {.backend = backend};
+        dump_links(&dump);
+        count_dumped_ports(&dump);
+    }
     // Only what was adopted: the next broker must not trust the rest.
     write_state(backend);
 out:
@@ -1230,6 +1301,7 @@ void linux_backend_hand_over(struct linux_backend *backend,
             log_warning("network %s: the core refused it: removing it",
                         network->name);
             unlist_network(network);
+            watch_remove(network);
             dnsmasq_stop(network->dnsmasq);
             teardown(network);
             free(network->guests);
@@ -1992,7 +2064,7 @@ static void table_checked(void *data) {
         log_warning("firewall: table %s was flushed or changed behind the "
                     "broker's back: made it again; restoring the rules of "
                     "%zu network%s",
-                    FIREWALL_TABLE, n, n == 1 ? "" : "s");
+                    linux_instance_table(), n, n == 1 ? "" : "s");
         // Queued while each is live: a removal's teardown comes after.
         for (struct linux_network *network = backend->watched; network != NULL;
              network = network->next_watched)

@@ -754,8 +754,8 @@ out:
 }
 
 // --cleanup: removes everything a broker left (its marked bridges, its
-// nftables table, its dnsmasq processes and their files, its socket and
-// lock file), for an administrator who wants the host clean. Refuses, and
+// nftables table, its dnsmasq processes and their files, its state file and
+// socket), for an administrator who wants the host clean. Refuses, and
 // changes nothing, while a broker runs. Returns the exit status.
 static int cleanup(struct daemon *d) {
     struct linux_backend *backend = NULL;
@@ -765,7 +765,6 @@ static int cleanup(struct daemon *d) {
     const char *name = strrchr(d->options.socket_path, '/');
     struct stat st;
     int bridges, killed, r;
-    int lock_dir_fd;
 
     r = claim_instance(d, socket_dir, runtime_dir);
     if (r < 0)
@@ -789,9 +788,8 @@ static int cleanup(struct daemon *d) {
         fstatat(d->socket_dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         S_ISSOCK(st.st_mode))
         unlinkat(d->socket_dir_fd, name, 0);
-    lock_dir_fd = d->runtime_dir_fd >= 0 ? d->runtime_dir_fd : d->socket_dir_fd;
-    if (lock_dir_fd >= 0)
-        unlinkat(lock_dir_fd, LOCK_FILE, 0);
+    // The lock file stays: a broker starting now may have it open already,
+    // and would lock a file no later broker sees if it were unlinked.
     // Nothing is left to adopt.
     if (d->runtime_dir_fd >= 0)
         unlinkat(d->runtime_dir_fd, NETWORKS_STATE_FILE, 0);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -191,13 +192,26 @@ void networks_state_read(int dir_fd, struct networks_state_entry **entries,
 
     *entries = NULL;
     *n = 0;
-    fd = openat(dir_fd, NETWORKS_STATE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO in its place must not hang the start.
+    fd = openat(dir_fd, NETWORKS_STATE_FILE,
+                O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno != ENOENT)
             log_warning("cannot read the state file %s: %s; adopting no "
                         "network",
                         NETWORKS_STATE_FILE, strerror(errno));
         goto out;
+    }
+    {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_size > MAX_BYTES) {
+            log_warning("state file %s is not a regular file of at most %d "
+                        "bytes; adopting no network",
+                        NETWORKS_STATE_FILE, MAX_BYTES);
+            close(fd);
+            goto out;
+        }
     }
     root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &error);
     close(fd);
