@@ -257,6 +257,31 @@ START_TEST(test_same_names_distinct_objects) {
 }
 END_TEST
 
+static bool link_is_back(void *arg) { return harness_link_exists(arg); }
+
+// Repairs are per instance too: a derived instance's bridge deleted by hand
+// is made again by its own broker, and the other broker's bridge of the
+// same network name is not touched.
+START_TEST(test_each_instance_repairs_its_own) {
+    char bridge[2][16], subnet[2][16], command[64];
+    int fds[2];
+    char *before;
+
+    fds[0] = acquire(first, "shared", bridge[0], subnet[0]);
+    fds[1] = acquire(second, "shared", bridge[1], subnet[1]);
+    before = snapshot_first();
+    snprintf(command, sizeof(command), "ip link del %s", bridge[1]);
+    ck_assert_int_eq(harness_shell(command), 0);
+    ck_assert_msg(harness_wait_for(link_is_back, bridge[1]),
+                  "%s was not made again", bridge[1]);
+    ck_assert(harness_broker_wait_log(second, "made bridge", 1));
+    assert_snapshot(before, snapshot_first(), "the first instance");
+    free(before);
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
+
 // Both instances' data paths work side by side: each guest gets its lease
 // from its own network's dnsmasq and reaches the outside masqueraded by its
 // own table's rules; neither guest reaches into the other's network.
@@ -401,6 +426,7 @@ static Suite *instances_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_same_names_distinct_objects);
+    tcase_add_test(tc, test_each_instance_repairs_its_own);
     tcase_add_test(tc, test_guests_of_both_get_leases_and_nat);
     tcase_add_test(tc, test_cleanup_and_restart_touch_only_their_own);
     tcase_add_test(tc, test_bad_instance_override);
