@@ -118,6 +118,10 @@ func ExampleConn_Status() {
 	}
 	host := status.Network("host")
 	fmt.Println(host.Mode, host.Bridge, host.IdleRemaining == nil)
+	// A network that works only in part says why.
+	if host.Degraded {
+		fmt.Println("degraded:", host.DegradedReason)
+	}
 	// Output: host vmb-host true
 }
 

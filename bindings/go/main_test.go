@@ -64,7 +64,23 @@ var configs = map[string]string{
 	"net6":     `{"mode": "host"}`,
 	"net7":     `{"mode": "host", "description": "seventh"}`,
 	"rootonly": `{"mode": "host", "allowed_users": [0]}`,
+	// Its dnsmasq fails at every restart (failingDnsmasq).
+	"degraded": `{"mode": "host"}`,
 }
+
+// failingDnsmasq stands in for dnsmasq (the broker's test hook
+// VMNET_BROKER_DNSMASQ): the network "degraded" gets the real dnsmasq once,
+// then each restart fails at once, so the broker gives up on it; the other
+// networks' dnsmasq runs as usual. The broker starts it with
+// --conf-file=RUNTIME_DIR/NETWORK/dnsmasq.conf.
+const failingDnsmasq = `#!/bin/sh
+case "$*" in
+*/degraded/dnsmasq.conf*)
+    [ -e "$0.started" ] && exit 1
+    : > "$0.started" ;;
+esac
+exec /usr/sbin/dnsmasq "$@"
+`
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperModeEnv); mode != "" {
@@ -151,6 +167,10 @@ func startBroker() string {
 			return err.Error()
 		}
 	}
+	wrapper := filepath.Join(brokerDir, "failing-dnsmasq.sh")
+	if err := os.WriteFile(wrapper, []byte(failingDnsmasq), 0o755); err != nil {
+		return err.Error()
+	}
 	if helperBinary, err = copyExecutable(brokerDir); err != nil {
 		return "cannot copy the test binary: " + err.Error()
 	}
@@ -165,7 +185,9 @@ func startBroker() string {
 		"--idle-timeout", "600", "--state-dir", filepath.Join(brokerDir, "state"))
 	broker.Stdout = log
 	broker.Stderr = log
-	broker.Env = filterEnv(os.Environ(), "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")
+	broker.Env = filterEnv(os.Environ(), "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET",
+		"VMNET_BROKER_DNSMASQ")
+	broker.Env = append(broker.Env, "VMNET_BROKER_DNSMASQ="+wrapper)
 	// The default instance's plain names ("vmb-net7"), which the tests expect.
 	broker.Env = append(broker.Env, "VMNET_BROKER_INSTANCE=default")
 	broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

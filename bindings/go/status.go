@@ -35,6 +35,11 @@ type NetworkStatus struct {
 	// Seconds until the unused network is removed; nil while it is in
 	// use, or persistent.
 	IdleRemaining *float64
+	// It works only in part: its dnsmasq was given up on, or the broker
+	// could not repair its bridge or rules.
+	Degraded bool
+	// Why it is degraded, in words; "" while it is not.
+	DegradedReason string
 }
 
 // PeerStatus is one peer (connection) of a Status.
@@ -62,6 +67,9 @@ func takeStatus(s *C.vmnet_broker_status_t) *Status {
 			PrefixLength: int(C.vmnet_broker_status_network_prefix_length(s, i)),
 			Peers:        int(C.vmnet_broker_status_network_peers(s, i)),
 			Persistent:   bool(C.vmnet_broker_status_network_persistent(s, i)),
+			Degraded:     bool(C.vmnet_broker_status_network_degraded(s, i)),
+			DegradedReason: goString(
+				C.vmnet_broker_status_network_degraded_reason(s, i)),
 		}
 		// The library gives a negative number for JSON's null.
 		if idle := float64(C.vmnet_broker_status_network_idle_remaining(s, i)); idle >= 0 {

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -191,6 +193,52 @@ func TestAcquireRelease(t *testing.T) {
 
 // A network whose strings do not fit acquire's buffer is copied the slow
 // way, to the same values.
+// A network whose dnsmasq the broker gave up on (failingDnsmasq) is
+// degraded, with the reason; a healthy one is not.
+func TestDegradedOnceDnsmasqIsGivenUp(t *testing.T) {
+	needBroker(t)
+	c := connect(t)
+	for _, name := range []string{"degraded", "net2"} {
+		if _, err := c.Acquire(name); err != nil {
+			t.Fatalf("Acquire %s: %v", name, err)
+		}
+	}
+	n := brokerStatus(t).Network("degraded")
+	if n == nil || n.Degraded || n.DegradedReason != "" {
+		t.Fatalf("a new network: got %+v, want not degraded", n)
+	}
+	text, err := os.ReadFile(filepath.Join(brokerDir, "degraded", "dnsmasq.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(text)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("dnsmasq.pid: %q", text)
+	}
+	// Killed, it fails at each restart (a second apart): after five
+	// failures in a row the broker gives up on it.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		n = brokerStatus(t).Network("degraded")
+		if n != nil && n.Degraded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not degraded after %v: %+v\nbroker log:\n%s", waitLimit, n, brokerLog())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(n.DegradedReason, "dnsmasq") {
+		t.Errorf("DegradedReason = %q, want it to name dnsmasq", n.DegradedReason)
+	}
+	if h := brokerStatus(t).Network("net2"); h == nil || h.Degraded || h.DegradedReason != "" {
+		t.Errorf("net2: got %+v, want not degraded", h)
+	}
+}
+
 func TestAcquireLargeNetwork(t *testing.T) {
 	needBroker(t)
 	c := connect(t)

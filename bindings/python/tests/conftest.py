@@ -46,7 +46,22 @@ CONFIGS = {
     "rootonly": {**QUIET, "allowed_users": ["root"]},
     # Overlaps the dummy interface's address: creation fails (CREATE_FAILURE).
     "overlap": {**QUIET, "subnet": "10.123.0.1"},
+    # With DHCP: its dnsmasq fails at every restart (FAILING_DNSMASQ).
+    "degraded": {"mode": "host", "ipv6": False},
 }
+
+# Stands in for dnsmasq (the broker's test hook VMNET_BROKER_DNSMASQ): the
+# network "degraded" gets the real dnsmasq once, then each restart fails at
+# once, so the broker gives up on it; the other networks' dnsmasq runs as
+# usual. The broker starts it with --conf-file=RUNTIME_DIR/NETWORK/dnsmasq.conf.
+FAILING_DNSMASQ = """#!/bin/sh
+case "$*" in
+*/degraded/dnsmasq.conf*)
+    [ -e "$0.started" ] && exit 1
+    : > "$0.started" ;;
+esac
+exec /usr/sbin/dnsmasq "$@"
+"""
 OVERLAP_ADDRESS = "10.123.0.5/24"
 
 _skip_reason = None
@@ -103,6 +118,10 @@ class Broker:
         self.process: "subprocess.Popen[bytes] | None" = None
 
     def start(self) -> None:
+        wrapper = os.path.join(self.dir, "failing-dnsmasq.sh")
+        with open(wrapper, "w") as f:
+            f.write(FAILING_DNSMASQ)
+        os.chmod(wrapper, 0o755)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [os.environ["VMNET_BROKER_BIN"], "--socket", self.socket,
@@ -112,7 +131,8 @@ class Broker:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 # The default instance's plain names ("vmb-..."), which the
                 # tests expect.
-                env={**os.environ, "VMNET_BROKER_INSTANCE": "default"})
+                env={**os.environ, "VMNET_BROKER_INSTANCE": "default",
+                     "VMNET_BROKER_DNSMASQ": wrapper})
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             try:

@@ -198,6 +198,56 @@ def test_status_fields_and_version(broker: Broker) -> None:
         assert me and me[0]["uid"] == 0
 
 
+def test_typed_status_matches_the_object(broker: Broker) -> None:
+    with vmnet_broker.connect(broker.socket) as connection:
+        network = connection.acquire("host")
+        status = connection.get_status()
+        assert status.version == vmnet_broker.__version__
+        assert status.to_dict()["version"] == status.version
+        host = status.network("host")
+        assert host is not None and status.network("no-such-network") is None
+        assert (host.name, host.mode, host.bridge, host.subnet, host.prefix_length,
+                host.uuid) == ("host", "host", network.bridge, network.subnet,
+                               network.prefix_length, network.uuid)
+        assert host.peers >= 1 and host.idle_remaining is None
+        assert host.persistent is False
+        # A healthy network: not degraded, no reason.
+        assert host.degraded is False and host.degraded_reason is None
+        me = [p for p in status.peers if p.pid == os.getpid()]
+        assert me and me[0].uid == 0 and me[0].gid == 0 and "host" in me[0].networks
+        for item in (status, host, me[0]):
+            with pytest.raises(TypeError):
+                type(item)()
+
+
+def test_degraded_once_dnsmasq_is_given_up(broker: Broker) -> None:
+    with vmnet_broker.connect(broker.socket) as connection:
+        connection.acquire("degraded")
+        connection.acquire("host")
+        whole = connection.get_status().network("degraded")
+        assert whole is not None and not whole.degraded and whole.degraded_reason is None
+        with open(os.path.join(broker.dir, "degraded", "dnsmasq.pid")) as f:
+            pid = int(f.read())
+        # Killed, it fails at each restart (a second apart): after five
+        # failures in a row the broker gives up on it.
+        os.kill(pid, signal.SIGKILL)
+
+        def degraded() -> bool:
+            network = connection.get_status().network("degraded")
+            return network is not None and network.degraded
+
+        wait_for(degraded, lambda status: f"degraded in {status}\nlog:\n{broker.log()}")
+        network = connection.get_status().network("degraded")
+        assert network is not None and network.degraded is True
+        assert network.degraded_reason is not None and "dnsmasq" in network.degraded_reason
+        # The decoded object says the same.
+        [entry] = [n for n in connection.status()["networks"] if n["name"] == "degraded"]
+        assert entry["degraded"] is True
+        assert entry["degraded_reason"] == network.degraded_reason
+        host = connection.get_status().network("host")
+        assert host is not None and host.degraded is False and host.degraded_reason is None
+
+
 def test_closed_connection(broker: Broker) -> None:
     connection = vmnet_broker.connect(broker.socket)
     fd = connection.fileno()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json as _json
 import os as _os
-from typing import Any, Dict, Optional, Tuple, Union, cast
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar, Union, cast
 
 from . import _native  # type: ignore[attr-defined]
 from ._errors import (
@@ -62,6 +62,9 @@ __all__ = [
     "Connection",
     "Network",
     "Interface",
+    "Status",
+    "NetworkStatus",
+    "PeerStatus",
     "acquire_network",
     "release_network",
     "open_interface",
@@ -333,6 +336,178 @@ def _interface(native: Any) -> Interface:
     return iface
 
 
+class NetworkStatus:
+    """One network of a ``Status``: read-only attributes over the C
+    library's accessors (``vmnet_broker_status_network_*``)."""
+
+    __slots__ = ("_s", "_i")
+    _s: Any
+    _i: int
+
+    def __init__(self) -> None:
+        raise TypeError("NetworkStatus objects come from Connection.get_status()")
+
+    @property
+    def name(self) -> Optional[str]:
+        return cast('Optional[str]', _native.vmnet_broker_status_network_name(self._s, self._i))
+
+    @property
+    def mode(self) -> Optional[str]:
+        return cast('Optional[str]', _native.vmnet_broker_status_network_mode(self._s, self._i))
+
+    @property
+    def bridge(self) -> Optional[str]:
+        return cast('Optional[str]',
+                    _native.vmnet_broker_status_network_bridge(self._s, self._i))
+
+    @property
+    def subnet(self) -> Optional[str]:
+        return cast('Optional[str]',
+                    _native.vmnet_broker_status_network_subnet(self._s, self._i))
+
+    @property
+    def prefix_length(self) -> int:
+        return cast(int, _native.vmnet_broker_status_network_prefix_length(self._s, self._i))
+
+    @property
+    def uuid(self) -> Optional[str]:
+        return cast('Optional[str]', _native.vmnet_broker_status_network_uuid(self._s, self._i))
+
+    @property
+    def peers(self) -> int:
+        """How many peers hold it."""
+        return cast(int, _native.vmnet_broker_status_network_peers(self._s, self._i))
+
+    @property
+    def persistent(self) -> bool:
+        """Kept even when unused."""
+        return bool(_native.vmnet_broker_status_network_persistent(self._s, self._i))
+
+    @property
+    def idle_remaining(self) -> Optional[float]:
+        """Seconds until the unused network is removed; None while it is in
+        use, or persistent."""
+        # The C library gives a negative number for the protocol's null.
+        idle = cast(float, _native.vmnet_broker_status_network_idle_remaining(self._s, self._i))
+        return None if idle < 0 else idle
+
+    @property
+    def degraded(self) -> bool:
+        """It works only in part: its dnsmasq was given up on, or the broker
+        could not repair its bridge or rules."""
+        return bool(_native.vmnet_broker_status_network_degraded(self._s, self._i))
+
+    @property
+    def degraded_reason(self) -> Optional[str]:
+        """Why it is degraded, in words; None while it is not."""
+        return cast('Optional[str]',
+                    _native.vmnet_broker_status_network_degraded_reason(self._s, self._i))
+
+    def __repr__(self) -> str:
+        degraded = f" degraded={self.degraded_reason!r}" if self.degraded else ""
+        return (f"<NetworkStatus name={self.name!r} bridge={self.bridge!r} "
+                f"peers={self.peers}{degraded}>")
+
+
+class PeerStatus:
+    """One peer (connection) of a ``Status``."""
+
+    __slots__ = ("_s", "_i")
+    _s: Any
+    _i: int
+
+    def __init__(self) -> None:
+        raise TypeError("PeerStatus objects come from Connection.get_status()")
+
+    @property
+    def pid(self) -> int:
+        return cast(int, _native.vmnet_broker_status_peer_pid(self._s, self._i))
+
+    @property
+    def uid(self) -> int:
+        return cast(int, _native.vmnet_broker_status_peer_uid(self._s, self._i))
+
+    @property
+    def gid(self) -> int:
+        return cast(int, _native.vmnet_broker_status_peer_gid(self._s, self._i))
+
+    @property
+    def networks(self) -> Tuple[str, ...]:
+        """The names of the networks it holds."""
+        count = _native.vmnet_broker_status_peer_network_count(self._s, self._i)
+        return tuple(cast(str, _native.vmnet_broker_status_peer_network_name(self._s, self._i, j))
+                     for j in range(count))
+
+    def __repr__(self) -> str:
+        return f"<PeerStatus pid={self.pid} uid={self.uid} networks={self.networks!r}>"
+
+
+class Status:
+    """A snapshot of the broker's state (the protocol's ``status`` object),
+    read through the C library's typed accessors. It never talks to the
+    broker again; ask ``Connection.get_status()`` for a newer one."""
+
+    __slots__ = ("_s",)
+    _s: Any
+
+    def __init__(self) -> None:
+        raise TypeError("Status objects come from Connection.get_status()")
+
+    @property
+    def version(self) -> Optional[str]:
+        """The broker's version; None from a broker too old to send it."""
+        return cast('Optional[str]', _native.vmnet_broker_status_broker_version(self._s))
+
+    @property
+    def networks(self) -> Tuple[NetworkStatus, ...]:
+        """The networks that exist: in use, or idle and waiting for removal."""
+        return tuple(_status_item(NetworkStatus, self._s, i)
+                     for i in range(_native.vmnet_broker_status_network_count(self._s)))
+
+    @property
+    def peers(self) -> Tuple[PeerStatus, ...]:
+        """The peers (connections) the broker serves, the asking one
+        included."""
+        return tuple(_status_item(PeerStatus, self._s, i)
+                     for i in range(_native.vmnet_broker_status_peer_count(self._s)))
+
+    def network(self, name: str) -> Optional[NetworkStatus]:
+        """The status of network ``name``, or None if it does not exist."""
+        for network in self.networks:
+            if network.name == name:
+                return network
+        return None
+
+    @property
+    def json(self) -> str:
+        """The whole ``status`` object as JSON text (keys added later
+        included)."""
+        return cast(str, _native.vmnet_broker_status_json(self._s))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The ``status`` object decoded (every key)."""
+        return cast(Dict[str, Any], _json.loads(self.json))
+
+    def __repr__(self) -> str:
+        return f"<Status version={self.version!r} networks={self.networks!r}>"
+
+
+_I = TypeVar("_I", NetworkStatus, PeerStatus)
+
+
+def _status_item(kind: Type[_I], native: Any, index: int) -> _I:
+    item = object.__new__(kind)
+    item._s = native  # keeps the snapshot alive as long as the item
+    item._i = index
+    return item
+
+
+def _status(native: Any) -> Status:
+    status = object.__new__(Status)
+    status._s = native
+    return status
+
+
 def _socket_path(path: Optional[_PathLike]) -> Optional[str]:
     if path is None:
         return None
@@ -393,9 +568,15 @@ class Connection:
 
     def status(self) -> Dict[str, Any]:
         """The broker's state: the decoded ``status`` object of the protocol
-        (``networks``, ``peers``, ``version``)."""
-        status = _native.vmnet_broker_connection_get_status(self._native())
-        return cast(Dict[str, Any], _json.loads(_native.vmnet_broker_status_json(status)))
+        (``networks``, ``peers``, ``version``, every key as sent). See
+        ``get_status()`` for typed attributes."""
+        return self.get_status().to_dict()
+
+    def get_status(self) -> Status:
+        """The broker's state as a typed ``Status`` snapshot (``networks``,
+        each with ``degraded`` and ``degraded_reason``, ``peers``,
+        ``version``)."""
+        return _status(_native.vmnet_broker_connection_get_status(self._native()))
 
     def set_timeout(self, timeout: Optional[float]) -> None:
         """Seconds each later call waits for a reply; None or 0 waits forever."""

@@ -36,11 +36,37 @@ extension VmnetBroker {
             /// Kept even when unused.
             public let persistent: Bool
             public let uuid: String
+            /// It works only in part: its dnsmasq was given up on, or the
+            /// broker could not repair its bridge or rules.
+            public let degraded: Bool
+            /// Why it is degraded, in words; nil while it is not.
+            public let degradedReason: String?
 
             enum CodingKeys: String, CodingKey {
-                case name, mode, bridge, subnet, peers, persistent, uuid
+                case name, mode, bridge, subnet, peers, persistent, uuid, degraded
                 case prefixLength = "prefix_length"
                 case idleRemaining = "idle_remaining"
+                case degradedReason = "degraded_reason"
+            }
+
+            // Written out for degraded: a broker older than it does not send
+            // it, which means whole (as vmnet_broker_status_network_degraded()
+            // reads it), not a bad reply.
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                name = try c.decode(String.self, forKey: .name)
+                mode = try c.decode(String.self, forKey: .mode)
+                bridge = try c.decode(String.self, forKey: .bridge)
+                subnet = try c.decode(String.self, forKey: .subnet)
+                prefixLength = try c.decode(Int.self, forKey: .prefixLength)
+                peers = try c.decode(Int.self, forKey: .peers)
+                idleRemaining = try c.decodeIfPresent(Double.self, forKey: .idleRemaining)
+                persistent = try c.decode(Bool.self, forKey: .persistent)
+                uuid = try c.decode(String.self, forKey: .uuid)
+                degraded = try c.decodeIfPresent(Bool.self, forKey: .degraded) ?? false
+                // Only a degraded network has a reason, as the C accessor says.
+                let reason = try c.decodeIfPresent(String.self, forKey: .degradedReason)
+                degradedReason = degraded ? reason : nil
             }
         }
 

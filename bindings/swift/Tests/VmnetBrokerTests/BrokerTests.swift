@@ -354,6 +354,37 @@ struct BrokerTests {
         connection.close()
     }
 
+    @Test func degradedOnceDnsmasqIsGivenUp() throws {
+        let broker = try Broker(failingDnsmasq: "shared")
+        defer { broker.stop() }
+        let connection = try broker.connect()
+        _ = try connection.acquire(named: "shared")
+        _ = try connection.acquire(named: "host")
+        func entry(_ name: String) throws -> VmnetBroker.Status.Network? {
+            try connection.status().networks.first { $0.name == name }
+        }
+        let whole = try #require(try entry("shared"))
+        #expect(whole.degraded == false)
+        #expect(whole.degradedReason == nil)
+
+        // Killed, its dnsmasq fails at each restart (a second apart): after
+        // five failures in a row the broker gives up on it.
+        let pidText = try String(contentsOfFile: broker.directory + "/shared/dnsmasq.pid",
+                                 encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(kill(pid, SIGKILL) == 0)
+        #expect(try waitUntil { try entry("shared")?.degraded == true },
+                "shared never degraded; the broker's log:\n\(broker.log)")
+        let degraded = try #require(try entry("shared"))
+        #expect(degraded.degradedReason?.contains("dnsmasq") == true,
+                "reason: \(degraded.degradedReason ?? "nil")")
+        // The other network is whole.
+        let host = try #require(try entry("host"))
+        #expect(host.degraded == false)
+        #expect(host.degradedReason == nil)
+        connection.close()
+    }
+
     @Test func timeoutAgainstAStoppedBroker() throws {
         let broker = try Broker()
         defer { broker.stop() }

@@ -127,8 +127,31 @@ import VmnetBroker
         #expect(status.networks.count == 1)
         #expect(status.networks[0].prefixLength == 24)
         #expect(status.networks[0].idleRemaining == nil)
+        // A broker that does not send "degraded" means a whole network.
+        #expect(status.networks[0].degraded == false)
+        #expect(status.networks[0].degradedReason == nil)
         #expect(status.peers[0].networks == ["shared"])
         #expect(status.json == json)
         #expect(throws: VmnetBroker.Error.invalidReply) { try VmnetBroker.Status(json: "[1]") }
+    }
+
+    @Test func statusDecodesDegraded() throws {
+        func network(_ extra: String) throws -> VmnetBroker.Status.Network {
+            let json = """
+                {"networks": [{"name": "shared", "mode": "shared", "bridge": "vmb-shared",
+                  "subnet": "192.168.64.0", "prefix_length": 24, "peers": 1,
+                  "idle_remaining": null, "persistent": false, "uuid": "u"\(extra)}],
+                 "peers": []}
+                """
+            return try #require(try VmnetBroker.Status(json: json).networks.first)
+        }
+        let degraded = try network(#", "degraded": true, "degraded_reason": "no dnsmasq""#)
+        #expect(degraded.degraded)
+        #expect(degraded.degradedReason == "no dnsmasq")
+        // A reason goes with degraded only, as vmnet_broker_status_network_degraded_reason() says.
+        let whole = try network(#", "degraded": false, "degraded_reason": "stale""#)
+        #expect(!whole.degraded)
+        #expect(whole.degradedReason == nil)
+        #expect(throws: VmnetBroker.Error.invalidReply) { try network(#", "degraded": "yes""#) }
     }
 }

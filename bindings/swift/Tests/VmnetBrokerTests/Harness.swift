@@ -51,8 +51,12 @@ final class Broker {
     let process = Process()
     private var stopped = false
 
-    /// configs: file name without ".json" -> its JSON text.
-    init(configs: [String: String] = [:], idleTimeout: Int = 30) throws {
+    /// configs: file name without ".json" -> its JSON text. failingDnsmasq
+    /// names a network whose dnsmasq starts once and then fails at every
+    /// restart (the broker's test hook VMNET_BROKER_DNSMASQ), so that the
+    /// broker gives up on it.
+    init(configs: [String: String] = [:], idleTimeout: Int = 30,
+         failingDnsmasq: String? = nil) throws {
         guard let path = Environment.brokerPath else {
             throw HarnessError(description: "VMNET_BROKER_BIN is not set")
         }
@@ -76,6 +80,14 @@ final class Broker {
         // The default instance's plain names ("vmb-shared"), which the tests expect.
         var environment = ProcessInfo.processInfo.environment
         environment["VMNET_BROKER_INSTANCE"] = "default"
+        environment["VMNET_BROKER_DNSMASQ"] = nil
+        if let failing = failingDnsmasq {
+            let wrapper = directory + "/failing-dnsmasq.sh"
+            try failingDnsmasqScript(network: failing)
+                .write(toFile: wrapper, atomically: true, encoding: .utf8)
+            chmod(wrapper, 0o755)
+            environment["VMNET_BROKER_DNSMASQ"] = wrapper
+        }
         process.environment = environment
         _ = FileManager.default.createFile(atPath: directory + "/broker.log", contents: nil)
         process.standardError = FileHandle(forWritingAtPath: directory + "/broker.log")
@@ -129,6 +141,22 @@ final class Broker {
     func connect() throws -> VmnetBroker.Connection {
         try VmnetBroker.Connection(socketPath: socket)
     }
+}
+
+/// A stand-in for dnsmasq: the network's first dnsmasq is the real one,
+/// each later start (a restart) fails at once; other networks' run as usual.
+/// The broker starts it with --conf-file=RUNTIME_DIR/NETWORK/dnsmasq.conf.
+func failingDnsmasqScript(network: String) -> String {
+    """
+    #!/bin/sh
+    case "$*" in
+    */\(network)/dnsmasq.conf*)
+        [ -e "$0.started" ] && exit 1
+        : > "$0.started" ;;
+    esac
+    exec /usr/sbin/dnsmasq "$@"
+
+    """
 }
 
 /// Runs a program to its end; its exit status and standard output.
