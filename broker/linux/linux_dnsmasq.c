@@ -779,8 +779,6 @@ static void respawn_done(void *arg) {
     struct dnsmasq *d = arg;
     int status;
 
-    if (!d->respawning)
-        return; // settled by dnsmasq_stop() or dnsmasq_leave()
     status = respawn_settle(d);
     if (d->stopped != NULL) {
         // dnsmasq_stop_async() came meanwhile: the new instance is ended.

@@ -37,8 +37,10 @@ struct dnsmasq_options {
     // Optional: where a restart's spawn runs, so that the loop never waits
     // for it (the backend's worker). offload(offload_ctx, run, done, arg)
     // calls run(arg) on any thread, then done(arg) on the loop's thread;
-    // done may be dropped (the worker drained at exit), run never is. NULL:
-    // restarts spawn on the loop.
+    // run always runs. done may be dropped (the worker drained at exit): a
+    // dnsmasq_stop() or dnsmasq_leave() while a spawn is in flight must
+    // come after that drop (it waits for run, then ends or leaves what run
+    // started), never before done. NULL: restarts spawn on the loop.
     void (*offload)(void *ctx, void (*run)(void *arg), void (*done)(void *arg),
                     void *arg);
     void *offload_ctx;
