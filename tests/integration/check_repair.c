@@ -331,10 +331,12 @@ START_TEST(test_adopted_network_is_repaired) {
     struct bridge_state state;
     struct tables before;
     char mac[32], mac_after[32], master[64];
-    const char *tap_name, *guest;
+    const char *tap_name, *guest, *outside;
     json_t *network;
 
     harness_start(broker, IDLE);
+    outside = topology_add_outside(topology);
+    ck_assert_ptr_nonnull(outside);
     network = acquire("shared");
     state.name = field(network, "bridge");
     state.gateway = field(network, "gateway");
@@ -361,6 +363,11 @@ START_TEST(test_adopted_network_is_repaired) {
                    "restored its nftables rules", tables_restored, &before);
     free(before.inet);
     free(before.netdev);
+    // A guest of the adopted network reaches the outside through NAT.
+    guest = topology_add_guest(topology, state.name, NULL);
+    ck_assert_ptr_nonnull(guest);
+    ck_assert(topology_dhcp(topology, guest, NULL, &lease));
+    assert_masqueraded(outside, guest);
 
     break_and_wait(del, "ip link del (adopted)", "made bridge vmb-shared again",
                    bridge_back, &state);
@@ -378,6 +385,7 @@ START_TEST(test_adopted_network_is_repaired) {
                   "no DHCP lease on the adopted network's new bridge (log: %s)",
                   broker->log_path);
     ck_assert_str_eq(lease.router, state.gateway);
+    assert_masqueraded(outside, guest);
     ck_assert(harness_broker_alive(broker));
     // Its end for the restart counted as no failure.
     ck_assert_uint_eq(harness_broker_log_count(broker, "ended to be restarted"),
