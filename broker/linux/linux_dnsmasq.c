@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,21 @@ struct dnsmasq {
     // Told of each restart (the pid changed); NULL: nobody asked.
     dnsmasq_restarted_fn restarted;
     void *restarted_data;
+    // Where a restart's spawn runs (dnsmasq_options), or NULL: the loop.
+    void (*offload)(void *ctx, void (*run)(void *arg), void (*done)(void *arg),
+                    void *arg);
+    void *offload_ctx;
+    // A restart's spawn is queued off the loop: until its done, the loop
+    // reads no respawn_* field and the spawner writes nothing else, and
+    // respawn_ran last.
+    bool respawning;
+    // dnsmasq_restart() came meanwhile: the new instance may have started
+    // before the bridge was made again, so it is restarted once more.
+    bool respawn_again;
+    int respawn_status;
+    pid_t respawn_pid;
+    int respawn_pidfd;
+    atomic_bool respawn_ran;
 };
 
 // One inotify instance for every dnsmasq being started: the pid file, which
@@ -461,8 +477,10 @@ static int write_config(const struct dnsmasq *d,
 }
 
 // Runs dnsmasq with only our config file and its output in dnsmasq.log.
-// On success d->pid and d->pidfd name the new process.
-static int spawn(struct dnsmasq *d) {
+// On success *pid_out and *pidfd_out name the new process. Reads only what
+// never changes in d: it runs on the worker for restarts.
+static int spawn_process(const struct dnsmasq *d, pid_t *pid_out,
+                         int *pidfd_out) {
     char conf[CONF_ARG_MAX];
     char log_path[PATH_MAX];
     char pid_path[PATH_MAX];
@@ -481,7 +499,6 @@ static int spawn(struct dnsmasq *d) {
     file_path(pid_path, d->dir, PID_FILE);
     // A pid file left by a dead instance must not pass for readiness.
     unlink(pid_path);
-    d->spawned_usec = now_usec();
 
     sigemptyset(&none);
     sigfillset(&all);
@@ -521,9 +538,16 @@ static int spawn(struct dnsmasq *d) {
             ;
         return r;
     }
-    d->pid = pid;
-    d->pidfd = pidfd;
+    *pid_out = pid;
+    *pidfd_out = pidfd;
     return 0;
+}
+
+// spawn_process() on the loop's thread (dnsmasq_spawn(), or restarts with
+// no offload): d->pid and d->pidfd name the new process.
+static int spawn(struct dnsmasq *d) {
+    d->spawned_usec = now_usec();
+    return spawn_process(d, &d->pid, &d->pidfd);
 }
 
 // Forgets the instance that ended; the caller reaped it (or sd-event will).
@@ -702,25 +726,91 @@ static void give_up(struct dnsmasq *d) {
         d->health_changed(d->health_ctx);
 }
 
+// A restart's spawn has run (status, and d->pid when 0): watch the new
+// instance, or count the failure.
+static void finish_restart(struct dnsmasq *d, int status) {
+    if (status < 0) {
+        record_failure(d);
+        return;
+    }
+    if (watch(d) < 0) {
+        // SIGKILL first, so terminate() does not wait for it.
+        pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+        terminate(d);
+        record_failure(d);
+        return;
+    }
+    log_info("network %s: dnsmasq restarted (pid %d)", d->name, (int)d->pid);
+    if (d->restarted != NULL)
+        d->restarted(d->restarted_data);
+    if (d->respawn_again) {
+        d->respawn_again = false;
+        if (pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0) == 0)
+            d->restarting = true;
+    }
+}
+
+// Off the loop: the restart's spawn, its outcome in respawn_*.
+static void respawn_run(void *arg) {
+    struct dnsmasq *d = arg;
+
+    d->respawn_status = spawn_process(d, &d->respawn_pid, &d->respawn_pidfd);
+    atomic_store_explicit(&d->respawn_ran, true, memory_order_release);
+}
+
+// Takes the spawn's outcome into d, on the loop's thread. Its done may have
+// been dropped (the worker drained at exit); its run never is, and is
+// short (files and posix_spawn), so an exit path that frees d waits for it.
+static int respawn_settle(struct dnsmasq *d) {
+    while (!atomic_load_explicit(&d->respawn_ran, memory_order_acquire))
+        usleep(1000);
+    d->respawning = false;
+    if (d->respawn_status == 0) {
+        d->pid = d->respawn_pid;
+        d->pidfd = d->respawn_pidfd;
+    }
+    return d->respawn_status;
+}
+
+static void begin_stop(struct dnsmasq *d);
+
+// Back on the loop once the restart's spawn has run.
+static void respawn_done(void *arg) {
+    struct dnsmasq *d = arg;
+    int status;
+
+    status = respawn_settle(d);
+    if (d->stopped != NULL) {
+        // dnsmasq_stop_async() came meanwhile: the new instance is ended.
+        if (status == 0 && watch(d) < 0) {
+            pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+            terminate(d);
+        }
+        begin_stop(d);
+        return;
+    }
+    finish_restart(d, status);
+}
+
 static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
     struct dnsmasq *d = userdata;
 
     (void)s;
     (void)usec;
+    if (d->respawning)
+        return 0;
     // The source of the instance that ended; sd-event has reaped it.
     d->child = sd_event_source_disable_unref(d->child);
-    if (spawn(d) < 0) {
-        record_failure(d);
+    if (d->offload == NULL) {
+        finish_restart(d, spawn(d));
         return 0;
     }
-    if (watch(d) < 0) {
-        terminate(d);
-        record_failure(d);
-        return 0;
-    }
-    log_info("network %s: dnsmasq restarted (pid %d)", d->name, (int)d->pid);
-    if (d->restarted != NULL)
-        d->restarted(d->restarted_data);
+    // posix_spawn() and the files take milliseconds: off the loop.
+    d->spawned_usec = now_usec();
+    d->respawning = true;
+    d->respawn_again = false;
+    atomic_store_explicit(&d->respawn_ran, false, memory_order_relaxed);
+    d->offload(d->offload_ctx, respawn_run, respawn_done, d);
     return 0;
 }
 
@@ -924,6 +1014,8 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
     d->loop = options->event;
     d->health_changed = options->health_changed;
     d->health_ctx = options->health_ctx;
+    d->offload = options->offload;
+    d->offload_ctx = options->offload_ctx;
     snprintf(d->name, sizeof(d->name), "%s", config->name);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
@@ -1040,6 +1132,9 @@ int dnsmasq_start(const struct dnsmasq_options *options,
 }
 
 static void release(struct dnsmasq *d) {
+    // A restart's spawn in flight: its instance is ended below.
+    if (d->respawning)
+        respawn_settle(d);
     lease_log_free(d->leases);
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
@@ -1092,6 +1187,15 @@ void dnsmasq_stop_async(struct dnsmasq *d, dnsmasq_stopped_fn stopped,
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     stop_ready_watch(d);
     d->ready = NULL;
+    // A restart's spawn is in flight: its done goes on with the stop.
+    if (d->respawning)
+        return;
+    begin_stop(d);
+}
+
+// SIGTERM to the running instance, SIGKILL if it outlives the timer; its
+// exit (or nothing running) finishes the stop.
+static void begin_stop(struct dnsmasq *d) {
     // Nothing runs (restarts gave up, or it is between two), or nothing
     // watches it: end now.
     if (d->pid == 0 || d->child == NULL ||
@@ -1118,7 +1222,10 @@ void dnsmasq_restart(struct dnsmasq *d) {
     was_failed = d->failed;
     d->failures = 0;
     d->failed = false;
-    if (d->pid != 0 && d->child != NULL) {
+    if (d->respawning) {
+        // A spawn is in flight: what it starts is restarted once more.
+        d->respawn_again = true;
+    } else if (d->pid != 0 && d->child != NULL) {
         if (!d->restarting &&
             pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0) == 0)
             d->restarting = true;
@@ -1341,6 +1448,8 @@ static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents,
     }
     if (d->restarting) {
         // An adopted one becomes our own child.
+        log_info("network %s: adopted dnsmasq (pid %d) ended to be restarted",
+                 d->name, (int)d->pid);
         restart_requested(d);
         return 0;
     }
@@ -1420,6 +1529,8 @@ int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
     d->loop = options->event;
     d->health_changed = options->health_changed;
     d->health_ctx = options->health_ctx;
+    d->offload = options->offload;
+    d->offload_ctx = options->offload_ctx;
     snprintf(d->name, sizeof(d->name), "%s", name);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
@@ -1482,6 +1593,9 @@ out:
 
 // Frees d and leaves its process and files as they are.
 static void leave_instance(struct dnsmasq *d) {
+    // A restart's spawn in flight: its instance is left running as well.
+    if (d->respawning)
+        respawn_settle(d);
     lease_log_free(d->leases);
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     d->kill_timer = sd_event_source_disable_unref(d->kill_timer);

@@ -22,7 +22,8 @@ typedef void (*dnsmasq_stopped_fn)(void *data);
 struct dnsmasq_options {
     // Where the child is watched (sd_event_add_child): SIGCHLD must be
     // blocked in every thread before dnsmasq_spawn() is called. Restarts
-    // after a crash (at most one a second) spawn on this loop.
+    // after a crash (at most one a second) are watched from this loop; they
+    // spawn through offload below when it is set.
     sd_event *event;
     // An absolute path such as /run/vmnet-broker, created if missing. The
     // network's files (dnsmasq.conf, .leases, .pid, .log) live in
@@ -33,6 +34,16 @@ struct dnsmasq_options {
     // Optional: called (with health_ctx) when dnsmasq_failed() changes.
     void (*health_changed)(void *ctx);
     void *health_ctx;
+    // Optional: where a restart's spawn runs, so that the loop never waits
+    // for it (the backend's worker). offload(offload_ctx, run, done, arg)
+    // calls run(arg) on any thread, then done(arg) on the loop's thread;
+    // run always runs. done may be dropped (the worker drained at exit): a
+    // dnsmasq_stop() or dnsmasq_leave() while a spawn is in flight must
+    // come after that drop (it waits for run, then ends or leaves what run
+    // started), never before done. NULL: restarts spawn on the loop.
+    void (*offload)(void *ctx, void (*run)(void *arg), void (*done)(void *arg),
+                    void *arg);
+    void *offload_ctx;
 };
 
 // Starts the network's dnsmasq on info->bridge: DNS on the bridge's

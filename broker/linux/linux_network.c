@@ -1238,6 +1238,15 @@ static void watch_nftables(struct linux_backend *backend, sd_event *event) {
                     strerror(-r));
 }
 
+// dnsmasq's restarts spawn on the worker. Adopted networks are given this
+// before the worker exists; their restarts come from the loop, once it does.
+static void offload_to_worker(void *ctx, void (*run)(void *arg),
+                              void (*done)(void *arg), void *arg) {
+    struct linux_backend *backend = ctx;
+
+    linux_worker_queue(backend->worker, run, done, arg);
+}
+
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services) {
@@ -1257,6 +1266,8 @@ int linux_backend_enable_services(
     backend->dnsmasq.dnsmasq_path = backend->dnsmasq_path;
     backend->dnsmasq.health_changed = backend_health_changed;
     backend->dnsmasq.health_ctx = backend;
+    backend->dnsmasq.offload = offload_to_worker;
+    backend->dnsmasq.offload_ctx = backend;
     status = adopt_and_clean(backend, services);
     if (status < 0)
         goto out;

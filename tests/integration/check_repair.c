@@ -320,6 +320,127 @@ START_TEST(test_deleted_bridge_is_made_again) {
 }
 END_TEST
 
+// The repairs hold for a network the broker adopted after a SIGKILL: its
+// TAP chains and rules come back after a flush, and its bridge (the same
+// MAC and address) after a deletion, with the TAP reattached and the
+// adopted dnsmasq (no child of this broker) serving DHCP again.
+START_TEST(test_adopted_network_is_repaired) {
+    const char *flush[] = {"nft", "flush", "ruleset", NULL};
+    const char *del[] = {"ip", "link", "del", "vmb-shared", NULL};
+    struct topology_lease lease;
+    struct bridge_state state;
+    struct tables before;
+    char mac[32], mac_after[32], master[64];
+    const char *tap_name, *guest, *outside;
+    json_t *network;
+
+    harness_start(broker, IDLE);
+    outside = topology_add_outside(topology);
+    ck_assert_ptr_nonnull(outside);
+    network = acquire("shared");
+    state.name = field(network, "bridge");
+    state.gateway = field(network, "gateway");
+    tap_name = open_tap("shared");
+    link_attribute(state.name, "address", mac, sizeof(mac));
+
+    // The broker dies; the test's TAP descriptor keeps the port alive.
+    ck_assert(harness_broker_signal(broker, SIGKILL));
+    ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
+    close(connection);
+    connection = -1;
+    vmnet_broker_connection_close(client);
+    client = NULL;
+    ck_assert(harness_broker_start(broker, IDLE, NULL));
+    ck_assert(harness_broker_wait_log(broker, "adopted network 'shared'", 1));
+    ck_assert(harness_broker_wait_log(broker, "adopted dnsmasq", 1));
+
+    before.inet = list_table("inet");
+    before.netdev = list_table("netdev");
+    ck_assert_ptr_nonnull(before.inet);
+    ck_assert_ptr_nonnull(before.netdev);
+    ck_assert_ptr_nonnull(strstr(before.netdev, tap_name));
+    break_and_wait(flush, "nft flush ruleset (adopted)",
+                   "restored its nftables rules", tables_restored, &before);
+    free(before.inet);
+    free(before.netdev);
+    // A guest of the adopted network reaches the outside through NAT.
+    guest = topology_add_guest(topology, state.name, NULL);
+    ck_assert_ptr_nonnull(guest);
+    ck_assert(topology_dhcp(topology, guest, NULL, &lease));
+    assert_masqueraded(outside, guest);
+
+    break_and_wait(del, "ip link del (adopted)", "made bridge vmb-shared again",
+                   bridge_back, &state);
+    ck_assert_str_eq(
+        link_attribute(state.name, "address", mac_after, sizeof(mac_after)),
+        mac);
+    ck_assert(harness_broker_wait_log(broker, "attached 1 TAP device", 1));
+    ck_assert_str_eq(master_of(tap_name, master, sizeof(master)), state.name);
+    // The adopted dnsmasq is replaced by one of this broker's, which
+    // answers on the new bridge.
+    ck_assert(harness_broker_wait_log(broker, "dnsmasq restarted", 1));
+    guest = topology_add_guest(topology, state.name, NULL);
+    ck_assert_ptr_nonnull(guest);
+    ck_assert_msg(topology_dhcp(topology, guest, NULL, &lease),
+                  "no DHCP lease on the adopted network's new bridge (log: %s)",
+                  broker->log_path);
+    ck_assert_str_eq(lease.router, state.gateway);
+    assert_masqueraded(outside, guest);
+    ck_assert(harness_broker_alive(broker));
+    // Its end for the restart counted as no failure.
+    ck_assert_uint_eq(harness_broker_log_count(broker, "ended to be restarted"),
+                      1);
+    ck_assert_uint_eq(
+        harness_broker_log_count(broker, "warning: network shared: adopted"),
+        0);
+    json_decref(network);
+}
+END_TEST
+
+// The pid in the network's dnsmasq.pid.
+static pid_t dnsmasq_pid_of(const char *name) {
+    char path[160];
+    FILE *f;
+    int pid = 0;
+
+    snprintf(path, sizeof(path), "%s/%s/dnsmasq.pid", broker->dir, name);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    ck_assert_int_gt(pid, 1);
+    return pid;
+}
+
+// A dnsmasq killed with SIGKILL is started again (its spawn on the
+// broker's worker) and answers DHCP; the broker's other requests go on.
+START_TEST(test_killed_dnsmasq_answers_again) {
+    struct topology_lease lease;
+    const char *guest;
+    json_t *network, *status;
+    pid_t first;
+
+    harness_start(broker, IDLE);
+    network = acquire("shared");
+    first = dnsmasq_pid_of("shared");
+    ck_assert_int_eq(kill(first, SIGKILL), 0);
+    ck_assert_msg(harness_broker_wait_log(broker, "dnsmasq restarted", 1),
+                  "dnsmasq not restarted (log: %s)", broker->log_path);
+    status = harness_status(broker);
+    ck_assert(json_is_false(
+        json_object_get(harness_status_network(status, "shared"), "degraded")));
+    json_decref(status);
+    guest = topology_add_guest(topology, field(network, "bridge"), NULL);
+    ck_assert_ptr_nonnull(guest);
+    ck_assert_msg(topology_dhcp(topology, guest, NULL, &lease),
+                  "no DHCP lease from the restarted dnsmasq (log: %s)",
+                  broker->log_path);
+    ck_assert_str_eq(lease.router, field(network, "gateway"));
+    ck_assert_int_ne(dnsmasq_pid_of("shared"), first);
+    json_decref(network);
+}
+END_TEST
+
 static bool degraded(void *arg) {
     json_t *status = harness_status(broker);
     json_t *network = harness_status_network(status, arg);
@@ -398,6 +519,8 @@ static Suite *repair_suite(void) {
     tcase_add_test(tc, test_flushed_table_is_restored);
     tcase_add_test(tc, test_deleted_bridge_is_made_again);
     tcase_add_test(tc, test_given_up_dnsmasq_shows_degraded);
+    tcase_add_test(tc, test_adopted_network_is_repaired);
+    tcase_add_test(tc, test_killed_dnsmasq_answers_again);
     suite_add_tcase(s, tc);
     return s;
 }

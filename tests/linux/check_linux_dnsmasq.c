@@ -160,6 +160,35 @@ static struct network_info test_info_ipv6(void) {
 
 static void on_ready(void *data, int status) { *(int *)data = status; }
 
+// A restart's spawn handed to dnsmasq_options.offload, as the backend's
+// worker takes it: held until the test runs it (release_held()), so the
+// test decides what happens meanwhile.
+static struct {
+    bool offloaded; // start_with() sets offload
+    void (*run)(void *arg);
+    void (*done)(void *arg);
+    void *arg;
+    pthread_t loop;     // the thread that runs the loop
+    bool ran_elsewhere; // run() ran on another thread
+} held;
+
+static void hold_job(void *ctx, void (*job)(void *arg), void (*done)(void *arg),
+                     void *arg) {
+    (void)ctx;
+    // One restart's spawn in flight at a time.
+    ck_assert_ptr_null(held.run);
+    held.run = job;
+    held.done = done;
+    held.arg = arg;
+}
+
+static void *run_held(void *data) {
+    (void)data;
+    held.ran_elsewhere = !pthread_equal(pthread_self(), held.loop);
+    held.run(held.arg);
+    return NULL;
+}
+
 // Starts dnsmasq and runs the loop until it is ready or has failed (the
 // handle is then stopped, as the backend does).
 static int start_with(const char *dnsmasq_path,
@@ -169,6 +198,7 @@ static int start_with(const char *dnsmasq_path,
         .event = event,
         .runtime_dir = runtime_dir,
         .dnsmasq_path = dnsmasq_path,
+        .offload = held.offloaded ? hold_job : NULL,
     };
     struct dnsmasq *d = NULL;
     int ready = 1;
@@ -473,6 +503,197 @@ START_TEST(test_restart_after_kill) {
 }
 END_TEST
 
+// Runs the loop until a restart's spawn is held (15 s at most).
+static void wait_held(void) {
+    uint64_t deadline = now_usec() + 15 * 1000000ull;
+
+    while (held.run == NULL && now_usec() < deadline)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    ck_assert_msg(held.run != NULL, "no restart was handed off the loop");
+}
+
+// Runs the held spawn on a thread of its own, then its done on the loop's.
+static void release_held(void) {
+    void (*done)(void *arg) = held.done;
+    void *arg = held.arg;
+    pthread_t thread;
+
+    ck_assert_ptr_nonnull(held.run);
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_held, NULL), 0);
+    ck_assert_int_eq(pthread_join(thread, NULL), 0);
+    ck_assert(held.ran_elsewhere);
+    held.run = NULL;
+    held.done = NULL;
+    done(arg);
+}
+
+// Runs the loop until the instance is another than before (15 s at most).
+static void wait_new_pid(struct dnsmasq *d, pid_t before) {
+    uint64_t deadline = now_usec() + 15 * 1000000ull;
+
+    while ((dnsmasq_pid(d) == 0 || dnsmasq_pid(d) == before) &&
+           now_usec() < deadline) {
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+        if (held.run != NULL)
+            release_held();
+    }
+    ck_assert_int_ne(dnsmasq_pid(d), 0);
+    ck_assert_int_ne(dnsmasq_pid(d), before);
+}
+
+// No process runs the network's config any more.
+static bool none_runs(void) {
+    char out[256];
+
+    return capture(out, sizeof(out), "pgrep -f -- '--conf-[f]ile=%s/'",
+                   network_dir) == 1;
+}
+
+START_TEST(test_restart_spawns_off_the_loop) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d;
+    char address[16];
+    pid_t first;
+
+    held.offloaded = true;
+    held.loop = pthread_self();
+    d = start(&config, &info);
+    first = dnsmasq_pid(d);
+    ck_assert_int_eq(kill(first, SIGKILL), 0);
+    wait_held();
+    // Until the spawn is done, nothing runs and the loop goes on.
+    ck_assert_int_eq(dnsmasq_pid(d), 0);
+    ck_assert_int_eq(sd_event_run(event, 10000) >= 0, 1);
+    release_held();
+    ck_assert_int_ne(dnsmasq_pid(d), 0);
+    ck_assert_int_ne(dnsmasq_pid(d), first);
+    ck_assert(process_alive(dnsmasq_pid(d)));
+    ck_assert(!dnsmasq_failed(d));
+    guest_lease(address);
+    ck_assert_uint_ge(ip(address), ip(DHCP_FIRST));
+    dnsmasq_stop(d);
+    ck_assert(!path_exists(network_dir));
+    ck_assert(none_runs());
+}
+END_TEST
+
+// dnsmasq_restart() while a restart's spawn is in flight (a repair made the
+// bridge again meanwhile): what that spawn started is restarted once more.
+START_TEST(test_restart_during_offloaded_spawn) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d;
+    char address[16];
+    pid_t first, second;
+
+    held.offloaded = true;
+    held.loop = pthread_self();
+    d = start(&config, &info);
+    first = dnsmasq_pid(d);
+    ck_assert_int_eq(kill(first, SIGKILL), 0);
+    wait_held();
+    dnsmasq_restart(d);
+    release_held();
+    second = dnsmasq_pid(d);
+    ck_assert_int_ne(second, 0);
+    ck_assert_int_ne(second, first);
+    wait_new_pid(d, second);
+    ck_assert(!dnsmasq_failed(d));
+    ck_assert(!process_alive(second));
+    guest_lease(address);
+    ck_assert_str_ne(address, "");
+    dnsmasq_stop(d);
+    ck_assert(none_runs());
+}
+END_TEST
+
+static void on_stopped(void *data) { *(bool *)data = true; }
+
+// dnsmasq_stop_async() while a restart's spawn is in flight: the stop ends
+// what the spawn started, and then tells.
+START_TEST(test_stop_async_during_offloaded_spawn) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    uint64_t deadline = now_usec() + 10 * 1000000ull;
+    bool stopped = false;
+    struct dnsmasq *d;
+
+    held.offloaded = true;
+    held.loop = pthread_self();
+    d = start(&config, &info);
+    ck_assert_int_eq(kill(dnsmasq_pid(d), SIGKILL), 0);
+    wait_held();
+    dnsmasq_stop_async(d, on_stopped, &stopped);
+    ck_assert(!stopped);
+    release_held();
+    while (!stopped && now_usec() < deadline)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    ck_assert(stopped);
+    ck_assert(!path_exists(network_dir));
+    ck_assert(none_runs());
+}
+END_TEST
+
+static void *run_held_later(void *data) {
+    (void)data;
+    usleep(200 * 1000);
+    return run_held(NULL);
+}
+
+// dnsmasq_stop() (the broker's exit, its worker's done calls dropped) while
+// a restart's spawn runs on another thread: it waits for the spawn and
+// ends its process too.
+START_TEST(test_stop_during_offloaded_spawn) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d;
+    pthread_t thread;
+
+    held.offloaded = true;
+    held.loop = pthread_self();
+    d = start(&config, &info);
+    ck_assert_int_eq(kill(dnsmasq_pid(d), SIGKILL), 0);
+    wait_held();
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_held_later, NULL), 0);
+    dnsmasq_stop(d);
+    ck_assert_int_eq(pthread_join(thread, NULL), 0);
+    ck_assert(held.ran_elsewhere);
+    ck_assert(!path_exists(network_dir));
+    ck_assert(none_runs());
+}
+END_TEST
+
+// The give-up accounting holds with restarts spawned off the loop.
+START_TEST(test_gives_up_off_the_loop) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d = NULL;
+    char fake[PATH_MAX];
+    char spawns[PATH_MAX];
+    uint64_t started = now_usec();
+    uint64_t deadline = started + 60 * 1000000ull;
+
+    held.offloaded = true;
+    held.loop = pthread_self();
+    snprintf(fake, sizeof(fake), "%s/dies-soon.sh", work_dir);
+    snprintf(spawns, sizeof(spawns), "%s/spawns", work_dir);
+    unlink(spawns);
+    ck_assert_int_eq(start_with(fake, &config, &info, &d), 0);
+    while (!dnsmasq_failed(d) && now_usec() < deadline) {
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+        if (held.run != NULL)
+            release_held();
+    }
+    ck_assert(dnsmasq_failed(d));
+    ck_assert_int_eq(dnsmasq_pid(d), 0);
+    ck_assert_int_eq(count_lines(spawns), 5);
+    ck_assert_uint_ge(now_usec() - started, 4 * 1000000ull);
+    dnsmasq_stop(d);
+    ck_assert(!path_exists(network_dir));
+}
+END_TEST
+
 START_TEST(test_gives_up_after_five_failures) {
     struct network_config config = test_config();
     struct network_info info = test_info();
@@ -750,6 +971,11 @@ static Suite *linux_dnsmasq_suite(void) {
     tcase_add_test(dnsmasq, test_ipv6_slaac);
     tcase_add_test(dnsmasq, test_restart_after_kill);
     tcase_add_test(dnsmasq, test_gives_up_after_five_failures);
+    tcase_add_test(dnsmasq, test_restart_spawns_off_the_loop);
+    tcase_add_test(dnsmasq, test_restart_during_offloaded_spawn);
+    tcase_add_test(dnsmasq, test_stop_async_during_offloaded_spawn);
+    tcase_add_test(dnsmasq, test_stop_during_offloaded_spawn);
+    tcase_add_test(dnsmasq, test_gives_up_off_the_loop);
     tcase_add_test(dnsmasq, test_start_failure_logs_and_leaves_nothing);
     tcase_add_test(dnsmasq, test_start_failure_port_taken);
     tcase_add_test(dnsmasq, test_stop_leaves_nothing);
