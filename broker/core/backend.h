@@ -110,10 +110,12 @@ struct network_backend_ops {
     int (*leases)(void *ctx, void *handle, struct lease_info **leases,
                   size_t *n);
     // Optional. interface_exists() may count an interface whose last
-    // descriptor the backend is still closing; this waits until such
-    // closes are done so it is exact. Called only when a peer or user is
-    // at its interface limit, where exactness matters.
-    void (*settle_interfaces)(void *ctx);
+    // descriptor the backend is still closing; this calls done(data) once
+    // every close started before the call is done, so the count is exact
+    // (maybe before returning; never waiting: the closes are the backend's
+    // to finish). Called only when a peer or user is at its interface
+    // limit, where exactness matters.
+    void (*settle_interfaces)(void *ctx, void (*done)(void *data), void *data);
     // Optional (NULL: every network is removed when the broker exits).
     // Leaves a ready network running for the next broker to adopt (its
     // bridge has live ports: a VM must not lose its network because the

@@ -334,14 +334,14 @@ static void remove_slot(struct peer *peer, struct network *network) {
 
 static void open_interface_on(struct broker *broker, struct peer *peer,
                               struct network *network, bool release,
-                              broker_done_fn done, void *data);
+                              bool settled, broker_done_fn done, void *data);
 
 // The request's network is ready: answer it.
 static void complete(struct broker *broker, struct peer *peer,
                      struct network *network, bool open_interface, bool release,
                      broker_done_fn done, void *data) {
     if (open_interface)
-        open_interface_on(broker, peer, network, release, done, data);
+        open_interface_on(broker, peer, network, release, false, done, data);
     else
         finish(done, data, BROKER_OK, network, NULL);
 }
@@ -766,18 +766,25 @@ static void fail_open(struct broker *broker, struct peer *peer,
     done(data, &result);
 }
 
+// Unlinks open from the broker's list.
+static void unlink_open(struct broker *broker, struct pending_open *open) {
+    struct pending_open **p;
+
+    for (p = &broker->opens; *p != open; p = &(*p)->next)
+        ;
+    *p = open->next;
+}
+
 static void on_interface_opened(void *data, int status,
                                 const struct interface_info *info, int fd,
                                 const char *message) {
-    struct pending_open *open = data, **p;
+    struct pending_open *open = data;
     struct broker *broker = open->broker;
     struct peer *peer = open->peer;
     struct broker_result result = {.status = status, .fd = fd};
     size_t slot = 0;
 
-    for (p = &broker->opens; *p != open; p = &(*p)->next)
-        ;
-    *p = open->next;
+    unlink_open(broker, open);
     broker->generation++;
     if (peer == NULL) {
         // The peer left while it was being made: nobody will use it.
@@ -813,8 +820,25 @@ static void on_interface_opened(void *data, int status,
     free(open);
 }
 
+// The backend has settled its closing interfaces: the open goes on, with
+// exact counts, unless its peer has gone meanwhile (then its references
+// went with it).
+static void on_interfaces_settled(void *data) {
+    struct pending_open *open = data;
+
+    unlink_open(open->broker, open);
+    if (open->peer != NULL)
+        open_interface_on(open->broker, open->peer, open->network,
+                          open->release, true, open->done, open->data);
+    free(open);
+}
+
+// At a limit, an interface just closed may still count until the backend
+// has closed its own copy: settled (false the first time) says whether the
+// backend was asked to finish those closes, which the open then waits for
+// without blocking anyone else.
 static void open_interface_on(struct broker *broker, struct peer *peer,
-                              struct network *n, bool release,
+                              struct network *n, bool release, bool settled,
                               broker_done_fn done, void *data) {
     const char *name = n->config.name;
     struct broker_result result = {.status = BROKER_ERR_INTERNAL, .fd = -1};
@@ -824,10 +848,22 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
 
     if ((peer->n_interfaces >= PEER_MAX_INTERFACES ||
          user_count >= USER_MAX_INTERFACES) &&
-        broker->options.backend->settle_interfaces != NULL) {
-        // At the limit: make sure interfaces just closed are not counted.
-        broker->options.backend->settle_interfaces(broker->options.backend_ctx);
-        user_count = uid_interfaces(broker, peer->cred.uid);
+        broker->options.backend->settle_interfaces != NULL && !settled) {
+        open = calloc(1, sizeof(*open));
+        if (open == NULL)
+            goto out;
+        open->broker = broker;
+        open->peer = peer;
+        open->network = n;
+        open->release = release;
+        open->done = done;
+        open->data = data;
+        open->next = broker->opens;
+        broker->opens = open;
+        // May call back before returning; nothing may follow.
+        broker->options.backend->settle_interfaces(broker->options.backend_ctx,
+                                                   on_interfaces_settled, open);
+        return;
     }
     if (peer->n_interfaces >= PEER_MAX_INTERFACES ||
         user_count >= USER_MAX_INTERFACES) {

@@ -141,7 +141,6 @@ struct sent_fd {
     int fd;
     char name[IFNAMSIZ];
     bool queued; // the loop asked the worker to close it
-    bool closed; // the worker did (read under the worker's lock)
     struct sent_fd *next;
 };
 
@@ -2515,25 +2514,46 @@ linux_network_open_interface(void *ctx, void *handle, const char *network_name,
 }
 
 // An interface whose close is still queued may be counted: only at a limit
-// does that matter, and linux_settle_interfaces() then waits.
+// does that matter, and linux_settle_interfaces() then lets that open wait.
 static bool linux_interface_exists(void *ctx, const char *name) {
     (void)ctx;
     return if_nametoindex(name) != 0;
 }
 
-static void linux_settle_interfaces(void *ctx) {
-    struct linux_backend *backend = ctx;
+struct settle {
+    void (*done)(void *data);
+    void *data;
+};
 
-    for (struct sent_fd *s = backend->sent; s != NULL; s = s->next) {
-        if (s->queued)
-            linux_worker_wait_for(backend->closer, &s->closed);
+static void settle_run(void *data) { (void)data; }
+
+static void settle_done(void *data) {
+    struct settle *settle = data;
+
+    settle->done(settle->data);
+    free(settle);
+}
+
+// The closer runs its jobs in order: once a job queued now has run, every
+// close queued before it has too (and its device is gone).
+static void linux_settle_interfaces(void *ctx, void (*done)(void *data),
+                                    void *data) {
+    struct linux_backend *backend = ctx;
+    struct settle *settle = malloc(sizeof(*settle));
+
+    if (settle == NULL) {
+        // Counted with the closes still pending: at worst a refusal.
+        done(data);
+        return;
     }
+    settle->done = done;
+    settle->data = data;
+    linux_worker_queue(backend->closer, settle_run, settle_done, settle);
 }
 
 static void close_sent(void *data) {
     struct sent_fd *s = data;
     close(s->fd);
-    s->closed = true;
 }
 
 static void forget_sent(void *data) {

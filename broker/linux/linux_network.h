@@ -112,7 +112,8 @@ int network_restore_rules(struct linux_backend *backend,
 // sent it (or given up), on the worker: when the client has already closed
 // its copy, this close removes the device, which waits for an RCU grace
 // period (tens of ms). Interface counts stay exact: interface_exists() of
-// an interface whose close is still pending waits for that close.
+// an interface whose close is still pending may count until then, and an
+// open at a limit waits (settle_interfaces, without blocking the loop).
 void linux_backend_close_sent(struct linux_backend *backend, int fd);
 
 extern const struct network_backend_ops

@@ -25,7 +25,6 @@ struct linux_worker {
     pthread_mutex_t lock;
     pthread_cond_t wake;     // a job was queued, or stop
     pthread_cond_t idle;     // the queue is empty and nothing runs
-    pthread_cond_t progress; // a job has run
     struct job *queued, **queued_tail;
     struct job *finished, **finished_tail;
     bool running; // a job is being run
@@ -57,7 +56,6 @@ static void *worker_main(void *data) {
         job->run(job->arg);
         pthread_mutex_lock(&w->lock);
         w->running = false;
-        pthread_cond_broadcast(&w->progress);
         job->next = NULL;
         *w->finished_tail = job;
         w->finished_tail = &job->next;
@@ -113,7 +111,6 @@ int linux_worker_new(sd_event *event, struct linux_worker **out) {
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->idle, NULL);
-    pthread_cond_init(&w->progress, NULL);
     w->queued_tail = &w->queued;
     w->finished_tail = &w->finished;
     w->eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -143,15 +140,6 @@ out:
         free(w);
     }
     return r;
-}
-
-void linux_worker_wait_for(struct linux_worker *w, const bool *flag) {
-    if (w == NULL)
-        return;
-    pthread_mutex_lock(&w->lock);
-    while (!*flag)
-        pthread_cond_wait(&w->progress, &w->lock);
-    pthread_mutex_unlock(&w->lock);
 }
 
 void linux_worker_drain(struct linux_worker *w) {
@@ -184,7 +172,6 @@ void linux_worker_free(struct linux_worker *w) {
     close(w->eventfd);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->idle);
-    pthread_cond_destroy(&w->progress);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }

@@ -25,11 +25,6 @@ void linux_worker_free(struct linux_worker *worker);
 void linux_worker_queue(struct linux_worker *worker, linux_job_fn run,
                         linux_job_fn done, void *arg);
 
-// Blocks until *flag, which a job's run sets, is true. For the rare wait
-// that exactness needs (see linux_backend_close_sent()). Returns at once
-// with worker NULL.
-void linux_worker_wait_for(struct linux_worker *worker, const bool *flag);
-
 // Waits until every job queued so far has run, and drops their pending
 // done calls: for the broker's exit, when what they would finish is
 // abandoned. Accepts NULL.

@@ -306,6 +306,44 @@ START_TEST(test_limit_waits_for_closing_interfaces) {
 }
 END_TEST
 
+// A settle that takes time keeps only that open waiting: another peer is
+// answered meanwhile, and a peer that leaves while its open waits is
+// dropped cleanly when the settle ends.
+START_TEST(test_limit_settle_waits_without_blocking) {
+    struct peer *a = connect_root(100);
+    struct peer *b = connect_root(101);
+    struct answer answer = {0}, waiting = {0}, other = {0};
+
+    backend.async = false;
+    for (int i = 0; i < PEER_MAX_INTERFACES; i++) {
+        broker_open_interface_async(broker, a, "net1", T0, on_answer, &answer);
+        ck_assert_int_eq(answer.result.status, BROKER_OK);
+    }
+    backend.interface_closing[3] = true;
+    backend.async_settle = true;
+    broker_open_interface_async(broker, a, "net1", T0, on_answer, &waiting);
+    ck_assert_uint_eq(backend.settles, 1);
+    ck_assert_uint_eq(waiting.calls, 0);
+    // Another peer's request is answered while the settle runs.
+    broker_acquire_async(broker, b, "net1", T0, on_answer, &other);
+    ck_assert_uint_eq(other.calls, 1);
+    ck_assert_int_eq(other.result.status, BROKER_OK);
+    ck_assert(fake_finish_settle(&backend));
+    ck_assert_uint_eq(waiting.calls, 1);
+    ck_assert_int_eq(waiting.result.status, BROKER_OK);
+
+    // At the limit again, and gone before the settle ends.
+    backend.interface_closing[5] = true;
+    memset(&waiting, 0, sizeof(waiting));
+    broker_open_interface_async(broker, a, "net1", T0, on_answer, &waiting);
+    ck_assert_uint_eq(backend.settles, 2);
+    broker_peer_disconnect(broker, a, T0);
+    ck_assert(fake_finish_settle(&backend));
+    ck_assert_uint_eq(waiting.calls, 0);
+    ck_assert_uint_eq(network_get_peers(find_network("net1")), 1);
+}
+END_TEST
+
 START_TEST(test_interface_opened_later) {
     struct peer *a = connect_root(100);
     struct peer *b = connect_root(101);
@@ -411,6 +449,7 @@ int main(void) {
     tcase_add_test(tc, test_stop_while_busy_abandons);
     tcase_add_test(tc, test_generation_moves_on_change);
     tcase_add_test(tc, test_limit_waits_for_closing_interfaces);
+    tcase_add_test(tc, test_limit_settle_waits_without_blocking);
     tcase_add_test(tc, test_interface_opened_later);
     tcase_add_test(tc, test_acquire_waits_for_a_parse);
     tcase_add_test(tc, test_parse_wait_repeats_until_parsed);

@@ -73,6 +73,10 @@ struct fake_backend {
     // backend's own copy is still being closed).
     bool interface_closing[256];
     unsigned settles;
+    // Settles wait for fake_finish_settle() (the closes take time).
+    bool async_settle;
+    void (*settle_done)(void *data);
+    void *settle_data;
     // Asynchronous interfaces: opens wait for fake_finish_open().
     bool async_interfaces;
     bool open_pending;
@@ -300,15 +304,31 @@ static inline bool fake_interface_exists(void *ctx, const char *name) {
            backend->interface_alive[n];
 }
 
-static inline void fake_settle_interfaces(void *ctx) {
-    struct fake_backend *backend = ctx;
+// Ends the closes a settle waits for and tells the core.
+static inline bool fake_finish_settle(struct fake_backend *backend) {
+    void (*done)(void *) = backend->settle_done;
 
-    backend->settles++;
+    if (done == NULL)
+        return false;
+    backend->settle_done = NULL;
     for (unsigned i = 0; i < 256; i++) {
         if (backend->interface_closing[i])
             backend->interface_alive[i] = false;
         backend->interface_closing[i] = false;
     }
+    done(backend->settle_data);
+    return true;
+}
+
+static inline void fake_settle_interfaces(void *ctx, void (*done)(void *),
+                                          void *data) {
+    struct fake_backend *backend = ctx;
+
+    backend->settles++;
+    backend->settle_done = done;
+    backend->settle_data = data;
+    if (!backend->async_settle)
+        fake_finish_settle(backend);
 }
 
 static const struct network_backend_ops fake_backend_ops = {
