@@ -79,6 +79,10 @@ struct dnsmasq {
     void *health_ctx;
     // dnsmasq_restart() ended the instance: its exit is no failure.
     bool restarting;
+    // The start time (clock ticks after boot) of the process start_pid,
+    // read once per process for the state file (loop only).
+    pid_t start_pid;
+    unsigned long long start_time;
     // Starting: the first instance has not written its pid file yet.
     dnsmasq_ready_fn ready;
     void *ready_data;
@@ -1209,6 +1213,16 @@ static void begin_stop(struct dnsmasq *d) {
 }
 
 pid_t dnsmasq_pid(const struct dnsmasq *d) { return d->pid; }
+
+unsigned long long dnsmasq_start_time(struct dnsmasq *d) {
+    if (d->pid != d->start_pid) {
+        d->start_pid = d->pid;
+        if (d->pid <= 0 ||
+            dnsmasq_process_start_time(d->pid, &d->start_time) < 0)
+            d->start_time = 0;
+    }
+    return d->start_time;
+}
 
 bool dnsmasq_failed(const struct dnsmasq *d) { return d->failed; }
 

@@ -96,6 +96,10 @@ void dnsmasq_stop(struct dnsmasq *d);
 // supervision gave up.
 pid_t dnsmasq_pid(const struct dnsmasq *d);
 
+// The start time of that process (field 22 of /proc/PID/stat), read once
+// per process; 0 when none runs or it cannot be read. Loop only.
+unsigned long long dnsmasq_start_time(struct dnsmasq *d);
+
 // True once dnsmasq failed 5 times in a row and is no longer restarted.
 bool dnsmasq_failed(const struct dnsmasq *d);
 

@@ -347,8 +347,11 @@ static void write_state(struct linux_backend *backend) {
         e->persistent = l->config.persistent;
         e->info = l->made;
         e->dnsmasq_pid = l->dnsmasq != NULL ? dnsmasq_pid(l->dnsmasq) : 0;
-        if (e->dnsmasq_pid > 0 &&
-            dnsmasq_process_start_time(e->dnsmasq_pid, &e->dnsmasq_start) < 0)
+        // Cached per process: the file is written on every change, and a
+        // read of /proc per network each time would grow with the networks.
+        e->dnsmasq_start =
+            e->dnsmasq_pid > 0 ? dnsmasq_start_time(l->dnsmasq) : 0;
+        if (e->dnsmasq_start == 0)
             e->dnsmasq_pid = 0;
     }
     networks_state_write(backend->runtime_dir_fd, entries, n);
