@@ -833,6 +833,26 @@ static void on_interfaces_settled(void *data) {
     free(open);
 }
 
+// A pending open of an interface on n for peer, listed (so a disconnect
+// finds it), or NULL without memory.
+static struct pending_open *new_open(struct broker *broker, struct peer *peer,
+                                     struct network *n, bool release,
+                                     broker_done_fn done, void *data) {
+    struct pending_open *open = calloc(1, sizeof(*open));
+
+    if (open == NULL)
+        return NULL;
+    open->broker = broker;
+    open->peer = peer;
+    open->network = n;
+    open->release = release;
+    open->done = done;
+    open->data = data;
+    open->next = broker->opens;
+    broker->opens = open;
+    return open;
+}
+
 // At a limit, an interface just closed may still count until the backend
 // has closed its own copy: settled (false the first time) says whether the
 // backend was asked to finish those closes, which the open then waits for
@@ -849,17 +869,9 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
     if ((peer->n_interfaces >= PEER_MAX_INTERFACES ||
          user_count >= USER_MAX_INTERFACES) &&
         broker->options.backend->settle_interfaces != NULL && !settled) {
-        open = calloc(1, sizeof(*open));
+        open = new_open(broker, peer, n, release, done, data);
         if (open == NULL)
             goto out;
-        open->broker = broker;
-        open->peer = peer;
-        open->network = n;
-        open->release = release;
-        open->done = done;
-        open->data = data;
-        open->next = broker->opens;
-        broker->opens = open;
         // May call back before returning; nothing may follow.
         broker->options.backend->settle_interfaces(broker->options.backend_ctx,
                                                    on_interfaces_settled, open);
@@ -886,18 +898,10 @@ static void open_interface_on(struct broker *broker, struct peer *peer,
             goto out;
     }
     index = free_index(broker, peer->cred.uid, name);
-    open = calloc(1, sizeof(*open));
+    open = new_open(broker, peer, n, release, done, data);
     if (open == NULL)
         goto out;
-    open->broker = broker;
-    open->peer = peer;
-    open->network = n;
     open->index = index;
-    open->release = release;
-    open->done = done;
-    open->data = data;
-    open->next = broker->opens;
-    broker->opens = open;
     strcpy(peer->interfaces[peer->n_interfaces].network, name);
     peer->interfaces[peer->n_interfaces].index = index;
     peer->interfaces[peer->n_interfaces].name[0] = '\0';

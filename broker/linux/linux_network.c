@@ -109,6 +109,8 @@ struct linux_backend {
     bool nft_dirty;
     bool table_check_queued;
     bool table_check_again;
+    // A foreign deletion was seen in the events read in this turn.
+    bool nft_check;
     // Written by the check on the worker, read in its done: the table was
     // damaged and made again, or could not be.
     bool table_recreated;
@@ -704,45 +706,58 @@ static void bridge_event(struct linux_backend *backend,
     }
 }
 
-static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
-                         void *data) {
-    struct linux_backend *backend = data;
+// Reads every message waiting on a netlink socket, passing each to
+// handle; true when the kernel dropped some (ENOBUFS: the socket was full).
+static bool read_netlink(struct linux_backend *backend, int fd,
+                         void (*handle)(struct linux_backend *backend,
+                                        const struct nlmsghdr *hdr)) {
     char buffer[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
     bool lost = false;
     ssize_t n;
 
-    (void)source;
-    (void)revents;
     while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
         if (n < 0) {
-            // ENOBUFS: events were lost; the next TAP's creation sweeps
-            // whatever chain they would have removed, the ports are
-            // counted again and every bridge is looked at.
             if (errno == ENOBUFS) {
                 lost = true;
-                for (struct linux_network *network = backend->watched;
-                     network != NULL; network = network->next_watched)
-                    queue_repair(network);
                 continue;
             }
             break;
         }
         for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
-             NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
-            // bridge_event() checks each message's length itself: it also
-            // takes address removals.
-            bridge_event(backend, hdr);
-            if ((hdr->nlmsg_type != RTM_DELLINK &&
-                 hdr->nlmsg_type != RTM_NEWLINK) ||
-                hdr->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
-                continue;
-            if (hdr->nlmsg_type == RTM_DELLINK)
-                link_removed(backend, hdr);
-            link_master(backend, hdr);
-        }
+             NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n))
+            handle(backend, hdr);
     }
-    if (lost)
+    return lost;
+}
+
+static void link_message(struct linux_backend *backend,
+                         const struct nlmsghdr *hdr) {
+    // bridge_event() checks each message's length itself: it also takes
+    // address removals.
+    bridge_event(backend, hdr);
+    if ((hdr->nlmsg_type != RTM_DELLINK && hdr->nlmsg_type != RTM_NEWLINK) ||
+        hdr->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+        return;
+    if (hdr->nlmsg_type == RTM_DELLINK)
+        link_removed(backend, hdr);
+    link_master(backend, hdr);
+}
+
+static int on_link_event(sd_event_source *source, int fd, uint32_t revents,
+                         void *data) {
+    struct linux_backend *backend = data;
+
+    (void)source;
+    (void)revents;
+    // Events were lost: the next TAP's creation sweeps whatever chain they
+    // would have removed, the ports are counted again and every bridge is
+    // looked at.
+    if (read_netlink(backend, fd, link_message)) {
+        for (struct linux_network *network = backend->watched; network != NULL;
+             network = network->next_watched)
+            queue_repair(network);
         queue_resync_ports(backend);
+    }
     return 0;
 }
 
@@ -1165,50 +1180,43 @@ static int adopt_and_clean(struct linux_backend *backend,
 // something of the broker's table (`nft flush ruleset`, as restarting
 // nftables.service does), the table is checked on the worker, once per
 // burst of transactions.
+static void nft_message(struct linux_backend *backend,
+                        const struct nlmsghdr *hdr) {
+    if (NFNL_SUBSYS_ID(hdr->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+        return;
+    switch (NFNL_MSG_TYPE(hdr->nlmsg_type)) {
+    case NFT_MSG_DELTABLE:
+    case NFT_MSG_DELCHAIN:
+    case NFT_MSG_DELRULE:
+    case NFT_MSG_DELSET:
+    case NFT_MSG_DELSETELEM:
+        if (deletes_in_own_table(hdr))
+            backend->nft_dirty = true;
+        break;
+    case NFT_MSG_NEWGEN:
+        // The transaction's last message says whose it was.
+        if (backend->nft_dirty && !own_thread(newgen_pid(hdr)))
+            backend->nft_check = true;
+        backend->nft_dirty = false;
+        break;
+    default:
+        break;
+    }
+}
+
 static int on_nft_event(sd_event_source *source, int fd, uint32_t revents,
                         void *data) {
     struct linux_backend *backend = data;
-    char buffer[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
-    bool check = false;
-    ssize_t n;
 
     (void)source;
     (void)revents;
-    while ((n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT)) != 0) {
-        if (n < 0) {
-            // Events were lost: any of them may have been a deletion.
-            if (errno == ENOBUFS) {
-                check = true;
-                continue;
-            }
-            break;
-        }
-        for (struct nlmsghdr *hdr = (struct nlmsghdr *)buffer;
-             NLMSG_OK(hdr, (size_t)n); hdr = NLMSG_NEXT(hdr, n)) {
-            if (NFNL_SUBSYS_ID(hdr->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
-                continue;
-            switch (NFNL_MSG_TYPE(hdr->nlmsg_type)) {
-            case NFT_MSG_DELTABLE:
-            case NFT_MSG_DELCHAIN:
-            case NFT_MSG_DELRULE:
-            case NFT_MSG_DELSET:
-            case NFT_MSG_DELSETELEM:
-                if (deletes_in_own_table(hdr))
-                    backend->nft_dirty = true;
-                break;
-            case NFT_MSG_NEWGEN:
-                // The transaction's last message says whose it was.
-                if (backend->nft_dirty && !own_thread(newgen_pid(hdr)))
-                    check = true;
-                backend->nft_dirty = false;
-                break;
-            default:
-                break;
-            }
-        }
-    }
-    if (check)
+    // Events lost: any of them may have been a deletion.
+    if (read_netlink(backend, fd, nft_message))
+        backend->nft_check = true;
+    if (backend->nft_check) {
+        backend->nft_check = false;
         queue_table_check(backend);
+    }
     return 0;
 }
 
