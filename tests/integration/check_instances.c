@@ -179,24 +179,18 @@ static json_t *acquire_network(const struct harness_broker *broker,
     return network;
 }
 
-static const char *field(const json_t *network, const char *key) {
-    const char *value = json_string_value(json_object_get(network, key));
-
-    ck_assert_msg(value != NULL, "no %s in the reply", key);
-    return value;
-}
-
 // A guest on network's bridge with a lease from that network's dnsmasq.
 static const char *dhcp_guest(struct topology *topology, const json_t *network,
                               struct topology_lease *lease) {
-    const char *guest =
-        topology_add_guest(topology, field(network, "bridge"), NULL);
+    const char *guest = topology_add_guest(
+        topology, harness_network_field(network, "bridge"), NULL);
 
     ck_assert_msg(guest != NULL, "cannot add a guest on %s",
-                  field(network, "bridge"));
+                  harness_network_field(network, "bridge"));
     ck_assert_msg(topology_dhcp(topology, guest, NULL, lease),
-                  "no lease for the guest on %s", field(network, "bridge"));
-    ck_assert_str_eq(lease->router, field(network, "gateway"));
+                  "no lease for the guest on %s",
+                  harness_network_field(network, "bridge"));
+    ck_assert_str_eq(lease->router, harness_network_field(network, "gateway"));
     return guest;
 }
 
@@ -307,7 +301,7 @@ START_TEST(test_guests_of_both_get_leases_and_nat) {
                                        8000 + (unsigned)i,
                                        HARNESS_WAIT_SECONDS),
                       "guest on %s does not reach the outside",
-                      field(network[i], "bridge"));
+                      harness_network_field(network[i], "bridge"));
         {
             char peer[64];
             ck_assert(topology_listener_peer(&listener, HARNESS_WAIT_SECONDS,

@@ -68,27 +68,9 @@ static void teardown(void) {
 
 // ---- Local helpers ---------------------------------------------------------
 
-// Acquires name on the test's connection and returns the reply's network
-// object (the caller owns it).
+// Acquires name on the test's connection (the caller owns the network).
 static json_t *acquire(const char *name) {
-    json_t *reply;
-    json_t *network;
-
-    if (connection < 0)
-        connection = harness_raw_connect(broker->socket_path);
-    ck_assert_int_ge(connection, 0);
-    reply = harness_raw_acquire(connection, name);
-    ck_assert_msg(harness_reply_network_name(reply) != NULL,
-                  "cannot acquire %s (log: %s)", name, broker->log_path);
-    network = json_incref(json_object_get(reply, "network"));
-    json_decref(reply);
-    return network;
-}
-
-static const char *field(const json_t *network, const char *key) {
-    const char *value = json_string_value(json_object_get(network, key));
-    ck_assert_msg(value != NULL, "the network has no \"%s\"", key);
-    return value;
+    return harness_acquire_network(broker, &connection, name);
 }
 
 static uint32_t ipv4(const char *text) {
@@ -102,8 +84,10 @@ static uint32_t ipv4(const char *text) {
 static void ipv6_gateway(const json_t *network, char *out, size_t size) {
     struct in6_addr address;
 
-    ck_assert_int_eq(
-        inet_pton(AF_INET6, field(network, "ipv6_prefix"), &address), 1);
+    ck_assert_int_eq(inet_pton(AF_INET6,
+                               harness_network_field(network, "ipv6_prefix"),
+                               &address),
+                     1);
     address.s6_addr[15] = 1;
     ck_assert_ptr_nonnull(inet_ntop(AF_INET6, &address, out, (socklen_t)size));
 }
@@ -115,10 +99,10 @@ static const char *add_outside(void) {
 }
 
 static const char *add_guest(const json_t *network, const char *mac) {
-    const char *ns =
-        topology_add_guest(topology, field(network, "bridge"), mac);
+    const char *ns = topology_add_guest(
+        topology, harness_network_field(network, "bridge"), mac);
     ck_assert_msg(ns != NULL, "cannot attach a guest to %s",
-                  field(network, "bridge"));
+                  harness_network_field(network, "bridge"));
     return ns;
 }
 
@@ -134,14 +118,16 @@ static void assert_lease_in_range(const struct topology_lease *lease,
                                   const json_t *network) {
     uint32_t address = ipv4(lease->address);
 
-    ck_assert_msg(address >= ipv4(field(network, "dhcp_start")) &&
-                      address <= ipv4(field(network, "dhcp_end")),
-                  "lease %s outside %s-%s", lease->address,
-                  field(network, "dhcp_start"), field(network, "dhcp_end"));
+    ck_assert_msg(
+        address >= ipv4(harness_network_field(network, "dhcp_start")) &&
+            address <= ipv4(harness_network_field(network, "dhcp_end")),
+        "lease %s outside %s-%s", lease->address,
+        harness_network_field(network, "dhcp_start"),
+        harness_network_field(network, "dhcp_end"));
     ck_assert_uint_eq(lease->prefix_len, json_integer_value(json_object_get(
                                              network, "prefix_length")));
-    ck_assert_str_eq(lease->router, field(network, "gateway"));
-    ck_assert_str_eq(lease->dns, field(network, "dns"));
+    ck_assert_str_eq(lease->router, harness_network_field(network, "gateway"));
+    ck_assert_str_eq(lease->dns, harness_network_field(network, "dns"));
 }
 
 static void listen_in(const char *ns, unsigned port,
@@ -184,8 +170,8 @@ START_TEST(test_shared_guest_gets_lease_and_reaches_outside_through_nat) {
 
     dhcp(guest, NULL, &lease);
     assert_lease_in_range(&lease, network);
-    ck_assert(
-        topology_ping(guest, field(network, "gateway"), HARNESS_WAIT_SECONDS));
+    ck_assert(topology_ping(guest, harness_network_field(network, "gateway"),
+                            HARNESS_WAIT_SECONDS));
 
     // The outside has a route back to the guest, so only masquerade makes
     // the host's address the source.
@@ -241,10 +227,11 @@ START_TEST(test_shared_guest_gets_ipv6_and_reaches_outside_through_nat66) {
         json_integer_value(json_object_get(network, "ipv6_prefix_length")), 64);
     guest = add_guest(network, NULL);
 
-    ck_assert_msg(topology_wait_ipv6(guest, field(network, "ipv6_prefix"),
-                                     address, sizeof(address)),
-                  "no SLAAC address from %s/64 in %s",
-                  field(network, "ipv6_prefix"), guest);
+    ck_assert_msg(
+        topology_wait_ipv6(guest, harness_network_field(network, "ipv6_prefix"),
+                           address, sizeof(address)),
+        "no SLAAC address from %s/64 in %s",
+        harness_network_field(network, "ipv6_prefix"), guest);
     ipv6_gateway(network, gateway6, sizeof(gateway6));
     ck_assert(topology_ping(guest, gateway6, HARNESS_WAIT_SECONDS));
 
@@ -306,12 +293,13 @@ START_TEST(test_host_guest_reaches_gateway_but_not_outside) {
     shared_guest = add_guest(shared, NULL);
     dhcp(guest, NULL, &lease);
     assert_lease_in_range(&lease, host);
-    ck_assert(
-        topology_ping(guest, field(host, "gateway"), HARNESS_WAIT_SECONDS));
-    ck_assert_msg(topology_wait_ipv6(guest, field(host, "ipv6_prefix"), address,
-                                     sizeof(address)),
+    ck_assert(topology_ping(guest, harness_network_field(host, "gateway"),
+                            HARNESS_WAIT_SECONDS));
+    ck_assert_msg(topology_wait_ipv6(guest,
+                                     harness_network_field(host, "ipv6_prefix"),
+                                     address, sizeof(address)),
                   "no SLAAC address from %s/64 in %s",
-                  field(host, "ipv6_prefix"), guest);
+                  harness_network_field(host, "ipv6_prefix"), guest);
 
     listen_in(outside, OUTSIDE_PORT, &listener);
     ck_assert(!topology_connect(guest, TOPOLOGY_OUTSIDE_IPV4, OUTSIDE_PORT,
@@ -352,7 +340,8 @@ START_TEST(test_guests_of_different_networks_are_isolated) {
     }
     for (size_t i = 0; i < N; i++) {
         dhcp(guests[i], NULL, &leases[i]);
-        ck_assert(topology_ping(guests[i], field(networks[i], "gateway"),
+        ck_assert(topology_ping(guests[i],
+                                harness_network_field(networks[i], "gateway"),
                                 HARNESS_WAIT_SECONDS));
         listen_in(guests[i], GUEST_PORT, &listeners[i]);
     }
@@ -386,7 +375,8 @@ START_TEST(test_guests_of_different_networks_are_isolated) {
         assert_no_client(&listeners[i]);
         ck_assert(topology_connect(NULL, leases[i].address, GUEST_PORT,
                                    HARNESS_WAIT_SECONDS));
-        assert_client(&listeners[i], field(networks[i], "gateway"));
+        assert_client(&listeners[i],
+                      harness_network_field(networks[i], "gateway"));
         topology_listener_stop(&listeners[i]);
         json_decref(networks[i]);
     }
@@ -403,8 +393,10 @@ START_TEST(test_dhcp_reservation_is_honoured) {
         harness_broker_write_config(broker, STATIC_NETWORK, STATIC_CONFIG));
     harness_start(broker, IDLE);
     network = acquire(STATIC_NETWORK);
-    ck_assert_str_eq(field(network, "dhcp_start"), STATIC_RANGE_START);
-    ck_assert_str_eq(field(network, "dhcp_end"), STATIC_RANGE_END);
+    ck_assert_str_eq(harness_network_field(network, "dhcp_start"),
+                     STATIC_RANGE_START);
+    ck_assert_str_eq(harness_network_field(network, "dhcp_end"),
+                     STATIC_RANGE_END);
     reserved = add_guest(network, RESERVED_MAC);
     other = add_guest(network, NULL);
 

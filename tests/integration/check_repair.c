@@ -55,27 +55,9 @@ static void teardown(void) {
 
 // ---- Local helpers ---------------------------------------------------------
 
-// Acquires name on the test's connection and returns the reply's network
-// object (the caller owns it).
+// Acquires name on the test's connection (the caller owns the network).
 static json_t *acquire(const char *name) {
-    json_t *reply;
-    json_t *network;
-
-    if (connection < 0)
-        connection = harness_raw_connect(broker->socket_path);
-    ck_assert_int_ge(connection, 0);
-    reply = harness_raw_acquire(connection, name);
-    ck_assert_msg(harness_reply_network_name(reply) != NULL,
-                  "cannot acquire %s (log: %s)", name, broker->log_path);
-    network = json_incref(json_object_get(reply, "network"));
-    json_decref(reply);
-    return network;
-}
-
-static const char *field(const json_t *network, const char *key) {
-    const char *value = json_string_value(json_object_get(network, key));
-    ck_assert_msg(value != NULL, "the network has no \"%s\"", key);
-    return value;
+    return harness_acquire_network(broker, &connection, name);
 }
 
 // A TAP device on name, held by the test (its VM would hold it).
@@ -235,7 +217,8 @@ START_TEST(test_flushed_table_is_restored) {
     ck_assert_ptr_nonnull(outside);
     network = acquire("shared");
     tap_name = open_tap("shared");
-    guest = topology_add_guest(topology, field(network, "bridge"), NULL);
+    guest = topology_add_guest(topology,
+                               harness_network_field(network, "bridge"), NULL);
     ck_assert_ptr_nonnull(guest);
     ck_assert(topology_dhcp(topology, guest, NULL, &lease));
     assert_masqueraded(outside, guest);
@@ -270,9 +253,9 @@ START_TEST(test_deleted_bridge_is_made_again) {
 
     harness_start(broker, IDLE);
     network = acquire("shared");
-    ck_assert_str_eq(field(network, "bridge"), "vmb-shared");
+    ck_assert_str_eq(harness_network_field(network, "bridge"), "vmb-shared");
     state.name = "vmb-shared";
-    state.gateway = field(network, "gateway");
+    state.gateway = harness_network_field(network, "gateway");
     tap_name = open_tap("shared");
     ck_assert_str_eq(master_of(tap_name, master, sizeof(master)), state.name);
     link_attribute(state.name, "address", mac, sizeof(mac));
@@ -314,7 +297,8 @@ START_TEST(test_deleted_bridge_is_made_again) {
 
     // Another network still comes up, on another subnet.
     other = acquire("host");
-    ck_assert_str_ne(field(other, "subnet"), field(network, "subnet"));
+    ck_assert_str_ne(harness_network_field(other, "subnet"),
+                     harness_network_field(network, "subnet"));
     json_decref(other);
     json_decref(network);
 }
@@ -338,8 +322,8 @@ START_TEST(test_adopted_network_is_repaired) {
     outside = topology_add_outside(topology);
     ck_assert_ptr_nonnull(outside);
     network = acquire("shared");
-    state.name = field(network, "bridge");
-    state.gateway = field(network, "gateway");
+    state.name = harness_network_field(network, "bridge");
+    state.gateway = harness_network_field(network, "gateway");
     tap_name = open_tap("shared");
     link_attribute(state.name, "address", mac, sizeof(mac));
 
@@ -430,12 +414,13 @@ START_TEST(test_killed_dnsmasq_answers_again) {
     ck_assert(json_is_false(
         json_object_get(harness_status_network(status, "shared"), "degraded")));
     json_decref(status);
-    guest = topology_add_guest(topology, field(network, "bridge"), NULL);
+    guest = topology_add_guest(topology,
+                               harness_network_field(network, "bridge"), NULL);
     ck_assert_ptr_nonnull(guest);
     ck_assert_msg(topology_dhcp(topology, guest, NULL, &lease),
                   "no DHCP lease from the restarted dnsmasq (log: %s)",
                   broker->log_path);
-    ck_assert_str_eq(lease.router, field(network, "gateway"));
+    ck_assert_str_eq(lease.router, harness_network_field(network, "gateway"));
     ck_assert_int_ne(dnsmasq_pid_of("shared"), first);
     json_decref(network);
 }

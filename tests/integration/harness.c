@@ -1108,3 +1108,26 @@ bool harness_reader_wait_text(struct harness_reader *reader,
     }
     return true;
 }
+
+json_t *harness_acquire_network(const struct harness_broker *broker,
+                                int *connection, const char *name) {
+    json_t *reply;
+    json_t *network;
+
+    if (*connection < 0)
+        *connection = harness_raw_connect(broker->socket_path);
+    ck_assert_int_ge(*connection, 0);
+    reply = harness_raw_acquire(*connection, name);
+    ck_assert_msg(harness_reply_network_name(reply) != NULL,
+                  "cannot acquire %s (log: %s)", name, broker->log_path);
+    network = json_incref(json_object_get(reply, "network"));
+    json_decref(reply);
+    return network;
+}
+
+const char *harness_network_field(const json_t *network, const char *key) {
+    const char *value = json_string_value(json_object_get(network, key));
+
+    ck_assert_msg(value != NULL, "the network has no \"%s\"", key);
+    return value;
+}

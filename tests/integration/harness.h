@@ -126,6 +126,13 @@ int harness_reply_error(const json_t *reply);
 const char *harness_reply_network_name(const json_t *reply);
 // Sends an acquire of name on fd and returns the reply.
 json_t *harness_raw_acquire(int fd, const char *name);
+// Acquires name on *connection (connected to broker first when it is
+// negative) and returns the reply's network object (the caller owns it);
+// fails the test, naming the broker's log, when the reply has no network.
+json_t *harness_acquire_network(const struct harness_broker *broker,
+                                int *connection, const char *name);
+// The string value of key in a network object; fails the test without one.
+const char *harness_network_field(const json_t *network, const char *key);
 
 // ---- Client library conveniences -------------------------------------------
 
