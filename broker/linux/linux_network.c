@@ -119,6 +119,9 @@ struct linux_network {
     struct dnsmasq *dnsmasq;
     // While a removal waits for it.
     struct dnsmasq *stopping;
+    // Parts of a removal not ended yet: dnsmasq's exit and the kernel
+    // objects' teardown run at once, the last to end completes it.
+    int removal_parts;
     // The core's completion of create (while dnsmasq starts) or destroy
     // (while it stops).
     backend_create_done_fn created;
@@ -609,12 +612,13 @@ static int remove_bridge(struct linux_backend *backend,
     return nl_error_to_errno(err);
 }
 
-// On the worker: the rules, then the bridge.
+// On the worker: the bridge, then the rules (the bridge's name is gone
+// first, which is what a new creation of the network needs).
 static void teardown(void *data) {
     struct linux_network *network = data;
 
-    remove_rules(network->backend, network);
     remove_bridge(network->backend, network);
+    remove_rules(network->backend, network);
     tap_remove_marked(network->backend->sock, network->config.name);
 }
 
@@ -796,25 +800,29 @@ static void linux_network_create(void *ctx, const struct network_config *config,
     linux_worker_queue(backend->worker, build, built, network);
 }
 
-static void on_torn_down(void *data) {
-    struct linux_network *network = data;
+static void removal_part_done(struct linux_network *network) {
     backend_destroy_done_fn destroyed = network->destroyed;
     void *done_data = network->done_data;
 
+    if (--network->removal_parts > 0)
+        return;
     free(network->guests);
     free(network);
     destroyed(done_data);
 }
 
-// dnsmasq has ended: the rules and the bridge go last, on the worker.
+static void on_torn_down(void *data) { removal_part_done(data); }
+
 static void on_dnsmasq_stopped(void *data) {
     struct linux_network *network = data;
 
     network->stopping = NULL;
-    linux_worker_queue(network->backend->worker, teardown, on_torn_down,
-                       network);
+    removal_part_done(network);
 }
 
+// dnsmasq is told to stop while the worker removes the bridge and the
+// rules: waiting for its exit first kept every bridge milliseconds past its
+// idle delay. A dnsmasq that outlives its bridge only exits.
 static void linux_network_destroy(void *ctx, void *handle,
                                   backend_destroy_done_fn done, void *data) {
     struct linux_network *network = handle;
@@ -824,12 +832,14 @@ static void linux_network_destroy(void *ctx, void *handle,
     network->dnsmasq = NULL;
     network->destroyed = done;
     network->done_data = data;
-    if (dnsmasq == NULL) {
-        on_dnsmasq_stopped(network);
-        return;
-    }
-    network->stopping = dnsmasq;
-    dnsmasq_stop_async(dnsmasq, on_dnsmasq_stopped, network);
+    // Set before either part starts: either may end at once.
+    network->removal_parts = dnsmasq != NULL ? 2 : 1;
+    if (dnsmasq != NULL)
+        network->stopping = dnsmasq;
+    linux_worker_queue(network->backend->worker, teardown, on_torn_down,
+                       network);
+    if (dnsmasq != NULL)
+        dnsmasq_stop_async(dnsmasq, on_dnsmasq_stopped, network);
 }
 
 static void linux_network_abandon(void *ctx, void *handle) {
