@@ -975,6 +975,13 @@ unsigned broker_network_interfaces(const struct broker *broker,
     return count;
 }
 
+bool broker_config_generation(const struct broker *broker, uint64_t *out) {
+    if (broker->options.configs->generation == NULL)
+        return false;
+    *out = broker->options.configs->generation(broker->options.configs_ctx);
+    return true;
+}
+
 uint64_t broker_generation(const struct broker *broker) {
     uint64_t configs = 0;
     // Both only grow, so their sum changes whenever either does.
