@@ -129,8 +129,8 @@ struct linux_network {
     struct dnsmasq *dnsmasq;
     // While a removal waits for it.
     struct dnsmasq *stopping;
-    // Parts of a removal not ended yet: dnsmasq's exit and the kernel
-    // objects' teardown run at once, the last to end completes it.
+    // Parts of a removal not ended yet: dnsmasq's exit and the rules'
+    // removal run at once; the bridge goes when both have.
     int removal_parts;
     // The core's completion of create (while dnsmasq starts) or destroy
     // (while it stops).
@@ -625,14 +625,27 @@ static int remove_bridge(struct linux_backend *backend,
     return nl_error_to_errno(err);
 }
 
-// On the worker: the bridge, then the rules (the bridge's name is gone
-// first, which is what a new creation of the network needs).
-static void teardown(void *data) {
+// On the worker: the bridge and its TAP devices.
+static void remove_devices(void *data) {
     struct linux_network *network = data;
 
     remove_bridge(network->backend, network);
-    remove_rules(network->backend, network);
     tap_remove_marked(network->backend->sock, network->config.name);
+}
+
+// On the worker: the rules, then the bridge.
+static void teardown(void *data) {
+    struct linux_network *network = data;
+
+    remove_rules(network->backend, network);
+    remove_devices(network);
+}
+
+// On the worker: the rules alone, while dnsmasq stops.
+static void teardown_rules(void *data) {
+    struct linux_network *network = data;
+
+    remove_rules(network->backend, network);
 }
 
 // On the worker: everything the kernel does for a new network but dnsmasq
@@ -813,18 +826,28 @@ static void linux_network_create(void *ctx, const struct network_config *config,
     linux_worker_queue(backend->worker, build, built, network);
 }
 
-static void removal_part_done(struct linux_network *network) {
+static void on_torn_down(void *data) {
+    struct linux_network *network = data;
     backend_destroy_done_fn destroyed = network->destroyed;
     void *done_data = network->done_data;
 
-    if (--network->removal_parts > 0)
-        return;
     free(network->guests);
     free(network);
     destroyed(done_data);
 }
 
-static void on_torn_down(void *data) { removal_part_done(data); }
+// dnsmasq has ended and the rules are gone: the bridge goes last. Not
+// before dnsmasq's exit: its sockets stay bound to the gateway address
+// after the bridge is gone, and a new network given the freed subnet
+// could not start its own dnsmasq (EADDRINUSE).
+static void removal_part_done(struct linux_network *network) {
+    if (--network->removal_parts > 0)
+        return;
+    linux_worker_queue(network->backend->worker, remove_devices, on_torn_down,
+                       network);
+}
+
+static void on_rules_removed(void *data) { removal_part_done(data); }
 
 static void on_dnsmasq_stopped(void *data) {
     struct linux_network *network = data;
@@ -833,9 +856,8 @@ static void on_dnsmasq_stopped(void *data) {
     removal_part_done(network);
 }
 
-// dnsmasq is told to stop while the worker removes the bridge and the
-// rules: waiting for its exit first kept every bridge milliseconds past its
-// idle delay. A dnsmasq that outlives its bridge only exits.
+// The worker removes the rules while dnsmasq stops; the bridge waits for
+// both.
 static void linux_network_destroy(void *ctx, void *handle,
                                   backend_destroy_done_fn done, void *data) {
     struct linux_network *network = handle;
@@ -845,12 +867,13 @@ static void linux_network_destroy(void *ctx, void *handle,
     network->dnsmasq = NULL;
     network->destroyed = done;
     network->done_data = data;
-    // Set before either part starts: either may end at once.
+    // Set before either part starts: either may end at once (and the last
+    // may free the network).
     network->removal_parts = dnsmasq != NULL ? 2 : 1;
     if (dnsmasq != NULL)
         network->stopping = dnsmasq;
-    linux_worker_queue(network->backend->worker, teardown, on_torn_down,
-                       network);
+    linux_worker_queue(network->backend->worker, teardown_rules,
+                       on_rules_removed, network);
     if (dnsmasq != NULL)
         dnsmasq_stop_async(dnsmasq, on_dnsmasq_stopped, network);
 }
