@@ -1186,6 +1186,13 @@ const char *broker_network_degraded(const struct broker *broker,
 
 void broker_backend_changed(struct broker *broker) { broker->generation++; }
 
+bool broker_config_generation(const struct broker *broker, uint64_t *out) {
+    if (broker->options.configs->generation == NULL)
+        return false;
+    *out = broker->options.configs->generation(broker->options.configs_ctx);
+    return true;
+}
+
 uint64_t broker_generation(const struct broker *broker) {
     uint64_t configs = 0;
     // Both only grow, so their sum changes whenever either does.

@@ -208,5 +208,9 @@ unsigned long broker_creations(const struct broker *broker);
 // networks and interfaces, networks and their states, the configured
 // networks), so a status can be shared until then.
 uint64_t broker_generation(const struct broker *broker);
+// The configured networks' part of broker_generation(), into *out; false
+// when the config source cannot tell (then nothing built from the list may
+// be kept).
+bool broker_config_generation(const struct broker *broker, uint64_t *out);
 
 #endif

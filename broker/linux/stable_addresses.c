@@ -199,21 +199,43 @@ static json_t *to_json(const struct stable_addresses *s) {
     return root;
 }
 
+static bool write_all(int fd, const char *text, size_t length) {
+    while (length > 0) {
+        ssize_t n = write(fd, text, length);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        text += n;
+        length -= (size_t)n;
+    }
+    return true;
+}
+
 // Written beside the file and renamed over it, relative to the state
 // directory's descriptor: a crash leaves the old file or the new one.
+// The text is made in memory and written at once: json_dumpfd() makes a
+// write() per token, thousands per save with a hundred networks, on the
+// worker that creates networks.
 static bool save(const struct stable_addresses *s) {
     json_t *root = to_json(s);
+    char *text = NULL;
+    size_t length;
     bool ok = false;
     int fd = -1;
 
     if (root == NULL)
         goto out;
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (text == NULL)
+        goto out;
+    length = strlen(text);
+    text[length] = '\n'; // over the terminating NUL: written, not read
     // A leftover of a crash, or a link planted there: never followed.
     unlinkat(s->dir_fd, TEMP_NAME, 0);
     fd = openat(s->dir_fd, TEMP_NAME,
                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0 || json_dumpfd(root, fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 ||
-        write(fd, "\n", 1) != 1 || fsync(fd) < 0)
+    if (fd < 0 || !write_all(fd, text, length + 1) || fsync(fd) < 0)
         goto out;
     ok = renameat(s->dir_fd, TEMP_NAME, s->dir_fd, FILE_NAME) == 0;
 out:
@@ -225,6 +247,7 @@ out:
     }
     if (fd >= 0)
         close(fd);
+    free(text);
     json_decref(root);
     return ok;
 }
@@ -234,6 +257,14 @@ bool stable_addresses_remember(struct stable_addresses *s, const char *name,
                                const uint8_t ipv6[16]) {
     struct entry *e = find(s, name);
 
+    // The same addresses as last time (a network made again): nothing to
+    // write, and a rewrite per creation costs in proportion to the names.
+    if (e != NULL &&
+        (subnet == NULL ||
+         (e->has_subnet && e->subnet.address == subnet->address &&
+          e->subnet.len == subnet->len)) &&
+        (ipv6 == NULL || (e->has_ipv6 && memcmp(e->ipv6, ipv6, 16) == 0)))
+        return true;
     if (e == NULL)
         e = add(s, name);
     if (e == NULL)

@@ -23,6 +23,11 @@ struct dispatcher {
     uint64_t status_generation;
     uint64_t status_now;
     bool status_timed;
+    // Its "configured" array (JSON text), rebuilt only when the
+    // configuration changes.
+    char *configured;
+    size_t configured_len;
+    uint64_t configured_generation;
 };
 
 struct dispatch_conn {
@@ -55,6 +60,7 @@ void dispatcher_free(struct dispatcher *d) {
         return;
     message_cache_free(d->replies);
     free(d->status);
+    free(d->configured);
     free(d);
 }
 
@@ -155,7 +161,19 @@ static void send_status(struct dispatch_conn *conn, uint64_t now) {
     if (d->status == NULL || d->status_generation != generation ||
         (d->status_timed && d->status_now != now)) {
         size_t len = 0;
-        char *text = message_encode_status(d->broker, now, &len);
+        uint64_t configs = 0;
+        char *text;
+        if (!broker_config_generation(d->broker, &configs) ||
+            d->configured == NULL || d->configured_generation != configs) {
+            free(d->configured);
+            d->configured =
+                message_encode_configured(d->broker, &d->configured_len);
+            d->configured_generation = configs;
+        }
+        text = d->configured == NULL
+                   ? NULL
+                   : message_encode_status_with(d->broker, now, d->configured,
+                                                d->configured_len, &len);
         if (text == NULL) {
             send_owned(conn, NULL, 0, -1);
             return;

@@ -324,13 +324,42 @@ static json_t *configured_json(const struct network_config *config) {
 // broker_generation() (the dispatcher shares it): nothing here probes a
 // device, and configuration files are read only through the config
 // source's cache, once per change.
-char *message_encode_status(const struct broker *broker, uint64_t now,
-                            size_t *len) {
-    json_t *networks = json_array();
-    json_t *peers = json_array();
+char *message_encode_configured(const struct broker *broker, size_t *len) {
     json_t *configured = json_array();
     struct network_config *configs = NULL;
     size_t n_configs = 0;
+
+    // Without memory for the list the status still answers, listing none.
+    if (configured != NULL &&
+        broker_list_configs(broker, &configs, &n_configs) == BROKER_OK) {
+        for (size_t i = 0; i < n_configs; i++)
+            json_array_append_new(configured, configured_json(&configs[i]));
+    }
+    free(configs);
+    return dump(configured, len);
+}
+
+char *message_encode_status(const struct broker *broker, uint64_t now,
+                            size_t *len) {
+    size_t configured_len = 0;
+    char *configured = message_encode_configured(broker, &configured_len);
+    char *text = message_encode_status_with(
+        broker, now, configured != NULL ? configured : "[]",
+        configured != NULL ? configured_len : 2, len);
+
+    free(configured);
+    return text;
+}
+
+char *message_encode_status_with(const struct broker *broker, uint64_t now,
+                                 const char *configured, size_t configured_len,
+                                 size_t *len) {
+    static const char key[] = ",\"configured\":";
+    size_t head_len = 0;
+    char *head, *text;
+
+    json_t *networks = json_array();
+    json_t *peers = json_array();
 
     for (const struct network *n = broker_network_first(broker); n;
          n = broker_network_next(n)) {
@@ -357,12 +386,6 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
             add_status_details(entry, broker, n);
         json_array_append_new(networks, entry);
     }
-    // Without memory for the list the status still answers, listing none.
-    if (broker_list_configs(broker, &configs, &n_configs) == BROKER_OK) {
-        for (size_t i = 0; i < n_configs; i++)
-            json_array_append_new(configured, configured_json(&configs[i]));
-    }
-    free(configs);
     for (const struct peer *p = broker_peer_first(broker); p;
          p = broker_peer_next(p)) {
         const struct peer_cred *cred = peer_get_cred(p);
@@ -375,12 +398,27 @@ char *message_encode_status(const struct broker *broker, uint64_t now,
                              "uid", (json_int_t)cred->uid, "gid",
                              (json_int_t)cred->gid, "networks", held));
     }
-    return dump(json_pack("{s:{s:s, s:o, s:o, s:I, s:o}}", "status", "version",
+    // The configured array goes in as text, last: the head ends "}}".
+    head = dump(json_pack("{s:{s:s, s:o, s:o, s:I}}", "status", "version",
                           VMNET_BROKER_VERSION, "networks", networks, "peers",
                           peers, "creations",
-                          (json_int_t)broker_creations(broker), "configured",
-                          configured),
-                len);
+                          (json_int_t)broker_creations(broker)),
+                &head_len);
+    if (head == NULL || head_len < 2) {
+        free(head);
+        return NULL;
+    }
+    head_len -= 2;
+    text = malloc(head_len + sizeof(key) - 1 + configured_len + 3);
+    if (text != NULL) {
+        memcpy(text, head, head_len);
+        memcpy(text + head_len, key, sizeof(key) - 1);
+        memcpy(text + head_len + sizeof(key) - 1, configured, configured_len);
+        memcpy(text + head_len + sizeof(key) - 1 + configured_len, "}}", 3);
+        *len = head_len + sizeof(key) - 1 + configured_len + 2;
+    }
+    free(head);
+    return text;
 }
 
 // Enough for every network a broker commonly serves at once; beyond that

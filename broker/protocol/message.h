@@ -52,6 +52,15 @@ char *message_encode_leases(const struct lease_info *leases, size_t n,
                             size_t *len);
 char *message_encode_status(const struct broker *broker, uint64_t now,
                             size_t *len);
+// The same with the "configured" array given as JSON text (from
+// message_encode_configured()): it changes only with the configuration,
+// and with hundreds of networks building and encoding it was most of
+// every status's work.
+char *message_encode_status_with(const struct broker *broker, uint64_t now,
+                                 const char *configured, size_t configured_len,
+                                 size_t *len);
+// The "configured" array of a status, as JSON text; NULL without memory.
+char *message_encode_configured(const struct broker *broker, size_t *len);
 
 // Acquire replies already encoded. A network's reply never changes while it
 // lives, and encoding it is most of the work of an acquire, so each is kept

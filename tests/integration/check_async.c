@@ -383,6 +383,53 @@ START_TEST(test_subnet_pool) {
 }
 END_TEST
 
+// A removed network's subnet is free for another network only once its
+// dnsmasq has exited: the sockets of a dnsmasq stay bound to the old
+// gateway address after the bridge is gone, and a new dnsmasq there fails
+// (EADDRINUSE). A pool of one /24 makes the next creation want exactly
+// that subnet; the wrapper holds the old dnsmasq's exit.
+START_TEST(test_freed_subnet_waits_for_dnsmasq) {
+    static const char *const args[] = {"--subnet-pool", "10.78.0.0/24", NULL};
+    char stopping[160];
+    json_t *reply;
+    const char *message;
+    int fd;
+
+    use_slow_stopping_dnsmasq(stopping, sizeof(stopping));
+    ck_assert(harness_broker_start(broker, "0.2", args));
+    fd = harness_raw_connect(broker->socket_path);
+    reply = harness_raw_acquire(fd, "shared");
+    ck_assert_str_eq(harness_reply_network_name(reply), "shared");
+    json_decref(reply);
+    close(fd);
+    // The removal has started: dnsmasq has its SIGTERM and is held.
+    ck_assert(harness_wait_for(file_exists, stopping));
+
+    // Its bridge, and so its subnet, is still there.
+    fd = harness_raw_connect(broker->socket_path);
+    reply = harness_raw_acquire(fd, "host");
+    message = json_string_value(json_object_get(reply, "message"));
+    ck_assert_msg(message != NULL && strstr(message, "no free subnet") != NULL,
+                  "acquire while the old dnsmasq runs: %s",
+                  message != NULL ? message : "a network");
+    json_decref(reply);
+
+    // Once it has exited, the subnet goes to the next network.
+    close(open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    ck_assert(
+        harness_broker_wait_log(broker, "network 'shared' is removed", 1));
+    reply = harness_raw_acquire(fd, "host");
+    ck_assert_str_eq(harness_reply_network_name(reply), "host");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(reply, "network"), "subnet")),
+                     "10.78.0.0");
+    json_decref(reply);
+    close(fd);
+    ck_assert_uint_eq(
+        harness_broker_log_count(broker, "Address already in use"), 0);
+}
+END_TEST
+
 static Suite *async_suite(void) {
     Suite *s = suite_create("async");
     TCase *tc = tcase_create("async");
@@ -393,6 +440,7 @@ static Suite *async_suite(void) {
     tcase_add_test(tc, test_creation_failure_reaches_every_waiter);
     tcase_add_test(tc, test_acquire_waits_for_removal);
     tcase_add_test(tc, test_subnet_pool);
+    tcase_add_test(tc, test_freed_subnet_waits_for_dnsmasq);
     tcase_add_test(tc, test_many_networks_at_once);
     suite_add_tcase(s, tc);
     return s;
