@@ -23,8 +23,8 @@ struct job {
 struct linux_worker {
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t wake;     // a job was queued, or stop
-    pthread_cond_t idle;     // the queue is empty and nothing runs
+    pthread_cond_t wake; // a job was queued, or stop
+    pthread_cond_t idle; // the queue is empty and nothing runs
     struct job *queued, **queued_tail;
     struct job *finished, **finished_tail;
     bool running; // a job is being run
