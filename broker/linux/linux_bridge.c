@@ -39,14 +39,18 @@ void linux_bridge_name(const char *network, char out[IFNAMSIZ]) {
     // The default instance's "vmb-" leaves 11 characters of IFNAMSIZ - 1,
     // another's "vmb<id>-" 7.
     size_t whole_max = IFNAMSIZ - 1 - strlen(prefix);
+    // Exactly IFNAMSIZ - 1 characters when hashed; built in a larger buffer
+    // so the compiler need not prove that the prefix is short.
+    char name[64] = {0};
 
-    if (strlen(network) <= whole_max) {
-        snprintf(out, IFNAMSIZ, "%s%s", prefix, network);
-        return;
-    }
-    snprintf(out, IFNAMSIZ, "%s%.*s-%05x", prefix,
-             (int)(whole_max - NAME_HASH_LEN), network,
-             (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
+    if (strlen(network) <= whole_max)
+        snprintf(name, sizeof(name), "%s%s", prefix, network);
+    else
+        snprintf(name, sizeof(name), "%s%.*s-%05x", prefix,
+                 (int)(whole_max - NAME_HASH_LEN), network,
+                 (unsigned)(linux_bridge_name_hash(network) & 0xfffffu));
+    memcpy(out, name, IFNAMSIZ - 1);
+    out[IFNAMSIZ - 1] = '\0';
 }
 
 bool linux_bridge_is_marked(const char *ifname, const char *kind,

@@ -70,7 +70,8 @@ static void acquire(int fd, const char *name) {
 // Runs a second broker with the first one's config and extra arguments,
 // its log in <dir>/second.log; returns its exit code.
 static int run_second_broker(const char *socket_path, const char *extra) {
-    char command[1024];
+    // Room for four paths: -Wformat-truncation (optimised builds) checks.
+    char command[4 * PATH_MAX + 256];
 
     snprintf(command, sizeof(command),
              "%s --socket %s --config-dir %s --idle-timeout " IDLE
