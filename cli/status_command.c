@@ -84,6 +84,15 @@ static const json_t *find_named(const json_t *array, const char *name) {
     return NULL;
 }
 
+// A network's state from its status entry (NULL: not running). Degraded:
+// running without DHCP/DNS or a repair it needed (the reason is in `info`).
+static const char *state_cell(const json_t *running) {
+    if (running == NULL)
+        return "not running";
+    return json_is_true(json_object_get(running, "degraded")) ? "degraded"
+                                                              : "running";
+}
+
 // NAME STATE MODE BRIDGE SUBNET GATEWAY IPV6 IFACES PEERS REMOVAL IN: the
 // running networks, then the configured ones that are not (virsh net-list
 // --all).
@@ -102,7 +111,7 @@ static int add_networks(struct table *table, const json_t *status) {
         char subnet[128], ipv6[128], interfaces[32], peers[32], removal[32];
         const char *cells[] = {
             string_cell(network, "name"),
-            "running",
+            state_cell(network),
             string_cell(network, "mode"),
             string_cell(network, "bridge"),
             prefix_cell(network, "subnet", "prefix_length", subnet,
@@ -258,7 +267,7 @@ static int print_networks(const json_t *status) {
         const char *name = string_cell(network, "name");
         const char *cells[] = {
             name,
-            find_named(running, name) != NULL ? "running" : "not running",
+            state_cell(find_named(running, name)),
             string_cell(network, "mode"),
             json_object_get(network, "subnet") != NULL
                 ? prefix_cell(network, "subnet", "prefix_length", subnet,
@@ -306,7 +315,9 @@ static int print_info(const json_t *status, const char *name) {
         return 1;
     }
     print_field("Name:", name);
-    print_field("State:", running != NULL ? "running" : "not running");
+    print_field("State:", state_cell(running));
+    if (running != NULL && json_is_true(json_object_get(running, "degraded")))
+        print_field("Degraded:", string_cell(running, "degraded_reason"));
     print_field("Mode:", string_cell(what, "mode"));
     if (config != NULL && json_object_get(config, "description") != NULL)
         print_field("Description:", string_cell(config, "description"));

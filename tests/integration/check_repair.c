@@ -3,6 +3,7 @@
 // shows a network whose dnsmasq it gave up on as degraded.
 #include <check.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +491,20 @@ START_TEST(test_given_up_dnsmasq_shows_degraded) {
         ck_assert_ptr_nonnull(strstr(
             vmnet_broker_status_network_degraded_reason(typed, i), "dnsmasq"));
         vmnet_broker_status_free(typed);
+    }
+    // And the CLI, for an administrator.
+    {
+        char command[4 * PATH_MAX];
+
+        snprintf(command, sizeof(command),
+                 "%s --socket %s info shared | grep -q '^State: *degraded' && "
+                 "%s --socket %s info shared | grep -q '^Degraded: .*dnsmasq' "
+                 "&& %s --socket %s status | grep -q '^shared *degraded'",
+                 VMNET_BROKER_CLIENT_BIN, broker->socket_path,
+                 VMNET_BROKER_CLIENT_BIN, broker->socket_path,
+                 VMNET_BROKER_CLIENT_BIN, broker->socket_path);
+        ck_assert_msg(harness_shell(command) == 0, "the CLI does not say "
+                                                   "degraded");
     }
     json_decref(network);
 }
