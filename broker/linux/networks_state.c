@@ -90,8 +90,12 @@ int networks_state_write(int dir_fd, const struct networks_state_entry *entries,
         }
         done += (size_t)w;
     }
-    // On disk before the rename: a crash leaves the old file or this one.
-    if (fsync(fd) < 0 || close(fd) < 0) {
+    // No fsync: the rename alone leaves a crashed (even SIGKILLed) broker's
+    // successor the old file or this one, since both live in the page
+    // cache; only a power loss could tear it, and that takes every bridge
+    // the file describes with it (and /run is tmpfs). An fsync here would
+    // stall the event loop on a disk for nothing.
+    if (close(fd) < 0) {
         status = -errno;
         fd = -1;
         goto out;

@@ -223,7 +223,7 @@ START_TEST(test_symlinks_are_not_followed) {
 }
 END_TEST
 
-// What one write costs (fsync included) on this machine's /tmp: said, not
+// What one write costs on this machine's /tmp: said, not
 // asserted (never fail on timing).
 START_TEST(test_write_cost) {
     struct networks_state_entry e[8];
