@@ -52,14 +52,11 @@ static json_t *entry_json(const struct networks_state_entry *e) {
         "dnsmasq_start", (json_int_t)e->dnsmasq_start);
 }
 
-int networks_state_write(int dir_fd, const struct networks_state_entry *entries,
-                         size_t n) {
+char *networks_state_format(const struct networks_state_entry *entries,
+                            size_t n) {
     json_t *list = json_array();
     json_t *root = NULL;
     char *text = NULL;
-    size_t len, done = 0;
-    int fd = -1;
-    int status = -ENOMEM;
 
     if (list == NULL)
         goto out;
@@ -71,11 +68,19 @@ int networks_state_write(int dir_fd, const struct networks_state_entry *entries,
     if (root == NULL)
         goto out;
     text = json_dumps(root, JSON_INDENT(2));
-    if (text == NULL)
-        goto out;
-    len = strlen(text);
-    fd = openat(dir_fd, TMP_FILE,
-                O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+out:
+    json_decref(root);
+    json_decref(list);
+    return text;
+}
+
+int networks_state_write_text(int dir_fd, const char *text) {
+    size_t len = strlen(text), done = 0;
+    int status;
+    int fd =
+        openat(dir_fd, TMP_FILE,
+               O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+
     if (fd < 0) {
         status = -errno;
         goto out;
@@ -93,14 +98,11 @@ int networks_state_write(int dir_fd, const struct networks_state_entry *entries,
     // No fsync: the rename alone leaves a crashed (even SIGKILLed) broker's
     // successor the old file or this one, since both live in the page
     // cache; only a power loss could tear it, and that takes every bridge
-    // the file describes with it (and /run is tmpfs). An fsync here would
-    // stall the event loop on a disk for nothing.
-    if (close(fd) < 0) {
-        status = -errno;
-        fd = -1;
-        goto out;
-    }
+    // the file describes with it (and /run is tmpfs).
+    status = close(fd) < 0 ? -errno : 0;
     fd = -1;
+    if (status < 0)
+        goto out;
     if (renameat(dir_fd, TMP_FILE, dir_fd, NETWORKS_STATE_FILE) < 0) {
         status = -errno;
         goto out;
@@ -114,9 +116,21 @@ out:
                   strerror(-status));
         unlinkat(dir_fd, TMP_FILE, 0);
     }
+    return status;
+}
+
+int networks_state_write(int dir_fd, const struct networks_state_entry *entries,
+                         size_t n) {
+    char *text = networks_state_format(entries, n);
+    int status;
+
+    if (text == NULL) {
+        log_error("cannot write the state file %s: out of memory",
+                  NETWORKS_STATE_FILE);
+        return -ENOMEM;
+    }
+    status = networks_state_write_text(dir_fd, text);
     free(text);
-    json_decref(root);
-    json_decref(list);
     return status;
 }
 

@@ -25,11 +25,19 @@ struct networks_state_entry {
 };
 
 // Replaces <dir_fd>/networks.json with entries, atomically (a temporary
-// file written, fsync'd and renamed; no symbolic link followed), so a
-// broker killed at any moment leaves the old file or the new one. Returns
-// 0 or a negative errno (logged).
+// file written and renamed; no symbolic link followed), so a broker killed
+// at any moment leaves the old file or the new one. Returns 0 or a
+// negative errno (logged). Thread-safe for distinct dir_fds.
 int networks_state_write(int dir_fd, const struct networks_state_entry *entries,
                          size_t n);
+
+// The two halves of networks_state_write(): the file's text (malloc'd, the
+// caller frees; NULL without memory), which is cheap, and writing it, which
+// may wait for a disk (ext4 flushes a file renamed over another): the
+// broker formats on its loop and writes on a thread of its own.
+char *networks_state_format(const struct networks_state_entry *entries,
+                            size_t n);
+int networks_state_write_text(int dir_fd, const char *text);
 
 // Reads <dir_fd>/networks.json into *entries (malloc'd, the caller frees;
 // NULL when none) and *n. A missing file is no entry; a file that is not
