@@ -1135,13 +1135,25 @@ int dnsmasq_start(const struct dnsmasq_options *options,
     return 0;
 }
 
-static void release(struct dnsmasq *d) {
-    // A restart's spawn in flight: its instance is ended below.
+// What releasing d and leaving d have in common: a restart's spawn in
+// flight is settled (its instance then ends, or is left, with d's), and the
+// lease log and timers go.
+static void drop_supervision(struct dnsmasq *d) {
     if (d->respawning)
         respawn_settle(d);
     lease_log_free(d->leases);
     d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
     d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
+}
+
+static void free_handle(struct dnsmasq *d) {
+    sd_event_unref(d->event);
+    free(d->dnsmasq_path);
+    free(d);
+}
+
+static void release(struct dnsmasq *d) {
+    drop_supervision(d);
     // A handle dnsmasq_spawn() made and no loop watched yet has nothing of
     // the loop's (it may be released on the worker).
     if (d->event != NULL)
@@ -1149,9 +1161,7 @@ static void release(struct dnsmasq *d) {
     terminate(d);
     if (d->dir[0] != '\0')
         remove_network_dir(d->dir);
-    sd_event_unref(d->event);
-    free(d->dnsmasq_path);
-    free(d);
+    free_handle(d);
 }
 
 void dnsmasq_stop(struct dnsmasq *d) {
@@ -1607,19 +1617,12 @@ out:
 
 // Frees d and leaves its process and files as they are.
 static void leave_instance(struct dnsmasq *d) {
-    // A restart's spawn in flight: its instance is left running as well.
-    if (d->respawning)
-        respawn_settle(d);
-    lease_log_free(d->leases);
-    d->restart_timer = sd_event_source_disable_unref(d->restart_timer);
-    d->kill_timer = sd_event_source_disable_unref(d->kill_timer);
+    drop_supervision(d);
     d->child = sd_event_source_disable_unref(d->child);
     stop_ready_watch(d);
     if (d->pidfd >= 0)
         close(d->pidfd);
-    sd_event_unref(d->event);
-    free(d->dnsmasq_path);
-    free(d);
+    free_handle(d);
 }
 
 void dnsmasq_leave(struct dnsmasq *d) {

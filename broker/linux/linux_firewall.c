@@ -227,18 +227,29 @@ static int firewall_list(struct firewall *fw, const char *command,
     return status;
 }
 
-int firewall_new(struct firewall **out) {
+// A firewall with its nftables context and no table yet; NULL (logged)
+// without memory. firewall_free() takes it.
+static struct firewall *firewall_alloc(void) {
     struct firewall *fw = calloc(1, sizeof(*fw));
-    int status = -ENOMEM;
 
     if (fw == NULL)
-        goto out;
+        return NULL;
     fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
     if (fw->nft == NULL || nft_ctx_buffer_output(fw->nft) != 0 ||
         nft_ctx_buffer_error(fw->nft) != 0) {
         log_error("firewall: cannot make an nftables context");
-        goto out;
+        firewall_free(fw);
+        return NULL;
     }
+    return fw;
+}
+
+int firewall_new(struct firewall **out) {
+    struct firewall *fw = firewall_alloc();
+    int status = -ENOMEM;
+
+    if (fw == NULL)
+        goto out;
     status = firewall_run(fw, TABLE_REPLACEMENT, "cannot create table " TABLE);
     if (status < 0)
         goto out;
@@ -974,15 +985,9 @@ int firewall_new_restoring(struct firewall **out,
     if (n == 0)
         return firewall_new(out);
     status = -ENOMEM;
-    fw = calloc(1, sizeof(*fw));
+    fw = firewall_alloc();
     if (fw == NULL)
         goto out;
-    fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (fw->nft == NULL || nft_ctx_buffer_output(fw->nft) != 0 ||
-        nft_ctx_buffer_error(fw->nft) != 0) {
-        log_error("firewall: cannot make an nftables context");
-        goto out;
-    }
     status = restore_all(fw, networks, n);
     if (status < 0) {
         // One network's rules must not cost the others theirs.

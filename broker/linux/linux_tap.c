@@ -271,9 +271,16 @@ static bool is_marked(struct rtnl_link *link, const char *network_name) {
     return network_name == NULL || strcmp(network, network_name) == 0;
 }
 
-int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
+// Calls each(sock, link, ctx) for every TAP device this broker instance
+// made for network_name (any network when NULL); returns how many calls
+// returned true, or a negative errno when the links cannot be listed
+// (logged).
+static int each_marked(struct nl_sock *sock, const char *network_name,
+                       bool (*each)(struct nl_sock *sock,
+                                    struct rtnl_link *link, void *ctx),
+                       void *ctx) {
     struct nl_cache *links = NULL;
-    int removed = 0;
+    int done = 0;
     int err = nl_to_errno(rtnl_link_alloc_cache(sock, AF_UNSPEC, &links));
 
     if (err < 0) {
@@ -284,63 +291,71 @@ int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
          obj = nl_cache_get_next(obj)) {
         struct rtnl_link *link = (struct rtnl_link *)obj;
 
-        if (!is_marked(link, network_name))
-            continue;
-        // Deleting works whoever holds it and whether or not its holder
-        // made it persistent; a holder's descriptor then fails (EBADFD).
-        err = nl_to_errno(rtnl_link_delete(sock, link));
-        if (err < 0 && err != -ENOENT && err != -ENODEV) {
-            log_error("tap: cannot remove %s (%s): %s",
-                      rtnl_link_get_name(link), rtnl_link_get_ifalias(link),
-                      strerror(-err));
-            continue;
-        }
-        log_info("removed TAP device %s (%s)", rtnl_link_get_name(link),
-                 rtnl_link_get_ifalias(link));
-        removed++;
+        if (is_marked(link, network_name) && each(sock, link, ctx))
+            done++;
     }
     nl_cache_free(links);
-    return removed;
+    return done;
+}
+
+static bool remove_one(struct nl_sock *sock, struct rtnl_link *link,
+                       void *ctx) {
+    // Deleting works whoever holds it and whether or not its holder made
+    // it persistent; a holder's descriptor then fails (EBADFD).
+    int err = nl_to_errno(rtnl_link_delete(sock, link));
+
+    (void)ctx;
+    if (err < 0 && err != -ENOENT && err != -ENODEV) {
+        log_error("tap: cannot remove %s (%s): %s", rtnl_link_get_name(link),
+                  rtnl_link_get_ifalias(link), strerror(-err));
+        return false;
+    }
+    log_info("removed TAP device %s (%s)", rtnl_link_get_name(link),
+             rtnl_link_get_ifalias(link));
+    return true;
+}
+
+int tap_remove_marked(struct nl_sock *sock, const char *network_name) {
+    return each_marked(sock, network_name, remove_one, NULL);
+}
+
+struct reattach {
+    const char *network_name;
+    int bridge_ifindex;
+    bool isolate;
+};
+
+static bool reattach_one(struct nl_sock *sock, struct rtnl_link *link,
+                         void *ctx) {
+    const struct reattach *r = ctx;
+    struct rtnl_link *change;
+    int err;
+
+    if (rtnl_link_get_master(link) == r->bridge_ifindex)
+        return false;
+    change = rtnl_link_alloc();
+    if (change == NULL)
+        return false;
+    rtnl_link_set_master(change, r->bridge_ifindex);
+    rtnl_link_set_flags(change, IFF_UP);
+    err = nl_to_errno(rtnl_link_change(sock, link, change, 0));
+    rtnl_link_put(change);
+    // Isolation is a port flag: it went with the old port.
+    if (err >= 0 && r->isolate)
+        err = linux_bridge_port_set_isolated(sock, rtnl_link_get_ifindex(link));
+    if (err < 0) {
+        log_error("tap: cannot attach %s to its network %s again: %s",
+                  rtnl_link_get_name(link), r->network_name, strerror(-err));
+        return false;
+    }
+    return true;
 }
 
 int tap_reattach_marked(struct nl_sock *sock, const char *network_name,
                         int bridge_ifindex, bool isolate) {
-    struct nl_cache *links = NULL;
-    int attached = 0;
-    int err = nl_to_errno(rtnl_link_alloc_cache(sock, AF_UNSPEC, &links));
+    struct reattach r = {network_name, bridge_ifindex, isolate};
 
-    if (err < 0) {
-        log_error("tap: cannot list links: %s", strerror(-err));
-        return err;
-    }
-    for (struct nl_object *obj = nl_cache_get_first(links); obj != NULL;
-         obj = nl_cache_get_next(obj)) {
-        struct rtnl_link *link = (struct rtnl_link *)obj;
-        struct rtnl_link *change;
-
-        if (!is_marked(link, network_name) ||
-            rtnl_link_get_master(link) == bridge_ifindex)
-            continue;
-        change = rtnl_link_alloc();
-        if (change == NULL)
-            continue;
-        rtnl_link_set_master(change, bridge_ifindex);
-        rtnl_link_set_flags(change, IFF_UP);
-        err = nl_to_errno(rtnl_link_change(sock, link, change, 0));
-        rtnl_link_put(change);
-        // Isolation is a port flag: it went with the old port.
-        if (err >= 0 && isolate)
-            err = linux_bridge_port_set_isolated(sock,
-                                                 rtnl_link_get_ifindex(link));
-        if (err < 0) {
-            log_error("tap: cannot attach %s to its network %s again: %s",
-                      rtnl_link_get_name(link), network_name, strerror(-err));
-            continue;
-        }
-        attached++;
-    }
-    nl_cache_free(links);
-    return attached;
+    return each_marked(sock, network_name, reattach_one, &r);
 }
 
 int tap_send_with_fd(int socket_fd, const void *data, size_t len, int fd) {

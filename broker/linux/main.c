@@ -753,6 +753,17 @@ out:
     return r;
 }
 
+// Closes what claim_instance() opened. The lock file is left in place:
+// removing it would race with a broker starting now.
+static void release_instance(struct daemon *d) {
+    if (d->socket_dir_fd >= 0)
+        close(d->socket_dir_fd);
+    if (d->runtime_dir_fd >= 0)
+        close(d->runtime_dir_fd);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+}
+
 // --cleanup: removes everything a broker left (its marked bridges, its
 // nftables table, its dnsmasq processes and their files, its state file and
 // socket), for an administrator who wants the host clean. Refuses, and
@@ -798,12 +809,7 @@ static int cleanup(struct daemon *d) {
              bridges, bridges == 1 ? "" : "s", killed, runtime_dir);
 out:
     linux_backend_free(backend);
-    if (d->socket_dir_fd >= 0)
-        close(d->socket_dir_fd);
-    if (d->runtime_dir_fd >= 0)
-        close(d->runtime_dir_fd);
-    if (d->lock_fd >= 0)
-        close(d->lock_fd);
+    release_instance(d);
     log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
@@ -1012,13 +1018,7 @@ out:
     sd_event_source_disable_unref(d->expire_timer);
     sd_event_source_disable_unref(d->exit_timer);
     sd_event_unref(d->event);
-    if (d->socket_dir_fd >= 0)
-        close(d->socket_dir_fd);
-    if (d->runtime_dir_fd >= 0)
-        close(d->runtime_dir_fd);
-    // Left in place: removing it would race with a broker starting now.
-    if (d->lock_fd >= 0)
-        close(d->lock_fd);
+    release_instance(d);
     log_flush();
     return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
