@@ -84,11 +84,17 @@ static const json_t *find_named(const json_t *array, const char *name) {
     return NULL;
 }
 
-// A network's state from its status entry (NULL: not running). Degraded:
-// running without DHCP/DNS or a repair it needed (the reason is in `info`).
+// A network's state from its status entry (NULL: not running). Creating:
+// its dnsmasq is still starting, and acquires of it wait. Degraded: running
+// without DHCP/DNS or a repair it needed (the reason is in `info`).
 static const char *state_cell(const json_t *running) {
+    const char *state;
+
     if (running == NULL)
         return "not running";
+    state = json_string_value(json_object_get(running, "state"));
+    if (state != NULL && strcmp(state, "creating") == 0)
+        return "creating";
     return json_is_true(json_object_get(running, "degraded")) ? "degraded"
                                                               : "running";
 }

@@ -95,6 +95,21 @@ START_TEST(test_requests_answered_while_dnsmasq_starts) {
     ck_assert_int_eq(json_integer_value(json_object_get(status, "creations")),
                      1);
     json_decref(status);
+    // An administrator sees it too: the CLI's state column says creating,
+    // not running.
+    {
+        const char *argv[] = {VMNET_BROKER_CLIENT_BIN, "--socket",
+                              broker->socket_path, "status", NULL};
+        char *output = NULL;
+        int rc = harness_run(broker, argv, &output);
+
+        ck_assert_int_eq(rc, 0);
+        ck_assert_ptr_nonnull(output);
+        ck_assert_msg(strstr(output, "shared") != NULL &&
+                          strstr(output, "creating") != NULL,
+                      "no creating network in:\n%s", output);
+        free(output);
+    }
     // The host network (its own dnsmasq is gated too) is no reason to wait
     // for anything either: a release of what a peer does not hold answers.
     {
