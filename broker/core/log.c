@@ -17,6 +17,9 @@
 // Room for a few thousand lines: a burst is kept, a flood is counted.
 #define LOG_BUFFER_BYTES (256 * 1024)
 #define LINE_MAX_BYTES 1024
+// Lines the event loop holds back (log_hold_lines()) before it writes them
+// out in one go: a few dozen connect + acquire + close cycles' worth.
+#define HOLD_BYTES (16 * 1024)
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 
@@ -44,6 +47,14 @@ static struct {
     bool writing; // the writer holds bytes it took out of the ring
     unsigned long dropped;
     unsigned long dropped_reported;
+    // The holding thread's info and debug lines not written yet, the
+    // CLOCK_MONOTONIC time of the oldest, and how many there are.
+    bool holding;
+    pthread_t holder;
+    char held[HOLD_BYTES];
+    size_t held_len;
+    unsigned held_lines;
+    uint64_t held_since;
 } out = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -160,6 +171,43 @@ static bool enqueue(const char *line, size_t len) {
     return true;
 }
 
+static uint64_t monotonic_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+// Called with the lock held: lines written at once to a file, else through
+// the ring; counted as dropped when the ring has no room.
+static void emit(const char *data, size_t len, unsigned lines) {
+    if (out.sink == SINK_FILE && out.used == 0 && !out.writing)
+        write_all(data, len);
+    else if (!enqueue(data, len))
+        out.dropped += lines;
+}
+
+// Called with the lock held.
+static void emit_held(void) {
+    if (out.held_len == 0)
+        return;
+    emit(out.held, out.held_len, out.held_lines);
+    out.held_len = 0;
+    out.held_lines = 0;
+    out.held_since = 0;
+}
+
+// Called with the lock held: one write() for many lines is what makes a
+// busy loop's log cheap (four lines per connect + acquire + close).
+static void hold(const char *line, size_t len) {
+    if (out.held_len + len > sizeof(out.held))
+        emit_held();
+    if (out.held_len == 0)
+        out.held_since = monotonic_usec();
+    memcpy(out.held + out.held_len, line, len);
+    out.held_len += len;
+    out.held_lines++;
+}
+
 static void vlog(enum log_level level, const char *prefix, const char *fmt,
                  va_list ap) {
     char line[LINE_MAX_BYTES];
@@ -190,10 +238,15 @@ static void vlog(enum log_level level, const char *prefix, const char *fmt,
         if ((size_t)used > sizeof(line) - 2)
             used = (int)sizeof(line) - 2; // truncated
         line[used++] = '\n';
-        if (out.sink == SINK_FILE && out.used == 0 && !out.writing)
-            write_all(line, (size_t)used);
-        else if (!enqueue(line, (size_t)used))
-            out.dropped++;
+        if (out.holding && level >= LOG_LEVEL_INFO &&
+            pthread_equal(pthread_self(), out.holder)) {
+            hold(line, (size_t)used);
+        } else {
+            // Warnings and errors go out at once, after what was held,
+            // so the log keeps its order.
+            emit_held();
+            emit(line, (size_t)used, 1);
+        }
     }
     pthread_mutex_unlock(&out.lock);
 }
@@ -206,12 +259,6 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...) {
     va_start(ap, fmt);
     vlog(level, prefix, fmt, ap);
     va_end(ap);
-}
-
-static uint64_t monotonic_usec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 void log_write_limited(enum log_level level, struct log_limit *limit,
@@ -241,9 +288,34 @@ void log_write_limited(enum log_level level, struct log_limit *limit,
     va_end(ap);
 }
 
+void log_hold_lines(bool hold_them) {
+    pthread_mutex_lock(&out.lock);
+    init();
+    if (!hold_them)
+        emit_held();
+    out.holding = hold_them;
+    out.holder = pthread_self();
+    pthread_mutex_unlock(&out.lock);
+}
+
+void log_release(void) {
+    pthread_mutex_lock(&out.lock);
+    emit_held();
+    pthread_mutex_unlock(&out.lock);
+}
+
+uint64_t log_held_since(void) {
+    uint64_t since;
+    pthread_mutex_lock(&out.lock);
+    since = out.held_len == 0 ? 0 : out.held_since;
+    pthread_mutex_unlock(&out.lock);
+    return since;
+}
+
 void log_flush(void) {
     struct timespec deadline;
 
+    log_release();
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 1;
     pthread_mutex_lock(&out.lock);
