@@ -211,7 +211,7 @@ static void hold(const char *line, size_t len) {
 static void vlog(enum log_level level, const char *prefix, const char *fmt,
                  va_list ap) {
     char line[LINE_MAX_BYTES];
-    char stamp[64] = "";
+    char stamp[80] = "";
     int used;
 
     pthread_mutex_lock(&out.lock);
@@ -219,13 +219,25 @@ static void vlog(enum log_level level, const char *prefix, const char *fmt,
     if (out.journal) {
         snprintf(stamp, sizeof(stamp), "<%d>", level_priorities[level]);
     } else {
+        // The date and time to the second are formatted once per second
+        // (under the lock): a busy loop logs thousands of lines in one.
+        static time_t stamp_sec = -1;
+        static char stamp_text[64];
         struct timespec ts;
-        struct tm tm;
+        int ms;
         clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+        if (ts.tv_sec != stamp_sec) {
+            struct tm tm;
+            gmtime_r(&ts.tv_sec, &tm);
+            snprintf(stamp_text, sizeof(stamp_text),
+                     "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec);
+            stamp_sec = ts.tv_sec;
+        }
+        ms = (int)(ts.tv_nsec / 1000000) % 1000;
+        snprintf(stamp, sizeof(stamp), "%s.%c%c%cZ ", stamp_text,
+                 '0' + ms / 100, '0' + ms / 10 % 10, '0' + ms % 10);
     }
     used =
         snprintf(line, sizeof(line) - 1, "%svmnet-broker: %s: %s%s", stamp,

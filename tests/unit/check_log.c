@@ -49,9 +49,21 @@ static size_t count(const char *text, const char *needle) {
 }
 
 START_TEST(test_not_holding_writes_at_once) {
+    int year, month, day, hour, minute, second, ms, end = 0;
+
     log_info("first line");
     ck_assert_uint_eq(count(written(), "info: first line\n"), 1);
     ck_assert_uint_eq(log_held_since(), 0);
+    // A UTC timestamp to the millisecond opens the line.
+    ck_assert_int_eq(sscanf(written(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %n", &year,
+                            &month, &day, &hour, &minute, &second, &ms, &end),
+                     7);
+    ck_assert_int_eq(end, 25);
+    ck_assert_int_ge(year, 2024);
+    ck_assert(month >= 1 && month <= 12 && day >= 1 && day <= 31);
+    ck_assert(hour < 24 && minute < 60 && second < 61 && ms < 1000);
+    ck_assert(
+        strncmp(written() + end, "vmnet-broker: info: first line\n", 31) == 0);
 }
 END_TEST
 
