@@ -208,57 +208,86 @@ static void hold(const char *line, size_t len) {
     out.held_lines++;
 }
 
+// Appends text at *used, within size: the fixed parts of every line are
+// copied, not run through snprintf().
+static void append(char *line, size_t size, size_t *used, const char *text) {
+    size_t len = strlen(text);
+
+    if (len > size - *used)
+        len = size - *used;
+    memcpy(line + *used, text, len);
+    *used += len;
+}
+
+// Called with the lock held: the line's start, "<6>" under journald, else
+// "2026-01-31T12:34:56.789Z ". The date and time to the second are
+// formatted once per second: a busy loop logs thousands of lines in one.
+static void stamp(char *line, size_t size, size_t *used, enum log_level level) {
+    static time_t stamp_sec = -1;
+    static char stamp_text[64];
+    struct timespec ts;
+    char ms[8];
+    int n;
+
+    if (out.journal) {
+        char priority[] = {'<', (char)('0' + level_priorities[level]), '>',
+                           '\0'};
+        append(line, size, used, priority);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != stamp_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(stamp_text, sizeof(stamp_text),
+                 "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        stamp_sec = ts.tv_sec;
+    }
+    n = (int)(ts.tv_nsec / 1000000) % 1000;
+    ms[0] = '.';
+    ms[1] = (char)('0' + n / 100);
+    ms[2] = (char)('0' + n / 10 % 10);
+    ms[3] = (char)('0' + n % 10);
+    ms[4] = 'Z';
+    ms[5] = ' ';
+    ms[6] = '\0';
+    append(line, size, used, stamp_text);
+    append(line, size, used, ms);
+}
+
 static void vlog(enum log_level level, const char *prefix, const char *fmt,
                  va_list ap) {
     char line[LINE_MAX_BYTES];
-    char stamp[80] = "";
-    int used;
+    // One byte is kept for the newline.
+    size_t used = 0, room = sizeof(line) - 1;
 
     pthread_mutex_lock(&out.lock);
     init();
-    if (out.journal) {
-        snprintf(stamp, sizeof(stamp), "<%d>", level_priorities[level]);
-    } else {
-        // The date and time to the second are formatted once per second
-        // (under the lock): a busy loop logs thousands of lines in one.
-        static time_t stamp_sec = -1;
-        static char stamp_text[64];
-        struct timespec ts;
-        int ms;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        if (ts.tv_sec != stamp_sec) {
-            struct tm tm;
-            gmtime_r(&ts.tv_sec, &tm);
-            snprintf(stamp_text, sizeof(stamp_text),
-                     "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec);
-            stamp_sec = ts.tv_sec;
-        }
-        ms = (int)(ts.tv_nsec / 1000000) % 1000;
-        snprintf(stamp, sizeof(stamp), "%s.%c%c%cZ ", stamp_text,
-                 '0' + ms / 100, '0' + ms / 10 % 10, '0' + ms % 10);
+    stamp(line, room, &used, level);
+    append(line, room, &used, "vmnet-broker: ");
+    append(line, room, &used, level_names[level]);
+    append(line, room, &used, ": ");
+    if (prefix != NULL) {
+        append(line, room, &used, prefix);
+        append(line, room, &used, " ");
     }
-    used =
-        snprintf(line, sizeof(line) - 1, "%svmnet-broker: %s: %s%s", stamp,
-                 level_names[level], prefix ? prefix : "", prefix ? " " : "");
-    if (used >= 0 && (size_t)used < sizeof(line) - 1) {
-        int n =
-            vsnprintf(line + used, sizeof(line) - 1 - (size_t)used, fmt, ap);
-        if (n >= 0)
-            used += n;
-        if ((size_t)used > sizeof(line) - 2)
-            used = (int)sizeof(line) - 2; // truncated
-        line[used++] = '\n';
-        if (out.holding && level >= LOG_LEVEL_INFO &&
-            pthread_equal(pthread_self(), out.holder)) {
-            hold(line, (size_t)used);
-        } else {
-            // Warnings and errors go out at once, after what was held,
-            // so the log keeps its order.
-            emit_held();
-            emit(line, (size_t)used, 1);
-        }
+    if (used < room) {
+        int n = vsnprintf(line + used, room + 1 - used, fmt, ap);
+        if (n > 0)
+            used += (size_t)n;
+        if (used > room)
+            used = room; // truncated
+    }
+    line[used++] = '\n';
+    if (out.holding && level >= LOG_LEVEL_INFO &&
+        pthread_equal(pthread_self(), out.holder)) {
+        hold(line, used);
+    } else {
+        // Warnings and errors go out at once, after what was held, so the
+        // log keeps its order.
+        emit_held();
+        emit(line, used, 1);
     }
     pthread_mutex_unlock(&out.lock);
 }

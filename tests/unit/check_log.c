@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// The log's held lines: written together, in order, before warnings.
+// The log's lines: held ones written together, in order, before warnings.
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -175,6 +177,53 @@ START_TEST(test_many_lines_are_all_written_in_order) {
 }
 END_TEST
 
+// A line longer than the limit is cut, still one line with its newline.
+START_TEST(test_long_line_is_cut_not_lost) {
+    static char word[4096];
+    const char *text;
+
+    memset(word, 'x', sizeof(word) - 1);
+    log_info("long %s", word);
+    log_info("next");
+    text = written();
+    ck_assert_ptr_nonnull(strstr(text, "info: long xxx"));
+    ck_assert_uint_lt(strchr(text, '\n') - text, 1024);
+    ck_assert_uint_eq(count(text, "info: next\n"), 1);
+    ck_assert_uint_eq(count(text, "\n"), 2);
+}
+END_TEST
+
+// Under journald (JOURNAL_STREAM names stderr) a line opens with its
+// syslog priority instead of a timestamp.
+START_TEST(test_journal_lines_carry_their_priority) {
+    struct stat st;
+    char stream[64];
+    pid_t pid;
+    int status;
+
+    ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+    snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    // In a child of its own: the log picks its sink at its first line.
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv("JOURNAL_STREAM", stream, 1);
+        log_hold_lines(true);
+        log_info("an info line");
+        log_error("an error line");
+        log_hold_lines(false);
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(strncmp(written(), "<6>vmnet-broker: info: an info line\n", 36) ==
+              0);
+    ck_assert_uint_eq(
+        count(written(), "<3>vmnet-broker: error: an error line\n"), 1);
+}
+END_TEST
+
 static Suite *log_suite(void) {
     Suite *s = suite_create("log");
     TCase *held = tcase_create("held lines");
@@ -187,6 +236,8 @@ static Suite *log_suite(void) {
     tcase_add_test(held, test_stop_holding_writes_held_lines);
     tcase_add_test(held, test_debug_lines_below_the_level_are_not_held);
     tcase_add_test(held, test_many_lines_are_all_written_in_order);
+    tcase_add_test(held, test_long_line_is_cut_not_lost);
+    tcase_add_test(held, test_journal_lines_carry_their_priority);
     suite_add_tcase(s, held);
     return s;
 }
