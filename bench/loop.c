@@ -241,55 +241,182 @@ static bool acquire_one(int fd, unsigned net) {
     return true;
 }
 
-static bool simultaneous_acquirers(const struct broker_process *broker) {
-    int single = exchange_connect(broker->socket_path);
+// Rounds of the 64 acquirers besides the first: creation times vary from
+// one to the next by more than the 5 ms the goal allows, so one of each
+// says little; the medians of these say more.
+#define ACQUIRER_ROUNDS 5
+
+static bool status_lists(int fd, unsigned net);
+
+// The networks of the first round (as measured before): one client alone,
+// then the 64.
+#define ACQUIRER_NET_ALONE (CHURNERS * CHURN_NETWORKS + 1)
+#define ACQUIRER_NET_SHARED (CHURNERS * CHURN_NETWORKS + 2)
+// Those of the other rounds, from the top of the configured ones, which the
+// pool-filling part never reaches: two per round.
+#define ACQUIRER_NET_ROUND(r) (LOOP_CONFIGURED - 2 * (unsigned)(r))
+
+struct acquirers_round {
+    uint64_t alone_ns; // one client creating a network alone
+    uint64_t first_ns; // the 64: from the first send to the first reply
+    uint64_t last_ns;  // ... and to the last reply
+    long creations;    // creations the 64 caused (goal 1)
+    int holder;        // holds both networks until the rounds end, or -1
+};
+
+// One round: a client creates network `alone` by itself (the creation
+// time), then 64 connections of this one process send an acquire of
+// network `shared` at once and the replies are awaited in order (each recv
+// returns as soon as that reply is there, so the last one's time is exact).
+// One process, not 64: forking 64 clients on a small machine would time
+// their scheduling, not the broker. The client alone then holds both
+// networks (round->holder), so that no removal runs while later rounds are
+// timed.
+static bool acquirers_round(const struct broker_process *broker, unsigned alone,
+                            unsigned shared, long quiet_us,
+                            struct acquirers_round *round) {
     int fds[ACQUIRERS];
-    char text[128], reply[8192], value[64], baseline[64], verdict[96];
-    uint64_t start, single_ns, all_ns;
+    char text[128], reply[8192];
+    uint64_t start;
     long before, after;
-    bool ok = single >= 0;
+    bool ok;
     size_t n = 0;
 
-    // Removals of the churn's networks (0.2 s after their last use) run on
-    // the same worker as creations: let them end so both figures below
-    // see the same quiet broker.
-    sleep_us(1000000);
-    // One client creating a network alone: the creation time.
+    round->holder = exchange_connect(broker->socket_path);
+    ok = round->holder >= 0;
     start = bench_now_ns();
-    ok = ok && acquire_one(single, CHURNERS * CHURN_NETWORKS + 1);
-    single_ns = bench_now_ns() - start;
+    ok = ok && acquire_one(round->holder, alone);
+    round->alone_ns = bench_now_ns() - start;
     for (; ok && n < ACQUIRERS; n++) {
         fds[n] = exchange_connect(broker->socket_path);
         ok = fds[n] >= 0;
     }
     before = creations(broker);
+    sleep_us(quiet_us);
     snprintf(text, sizeof(text),
-             "{\"command\":\"acquire\",\"network_name\":\"net%u\"}",
-             CHURNERS * CHURN_NETWORKS + 2);
+             "{\"command\":\"acquire\",\"network_name\":\"net%u\"}", shared);
     start = bench_now_ns();
     for (size_t i = 0; ok && i < n; i++)
         ok = send(fds[i], text, strlen(text), MSG_NOSIGNAL) > 0;
-    for (size_t i = 0; ok && i < n; i++)
+    for (size_t i = 0; ok && i < n; i++) {
         ok = recv(fds[i], reply, sizeof(reply), 0) > 0 &&
              strncmp(reply, "{\"network\"", 10) == 0;
-    all_ns = bench_now_ns() - start;
-    after = creations(broker);
-    if (ok) {
-        table_row("64 clients acquire one new network: creations",
-                  after - before == 1 ? "1" : "more than 1", "", "goal 1");
-        snprintf(value, sizeof(value), "%.2f ms", all_ns / 1e6);
-        snprintf(baseline, sizeof(baseline), "%.2f ms one client alone",
-                 single_ns / 1e6);
-        snprintf(verdict, sizeof(verdict), "goal <= creation + 5 ms: %s",
-                 all_ns <= single_ns + 5000000 ? "met" : "missed");
-        table_row("64 clients acquire one new network: last reply", value,
-                  baseline, verdict);
+        if (i == 0)
+            round->first_ns = bench_now_ns() - start;
     }
+    round->last_ns = bench_now_ns() - start;
+    after = creations(broker);
+    round->creations = after - before;
+    ok = ok && acquire_one(round->holder, shared);
     while (n > 0)
         close(fds[--n]);
-    if (single >= 0)
-        close(single);
-    return ok;
+    return ok && before >= 0 && after >= 0;
+}
+
+// Whether network netN is gone: not listed, and its bridge not in the
+// kernel.
+static bool network_gone(int fd, unsigned net) {
+    char bridge[IFNAMSIZ];
+
+    snprintf(bridge, sizeof(bridge), "vmb-net%u", net);
+    return !status_lists(fd, net) && if_nametoindex(bridge) == 0;
+}
+
+// Until every network the rounds made is gone, so that what follows
+// (teardown, the pool filled) starts from the broker as it was.
+static bool acquirers_removed(const struct broker_process *broker) {
+    int fd = exchange_connect(broker->socket_path);
+    uint64_t start = bench_now_ns();
+    bool gone = false;
+
+    while (fd >= 0 && !gone && bench_now_ns() - start < 20000000000ull) {
+        gone = network_gone(fd, ACQUIRER_NET_ALONE) &&
+               network_gone(fd, ACQUIRER_NET_SHARED);
+        for (int r = 0; gone && r < ACQUIRER_ROUNDS; r++)
+            gone = network_gone(fd, ACQUIRER_NET_ROUND(r)) &&
+                   network_gone(fd, ACQUIRER_NET_ROUND(r) - 1);
+        if (!gone)
+            sleep_us(20000);
+    }
+    if (fd >= 0)
+        close(fd);
+    return gone;
+}
+
+static int compare_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_ms(uint64_t *ns, size_t n) {
+    qsort(ns, n, sizeof(*ns), compare_u64);
+    return (n % 2 ? ns[n / 2] : (ns[n / 2 - 1] + ns[n / 2]) / 2) / 1e6;
+}
+
+static bool simultaneous_acquirers(const struct broker_process *broker) {
+    struct acquirers_round first = {.holder = -1}, rounds[ACQUIRER_ROUNDS];
+    uint64_t alone[ACQUIRER_ROUNDS], last[ACQUIRER_ROUNDS],
+        spread[ACQUIRER_ROUNDS];
+    char value[64], baseline[64], verdict[96];
+    double alone_ms, last_ms;
+    bool one_each = true, ok = false;
+    int r = 0;
+
+    // Removals of the churn's networks (0.2 s after their last use) run on
+    // the same worker as creations: let them end so that every figure
+    // below sees the same quiet broker.
+    sleep_us(1000000);
+    // Each round's two creations from a quiet machine: nothing is removed
+    // meanwhile (every network stays held), and the creation alone's
+    // dnsmasq has settled before the 64 send.
+    for (; r < ACQUIRER_ROUNDS; r++) {
+        sleep_us(300000);
+        if (!acquirers_round(broker, ACQUIRER_NET_ROUND(r),
+                             ACQUIRER_NET_ROUND(r) - 1, 300000, &rounds[r]))
+            goto out;
+        alone[r] = rounds[r].alone_ns;
+        last[r] = rounds[r].last_ns;
+        spread[r] = rounds[r].last_ns - rounds[r].first_ns;
+        one_each = one_each && rounds[r].creations == 1;
+    }
+    // The first method, kept for comparison with earlier runs: the 64 right
+    // after the creation alone, once. The second creation then shares the
+    // machine with the first's dnsmasq starting up.
+    sleep_us(300000);
+    if (!acquirers_round(broker, ACQUIRER_NET_ALONE, ACQUIRER_NET_SHARED, 0,
+                         &first))
+        goto out;
+    table_row("64 clients acquire one new network: creations",
+              first.creations == 1 && one_each ? "1" : "more than 1",
+              "each of 6 rounds", "goal 1");
+    alone_ms = median_ms(alone, ACQUIRER_ROUNDS);
+    last_ms = median_ms(last, ACQUIRER_ROUNDS);
+    snprintf(value, sizeof(value), "%.2f ms", last_ms);
+    snprintf(baseline, sizeof(baseline), "%.2f ms one client alone", alone_ms);
+    snprintf(verdict, sizeof(verdict), "goal <= creation + 5 ms: %s",
+             last_ms <= alone_ms + 5 ? "met" : "missed");
+    table_row("64 clients acquire one new network: last reply (median of 5)",
+              value, baseline, verdict);
+    snprintf(value, sizeof(value), "%.3f ms",
+             median_ms(spread, ACQUIRER_ROUNDS));
+    table_row("  first to last of the 64 replies (median of 5)", value, "",
+              "the broker's fan-out");
+    snprintf(value, sizeof(value), "%.2f ms", first.last_ns / 1e6);
+    snprintf(baseline, sizeof(baseline), "%.2f ms one client alone",
+             first.alone_ns / 1e6);
+    snprintf(verdict, sizeof(verdict), "goal <= creation + 5 ms: %s",
+             first.last_ns <= first.alone_ns + 5000000 ? "met" : "missed");
+    table_row("  the same once, right after the creation alone", value,
+              baseline, verdict);
+    ok = true;
+out:
+    if (first.holder >= 0)
+        close(first.holder);
+    while (r > 0) {
+        if (rounds[--r].holder >= 0)
+            close(rounds[r].holder);
+    }
+    return ok && acquirers_removed(broker);
 }
 
 // Whether status lists the network netN as made (a fresh status each call).

@@ -17,6 +17,9 @@
 // Room for a few thousand lines: a burst is kept, a flood is counted.
 #define LOG_BUFFER_BYTES (256 * 1024)
 #define LINE_MAX_BYTES 1024
+// Lines the event loop holds back (log_hold_lines()) before it writes them
+// out in one go: a few dozen connect + acquire + close cycles' worth.
+#define HOLD_BYTES (16 * 1024)
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 
@@ -44,6 +47,14 @@ static struct {
     bool writing; // the writer holds bytes it took out of the ring
     unsigned long dropped;
     unsigned long dropped_reported;
+    // The holding thread's info and debug lines not written yet, the
+    // CLOCK_MONOTONIC time of the oldest, and how many there are.
+    bool holding;
+    pthread_t holder;
+    char held[HOLD_BYTES];
+    size_t held_len;
+    unsigned held_lines;
+    uint64_t held_since;
 } out = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -160,40 +171,123 @@ static bool enqueue(const char *line, size_t len) {
     return true;
 }
 
+static uint64_t monotonic_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+// Called with the lock held: lines written at once to a file, else through
+// the ring; counted as dropped when the ring has no room.
+static void emit(const char *data, size_t len, unsigned lines) {
+    if (out.sink == SINK_FILE && out.used == 0 && !out.writing)
+        write_all(data, len);
+    else if (!enqueue(data, len))
+        out.dropped += lines;
+}
+
+// Called with the lock held.
+static void emit_held(void) {
+    if (out.held_len == 0)
+        return;
+    emit(out.held, out.held_len, out.held_lines);
+    out.held_len = 0;
+    out.held_lines = 0;
+    out.held_since = 0;
+}
+
+// Called with the lock held: one write() for many lines is what makes a
+// busy loop's log cheap (four lines per connect + acquire + close).
+static void hold(const char *line, size_t len) {
+    if (out.held_len + len > sizeof(out.held))
+        emit_held();
+    if (out.held_len == 0)
+        out.held_since = monotonic_usec();
+    memcpy(out.held + out.held_len, line, len);
+    out.held_len += len;
+    out.held_lines++;
+}
+
+// Appends text at *used, within size: the fixed parts of every line are
+// copied, not run through snprintf().
+static void append(char *line, size_t size, size_t *used, const char *text) {
+    size_t len = strlen(text);
+
+    if (len > size - *used)
+        len = size - *used;
+    memcpy(line + *used, text, len);
+    *used += len;
+}
+
+// Called with the lock held: the line's start, "<6>" under journald, else
+// "2026-01-31T12:34:56.789Z ". The date and time to the second are
+// formatted once per second: a busy loop logs thousands of lines in one.
+static void stamp(char *line, size_t size, size_t *used, enum log_level level) {
+    static time_t stamp_sec = -1;
+    static char stamp_text[64];
+    struct timespec ts;
+    char ms[8];
+    int n;
+
+    if (out.journal) {
+        char priority[] = {'<', (char)('0' + level_priorities[level]), '>',
+                           '\0'};
+        append(line, size, used, priority);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != stamp_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(stamp_text, sizeof(stamp_text),
+                 "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        stamp_sec = ts.tv_sec;
+    }
+    n = (int)(ts.tv_nsec / 1000000) % 1000;
+    ms[0] = '.';
+    ms[1] = (char)('0' + n / 100);
+    ms[2] = (char)('0' + n / 10 % 10);
+    ms[3] = (char)('0' + n % 10);
+    ms[4] = 'Z';
+    ms[5] = ' ';
+    ms[6] = '\0';
+    append(line, size, used, stamp_text);
+    append(line, size, used, ms);
+}
+
 static void vlog(enum log_level level, const char *prefix, const char *fmt,
                  va_list ap) {
     char line[LINE_MAX_BYTES];
-    char stamp[64] = "";
-    int used;
+    // One byte is kept for the newline.
+    size_t used = 0, room = sizeof(line) - 1;
 
     pthread_mutex_lock(&out.lock);
     init();
-    if (out.journal) {
-        snprintf(stamp, sizeof(stamp), "<%d>", level_priorities[level]);
-    } else {
-        struct timespec ts;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+    stamp(line, room, &used, level);
+    append(line, room, &used, "vmnet-broker: ");
+    append(line, room, &used, level_names[level]);
+    append(line, room, &used, ": ");
+    if (prefix != NULL) {
+        append(line, room, &used, prefix);
+        append(line, room, &used, " ");
     }
-    used =
-        snprintf(line, sizeof(line) - 1, "%svmnet-broker: %s: %s%s", stamp,
-                 level_names[level], prefix ? prefix : "", prefix ? " " : "");
-    if (used >= 0 && (size_t)used < sizeof(line) - 1) {
-        int n =
-            vsnprintf(line + used, sizeof(line) - 1 - (size_t)used, fmt, ap);
-        if (n >= 0)
-            used += n;
-        if ((size_t)used > sizeof(line) - 2)
-            used = (int)sizeof(line) - 2; // truncated
-        line[used++] = '\n';
-        if (out.sink == SINK_FILE && out.used == 0 && !out.writing)
-            write_all(line, (size_t)used);
-        else if (!enqueue(line, (size_t)used))
-            out.dropped++;
+    if (used < room) {
+        int n = vsnprintf(line + used, room + 1 - used, fmt, ap);
+        if (n > 0)
+            used += (size_t)n;
+        if (used > room)
+            used = room; // truncated
+    }
+    line[used++] = '\n';
+    if (out.holding && level >= LOG_LEVEL_INFO &&
+        pthread_equal(pthread_self(), out.holder)) {
+        hold(line, used);
+    } else {
+        // Warnings and errors go out at once, after what was held, so the
+        // log keeps its order.
+        emit_held();
+        emit(line, used, 1);
     }
     pthread_mutex_unlock(&out.lock);
 }
@@ -206,12 +300,6 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...) {
     va_start(ap, fmt);
     vlog(level, prefix, fmt, ap);
     va_end(ap);
-}
-
-static uint64_t monotonic_usec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 void log_write_limited(enum log_level level, struct log_limit *limit,
@@ -241,9 +329,34 @@ void log_write_limited(enum log_level level, struct log_limit *limit,
     va_end(ap);
 }
 
+void log_hold_lines(bool hold_them) {
+    pthread_mutex_lock(&out.lock);
+    init();
+    if (!hold_them)
+        emit_held();
+    out.holding = hold_them;
+    out.holder = pthread_self();
+    pthread_mutex_unlock(&out.lock);
+}
+
+void log_release(void) {
+    pthread_mutex_lock(&out.lock);
+    emit_held();
+    pthread_mutex_unlock(&out.lock);
+}
+
+uint64_t log_held_since(void) {
+    uint64_t since;
+    pthread_mutex_lock(&out.lock);
+    since = out.held_len == 0 ? 0 : out.held_since;
+    pthread_mutex_unlock(&out.lock);
+    return since;
+}
+
 void log_flush(void) {
     struct timespec deadline;
 
+    log_release();
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 1;
     pthread_mutex_lock(&out.lock);

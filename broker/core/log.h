@@ -5,6 +5,7 @@
 #define VMNET_BROKER_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum log_level {
@@ -25,7 +26,8 @@ enum log_level log_get_level(void);
 
 // prefix is the peer's label ("[peer 1234 uid 1000]") or NULL.
 //
-// Lines go to stderr in one write each. Under journald (JOURNAL_STREAM
+// Lines go to stderr whole, never split (one write each, or several held
+// lines in one: log_hold_lines()). Under journald (JOURNAL_STREAM
 // names stderr) each starts with its syslog priority ("<3>" error, "<4>"
 // warning, "<6>" info, "<7>" debug) so `journalctl -p` filters them;
 // otherwise with a UTC timestamp. A regular file is written at once; to a
@@ -51,8 +53,26 @@ void log_write_limited(enum log_level level, struct log_limit *limit,
                        const char *prefix, const char *fmt, ...)
     LOG_PRINTF(4, 5);
 
-// Waits (up to about a second) for buffered lines to be written. Called at
-// exit.
+// From now on (hold_them true) the calling thread's info and debug lines
+// are held back and written several at a time by log_release(), so that a
+// busy event loop pays one write() for many lines. A warning or error
+// (from any thread) writes what is held first, then itself, at once: the
+// log keeps its order and every line keeps the time it was logged at. The
+// event loop calls this; false writes what is held and stops holding.
+void log_hold_lines(bool hold_them);
+
+// Writes the held lines. The loop calls it before every reply it sends
+// (so a client that got its answer finds the line that answer caused),
+// when the oldest held line is LOG_HOLD_USEC old, and before it exits.
+void log_release(void);
+#define LOG_HOLD_USEC 5000
+
+// CLOCK_MONOTONIC time in microseconds of the oldest held line, 0 when
+// none is held.
+uint64_t log_held_since(void);
+
+// Writes what is held, then waits (up to about a second) for buffered lines
+// to be written. Called at exit.
 void log_flush(void);
 
 // Lines dropped so far because the buffer was full.

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../config/config_dir.h"
@@ -298,6 +299,23 @@ static void arm(sd_event_source *timer, uint64_t when) {
     sd_event_source_set_enabled(timer, SD_EVENT_ONESHOT);
 }
 
+// The expiry timer is only ever moved earlier. A later deadline, or none,
+// leaves it where it is: it then fires early, finds nothing due and is
+// armed again for the real deadline. Every release of a network's last
+// peer sets a new deadline, so moving the timer each time would cost a
+// timerfd_settime() per connect + acquire + close; this costs one early
+// wake-up per idle delay at most.
+static void arm_expire(sd_event_source *timer, uint64_t when) {
+    int enabled = SD_EVENT_OFF;
+    uint64_t armed = 0;
+
+    if (sd_event_source_get_enabled(timer, &enabled) >= 0 &&
+        enabled != SD_EVENT_OFF &&
+        sd_event_source_get_time(timer, &armed) >= 0 && armed <= when)
+        return;
+    arm(timer, when);
+}
+
 // Peers holding at least one network (an idle connection holds nothing
 // and must not block a stop); their labels, as many as fit, in who.
 static unsigned holding_peers(const struct daemon *d, char *who, size_t size) {
@@ -331,7 +349,7 @@ static void state_changed(void *userdata) {
         sd_event_exit(d->event, 0);
         return;
     }
-    arm(d->expire_timer, broker_next_deadline(d->broker));
+    arm_expire(d->expire_timer, broker_next_deadline(d->broker));
     if (d->activated) {
         bool idle = broker_peer_count(d->broker) == 0 &&
                     broker_network_count(d->broker) == 0;
@@ -348,12 +366,50 @@ static void state_changed(void *userdata) {
     }
 }
 
-// After every event: a backend completion (dnsmasq ready or gone) changes
-// the broker as much as a request does.
-static int on_post(sd_event_source *s, void *userdata) {
-    (void)s;
-    state_changed(userdata);
-    return 0;
+// sd_event_loop() with three additions. The timers follow the broker after
+// every event: a backend completion (dnsmasq ready or gone) changes it as
+// much as a request does (a post source did this, at the cost of a second
+// turn of the loop, epoll_wait() included, for every event). The loop's log
+// lines are held and written together (log_hold_lines()): before a reply
+// (dispatch.c), or once the oldest is LOG_HOLD_USEC old, and the loop never
+// sleeps longer than that with lines held.
+static int run_loop(struct daemon *d) {
+    sd_event *e = d->event;
+    int r = 0, code = 0;
+
+    log_hold_lines(true);
+    while (sd_event_get_state(e) != SD_EVENT_FINISHED) {
+        uint64_t since = log_held_since(), timeout = UINT64_MAX;
+
+        if (since != 0) {
+            struct timespec ts;
+            uint64_t now;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+            if (now >= since + LOG_HOLD_USEC)
+                log_release();
+            else
+                timeout = since + LOG_HOLD_USEC - now;
+        }
+        r = sd_event_prepare(e);
+        if (r == 0) {
+            r = sd_event_wait(e, timeout);
+            if (r == 0) {
+                log_release(); // quiet for LOG_HOLD_USEC
+                continue;
+            }
+        }
+        if (r > 0)
+            r = sd_event_dispatch(e);
+        if (r < 0)
+            goto out;
+        if (sd_event_get_state(e) != SD_EVENT_FINISHED)
+            state_changed(d);
+    }
+    r = sd_event_get_exit_code(e, &code) < 0 ? 0 : code;
+out:
+    log_hold_lines(false);
+    return r;
 }
 
 static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -913,9 +969,6 @@ static int run(struct daemon *d) {
         goto out;
     sd_event_source_set_enabled(d->expire_timer, SD_EVENT_OFF);
     sd_event_source_set_enabled(d->exit_timer, SD_EVENT_OFF);
-    r = sd_event_add_post(d->event, NULL, on_post, d);
-    if (r < 0)
-        goto out;
 
     r = linux_backend_new(&d->backend);
     if (r < 0) {
@@ -998,7 +1051,7 @@ static int run(struct daemon *d) {
     state_changed(d);
     sd_notify(0, "READY=1\nSTATUS=Serving networks");
 
-    r = sd_event_loop(d->event);
+    r = run_loop(d);
     sd_notify(0, "STOPPING=1");
 out:
     // -EEXIST: another broker runs, already said.

@@ -95,6 +95,15 @@ struct peer *dispatch_conn_peer(const struct dispatch_conn *conn) {
     return conn->peer;
 }
 
+// Every reply goes through here. The log lines held so far are written
+// first (log_hold_lines()): a client that has its answer finds in the log
+// what its request did.
+static void reply(struct dispatcher *d, void *transport, const char *text,
+                  size_t len, int fd) {
+    log_release();
+    d->ops.reply(transport, text, len, fd);
+}
+
 // Sends an owned text (NULL when memory ran out: the connection gets
 // nothing better than error 7, which needs no memory).
 static void send_owned(struct dispatch_conn *conn, char *text, size_t len,
@@ -104,11 +113,11 @@ static void send_owned(struct dispatch_conn *conn, char *text, size_t len,
     if (text == NULL) {
         if (fd >= 0)
             close(fd);
-        conn->dispatcher->ops.reply(conn->transport, out_of_memory,
-                                    sizeof(out_of_memory) - 1, -1);
+        reply(conn->dispatcher, conn->transport, out_of_memory,
+              sizeof(out_of_memory) - 1, -1);
         return;
     }
-    conn->dispatcher->ops.reply(conn->transport, text, len, fd);
+    reply(conn->dispatcher, conn->transport, text, len, fd);
     free(text);
 }
 
@@ -140,7 +149,7 @@ static void on_done(void *data, const struct broker_result *result) {
     if (text == NULL)
         send_owned(conn, NULL, 0, -1);
     else
-        d->ops.reply(conn->transport, text, len, -1);
+        reply(d, conn->transport, text, len, -1);
 }
 
 // True when no network shows an idle delay, which is the only part of a
@@ -185,7 +194,7 @@ static void send_status(struct dispatch_conn *conn, uint64_t now) {
         d->status_now = now;
         d->status_timed = !status_is_timeless(d->broker);
     }
-    d->ops.reply(conn->transport, d->status, d->status_len, -1);
+    reply(d, conn->transport, d->status, d->status_len, -1);
 }
 
 static void answer_leases(struct dispatch_conn *conn, const char *name);
