@@ -16,6 +16,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -1308,6 +1309,18 @@ static void offload_to_worker(void *ctx, void (*run)(void *arg),
     linux_worker_queue(backend->worker, run, done, arg);
 }
 
+static void close_job(void *arg) { close((int)(intptr_t)arg); }
+
+// The readiness watch's inotify instance: its close waits for the kernel
+// to reap its marks (an SRCU grace period), on a closer as TAPs' closes
+// do. Before the closers exist, the job runs here.
+static void close_on_closer(void *ctx, int fd) {
+    struct linux_backend *backend = ctx;
+
+    linux_worker_queue(backend->closers[backend->next_closer++ % CLOSERS],
+                       close_job, NULL, (void *)(intptr_t)fd);
+}
+
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services) {
@@ -1329,6 +1342,8 @@ int linux_backend_enable_services(
     backend->dnsmasq.health_ctx = backend;
     backend->dnsmasq.offload = offload_to_worker;
     backend->dnsmasq.offload_ctx = backend;
+    backend->dnsmasq.close_fd = close_on_closer;
+    backend->dnsmasq.close_fd_ctx = backend;
     status = adopt_and_clean(backend, services);
     if (status < 0)
         goto out;

@@ -385,8 +385,6 @@ START_TEST(test_subnet_pool) {
 }
 END_TEST
 
-static bool link_gone(void *name) { return !harness_link_exists(name); }
-
 // The pid the slow-stopping wrapper wrote to stopping, or 0.
 static pid_t stopping_pid(const char *stopping) {
     FILE *f = fopen(stopping, "r");
@@ -428,7 +426,7 @@ START_TEST(test_freed_subnet_waits_for_dnsmasq) {
     ck_assert_int_gt(dnsmasq, 0);
 
     // The bridge does not wait for dnsmasq's exit...
-    ck_assert(harness_wait_for(link_gone, "vmb-shared"));
+    ck_assert(harness_wait_link_gone("vmb-shared"));
     dnsmasq_ran = kill(dnsmasq, 0) == 0;
 
     // ...but its subnet is still the removed network's.
