@@ -2754,6 +2754,11 @@ static int linux_network_leases(void *ctx, void *handle,
     return BROKER_OK;
 }
 
+// On a closer, as a sent TAP's copy is (the descriptor is remembered).
+static void linux_close_fd(void *ctx, int fd) {
+    linux_backend_close_sent(ctx, fd);
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
@@ -2761,6 +2766,7 @@ const struct network_backend_ops linux_backend_ops = {
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
     .settle_interfaces = linux_settle_interfaces,
+    .close_fd = linux_close_fd,
     .leases = linux_network_leases,
     .leave = linux_network_leave,
     .degraded = linux_network_degraded,
