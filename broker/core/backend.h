@@ -116,6 +116,11 @@ struct network_backend_ops {
     // to finish). Called only when a peer or user is at its interface
     // limit, where exactness matters.
     void (*settle_interfaces)(void *ctx, void (*done)(void *data), void *data);
+    // Optional (NULL: close()). Closes a descriptor open_interface() handed
+    // over that nobody takes (its peer left, or lost its slot, while it was
+    // being made): a TAP's last close tears the device down and waits for
+    // the kernel (tens of ms), which the core's caller must not.
+    void (*close_fd)(void *ctx, int fd);
     // Optional (NULL: every network is removed when the broker exits).
     // Leaves a ready network running for the next broker to adopt (its
     // bridge has live ports: a VM must not lose its network because the

@@ -775,6 +775,16 @@ static void unlink_open(struct broker *broker, struct pending_open *open) {
     *p = open->next;
 }
 
+// A descriptor nobody takes, closed where the backend can wait for it.
+static void drop_fd(struct broker *broker, int fd) {
+    if (fd < 0)
+        return;
+    if (broker->options.backend->close_fd != NULL)
+        broker->options.backend->close_fd(broker->options.backend_ctx, fd);
+    else
+        close(fd);
+}
+
 static void on_interface_opened(void *data, int status,
                                 const struct interface_info *info, int fd,
                                 const char *message) {
@@ -788,8 +798,7 @@ static void on_interface_opened(void *data, int status,
     broker->generation++;
     if (peer == NULL) {
         // The peer left while it was being made: nobody will use it.
-        if (fd >= 0)
-            close(fd);
+        drop_fd(broker, fd);
         free(open);
         return;
     }
@@ -802,8 +811,7 @@ static void on_interface_opened(void *data, int status,
     if (status != BROKER_OK || slot == peer->n_interfaces) {
         if (slot < peer->n_interfaces)
             peer->interfaces[slot] = peer->interfaces[--peer->n_interfaces];
-        if (fd >= 0)
-            close(fd);
+        drop_fd(broker, fd);
         fail_open(broker, peer, open->network, open->release,
                   status != BROKER_OK ? status : BROKER_ERR_INTERNAL, message,
                   open->done, open->data);

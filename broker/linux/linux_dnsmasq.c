@@ -103,6 +103,9 @@ struct dnsmasq {
     void (*offload)(void *ctx, void (*run)(void *arg), void (*done)(void *arg),
                     void *arg);
     void *offload_ctx;
+    // Where the readiness watch's instance is closed (dnsmasq_options).
+    void (*close_fd)(void *ctx, int fd);
+    void *close_fd_ctx;
     // A restart's spawn is queued off the loop: until its done, the loop
     // reads no respawn_* field and the spawner writes nothing else, and
     // respawn_ran last.
@@ -574,10 +577,14 @@ static void stop_ready_watch(struct dnsmasq *d) {
     if (*p == d)
         *p = d->next_starting;
     d->next_starting = NULL;
-    // The last start over: give the instance back to the kernel.
+    // The last start over: give the instance back to the kernel, off the
+    // loop (see dnsmasq_options.close_fd).
     if (ready_watch.starting == NULL && ready_watch.fd >= 0) {
         ready_watch.source = sd_event_source_disable_unref(ready_watch.source);
-        close(ready_watch.fd);
+        if (d->close_fd != NULL)
+            d->close_fd(d->close_fd_ctx, ready_watch.fd);
+        else
+            close(ready_watch.fd);
         ready_watch.fd = -1;
     }
 }
@@ -1020,6 +1027,8 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
     d->health_ctx = options->health_ctx;
     d->offload = options->offload;
     d->offload_ctx = options->offload_ctx;
+    d->close_fd = options->close_fd;
+    d->close_fd_ctx = options->close_fd_ctx;
     snprintf(d->name, sizeof(d->name), "%s", config->name);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
@@ -1152,14 +1161,39 @@ static void free_handle(struct dnsmasq *d) {
     free(d);
 }
 
-static void release(struct dnsmasq *d) {
+static void remove_dir_job(void *arg) {
+    remove_network_dir(arg);
+    free(arg);
+}
+
+// Removes d's directory where d's restarts spawn (the worker), so the loop
+// never waits for the file system (a disk mounted with discard trims each
+// removed file synchronously: 10-30 ms seen). The worker runs jobs in
+// order: a new network of the same name, built there later, finds the
+// directory gone. Without offload, or memory, here.
+static void remove_dir_offloaded(struct dnsmasq *d) {
+    char *dir = d->offload != NULL ? malloc(DIR_MAX) : NULL;
+
+    if (dir == NULL) {
+        remove_network_dir(d->dir);
+        return;
+    }
+    memcpy(dir, d->dir, DIR_MAX);
+    d->offload(d->offload_ctx, remove_dir_job, NULL, dir);
+}
+
+// offloaded: the directory is removed off the loop (an instance that has
+// ended, while the backend runs); else here.
+static void release(struct dnsmasq *d, bool offloaded) {
     drop_supervision(d);
     // A handle dnsmasq_spawn() made and no loop watched yet has nothing of
     // the loop's (it may be released on the worker).
     if (d->event != NULL)
         stop_ready_watch(d);
     terminate(d);
-    if (d->dir[0] != '\0')
+    if (d->dir[0] != '\0' && offloaded)
+        remove_dir_offloaded(d);
+    else if (d->dir[0] != '\0')
         remove_network_dir(d->dir);
     free_handle(d);
 }
@@ -1168,7 +1202,7 @@ void dnsmasq_stop(struct dnsmasq *d) {
     if (d == NULL)
         return;
     d->stopped = NULL;
-    release(d);
+    release(d, false);
 }
 
 // The instance has ended: remove the files and tell the caller.
@@ -1177,7 +1211,7 @@ static void finish_stop(struct dnsmasq *d) {
     void *data = d->stopped_data;
 
     d->stopped = NULL;
-    release(d);
+    release(d, true);
     stopped(data);
 }
 
@@ -1555,6 +1589,8 @@ int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
     d->health_ctx = options->health_ctx;
     d->offload = options->offload;
     d->offload_ctx = options->offload_ctx;
+    d->close_fd = options->close_fd;
+    d->close_fd_ctx = options->close_fd_ctx;
     snprintf(d->name, sizeof(d->name), "%s", name);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path

@@ -44,6 +44,12 @@ struct dnsmasq_options {
     void (*offload)(void *ctx, void (*run)(void *arg), void (*done)(void *arg),
                     void *arg);
     void *offload_ctx;
+    // Optional: closes fd on another thread. Closing the inotify instance
+    // of the readiness watch waits for the kernel to reap its marks (an
+    // SRCU grace period: 7-30 ms seen on a loaded 2-CPU machine), which
+    // the loop must not. NULL: closed on the loop.
+    void (*close_fd)(void *ctx, int fd);
+    void *close_fd_ctx;
 };
 
 // Starts the network's dnsmasq on info->bridge: DNS on the bridge's
@@ -83,7 +89,10 @@ int dnsmasq_start(const struct dnsmasq_options *options,
 
 // Stops dnsmasq without waiting: SIGTERM, SIGKILL 2 s later; once it has
 // ended, removes its files and its directory, frees d and calls
-// stopped(data) (maybe before returning, when nothing runs).
+// stopped(data) (maybe before returning, when nothing runs). With
+// options->offload the files are removed there, by a job queued before
+// stopped() is called: a job queued on the same worker after it finds
+// them gone.
 void dnsmasq_stop_async(struct dnsmasq *d, dnsmasq_stopped_fn stopped,
                         void *data);
 

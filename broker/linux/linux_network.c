@@ -15,6 +15,8 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -208,7 +210,9 @@ struct linux_network {
     struct network_info made;
     struct network_info *info;
     int status;
-    int ifindex;
+    // The bridge's: a repair on the worker makes the bridge again (a new
+    // ifindex) while the loop matches ports' masters against it.
+    atomic_int ifindex;
     char bridge[IFNAMSIZ];
     // Written by the worker's jobs, read on the loop once they are done.
     bool bridge_exists;
@@ -218,8 +222,8 @@ struct linux_network {
     struct dnsmasq *spawned;
     // While a removal waits for it.
     struct dnsmasq *stopping;
-    // Parts of a removal not ended yet: dnsmasq's exit and the rules'
-    // removal run at once; the bridge goes when both have.
+    // Parts of a removal not ended yet: dnsmasq's exit and the devices' and
+    // rules' removal run at once; the subnet is freed when both have.
     int removal_parts;
     // The core's completion of create (while dnsmasq starts) or destroy
     // (while it stops).
@@ -1305,6 +1309,18 @@ static void offload_to_worker(void *ctx, void (*run)(void *arg),
     linux_worker_queue(backend->worker, run, done, arg);
 }
 
+static void close_job(void *arg) { close((int)(intptr_t)arg); }
+
+// The readiness watch's inotify instance: its close waits for the kernel
+// to reap its marks (an SRCU grace period), on a closer as TAPs' closes
+// do. Before the closers exist, the job runs here.
+static void close_on_closer(void *ctx, int fd) {
+    struct linux_backend *backend = ctx;
+
+    linux_worker_queue(backend->closers[backend->next_closer++ % CLOSERS],
+                       close_job, NULL, (void *)(intptr_t)fd);
+}
+
 int linux_backend_enable_services(
     struct linux_backend *backend,
     const struct linux_backend_services *services) {
@@ -1326,6 +1342,8 @@ int linux_backend_enable_services(
     backend->dnsmasq.health_ctx = backend;
     backend->dnsmasq.offload = offload_to_worker;
     backend->dnsmasq.offload_ctx = backend;
+    backend->dnsmasq.close_fd = close_on_closer;
+    backend->dnsmasq.close_fd_ctx = backend;
     status = adopt_and_clean(backend, services);
     if (status < 0)
         goto out;
@@ -1746,11 +1764,24 @@ static void teardown(void *data) {
     remove_devices(network);
 }
 
-// On the worker: the rules alone, while dnsmasq stops.
-static void teardown_rules(void *data) {
+// On the worker, as soon as a removal starts, while dnsmasq stops: the
+// bridge first (nothing waits for dnsmasq's exit to delete it: with no
+// bridge no frame needs the rules), then the rules and the TAP devices. The
+// subnet stays the network's until dnsmasq has exited too (forget_subnet).
+static void teardown_devices(void *data) {
     struct linux_network *network = data;
 
+    remove_bridge(network->backend, network);
     remove_rules(network->backend, network);
+    tap_remove_marked(network->backend->sock, network->config.name);
+}
+
+// On the worker, once the devices are gone and dnsmasq has exited: the
+// subnet may be chosen again.
+static void forget_subnet(void *data) {
+    struct linux_network *network = data;
+
+    own_remove(network->backend, network);
 }
 
 // On the worker: everything the kernel does for a new network but dnsmasq
@@ -1763,6 +1794,7 @@ static void build(void *data) {
     struct host_networks host = {0};
     uint8_t *mac = network->mac;
     char gateway[16];
+    int ifindex = 0;
     int err;
 
     network->status = BROKER_ERR_INTERNAL;
@@ -1793,7 +1825,8 @@ static void build(void *data) {
                 : host.default_route_mtu != 0 ? host.default_route_mtu
                                               : DEFAULT_MTU;
     err = linux_bridge_add(backend->sock, network->bridge, config->name, mac,
-                           made->mtu, &network->ifindex);
+                           made->mtu, &ifindex);
+    network->ifindex = ifindex;
     if (err == -EEXIST) {
         log_error("network %s: interface %s exists and is not ours",
                   config->name, network->bridge);
@@ -1940,9 +1973,12 @@ static bool remake_bridge(struct linux_backend *backend,
                           struct linux_network *network) {
     const struct network_info *made = &network->made;
     char what[64];
+    int ifindex = 0;
     int err = linux_bridge_add(backend->sock, network->bridge, network->name,
-                               network->mac, made->mtu, &network->ifindex);
+                               network->mac, made->mtu, &ifindex);
     int taps;
+
+    network->ifindex = ifindex;
 
     if (err < 0) {
         snprintf(network->repair_trouble, sizeof(network->repair_trouble),
@@ -2314,18 +2350,18 @@ static void on_torn_down(void *data) {
     destroyed(done_data);
 }
 
-// dnsmasq has ended and the rules are gone: the bridge goes last. Not
-// before dnsmasq's exit: its sockets stay bound to the gateway address
-// after the bridge is gone, and a new network given the freed subnet
-// could not start its own dnsmasq (EADDRINUSE).
+// The devices are gone and dnsmasq has ended: only now is the subnet free
+// for another network. dnsmasq's sockets stay bound to the gateway address
+// after the bridge is gone, and a new network given the subnet could not
+// start its own dnsmasq there (EADDRINUSE) until it exits.
 static void removal_part_done(struct linux_network *network) {
     if (--network->removal_parts > 0)
         return;
-    linux_worker_queue(network->backend->worker, remove_devices, on_torn_down,
+    linux_worker_queue(network->backend->worker, forget_subnet, on_torn_down,
                        network);
 }
 
-static void on_rules_removed(void *data) { removal_part_done(data); }
+static void on_devices_removed(void *data) { removal_part_done(data); }
 
 static void on_dnsmasq_stopped(void *data) {
     struct linux_network *network = data;
@@ -2334,8 +2370,8 @@ static void on_dnsmasq_stopped(void *data) {
     removal_part_done(network);
 }
 
-// The worker removes the rules while dnsmasq stops; the bridge waits for
-// both.
+// The worker removes the bridge and the rules while dnsmasq stops; the
+// removal ends when both have.
 static void linux_network_destroy(void *ctx, void *handle,
                                   backend_destroy_done_fn done, void *data) {
     struct linux_network *network = handle;
@@ -2354,8 +2390,8 @@ static void linux_network_destroy(void *ctx, void *handle,
     network->removal_parts = dnsmasq != NULL ? 2 : 1;
     if (dnsmasq != NULL)
         network->stopping = dnsmasq;
-    linux_worker_queue(network->backend->worker, teardown_rules,
-                       on_rules_removed, network);
+    linux_worker_queue(network->backend->worker, teardown_devices,
+                       on_devices_removed, network);
     if (dnsmasq != NULL)
         dnsmasq_stop_async(dnsmasq, on_dnsmasq_stopped, network);
 }
@@ -2718,6 +2754,11 @@ static int linux_network_leases(void *ctx, void *handle,
     return BROKER_OK;
 }
 
+// On a closer, as a sent TAP's copy is (the descriptor is remembered).
+static void linux_close_fd(void *ctx, int fd) {
+    linux_backend_close_sent(ctx, fd);
+}
+
 const struct network_backend_ops linux_backend_ops = {
     .create = linux_network_create,
     .destroy = linux_network_destroy,
@@ -2725,6 +2766,7 @@ const struct network_backend_ops linux_backend_ops = {
     .open_interface = linux_network_open_interface,
     .interface_exists = linux_interface_exists,
     .settle_interfaces = linux_settle_interfaces,
+    .close_fd = linux_close_fd,
     .leases = linux_network_leases,
     .leave = linux_network_leave,
     .degraded = linux_network_degraded,

@@ -40,6 +40,7 @@ static void *worker_main(void *data) {
     for (;;) {
         struct job *job;
         uint64_t one = 1;
+        bool wake_loop = false;
 
         while (w->queued == NULL && !w->stop) {
             pthread_cond_broadcast(&w->idle);
@@ -57,11 +58,20 @@ static void *worker_main(void *data) {
         pthread_mutex_lock(&w->lock);
         w->running = false;
         job->next = NULL;
+        wake_loop = w->finished == NULL;
         *w->finished_tail = job;
         w->finished_tail = &job->next;
+        if (!wake_loop)
+            continue;
+        // Woken outside the lock: the loop, woken, takes the lock at once
+        // (take_finished()), and must not find this thread holding it (on
+        // a busy machine a preempted holder kept it waiting for ms).
+        // Only the job that made the list non-empty wakes it.
+        pthread_mutex_unlock(&w->lock);
         // The loop reads the count; a full counter cannot happen here.
         if (write(w->eventfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_error("worker: eventfd: %s", strerror(errno));
+        pthread_mutex_lock(&w->lock);
     }
     pthread_cond_broadcast(&w->idle);
     pthread_mutex_unlock(&w->lock);

@@ -425,9 +425,12 @@ START_TEST(test_removing_network_removes_only_its_own) {
     ck_assert(table_mentions("vmb-shared"));
 
     close(shared_fd);
-    // The bridge goes last, after its dnsmasq and its rules.
+    // The bridge goes first, its rules and dnsmasq meanwhile; the removal
+    // ends once all are gone.
     ck_assert_msg(harness_wait_link_gone("vmb-shared"),
                   "vmb-shared still there after the idle delay");
+    ck_assert(
+        harness_broker_wait_log(broker, "network 'shared' is removed", 1));
     ck_assert(!table_mentions("vmb-shared"));
     ck_assert(!running(shared_pid));
     network_file("shared", NULL, path, sizeof(path));
@@ -445,6 +448,7 @@ START_TEST(test_removing_network_removes_only_its_own) {
     close(host_fd);
     ck_assert_msg(harness_wait_link_gone("vmb-host"),
                   "vmb-host still there after the idle delay");
+    ck_assert(harness_broker_wait_log(broker, "network 'host' is removed", 1));
     ck_assert(!running(host_pid));
     assert_no_network_left(empty_table, "host");
     free(host_table);

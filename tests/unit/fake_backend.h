@@ -50,6 +50,8 @@ struct fake_backend {
     bool interface_alive[256];
     unsigned last_index;
     bool fail_interface;
+    // Descriptors the core handed back to close_fd (nobody took them).
+    unsigned fds_dropped;
     // Asynchronous mode: creations and removals wait until the test
     // finishes them with fake_finish_create() / fake_finish_destroy().
     bool async;
@@ -331,6 +333,13 @@ static inline void fake_settle_interfaces(void *ctx, void (*done)(void *),
         fake_finish_settle(backend);
 }
 
+static inline void fake_close_fd(void *ctx, int fd) {
+    struct fake_backend *backend = ctx;
+
+    backend->fds_dropped++;
+    close(fd);
+}
+
 static const struct network_backend_ops fake_backend_ops = {
     .create = fake_create,
     .destroy = fake_destroy,
@@ -338,6 +347,7 @@ static const struct network_backend_ops fake_backend_ops = {
     .open_interface = fake_open_interface,
     .interface_exists = fake_interface_exists,
     .settle_interfaces = fake_settle_interfaces,
+    .close_fd = fake_close_fd,
     .leave = fake_leave,
 };
 
