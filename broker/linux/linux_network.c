@@ -2005,6 +2005,8 @@ static bool repair_addresses(struct linux_backend *backend,
                                         gateway6, 64);
         if (err == 0) {
             repaired(network, "added its IPv6 gateway");
+            // dnsmasq binds its addresses once, at start (bind-interfaces).
+            network->restart_dnsmasq = true;
         } else if (err != -EEXIST) {
             snprintf(network->repair_trouble, sizeof(network->repair_trouble),
                      "cannot add the IPv6 gateway to bridge %s: %s",
