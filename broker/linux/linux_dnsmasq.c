@@ -1002,8 +1002,12 @@ static bool started_before(pid_t pid, const char *path);
 
 // Kills the dnsmasq a previous broker left in dir, if it still runs and
 // really is that one, and removes dir. Returns 1 if it killed one. label
-// names it in the log.
-static int remove_stale_dir(const char dir[DIR_MAX], const char *label) {
+// names it in the log. check_start: the process must also be older than its
+// pid file (the router advertisement instance, which nothing else vouches
+// for; a network's is named by the state file or its directory alone, and a
+// clock stepped forward since must not leave it holding the gateway's port).
+static int remove_stale_dir(const char dir[DIR_MAX], const char *label,
+                            bool check_start) {
     char path[PATH_MAX];
     char conf[CONF_ARG_MAX];
     pid_t pid;
@@ -1015,10 +1019,10 @@ static int remove_stale_dir(const char dir[DIR_MAX], const char *label) {
     conf_arg(conf, dir);
     // Checking the command line after pidfd_open() pins the process: a pid
     // reused in between cannot receive the signal. The command line alone
-    // anyone can forge, with a pid reused since dnsmasq wrote the file: the
-    // process must also be older than the file.
+    // anyone can forge, with a pid reused since dnsmasq wrote the file.
     pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
-    if (pidfd >= 0 && cmdline_has(pid, conf) && started_before(pid, path) &&
+    if (pidfd >= 0 && cmdline_has(pid, conf) &&
+        (!check_start || started_before(pid, path)) &&
         pidfd_send_signal(pidfd, SIGKILL, NULL, 0) == 0) {
         if (!wait_exit(pidfd, STALE_KILL_TIMEOUT_MSEC))
             log_warning("%s: stale dnsmasq (pid %d) outlived "
@@ -1102,7 +1106,7 @@ static int spawn_instance(const struct dnsmasq_options *options,
     if (made < 0 && errno == EEXIST) {
         log_warning("%s: removing %s, left by a previous broker", d->label,
                     dir);
-        remove_stale_dir(dir, d->label);
+        remove_stale_dir(dir, d->label, radv_prefix != NULL);
         made = mkdir(dir, 0755);
     }
     if (made < 0) {
@@ -1398,7 +1402,7 @@ int dnsmasq_remove_stale_except(const char *runtime_dir,
         }
         snprintf(label, sizeof(label), "network %.*s", NETWORK_NAME_MAX,
                  entry->d_name);
-        killed += remove_stale_dir(dir, label);
+        killed += remove_stale_dir(dir, label, false);
         log_info("network %s: removed stale dnsmasq files in %s", entry->d_name,
                  dir);
     }
@@ -1408,7 +1412,7 @@ int dnsmasq_remove_stale_except(const char *runtime_dir,
     // missed meanwhile costs guests nothing: they keep their addresses).
     if (network_dir(runtime_dir, DNSMASQ_RADV_NAME, dir) == 0 &&
         lstat(dir, &st) == 0) {
-        killed += remove_stale_dir(dir, "router advertisements");
+        killed += remove_stale_dir(dir, "router advertisements", true);
         log_info("router advertisements: removed stale dnsmasq files in %s",
                  dir);
     }

@@ -129,9 +129,9 @@ void dnsmasq_restart(struct dnsmasq *d);
 
 // Kills every dnsmasq a previous broker left running for runtime_dir (the
 // pid in <runtime_dir>/<network>/dnsmasq.pid, only if that process's
-// command line names that directory's dnsmasq.conf and it is older than the
-// pid file), the router advertisement one included, and removes those
-// directories. Returns how many processes were killed.
+// command line names that directory's dnsmasq.conf), the router
+// advertisement one included (only if it is also older than its pid file),
+// and removes those directories. Returns how many processes were killed.
 int dnsmasq_remove_stale(const char *runtime_dir);
 
 // As dnsmasq_remove_stale(), but leaves the directories (and processes) of
