@@ -72,7 +72,7 @@ static void exec_dnsmasq(const struct bare_dnsmasq *d, const char *bridge,
     snprintf(router, sizeof(router), "--dhcp-option=option:router,%s", gateway);
     snprintf(dns, sizeof(dns), "--dhcp-option=option:dns-server,%s", gateway);
     execl(DNSMASQ, DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
-          interface, "--except-interface=lo", listen, "--bind-dynamic",
+          interface, "--except-interface=lo", listen, "--bind-interfaces",
           pid_file, lease_file, "--log-facility=-", "--quiet-dhcp", user,
           "--domain-needed", "--dhcp-authoritative", "--no-ping", range, router,
           dns, (char *)NULL);

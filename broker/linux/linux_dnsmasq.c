@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// One supervised dnsmasq per network: config, start, readiness, restart, stop.
+// Supervised dnsmasq: one per network (DHCPv4, DNS), one per broker for
+// every network's router advertisements; config, start, readiness, restart,
+// stop.
 #include "linux_dnsmasq.h"
 
 #include <arpa/inet.h>
@@ -66,6 +68,11 @@ struct dnsmasq {
     sd_event *loop;  // options->event, not referenced
     char *dnsmasq_path;
     char name[NETWORK_NAME_MAX + 1];
+    // What the log calls it: "network NAME" or "router advertisements".
+    char label[NETWORK_NAME_MAX + sizeof("network ")];
+    // The broker's router advertisement instance: its bridges' name prefix
+    // (interface=PREFIX*); empty for a network's own dnsmasq.
+    char radv_prefix[16];
     char dir[DIR_MAX]; // empty until this module created it
     pid_t pid;         // 0 while no instance runs
     int pidfd;         // -1 while no instance runs
@@ -311,8 +318,8 @@ static void log_tail(const struct dnsmasq *d, enum log_level level) {
         p = end + 1;
     }
     for (size_t i = 0; i < n_lines; i++)
-        log_write(dnsmasq_line_level(lines[i], level), NULL,
-                  "network %s: dnsmasq: %s", d->name, lines[i]);
+        log_write(dnsmasq_line_level(lines[i], level), NULL, "%s: dnsmasq: %s",
+                  d->label, lines[i]);
 }
 
 // dnsmasq keeps root's rights only for what it needs (binding port 67, raw
@@ -363,8 +370,7 @@ static void write_upstream_servers(FILE *f) {
 
 static void write_config_lines(FILE *f, const struct dnsmasq *d,
                                const struct network_config *config,
-                               const struct network_info *info,
-                               const char *ipv6_prefix) {
+                               const struct network_info *info) {
     char path[PATH_MAX];
     char gateway[16];
     char address[16];
@@ -382,9 +388,15 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
     fprintf(f, "interface=%s\n", info->bridge);
     fprintf(f, "except-interface=lo\n");
     fprintf(f, "listen-address=%s\n", gateway);
-    // Unlike bind-interfaces, also binds the addresses that appear later
-    // (the bridge's link-local one comes with its first port).
-    fprintf(f, "bind-dynamic\n");
+    // Binds the bridge's addresses once, at start: the gateways, which the
+    // broker adds before it starts dnsmasq (the IPv6 one without duplicate
+    // address detection), and every repair that makes them again restarts
+    // dnsmasq. Not bind-dynamic: with it (or router advertisements, or
+    // DHCPv6) every dnsmasq lists every address of the host at every
+    // address change on the host, so each creation cost O(networks) in each
+    // of them. Router advertisements are the broker's one instance's
+    // (write_radv_config_lines()).
+    fprintf(f, "bind-interfaces\n");
     file_path(path, d->dir, PID_FILE);
     fprintf(f, "pid-file=%s\n", path);
     file_path(path, d->dir, LEASE_FILE);
@@ -392,7 +404,7 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
     // stderr, which goes to dnsmasq.log. Routine DHCP and RA chatter would
     // grow that file for as long as the network lives.
     fprintf(f, "log-facility=-\n");
-    fprintf(f, "quiet-dhcp\nquiet-dhcp6\nquiet-ra\n");
+    fprintf(f, "quiet-dhcp\n");
     fprintf(f, "user=%s\n", dnsmasq_user());
     // Upstream servers are the host's (/etc/resolv.conf), so guests resolve
     // what the host resolves. They are copied in as server= lines with
@@ -433,53 +445,85 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
         file_path(path, d->dir, GUEST_HOSTS_FILE);
         fprintf(f, "dhcp-hostsfile=%s\n", path);
     }
-
-    if (ipv6_prefix != NULL) {
-        // Stateless: guests take an address from the prefix by SLAAC and
-        // may ask DHCPv6 for the DNS server only.
-        fprintf(f, "enable-ra\n");
-        fprintf(f, "dhcp-range=%s,ra-stateless,ra-names,%u\n", ipv6_prefix,
-                info->ipv6_prefix_len);
-    }
 }
 
+// The broker's one dnsmasq for router advertisements on all its bridges.
+// It makes a context for each bridge of the prefix that has an address in a
+// /64 other than link-local (constructor:), when that address appears, so a
+// network without IPv6 (no such address) is never advertised on; it lists
+// the host's addresses once per change (bind-dynamic), not once per
+// network.
+static void write_radv_config_lines(FILE *f, const struct dnsmasq *d) {
+    char path[PATH_MAX];
+
+    fprintf(f,
+            "# vmnet-broker: router advertisements on every %s* bridge, "
+            "rewritten at every start.\n",
+            d->radv_prefix);
+    // The prefix ends in '-' (linux_instance.h): "vmb-*" matches no
+    // "vmb<id>-" bridge of another instance, nor the reverse.
+    fprintf(f, "interface=%s*\n", d->radv_prefix);
+    fprintf(f, "except-interface=lo\n");
+    fprintf(f, "bind-dynamic\n");
+    // DNS is each network's own dnsmasq's, on its gateways.
+    fprintf(f, "port=0\n");
+    file_path(path, d->dir, PID_FILE);
+    fprintf(f, "pid-file=%s\n", path);
+    // Stateless DHCPv6 keeps no lease, but dnsmasq opens the file anyway:
+    // here, not in /var/lib/misc.
+    file_path(path, d->dir, LEASE_FILE);
+    fprintf(f, "dhcp-leasefile=%s\n", path);
+    fprintf(f, "log-facility=-\n");
+    fprintf(f, "quiet-dhcp6\nquiet-ra\n");
+    fprintf(f, "user=%s\n", dnsmasq_user());
+    // Stateless: guests take an address from the bridge's /64 by SLAAC and
+    // may ask DHCPv6 for the DNS server only.
+    fprintf(f, "enable-ra\n");
+    fprintf(f, "dhcp-range=::,constructor:%s*,ra-stateless,64\n",
+            d->radv_prefix);
+    // The DNS server (RDNSS and DHCPv6) is the bridge's own address in its
+    // prefix, global ([::]) or ULA ([fd00::]), whichever it has: the gateway
+    // the network's dnsmasq answers on. Every network has DNS (info->dns is
+    // its gateway).
+    fprintf(f, "dhcp-option=option6:dns-server,[::],[fd00::]\n");
+}
+
+// config and info are NULL for the router advertisement instance.
 static int write_config(const struct dnsmasq *d,
                         const struct network_config *config,
                         const struct network_info *info) {
     char path[PATH_MAX];
-    char ipv6_prefix[INET6_ADDRSTRLEN];
     FILE *f;
     int status;
 
-    if (info->ipv6) {
+    if (info != NULL && info->ipv6) {
         // SLAAC, the point of these advertisements, works on /64s only.
         if (info->ipv6_prefix_len != 64) {
-            log_error("network %s: IPv6 prefix length %u: router "
+            log_error("%s: IPv6 prefix length %u: router "
                       "advertisements need a /64",
-                      d->name, info->ipv6_prefix_len);
+                      d->label, info->ipv6_prefix_len);
             return -EINVAL;
         }
-        inet_ntop(AF_INET6, info->ipv6_prefix, ipv6_prefix,
-                  sizeof(ipv6_prefix));
     }
     file_path(path, d->dir, CONF_FILE);
     f = fopen(path, "wxe");
     if (f == NULL) {
         status = -errno;
-        log_error("network %s: cannot create %s: %s", d->name, path,
-                  strerror(errno));
+        log_error("%s: cannot create %s: %s", d->label, path, strerror(errno));
         return status;
     }
-    write_config_lines(f, d, config, info, info->ipv6 ? ipv6_prefix : NULL);
+    if (info != NULL)
+        write_config_lines(f, d, config, info);
+    else
+        write_radv_config_lines(f, d);
     status = ferror(f) ? -EIO : 0;
     // dnsmasq reads the hosts file at start: it must exist, empty.
-    if (status == 0 && info->dhcp)
+    if (status == 0 && info != NULL && info->dhcp)
         status = dnsmasq_set_guest_hosts(d, NULL, 0);
     if (fclose(f) != 0 && status == 0)
         status = -errno;
     if (status < 0)
-        log_error("network %s: cannot write %s: %s", d->name, path,
-                  strerror(-status));
+        log_error("%s: cannot write %s: %s", d->label, path, strerror(-status));
     return status;
 }
 
@@ -530,7 +574,7 @@ static int spawn_process(const struct dnsmasq *d, pid_t *pid_out,
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     if (r != 0) {
-        log_error("network %s: cannot run %s: %s", d->name, d->dnsmasq_path,
+        log_error("%s: cannot run %s: %s", d->label, d->dnsmasq_path,
                   strerror(r));
         return -r;
     }
@@ -538,7 +582,7 @@ static int spawn_process(const struct dnsmasq *d, pid_t *pid_out,
     pidfd = pidfd_open(pid, 0);
     if (pidfd < 0) {
         r = -errno;
-        log_error("network %s: pidfd_open(%d): %s", d->name, (int)pid,
+        log_error("%s: pidfd_open(%d): %s", d->label, (int)pid,
                   strerror(errno));
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -599,7 +643,7 @@ static void finish_start(struct dnsmasq *d, int status) {
     stop_ready_watch(d);
     d->ready = NULL;
     if (status == 0) {
-        log_info("network %s: dnsmasq (pid %d) is ready", d->name, (int)d->pid);
+        log_info("%s: dnsmasq (pid %d) is ready", d->label, (int)d->pid);
         lease_log_start(d->event, d, d->name, d->dir, LEASE_FILE, &d->leases);
     }
     ready(d->ready_data, status);
@@ -643,7 +687,7 @@ static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
     (void)s;
     (void)usec;
-    log_error("network %s: dnsmasq (pid %d) not ready after %llu s", d->name,
+    log_error("%s: dnsmasq (pid %d) not ready after %llu s", d->label,
               (int)d->pid,
               (unsigned long long)(READY_TIMEOUT_USEC / USEC_PER_SEC));
     log_tail(d, LOG_LEVEL_ERROR);
@@ -664,7 +708,7 @@ static int start_ready_watch(struct dnsmasq *d) {
         ready_watch.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (ready_watch.fd < 0) {
             r = -errno;
-            log_error("network %s: inotify: %s", d->name, strerror(errno));
+            log_error("%s: inotify: %s", d->label, strerror(errno));
             return r;
         }
         r = sd_event_add_io(d->event, &ready_watch.source, ready_watch.fd,
@@ -672,8 +716,7 @@ static int start_ready_watch(struct dnsmasq *d) {
         if (r < 0) {
             close(ready_watch.fd);
             ready_watch.fd = -1;
-            log_error("network %s: cannot watch inotify: %s", d->name,
-                      strerror(-r));
+            log_error("%s: cannot watch inotify: %s", d->label, strerror(-r));
             return r;
         }
     }
@@ -683,8 +726,7 @@ static int start_ready_watch(struct dnsmasq *d) {
         inotify_add_watch(ready_watch.fd, d->dir, IN_CLOSE_WRITE | IN_MOVED_TO);
     if (d->watch_descriptor < 0) {
         r = -errno;
-        log_error("network %s: cannot watch %s: %s", d->name, d->dir,
-                  strerror(errno));
+        log_error("%s: cannot watch %s: %s", d->label, d->dir, strerror(errno));
         stop_ready_watch(d);
         return r;
     }
@@ -692,7 +734,7 @@ static int start_ready_watch(struct dnsmasq *d) {
                                    READY_TIMEOUT_USEC, USEC_PER_MSEC,
                                    on_ready_timeout, d);
     if (r < 0) {
-        log_error("network %s: cannot arm a timer: %s", d->name, strerror(-r));
+        log_error("%s: cannot arm a timer: %s", d->label, strerror(-r));
         stop_ready_watch(d);
     }
     return r;
@@ -705,9 +747,9 @@ static void terminate(struct dnsmasq *d) {
         return;
     pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0);
     if (!wait_exit(d->pidfd, STOP_TIMEOUT_MSEC)) {
-        log_warning("network %s: dnsmasq (pid %d) still runs %d ms after "
+        log_warning("%s: dnsmasq (pid %d) still runs %d ms after "
                     "SIGTERM; killing it",
-                    d->name, (int)d->pid, STOP_TIMEOUT_MSEC);
+                    d->label, (int)d->pid, STOP_TIMEOUT_MSEC);
         pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
     }
     while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
@@ -723,7 +765,7 @@ static int watch(struct dnsmasq *d) {
                                on_child_exit, d);
 
     if (r < 0)
-        log_error("network %s: cannot watch dnsmasq (pid %d): %s", d->name,
+        log_error("%s: cannot watch dnsmasq (pid %d): %s", d->label,
                   (int)d->pid, strerror(-r));
     return r;
 }
@@ -751,7 +793,7 @@ static void finish_restart(struct dnsmasq *d, int status) {
         record_failure(d);
         return;
     }
-    log_info("network %s: dnsmasq restarted (pid %d)", d->name, (int)d->pid);
+    log_info("%s: dnsmasq restarted (pid %d)", d->label, (int)d->pid);
     if (d->restarted != NULL)
         d->restarted(d->restarted_data);
     if (d->respawn_again) {
@@ -840,19 +882,19 @@ static void schedule_restart(struct dnsmasq *d) {
             r = sd_event_source_set_enabled(d->restart_timer, SD_EVENT_ONESHOT);
     }
     if (r < 0) {
-        log_error("network %s: cannot schedule a dnsmasq restart: %s; "
+        log_error("%s: cannot schedule a dnsmasq restart: %s; "
                   "the network has no DHCP or DNS until it is recreated",
-                  d->name, strerror(-r));
+                  d->label, strerror(-r));
         give_up(d);
     }
 }
 
 static void record_failure(struct dnsmasq *d) {
     if (++d->failures >= MAX_FAILURES) {
-        log_error("network %s: dnsmasq failed %u times in a row; not "
+        log_error("%s: dnsmasq failed %u times in a row; not "
                   "restarting it: the network has no DHCP or DNS until it "
                   "is recreated",
-                  d->name, d->failures);
+                  d->label, d->failures);
         give_up(d);
         return;
     }
@@ -879,14 +921,13 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
     describe_exit(si, what, sizeof(what));
     if (d->stopped != NULL) {
         // Asked to stop: sd-event reaps it after this callback returns.
-        log_debug("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid,
-                  what);
+        log_debug("%s: dnsmasq (pid %d) %s", d->label, (int)d->pid, what);
         forget_instance(d);
         finish_stop(d);
         return 0;
     }
     if (d->ready != NULL) {
-        log_error("network %s: dnsmasq (pid %d) %s while starting", d->name,
+        log_error("%s: dnsmasq (pid %d) %s while starting", d->label,
                   (int)d->pid, what);
         log_tail(d, LOG_LEVEL_ERROR);
         forget_instance(d);
@@ -895,12 +936,12 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
         return 0;
     }
     if (d->restarting) {
-        log_debug("network %s: dnsmasq (pid %d) %s to be restarted", d->name,
+        log_debug("%s: dnsmasq (pid %d) %s to be restarted", d->label,
                   (int)d->pid, what);
         restart_requested(d);
         return 0;
     }
-    log_warning("network %s: dnsmasq (pid %d) %s", d->name, (int)d->pid, what);
+    log_warning("%s: dnsmasq (pid %d) %s", d->label, (int)d->pid, what);
     log_tail(d, LOG_LEVEL_WARNING);
     // sd-event reaps the child after this callback returns.
     forget_instance(d);
@@ -964,9 +1005,16 @@ static bool cmdline_has(pid_t pid, const char *arg) {
     return false;
 }
 
+static bool started_before(pid_t pid, const char *path);
+
 // Kills the dnsmasq a previous broker left in dir, if it still runs and
-// really is that one, and removes dir. Returns 1 if it killed one.
-static int remove_stale_dir(const char dir[DIR_MAX], const char *name) {
+// really is that one, and removes dir. Returns 1 if it killed one. label
+// names it in the log. check_start: the process must also be older than its
+// pid file (the router advertisement instance, which nothing else vouches
+// for; a network's is named by the state file or its directory alone, and a
+// clock stepped forward since must not leave it holding the gateway's port).
+static int remove_stale_dir(const char dir[DIR_MAX], const char *label,
+                            bool check_start) {
     char path[PATH_MAX];
     char conf[CONF_ARG_MAX];
     pid_t pid;
@@ -977,15 +1025,17 @@ static int remove_stale_dir(const char dir[DIR_MAX], const char *name) {
     pid = read_pid_file(path);
     conf_arg(conf, dir);
     // Checking the command line after pidfd_open() pins the process: a pid
-    // reused in between cannot receive the signal.
+    // reused in between cannot receive the signal. The command line alone
+    // anyone can forge, with a pid reused since dnsmasq wrote the file.
     pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
     if (pidfd >= 0 && cmdline_has(pid, conf) &&
+        (!check_start || started_before(pid, path)) &&
         pidfd_send_signal(pidfd, SIGKILL, NULL, 0) == 0) {
         if (!wait_exit(pidfd, STALE_KILL_TIMEOUT_MSEC))
-            log_warning("network %s: stale dnsmasq (pid %d) outlived "
+            log_warning("%s: stale dnsmasq (pid %d) outlived "
                         "SIGKILL for %d ms",
-                        name, (int)pid, STALE_KILL_TIMEOUT_MSEC);
-        log_info("network %s: killed stale dnsmasq (pid %d)", name, (int)pid);
+                        label, (int)pid, STALE_KILL_TIMEOUT_MSEC);
+        log_info("%s: killed stale dnsmasq (pid %d)", label, (int)pid);
         killed = 1;
     }
     if (pidfd >= 0)
@@ -994,32 +1044,51 @@ static int remove_stale_dir(const char dir[DIR_MAX], const char *name) {
     return killed;
 }
 
-int dnsmasq_spawn(const struct dnsmasq_options *options,
-                  const struct network_config *config,
-                  const struct network_info *info, struct dnsmasq **out) {
+// Sets d's names: a network's (radv_prefix NULL) or the router
+// advertisement instance's.
+static void set_names(struct dnsmasq *d, const char *name,
+                      const char *radv_prefix) {
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    if (radv_prefix != NULL) {
+        snprintf(d->radv_prefix, sizeof(d->radv_prefix), "%s", radv_prefix);
+        snprintf(d->label, sizeof(d->label), "router advertisements");
+    } else {
+        snprintf(d->label, sizeof(d->label), "network %s", name);
+    }
+}
+
+// dnsmasq_spawn() and dnsmasq_radv_spawn(): name is the directory's,
+// radv_prefix NULL for a network (config and info then set), else the
+// bridges' prefix (config and info NULL).
+static int spawn_instance(const struct dnsmasq_options *options,
+                          const char *name, const char *radv_prefix,
+                          const struct network_config *config,
+                          const struct network_info *info,
+                          struct dnsmasq **out) {
     struct dnsmasq *d = NULL;
     char dir[DIR_MAX];
-    int status = -EINVAL;
+    int status = -ENOMEM;
     int made;
 
-    if (options->event == NULL || !runtime_dir_valid(options->runtime_dir)) {
-        log_error("network %s: dnsmasq needs an event loop and an absolute "
-                  "runtime directory of plain path characters",
-                  config->name);
-        goto out;
-    }
-    status = network_dir(options->runtime_dir, config->name, dir);
-    if (status < 0) {
-        log_error("network %s: runtime directory %s is too long", config->name,
-                  options->runtime_dir);
-        goto out;
-    }
-    status = -ENOMEM;
     d = calloc(1, sizeof(*d));
     if (d == NULL)
         goto out;
     d->pidfd = -1;
     d->watch_descriptor = -1;
+    set_names(d, name, radv_prefix);
+    status = -EINVAL;
+    if (options->event == NULL || !runtime_dir_valid(options->runtime_dir)) {
+        log_error("%s: dnsmasq needs an event loop and an absolute "
+                  "runtime directory of plain path characters",
+                  d->label);
+        goto out;
+    }
+    status = network_dir(options->runtime_dir, name, dir);
+    if (status < 0) {
+        log_error("%s: runtime directory %s is too long", d->label,
+                  options->runtime_dir);
+        goto out;
+    }
     // Not referenced here: sd_event_ref() is the loop thread's to call
     // (dnsmasq_watch()).
     d->loop = options->event;
@@ -1029,7 +1098,7 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
     d->offload_ctx = options->offload_ctx;
     d->close_fd = options->close_fd;
     d->close_fd_ctx = options->close_fd_ctx;
-    snprintf(d->name, sizeof(d->name), "%s", config->name);
+    status = -ENOMEM;
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
                                              : DEFAULT_DNSMASQ_PATH);
@@ -1038,21 +1107,20 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
 
     if (mkdir(options->runtime_dir, 0755) < 0 && errno != EEXIST) {
         status = -errno;
-        log_error("network %s: cannot create %s: %s", d->name,
-                  options->runtime_dir, strerror(errno));
+        log_error("%s: cannot create %s: %s", d->label, options->runtime_dir,
+                  strerror(errno));
         goto out;
     }
     made = mkdir(dir, 0755);
     if (made < 0 && errno == EEXIST) {
-        log_warning("network %s: removing %s, left by a previous broker",
-                    d->name, dir);
-        remove_stale_dir(dir, d->name);
+        log_warning("%s: removing %s, left by a previous broker", d->label,
+                    dir);
+        remove_stale_dir(dir, d->label, radv_prefix != NULL);
         made = mkdir(dir, 0755);
     }
     if (made < 0) {
         status = -errno;
-        log_error("network %s: cannot create %s: %s", d->name, dir,
-                  strerror(errno));
+        log_error("%s: cannot create %s: %s", d->label, dir, strerror(errno));
         goto out;
     }
     snprintf(d->dir, sizeof(d->dir), "%s", dir);
@@ -1061,8 +1129,7 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
     // or symlinks where the broker writes.
     if (chmod(d->dir, 0755) < 0) {
         status = -errno;
-        log_error("network %s: cannot chmod %s: %s", d->name, d->dir,
-                  strerror(errno));
+        log_error("%s: cannot chmod %s: %s", d->label, d->dir, strerror(errno));
         goto out;
     }
 
@@ -1072,8 +1139,12 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
     status = spawn(d);
     if (status < 0)
         goto out;
-    log_info("network %s: dnsmasq (pid %d) starts on %s", d->name, (int)d->pid,
-             info->bridge);
+    if (info != NULL)
+        log_info("%s: dnsmasq (pid %d) starts on %s", d->label, (int)d->pid,
+                 info->bridge);
+    else
+        log_info("%s: dnsmasq (pid %d) starts on %s*", d->label, (int)d->pid,
+                 d->radv_prefix);
     *out = d;
     d = NULL;
     status = 0;
@@ -1081,6 +1152,26 @@ out:
     // Nothing of the loop's is set up yet: release() touches none of it.
     dnsmasq_stop(d);
     return status;
+}
+
+int dnsmasq_spawn(const struct dnsmasq_options *options,
+                  const struct network_config *config,
+                  const struct network_info *info, struct dnsmasq **out) {
+    return spawn_instance(options, config->name, NULL, config, info, out);
+}
+
+int dnsmasq_radv_spawn(const struct dnsmasq_options *options,
+                       const char *bridge_prefix, struct dnsmasq **out) {
+    // dnsmasq gives '*' and ',' a meaning where the prefix is written.
+    if (bridge_prefix == NULL || bridge_prefix[0] == '\0' ||
+        strlen(bridge_prefix) >= sizeof(((struct dnsmasq *)0)->radv_prefix) ||
+        strspn(bridge_prefix, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+            strlen(bridge_prefix)) {
+        log_error("router advertisements: bad bridge prefix");
+        return -EINVAL;
+    }
+    return spawn_instance(options, DNSMASQ_RADV_NAME, bridge_prefix, NULL, NULL,
+                          out);
 }
 
 // dnsmasq wrote its pid file before the watch on its directory existed.
@@ -1111,7 +1202,7 @@ int dnsmasq_watch(struct dnsmasq *d, dnsmasq_ready_fn ready, void *data) {
     if (pid_file_ready(d)) {
         status = sd_event_add_defer(d->event, &d->ready_now, on_ready_now, d);
         if (status < 0)
-            log_error("network %s: cannot queue readiness: %s", d->name,
+            log_error("%s: cannot queue readiness: %s", d->label,
                       strerror(-status));
     }
 out:
@@ -1220,9 +1311,9 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
     (void)s;
     (void)usec;
-    log_warning("network %s: dnsmasq (pid %d) still runs %d ms after "
+    log_warning("%s: dnsmasq (pid %d) still runs %d ms after "
                 "SIGTERM; killing it",
-                d->name, (int)d->pid, STOP_TIMEOUT_MSEC);
+                d->label, (int)d->pid, STOP_TIMEOUT_MSEC);
     if (d->pidfd >= 0)
         pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
     return 0;
@@ -1305,6 +1396,7 @@ int dnsmasq_remove_stale_except(const char *runtime_dir,
                                 void *ctx) {
     char dir[DIR_MAX];
     char path[PATH_MAX];
+    char label[NETWORK_NAME_MAX + sizeof("network ")];
     struct dirent *entry;
     struct stat st;
     int killed = 0;
@@ -1342,11 +1434,22 @@ int dnsmasq_remove_stale_except(const char *runtime_dir,
             if (access(path, F_OK) < 0)
                 continue;
         }
-        killed += remove_stale_dir(dir, entry->d_name);
+        snprintf(label, sizeof(label), "network %.*s", NETWORK_NAME_MAX,
+                 entry->d_name);
+        killed += remove_stale_dir(dir, label, false);
         log_info("network %s: removed stale dnsmasq files in %s", entry->d_name,
                  dir);
     }
     closedir(runtime);
+    // The router advertisement instance is replaced, never adopted: a new
+    // one starts with the first network that has IPv6 (an advertisement
+    // missed meanwhile costs guests nothing: they keep their addresses).
+    if (network_dir(runtime_dir, DNSMASQ_RADV_NAME, dir) == 0 &&
+        lstat(dir, &st) == 0) {
+        killed += remove_stale_dir(dir, "router advertisements", true);
+        log_info("router advertisements: removed stale dnsmasq files in %s",
+                 dir);
+    }
     return killed;
 }
 
@@ -1379,8 +1482,7 @@ int dnsmasq_set_guest_hosts(const struct dnsmasq *d,
         kill(d->pid, SIGHUP);
 out:
     if (status < 0)
-        log_error("network %s: cannot write %s: %s", d->name, path,
-                  strerror(-status));
+        log_error("%s: cannot write %s: %s", d->label, path, strerror(-status));
     return status;
 }
 
@@ -1438,8 +1540,7 @@ out:
         fclose(f);
     if (status < 0) {
         free(leases);
-        log_error("network %s: cannot read %s: %s", d->name, path,
-                  strerror(-status));
+        log_error("%s: cannot read %s: %s", d->label, path, strerror(-status));
         return status;
     }
     *out = leases;
@@ -1506,13 +1607,12 @@ static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents,
     }
     if (d->restarting) {
         // An adopted one becomes our own child.
-        log_info("network %s: adopted dnsmasq (pid %d) ended to be restarted",
-                 d->name, (int)d->pid);
+        log_info("%s: adopted dnsmasq (pid %d) ended to be restarted", d->label,
+                 (int)d->pid);
         restart_requested(d);
         return 0;
     }
-    log_warning("network %s: adopted dnsmasq (pid %d) exited", d->name,
-                (int)d->pid);
+    log_warning("%s: adopted dnsmasq (pid %d) exited", d->label, (int)d->pid);
     log_tail(d, LOG_LEVEL_WARNING);
     forget_instance(d);
     record_failure(d);
@@ -1591,7 +1691,7 @@ int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
     d->offload_ctx = options->offload_ctx;
     d->close_fd = options->close_fd;
     d->close_fd_ctx = options->close_fd_ctx;
-    snprintf(d->name, sizeof(d->name), "%s", name);
+    set_names(d, name, NULL);
     d->dnsmasq_path =
         strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
                                              : DEFAULT_DNSMASQ_PATH);

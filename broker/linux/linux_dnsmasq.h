@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// One supervised dnsmasq per network: DHCP, DNS and router advertisements.
+// Supervised dnsmasq: one per network (DHCPv4, DNS), and one per broker that
+// sends every network's router advertisements.
 #ifndef VMNET_BROKER_LINUX_LINUX_DNSMASQ_H
 #define VMNET_BROKER_LINUX_LINUX_DNSMASQ_H
 
@@ -52,12 +53,13 @@ struct dnsmasq_options {
     void *close_fd_ctx;
 };
 
-// Starts the network's dnsmasq on info->bridge: DNS on the bridge's
-// addresses only (when info->dns is set, which guests are told to use),
-// DHCPv4 over info's range with config's reservations (when info->dhcp), and
-// router advertisements for stateless autoconfiguration in the /64
-// info->ipv6_prefix (when info->ipv6). In two halves, so that the one that
-// takes time (files, the spawn) runs off the event loop:
+// Starts the network's dnsmasq on info->bridge: DNS on the addresses the
+// bridge has when it starts, the gateways (when info->dns is set, which
+// guests are told to use), and DHCPv4 over info's range with config's
+// reservations (when info->dhcp). No router advertisement and no DHCPv6:
+// those are the broker's one instance's (dnsmasq_radv_spawn()); info->ipv6
+// needs a /64. In two halves, so that the one that takes time (files, the
+// spawn) runs off the event loop:
 //
 // dnsmasq_spawn() writes the network's directory and files and starts the
 // process; it touches nothing of the event loop's and may run on any
@@ -79,6 +81,22 @@ int dnsmasq_spawn(const struct dnsmasq_options *options,
 // dnsmasq_stop() frees d. Either way d is freed with dnsmasq_stop() or
 // dnsmasq_stop_async(); one not watched yet only with dnsmasq_stop().
 int dnsmasq_watch(struct dnsmasq *d, dnsmasq_ready_fn ready, void *data);
+
+// The directory (under the runtime directory) of the router advertisement
+// instance: no network name starts with '_'.
+#define DNSMASQ_RADV_NAME "_radv"
+
+// As dnsmasq_spawn(), the broker's one dnsmasq for router advertisements
+// (stateless: SLAAC in each bridge's /64, the bridge's MTU, a default route,
+// and the bridge's address in its prefix as DNS server, by RDNSS and
+// stateless DHCPv6) on every bridge whose name starts with bridge_prefix
+// (linux_instance_bridge_prefix(): lowercase letters, digits and '-') and
+// that has an IPv6 address besides its link-local one, as such bridges and
+// addresses come and go. No DNS, no DHCPv4. Its files are in
+// <runtime_dir>/DNSMASQ_RADV_NAME/. Watched, restarted, stopped and left
+// like a network's, with the same calls.
+int dnsmasq_radv_spawn(const struct dnsmasq_options *options,
+                       const char *bridge_prefix, struct dnsmasq **out);
 
 // Both halves on the loop's thread: dnsmasq_spawn() then dnsmasq_watch(),
 // with their results; on failure nothing is left and ready is never called.
@@ -120,12 +138,15 @@ void dnsmasq_restart(struct dnsmasq *d);
 
 // Kills every dnsmasq a previous broker left running for runtime_dir (the
 // pid in <runtime_dir>/<network>/dnsmasq.pid, only if that process's
-// command line names that directory's dnsmasq.conf) and removes those
-// directories. Returns how many processes were killed.
+// command line names that directory's dnsmasq.conf), the router
+// advertisement one included (only if it is also older than its pid file),
+// and removes those directories. Returns how many processes were killed.
 int dnsmasq_remove_stale(const char *runtime_dir);
 
 // As dnsmasq_remove_stale(), but leaves the directories (and processes) of
 // the networks keep(name, ctx) says to keep (adopted ones). keep may be NULL.
+// The router advertisement instance is never kept: the next broker starts
+// its own.
 int dnsmasq_remove_stale_except(const char *runtime_dir,
                                 bool (*keep)(const char *name, void *ctx),
                                 void *ctx);

@@ -131,6 +131,13 @@ struct linux_backend {
     // Told when a network's degraded() answer may have changed.
     void (*health_changed)(void *ctx);
     void *health_ctx;
+    // The broker's one dnsmasq for router advertisements (loop only), made
+    // with the first network that has IPv6 (radv_want()) and kept until the
+    // exit: NULL until then, or after it failed to start. Its spawn runs on
+    // the worker (radv_spawning), which leaves the handle in radv_spawned.
+    struct dnsmasq *radv;
+    struct dnsmasq *radv_spawned;
+    bool radv_spawning;
 };
 
 struct bridge_port {
@@ -327,6 +334,16 @@ void linux_backend_free(struct linux_backend *backend) {
         firewall_keep_table(backend->firewall);
     // Waits for every write queued, this last one included.
     linux_worker_free(backend->state_writer);
+    // The worker is gone: a spawn it ran and whose done it dropped left its
+    // handle in radv_spawned. Networks left running keep their
+    // advertisements (the next broker replaces the instance); else it goes.
+    if (backend->live != NULL) {
+        dnsmasq_leave(backend->radv);
+        dnsmasq_leave(backend->radv_spawned);
+    } else {
+        dnsmasq_stop(backend->radv);
+        dnsmasq_stop(backend->radv_spawned);
+    }
     while (backend->live != NULL) {
         struct linux_network *network = backend->live;
         backend->live = network->next_live;
@@ -1068,6 +1085,64 @@ static void backend_health_changed(void *ctx) {
         backend->health_changed(backend->health_ctx);
 }
 
+// ---- Router advertisements: one dnsmasq for every bridge -----------------
+
+static void on_radv_ready(void *data, int status) {
+    struct linux_backend *backend = data;
+
+    if (status == 0)
+        return;
+    log_error("router advertisements: dnsmasq did not start: %s; guests get "
+              "no IPv6 address until the next network with IPv6 is made",
+              strerror(-status));
+    dnsmasq_stop(backend->radv);
+    backend->radv = NULL;
+    backend_health_changed(backend);
+}
+
+// On the worker: the files and the spawn.
+static void radv_spawn(void *data) {
+    struct linux_backend *backend = data;
+
+    if (dnsmasq_radv_spawn(&backend->dnsmasq, linux_instance_bridge_prefix(),
+                           &backend->radv_spawned) < 0)
+        backend->radv_spawned = NULL;
+}
+
+static void radv_spawned(void *data) {
+    struct linux_backend *backend = data;
+
+    backend->radv_spawning = false;
+    backend->radv = backend->radv_spawned;
+    backend->radv_spawned = NULL;
+    if (backend->radv != NULL &&
+        dnsmasq_watch(backend->radv, on_radv_ready, backend) < 0) {
+        dnsmasq_stop(backend->radv);
+        backend->radv = NULL;
+    }
+}
+
+// A network with IPv6 exists: its bridge's advertisements need the
+// instance running. Not waited for: the instance advertises on a bridge as
+// soon as it sees its address, and answers every solicitation after.
+static void radv_want(struct linux_backend *backend) {
+    if (backend->worker == NULL || backend->radv_spawning)
+        return;
+    if (backend->radv != NULL) {
+        // Given up on after failing again and again: a new network is a
+        // reason to try again.
+        if (dnsmasq_failed(backend->radv))
+            dnsmasq_restart(backend->radv);
+        return;
+    }
+    backend->radv_spawning = true;
+    linux_worker_queue(backend->worker, radv_spawn, radv_spawned, backend);
+}
+
+static bool radv_failed(const struct linux_backend *backend) {
+    return backend->radv != NULL && dnsmasq_failed(backend->radv);
+}
+
 void linux_backend_set_health_changed(struct linux_backend *backend,
                                       void (*changed)(void *ctx), void *ctx) {
     backend->health_changed = changed;
@@ -1362,6 +1437,14 @@ int linux_backend_enable_services(
     if (status < 0)
         goto out;
     watch_nftables(backend, services->event);
+    // Adopted networks with IPv6 are advertised on at once: the previous
+    // broker's instance was replaced (adopt_and_clean()).
+    for (struct linux_network *l = backend->live; l != NULL; l = l->next_live) {
+        if (l->made.ipv6) {
+            radv_want(backend);
+            break;
+        }
+    }
     // After the watch: a port that comes or goes meanwhile is seen twice,
     // which counts once. Here, before the core hears of the adopted
     // networks, and on this thread: the worker has no job yet.
@@ -1955,6 +2038,8 @@ static bool repair_addresses(struct linux_backend *backend,
                                         gateway6, 64);
         if (err == 0) {
             repaired(network, "added its IPv6 gateway");
+            // dnsmasq binds its addresses once, at start (bind-interfaces).
+            network->restart_dnsmasq = true;
         } else if (err != -EEXIST) {
             snprintf(network->repair_trouble, sizeof(network->repair_trouble),
                      "cannot add the IPv6 gateway to bridge %s: %s",
@@ -2228,6 +2313,9 @@ static const char *linux_network_degraded(void *ctx, void *handle) {
     if (network->dnsmasq != NULL && dnsmasq_failed(network->dnsmasq))
         return "dnsmasq failed again and again and is no longer restarted: "
                "the network has no DHCP or DNS";
+    if (network->made.ipv6 && radv_failed(network->backend))
+        return "the router advertisements' dnsmasq failed again and again "
+               "and is no longer restarted: guests get no IPv6 address";
     if (network->bridge_trouble[0] != '\0')
         return network->bridge_trouble;
     return network->rules_trouble[0] != '\0' ? network->rules_trouble : NULL;
@@ -2249,6 +2337,8 @@ static void end_create(struct linux_network *network, int status) {
         if (network->dnsmasq != NULL)
             dnsmasq_set_restarted(network->dnsmasq, on_dnsmasq_restarted,
                                   network);
+        if (network->made.ipv6)
+            radv_want(network->backend);
         write_state(network->backend);
     }
     created(done_data, status, status != BROKER_OK ? reason_get(&why) : NULL);

@@ -324,6 +324,65 @@ START_TEST(test_guests_of_both_get_leases_and_nat) {
 }
 END_TEST
 
+// The text of broker's router advertisement dnsmasq's file ("" if none).
+static char *radv_file(const struct harness_broker *broker, const char *file) {
+    char command[512];
+
+    snprintf(command, sizeof(command), "cat %s/_radv/%s 2>/dev/null; true",
+             broker->dir, file);
+    return capture(command);
+}
+
+// Each instance has its own router advertisement dnsmasq, on its own
+// bridges only: each guest takes an address in its own network's prefix
+// alone, and neither instance makes a context for the other's bridge.
+START_TEST(test_each_instance_advertises_on_its_own) {
+    struct topology *topology = topology_new(first->dir);
+    struct harness_broker *brokers[2] = {first, second};
+    const char *prefixes[2] = {"vmb-", second_prefix};
+    char address[64], pattern[64];
+    json_t *network[2];
+    int fds[2];
+
+    ck_assert_ptr_nonnull(topology);
+    for (int i = 0; i < 2; i++)
+        network[i] = acquire_network(brokers[i], "shared", &fds[i]);
+    for (int i = 0; i < 2; i++) {
+        const char *bridge = harness_network_field(network[i], "bridge");
+        const char *other = harness_network_field(network[1 - i], "bridge");
+        const char *guest = topology_add_guest(topology, bridge, NULL);
+        char command[256], *text;
+
+        ck_assert_ptr_nonnull(guest);
+        ck_assert_msg(
+            topology_wait_ipv6(guest,
+                               harness_network_field(network[i], "ipv6_prefix"),
+                               address, sizeof(address)),
+            "no SLAAC address on %s", bridge);
+        snprintf(command, sizeof(command),
+                 "ip -n %s -6 -o addr show scope global", guest);
+        text = capture(command);
+        // One global address: nothing from the other network's prefix.
+        ck_assert_msg(strchr(text, '\n') == strrchr(text, '\n'), "%s", text);
+        free(text);
+        text = radv_file(brokers[i], "dnsmasq.conf");
+        snprintf(pattern, sizeof(pattern), "\ninterface=%s*\n", prefixes[i]);
+        ck_assert_msg(strstr(text, pattern) != NULL, "%s", text);
+        free(text);
+        text = radv_file(brokers[i], "dnsmasq.log");
+        snprintf(pattern, sizeof(pattern), "constructed for %s", bridge);
+        ck_assert_msg(strstr(text, pattern) != NULL, "%s", text);
+        ck_assert_msg(strstr(text, other) == NULL, "%s", text);
+        free(text);
+    }
+    for (int i = 0; i < 2; i++) {
+        json_decref(network[i]);
+        close(fds[i]);
+    }
+    topology_free(topology);
+}
+END_TEST
+
 START_TEST(test_cleanup_and_restart_touch_only_their_own) {
     char bridge[48], subnet[16], command[1024];
     vmnet_broker_connection_t *first_client = harness_connect(first);
@@ -422,6 +481,7 @@ static Suite *instances_suite(void) {
     tcase_add_test(tc, test_same_names_distinct_objects);
     tcase_add_test(tc, test_each_instance_repairs_its_own);
     tcase_add_test(tc, test_guests_of_both_get_leases_and_nat);
+    tcase_add_test(tc, test_each_instance_advertises_on_its_own);
     tcase_add_test(tc, test_cleanup_and_restart_touch_only_their_own);
     tcase_add_test(tc, test_bad_instance_override);
     suite_add_tcase(suite, tc);

@@ -112,8 +112,10 @@ static bool running(pid_t pid) {
            state[2] != 'X';
 }
 
-// Number of live dnsmasq processes run with a config file under the
-// broker's directory: every one a broker started for this test.
+// Number of live dnsmasq processes run with a config file in a network's
+// directory under the broker's: every one a broker started for this test.
+// Not the router advertisement one (its directory starts with '_', which no
+// network's can; check_router_advertisements.c tests it).
 static size_t count_dnsmasq(void) {
     char prefix[PATH_MAX];
     DIR *proc = opendir("/proc");
@@ -141,7 +143,7 @@ static size_t count_dnsmasq(void) {
         // Arguments are NUL-separated.
         for (size_t i = 0; i < n; i += strlen(cmdline + i) + 1) {
             if (strncmp(cmdline + i, prefix, strlen(prefix)) == 0 &&
-                running(pid)) {
+                cmdline[i + strlen(prefix)] != '_' && running(pid)) {
                 count++;
                 break;
             }

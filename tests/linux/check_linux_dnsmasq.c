@@ -449,17 +449,50 @@ START_TEST(test_reservation) {
 }
 END_TEST
 
+// Spawns and watches the router advertisement instance for the test's
+// bridge prefix and runs the loop until it is ready.
+static struct dnsmasq *start_radv(void) {
+    struct dnsmasq_options options = {
+        .event = event,
+        .runtime_dir = runtime_dir,
+    };
+    struct dnsmasq *d = NULL;
+    int ready = 1;
+
+    ck_assert_int_eq(dnsmasq_radv_spawn(&options, "vmbtest", &d), 0);
+    ck_assert_int_eq(dnsmasq_watch(d, on_ready, &ready), 0);
+    while (ready == 1)
+        ck_assert_int_ge(sd_event_run(event, 100000), 0);
+    ck_assert_int_eq(ready, 0);
+    return d;
+}
+
+// The network's own dnsmasq advertises nothing: the router advertisement
+// instance does, and the guest takes a SLAAC address, a default route and
+// the gateway's IPv6 address as DNS server from it.
 START_TEST(test_ipv6_slaac) {
     struct network_config config = test_config();
     struct network_info info = test_info_ipv6();
     struct dnsmasq *d;
+    struct dnsmasq *radv;
     char text[4096] = "";
+    char path[PATH_MAX];
     uint64_t deadline;
 
     run("ip netns exec %s sysctl -qw net.ipv6.conf." GUEST_IF ".accept_ra=1 "
         "net.ipv6.conf." GUEST_IF ".autoconf=1",
         guest_ns);
     d = start(&config, &info);
+    // Neither advertisements nor a rescan of the host's addresses at every
+    // change: the network's dnsmasq binds once.
+    snprintf(path, sizeof(path), "%s/dnsmasq.conf", network_dir);
+    read_file(path, text, sizeof(text));
+    ck_assert_msg(strstr(text, "enable-ra") == NULL &&
+                      strstr(text, "bind-dynamic") == NULL &&
+                      strstr(text, "dhcp-range=fd") == NULL &&
+                      strstr(text, "\nbind-interfaces\n") != NULL,
+                  "%s", text);
+    radv = start_radv();
     // Coming up again makes the guest solicit a router advertisement now.
     run("ip -n %s link set " GUEST_IF " down", guest_ns);
     run("ip -n %s link set " GUEST_IF " up", guest_ns);
@@ -474,6 +507,15 @@ START_TEST(test_ipv6_slaac) {
     }
     ck_assert_msg(strstr(text, "inet6 fd77:7:7:7:") != NULL,
                   "no address from " PREFIX6 "/64: %s", text);
+    // The DNS server it was told answers there.
+    ck_assert_int_eq(
+        capture(text, sizeof(text),
+                "ip netns exec %s busybox nslookup localhost " PREFIX6 "1",
+                guest_ns),
+        0);
+    dnsmasq_stop(radv);
+    snprintf(path, sizeof(path), "%s/" DNSMASQ_RADV_NAME, runtime_dir);
+    ck_assert(!path_exists(path));
     dnsmasq_stop(d);
 }
 END_TEST
