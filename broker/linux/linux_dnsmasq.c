@@ -57,6 +57,10 @@ static const char *const owned_files[] = {CONF_FILE,        PID_FILE,
 #define STALE_KILL_TIMEOUT_MSEC 5000
 #define RESTART_INTERVAL_USEC USEC_PER_SEC
 #define MAX_FAILURES 5
+// Tries of a start before it fails. dnsmasq lists the host's interfaces as
+// it starts and exits ("failed to find list of interfaces: No such device")
+// when one goes away meanwhile, which a busy host's TAPs and bridges do.
+#define START_ATTEMPTS 3
 // An instance that served this long was healthy: its death starts a new
 // count of failures in a row.
 #define STABLE_USEC (30 * USEC_PER_SEC)
@@ -78,8 +82,9 @@ struct dnsmasq {
     int pidfd;         // -1 while no instance runs
     sd_event_source *child;
     sd_event_source *restart_timer;
-    uint64_t spawned_usec; // CLOCK_MONOTONIC of the last attempt
-    unsigned failures;     // in a row
+    uint64_t spawned_usec;   // CLOCK_MONOTONIC of the last attempt
+    unsigned failures;       // in a row
+    unsigned start_attempts; // of the start under way
     bool failed;
     // Told when failed changes (dnsmasq_options), or NULL.
     void (*health_changed)(void *ctx);
@@ -827,6 +832,19 @@ static int respawn_settle(struct dnsmasq *d) {
 
 static void begin_stop(struct dnsmasq *d);
 
+// A start's new try has been spawned (status, and d->pid when 0): watch it;
+// the readiness watch still runs, its deadline the first try's.
+static void finish_start_again(struct dnsmasq *d, int status) {
+    if (status == 0 && watch(d) < 0) {
+        // SIGKILL first, so terminate() does not wait for it.
+        pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
+        terminate(d);
+        status = -EIO;
+    }
+    if (status < 0)
+        finish_start(d, status);
+}
+
 // Back on the loop once the restart's spawn has run.
 static void respawn_done(void *arg) {
     struct dnsmasq *d = arg;
@@ -840,6 +858,10 @@ static void respawn_done(void *arg) {
             terminate(d);
         }
         begin_stop(d);
+        return;
+    }
+    if (d->ready != NULL) {
+        finish_start_again(d, status);
         return;
     }
     finish_restart(d, status);
@@ -912,6 +934,19 @@ static void restart_requested(struct dnsmasq *d) {
     schedule_restart(d);
 }
 
+// Spawns a start's next try at once, off the loop as a restart's spawn.
+static void start_again(struct dnsmasq *d) {
+    if (d->offload == NULL) {
+        finish_start_again(d, spawn(d));
+        return;
+    }
+    d->spawned_usec = now_usec();
+    d->respawning = true;
+    d->respawn_again = false;
+    atomic_store_explicit(&d->respawn_ran, false, memory_order_relaxed);
+    d->offload(d->offload_ctx, respawn_run, respawn_done, d);
+}
+
 static int on_child_exit(sd_event_source *s, const siginfo_t *si,
                          void *userdata) {
     struct dnsmasq *d = userdata;
@@ -927,12 +962,18 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
         return 0;
     }
     if (d->ready != NULL) {
-        log_error("%s: dnsmasq (pid %d) %s while starting", d->label,
-                  (int)d->pid, what);
-        log_tail(d, LOG_LEVEL_ERROR);
+        bool again = ++d->start_attempts < START_ATTEMPTS;
+        enum log_level level = again ? LOG_LEVEL_WARNING : LOG_LEVEL_ERROR;
+
+        log_write(level, NULL, "%s: dnsmasq (pid %d) %s while starting%s",
+                  d->label, (int)d->pid, what, again ? "; trying again" : "");
+        log_tail(d, level);
         forget_instance(d);
         d->child = sd_event_source_disable_unref(d->child);
-        finish_start(d, -EIO);
+        if (again)
+            start_again(d);
+        else
+            finish_start(d, -EIO);
         return 0;
     }
     if (d->restarting) {
@@ -1364,10 +1405,16 @@ bool dnsmasq_failed(const struct dnsmasq *d) { return d->failed; }
 void dnsmasq_restart(struct dnsmasq *d) {
     bool was_failed;
 
-    // Starting, it binds whatever address appears (bind-dynamic); stopping,
-    // it is not wanted.
-    if (d == NULL || d->ready != NULL || d->stopped != NULL)
+    if (d == NULL || d->stopped != NULL)
         return;
+    if (d->ready != NULL) {
+        // Starting: it may have bound what the repair replaced (a network's
+        // dnsmasq binds once, bind-interfaces). Ended, it is tried again,
+        // which binds the new bridge; a try being spawned is left be.
+        if (!d->respawning && d->pid != 0 && d->child != NULL)
+            pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0);
+        return;
+    }
     was_failed = d->failed;
     d->failures = 0;
     d->failed = false;

@@ -501,12 +501,16 @@ START_TEST(test_ipv6_slaac) {
         capture(text, sizeof(text),
                 "ip -n %s -6 -o addr show dev " GUEST_IF " scope global",
                 guest_ns);
-        if (strstr(text, "inet6 fd77:7:7:7:") != NULL)
+        // Not while tentative: the guest cannot send from it before its
+        // duplicate address detection ends (about a second).
+        if (strstr(text, "inet6 fd77:7:7:7:") != NULL &&
+            strstr(text, "tentative") == NULL)
             break;
         usleep(100000);
     }
-    ck_assert_msg(strstr(text, "inet6 fd77:7:7:7:") != NULL,
-                  "no address from " PREFIX6 "/64: %s", text);
+    ck_assert_msg(strstr(text, "inet6 fd77:7:7:7:") != NULL &&
+                      strstr(text, "tentative") == NULL,
+                  "no usable address from " PREFIX6 "/64: %s", text);
     // The DNS server it was told answers there.
     ck_assert_int_eq(
         capture(text, sizeof(text),
@@ -799,6 +803,58 @@ START_TEST(test_start_failure_logs_and_leaves_nothing) {
 }
 END_TEST
 
+// A start that fails is tried again at once, on the loop's thread or off
+// it, and serves; only the last of START_ATTEMPTS failures fails it.
+static void start_tried_twice(bool offloaded) {
+    struct network_config config = test_config();
+    struct network_info info = test_info();
+    struct dnsmasq *d = NULL;
+    char fake[PATH_MAX];
+    char path[PATH_MAX];
+    char address[16];
+    int r;
+
+    snprintf(fake, sizeof(fake), "%s/fails-once.sh", work_dir);
+    snprintf(path, sizeof(path), "%s/failed-once", work_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/tries", work_dir);
+    unlink(path);
+    held.offloaded = offloaded;
+    if (offloaded) {
+        struct dnsmasq_options options = {
+            .event = event,
+            .runtime_dir = runtime_dir,
+            .dnsmasq_path = fake,
+            .offload = hold_job,
+        };
+        int ready = 1;
+
+        ck_assert_int_eq(
+            dnsmasq_start(&options, &config, &info, on_ready, &ready, &d), 0);
+        wait_held();
+        release_held();
+        while (ready == 1)
+            ck_assert_int_ge(sd_event_run(event, 100000), 0);
+        r = ready;
+    } else {
+        r = start_with(fake, &config, &info, &d);
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(count_lines(path), 2);
+    ck_assert_int_gt(dnsmasq_pid(d), 0);
+    guest_lease(address);
+    ck_assert_uint_ge(ip(address), ip(DHCP_FIRST));
+    ck_assert_uint_le(ip(address), ip(DHCP_LAST));
+    dnsmasq_stop(d);
+    ck_assert(!path_exists(network_dir));
+}
+
+START_TEST(test_start_tried_again) { start_tried_twice(false); }
+END_TEST
+
+START_TEST(test_start_tried_again_off_the_loop) { start_tried_twice(true); }
+END_TEST
+
 START_TEST(test_start_failure_port_taken) {
     struct network_config config = test_config();
     struct network_info info = test_info();
@@ -1022,6 +1078,8 @@ static Suite *linux_dnsmasq_suite(void) {
     tcase_add_test(dnsmasq, test_stop_during_offloaded_spawn);
     tcase_add_test(dnsmasq, test_gives_up_off_the_loop);
     tcase_add_test(dnsmasq, test_start_failure_logs_and_leaves_nothing);
+    tcase_add_test(dnsmasq, test_start_tried_again);
+    tcase_add_test(dnsmasq, test_start_tried_again_off_the_loop);
     tcase_add_test(dnsmasq, test_start_failure_port_taken);
     tcase_add_test(dnsmasq, test_stop_leaves_nothing);
     tcase_add_test(dnsmasq, test_spawn_off_the_loop_then_watch);
@@ -1049,6 +1107,7 @@ static int write_scripts(void) {
                                 ">&2\n"
                                 "exit 7\n";
     char dies_soon[1024];
+    char fails_once[1024];
     char path[PATH_MAX];
     const struct {
         const char *name;
@@ -1057,6 +1116,7 @@ static int write_scripts(void) {
         {"udhcpc.sh", udhcpc},
         {"fails.sh", fails},
         {"dies-soon.sh", dies_soon},
+        {"fails-once.sh", fails_once},
     };
 
     // Starts like dnsmasq (writes its pid file), then dies.
@@ -1068,6 +1128,19 @@ static int write_scripts(void) {
              "sleep 0.3\n"
              "exit 3\n",
              work_dir);
+    // Fails its first start the way dnsmasq does when an interface goes
+    // away while it lists them, then is the real dnsmasq.
+    snprintf(fails_once, sizeof(fails_once),
+             "#!/bin/sh\n"
+             "echo tried >> %s/tries\n"
+             "if [ ! -e %s/failed-once ]; then\n"
+             "    : > %s/failed-once\n"
+             "    echo 'dnsmasq: failed to find list of interfaces: No such "
+             "device' >&2\n"
+             "    exit 5\n"
+             "fi\n"
+             "exec /usr/sbin/dnsmasq \"$@\"\n",
+             work_dir, work_dir, work_dir);
     for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++) {
         FILE *f;
 
