@@ -85,6 +85,7 @@ struct dnsmasq {
     uint64_t spawned_usec;   // CLOCK_MONOTONIC of the last attempt
     unsigned failures;       // in a row
     unsigned start_attempts; // of the start under way
+    off_t log_shown;         // bytes of dnsmasq.log log_tail() has shown
     bool failed;
     // Told when failed changes (dnsmasq_options), or NULL.
     void (*health_changed)(void *ctx);
@@ -271,8 +272,11 @@ static enum log_level dnsmasq_line_level(const char *line,
     return LOG_LEVEL_INFO;
 }
 
-// Logs the last lines dnsmasq wrote, which say why it failed.
-static void log_tail(const struct dnsmasq *d, enum log_level level) {
+// Logs the last lines dnsmasq wrote, which say why it failed: only those
+// written since the last time, so that each failure of a start tried again,
+// or of a restart, shows its own reason once.
+static void log_tail(struct dnsmasq *d, enum log_level level) {
+    bool mid_line;
     char path[PATH_MAX];
     char text[LOG_TAIL_BYTES + 1];
     char *lines[LOG_TAIL_LINES];
@@ -292,14 +296,22 @@ static void log_tail(const struct dnsmasq *d, enum log_level level) {
         return;
     }
     from = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
+    // Where the last tail ended is a line's start. A file shorter than what
+    // was shown was made again: all of it is new.
+    mid_line = from > 0;
+    if (d->log_shown >= from && d->log_shown <= st.st_size) {
+        from = d->log_shown;
+        mid_line = false;
+    }
     n = pread(fd, text, LOG_TAIL_BYTES, from);
     close(fd);
     if (n <= 0)
         return;
+    d->log_shown = from + n;
     text[n] = '\0';
     p = text;
     // Reading from the middle of the file starts in the middle of a line.
-    if (from > 0) {
+    if (mid_line) {
         p = strchr(p, '\n');
         if (p == NULL)
             return;
