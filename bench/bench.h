@@ -87,6 +87,7 @@ struct broker_process {
     char log_path[96];
     unsigned configured; // networks written as net1..netN
     const char *idle;    // --idle-timeout; NULL: longer than the run
+    const char *binary;  // the broker, for --cleanup once it is stopped
 };
 
 // Starts binary with its socket, config directory (holding `configured`

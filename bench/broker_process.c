@@ -95,6 +95,7 @@ bool broker_process_start(struct broker_process *broker, const char *binary,
 
     broker->pid = 0;
     broker->configured = configured;
+    broker->binary = binary;
     strcpy(broker->dir, "/tmp/vmnet-broker-bench-XXXXXX");
     if (mkdtemp(broker->dir) == NULL) {
         broker->dir[0] = '\0';
@@ -134,6 +135,26 @@ static int wait_exit(pid_t pid) {
     return -1;
 }
 
+// Runs the broker's --cleanup on its runtime directory (the socket's).
+static void cleanup(const struct broker_process *broker) {
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null_fd >= 0) {
+            dup2(null_fd, STDOUT_FILENO);
+            dup2(null_fd, STDERR_FILENO);
+        }
+        setenv("VMNET_BROKER_INSTANCE", "default", 1);
+        execl(broker->binary, broker->binary, "--socket", broker->socket_path,
+              "--cleanup", (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
 bool broker_process_stop(struct broker_process *broker) {
     bool clean = false;
 
@@ -148,10 +169,17 @@ bool broker_process_stop(struct broker_process *broker) {
         clean = wait_status != -1 && WIFEXITED(wait_status) &&
                 WEXITSTATUS(wait_status) == 0;
         broker->pid = 0;
+        // A network with ports when SIGTERM came is left running for the
+        // next broker (issue 12): gone, its dnsmasq would keep its gateway
+        // address's port for the rest of the run, where a later broker, with
+        // the same default instance's names, removes its bridge and would
+        // give the subnet out again. The bench has no next broker for it.
+        cleanup(broker);
     }
     if (broker->dir[0] != '\0') {
+        char path[160];
+
         for (unsigned i = 1; i <= broker->configured; i++) {
-            char path[160];
             snprintf(path, sizeof(path), "%s/net%u.json", broker->config_dir,
                      i);
             unlink(path);
@@ -159,6 +187,10 @@ bool broker_process_stop(struct broker_process *broker) {
         rmdir(broker->config_dir);
         unlink(broker->socket_path);
         unlink(broker->log_path);
+        // --cleanup keeps the lock file (a broker starting meanwhile may
+        // hold it open); no broker starts here any more.
+        snprintf(path, sizeof(path), "%s/vmnet-broker.lock", broker->dir);
+        unlink(path);
         rmdir(broker->dir);
         broker->dir[0] = '\0';
     }
