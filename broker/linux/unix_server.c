@@ -290,18 +290,22 @@ static void on_reply(void *transport, const char *text, size_t len, int fd) {
 }
 
 // recv() returns 0 both for an empty datagram and at end of stream; only a
-// hang-up tells them apart.
-static bool peer_hung_up(int fd) {
+// hang-up tells them apart. revents is epoll's: a hang-up it reported
+// already (the end of almost every connection) needs no poll() to ask.
+static bool peer_hung_up(int fd, uint32_t revents) {
     struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+    if (revents & (EPOLLHUP | EPOLLRDHUP))
+        return true;
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
 }
 
 // Reply bytes a connection may get per turn before others have their turn.
 #define TURN_BYTES_MAX (64 * 1024)
 
-// Reads up to a batch of requests. Returns 0, or a negative errno when the
-// connection must close.
-static int read_requests(struct connection *c) {
+// Reads up to a batch of requests (revents: what epoll reported). Returns
+// 0, or a negative errno when the connection must close.
+static int read_requests(struct connection *c, uint32_t revents) {
     // One byte more than the limit so that over-long requests are seen as
     // such (MSG_TRUNC returns the real length).
     char buf[MESSAGE_REQUEST_MAX + 1];
@@ -319,7 +323,7 @@ static int read_requests(struct connection *c) {
                 return 0;
             return -errno;
         }
-        if (n == 0 && peer_hung_up(c->fd))
+        if (n == 0 && peer_hung_up(c->fd, revents))
             return -ECONNRESET;
         // MSG_TRUNC reports the datagram's real length, which may exceed
         // buf: hand the decoder only what buf holds, still over the limit.
@@ -346,7 +350,7 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents,
         (revents & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
         r = -ECONNRESET; // gone while its request waits
     else if (r >= 0 && (revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
-        r = read_requests(c);
+        r = read_requests(c, revents);
     if (r < 0 || c->dead)
         connection_free(c, now_usec(server));
     else
