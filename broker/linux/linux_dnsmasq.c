@@ -385,6 +385,22 @@ static void write_upstream_servers(FILE *f) {
     fclose(resolv);
 }
 
+// The lines every instance has: its files in its own directory (the lease
+// file too: stateless DHCPv6 keeps none, but dnsmasq opens it anyway, and it
+// belongs here, not in /var/lib/misc), its log on stderr (dnsmasq.log; the
+// quiet-* lines keep routine DHCP and RA chatter from growing it for as long
+// as the network lives) and the user it runs as.
+static void write_own_files(FILE *f, const struct dnsmasq *d) {
+    char path[PATH_MAX];
+
+    file_path(path, d->dir, PID_FILE);
+    fprintf(f, "pid-file=%s\n", path);
+    file_path(path, d->dir, LEASE_FILE);
+    fprintf(f, "dhcp-leasefile=%s\n", path);
+    fprintf(f, "log-facility=-\n");
+    fprintf(f, "user=%s\n", dnsmasq_user());
+}
+
 static void write_config_lines(FILE *f, const struct dnsmasq *d,
                                const struct network_config *config,
                                const struct network_info *info) {
@@ -414,15 +430,8 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
     // of them. Router advertisements are the broker's one instance's
     // (write_radv_config_lines()).
     fprintf(f, "bind-interfaces\n");
-    file_path(path, d->dir, PID_FILE);
-    fprintf(f, "pid-file=%s\n", path);
-    file_path(path, d->dir, LEASE_FILE);
-    fprintf(f, "dhcp-leasefile=%s\n", path);
-    // stderr, which goes to dnsmasq.log. Routine DHCP and RA chatter would
-    // grow that file for as long as the network lives.
-    fprintf(f, "log-facility=-\n");
+    write_own_files(f, d);
     fprintf(f, "quiet-dhcp\n");
-    fprintf(f, "user=%s\n", dnsmasq_user());
     // Upstream servers are the host's (/etc/resolv.conf), so guests resolve
     // what the host resolves. They are copied in as server= lines with
     // no-resolv: a dnsmasq that watches resolv.conf takes an inotify
@@ -471,8 +480,6 @@ static void write_config_lines(FILE *f, const struct dnsmasq *d,
 // the host's addresses once per change (bind-dynamic), not once per
 // network.
 static void write_radv_config_lines(FILE *f, const struct dnsmasq *d) {
-    char path[PATH_MAX];
-
     fprintf(f,
             "# vmnet-broker: router advertisements on every %s* bridge, "
             "rewritten at every start.\n",
@@ -484,15 +491,8 @@ static void write_radv_config_lines(FILE *f, const struct dnsmasq *d) {
     fprintf(f, "bind-dynamic\n");
     // DNS is each network's own dnsmasq's, on its gateways.
     fprintf(f, "port=0\n");
-    file_path(path, d->dir, PID_FILE);
-    fprintf(f, "pid-file=%s\n", path);
-    // Stateless DHCPv6 keeps no lease, but dnsmasq opens the file anyway:
-    // here, not in /var/lib/misc.
-    file_path(path, d->dir, LEASE_FILE);
-    fprintf(f, "dhcp-leasefile=%s\n", path);
-    fprintf(f, "log-facility=-\n");
+    write_own_files(f, d);
     fprintf(f, "quiet-dhcp6\nquiet-ra\n");
-    fprintf(f, "user=%s\n", dnsmasq_user());
     // Stateless: guests take an address from the bridge's /64 by SLAAC and
     // may ask DHCPv6 for the DNS server only.
     fprintf(f, "enable-ra\n");
