@@ -85,6 +85,8 @@ struct dnsmasq {
     uint64_t spawned_usec;   // CLOCK_MONOTONIC of the last attempt
     unsigned failures;       // in a row
     unsigned start_attempts; // of the start under way
+    bool start_interrupted;  // the broker ended the starting instance
+    bool ready_expired;      // the readiness deadline passed mid-retry
     off_t log_shown;         // bytes of dnsmasq.log log_tail() has shown
     bool failed;
     // Told when failed changes (dnsmasq_options), or NULL.
@@ -702,8 +704,17 @@ static int on_ready_watch(sd_event_source *s, int fd, uint32_t revents,
 static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
     struct dnsmasq *d = userdata;
 
-    (void)s;
     (void)usec;
+    if (d->respawning) {
+        // A retry's spawn is still on the worker, and d must outlive it
+        // (respawn_done()): ask again once it is back.
+        if (sd_event_source_set_time_relative(s, 100 * USEC_PER_MSEC) >= 0 &&
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) >= 0)
+            return 0;
+        // Cannot wait: leave the failure to the spawn's return.
+        d->ready_expired = true;
+        return 0;
+    }
     log_error("%s: dnsmasq (pid %d) not ready after %llu s", d->label,
               (int)d->pid,
               (unsigned long long)(READY_TIMEOUT_USEC / USEC_PER_SEC));
@@ -847,14 +858,20 @@ static void begin_stop(struct dnsmasq *d);
 // A start's new try has been spawned (status, and d->pid when 0): watch it;
 // the readiness watch still runs, its deadline the first try's.
 static void finish_start_again(struct dnsmasq *d, int status) {
-    if (status == 0 && watch(d) < 0) {
+    if (status == 0 && (d->ready_expired || watch(d) < 0)) {
         // SIGKILL first, so terminate() does not wait for it.
         pidfd_send_signal(d->pidfd, SIGKILL, NULL, 0);
         terminate(d);
-        status = -EIO;
+        status = d->ready_expired ? -ETIMEDOUT : -EIO;
     }
-    if (status < 0)
+    if (status < 0) {
         finish_start(d, status);
+        return;
+    }
+    // Its pid file may have come while d->pid was not known yet, and the
+    // readiness watch let that event go (dnsmasq_watch() checks the same).
+    if (pid_file_ready(d))
+        finish_start(d, 0);
 }
 
 // Back on the loop once the restart's spawn has run.
@@ -974,9 +991,14 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si,
         return 0;
     }
     if (d->ready != NULL) {
-        bool again = ++d->start_attempts < START_ATTEMPTS;
+        // Ended for a repair (dnsmasq_restart()): no failure of its own.
+        bool again =
+            d->start_interrupted || ++d->start_attempts < START_ATTEMPTS;
         enum log_level level = again ? LOG_LEVEL_WARNING : LOG_LEVEL_ERROR;
 
+        if (d->start_interrupted)
+            level = LOG_LEVEL_INFO;
+        d->start_interrupted = false;
         log_write(level, NULL, "%s: dnsmasq (pid %d) %s while starting%s",
                   d->label, (int)d->pid, what, again ? "; trying again" : "");
         log_tail(d, level);
@@ -1423,8 +1445,9 @@ void dnsmasq_restart(struct dnsmasq *d) {
         // Starting: it may have bound what the repair replaced (a network's
         // dnsmasq binds once, bind-interfaces). Ended, it is tried again,
         // which binds the new bridge; a try being spawned is left be.
-        if (!d->respawning && d->pid != 0 && d->child != NULL)
-            pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0);
+        if (!d->respawning && d->pid != 0 && d->child != NULL &&
+            pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0) == 0)
+            d->start_interrupted = true;
         return;
     }
     was_failed = d->failed;

@@ -318,10 +318,15 @@ void linux_backend_free(struct linux_backend *backend) {
     sd_event_source_disable_unref(backend->nft_source);
     if (backend->nft_fd >= 0)
         close(backend->nft_fd);
-    // Its jobs use the netlink socket and the firewall freed below.
+    // Its jobs use the netlink socket and the firewall freed below. NULL
+    // after: what the stops below still queue (a starting instance's
+    // inotify descriptor, a directory's removal) runs inline.
     linux_worker_free(backend->worker);
-    for (int i = 0; i < CLOSERS; i++)
+    backend->worker = NULL;
+    for (int i = 0; i < CLOSERS; i++) {
         linux_worker_free(backend->closers[i]);
+        backend->closers[i] = NULL;
+    }
     while (backend->sent != NULL) {
         struct sent_fd *s = backend->sent;
         backend->sent = s->next;
@@ -334,6 +339,7 @@ void linux_backend_free(struct linux_backend *backend) {
         firewall_keep_table(backend->firewall);
     // Waits for every write queued, this last one included.
     linux_worker_free(backend->state_writer);
+    backend->state_writer = NULL;
     // The worker is gone: a spawn it ran and whose done it dropped left its
     // handle in radv_spawned. Networks left running keep their
     // advertisements (the next broker replaces the instance); else it goes.

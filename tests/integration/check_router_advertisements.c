@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The broker's one router advertisement dnsmasq, against the real broker.
 #include <check.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,6 +291,37 @@ START_TEST(test_exit_leaves_instance_only_with_networks) {
 }
 END_TEST
 
+// A broker stopped while its instance is still starting (a dnsmasq that
+// takes its time before it runs) ends it and exits cleanly: the stop's
+// last jobs ran after the broker's threads were gone (use after free).
+START_TEST(test_exit_while_instance_starts) {
+    char wrapper[PATH_MAX];
+    json_t *shared;
+    FILE *f;
+
+    snprintf(wrapper, sizeof(wrapper), "%s/slow-radv-dnsmasq.sh", broker->dir);
+    f = fopen(wrapper, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\n"
+               "case \"$*\" in *" RADV_DIR "/*) sleep 3 ;; esac\n"
+               "exec /usr/sbin/dnsmasq \"$@\"\n");
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(wrapper, 0755), 0);
+    ck_assert_int_eq(setenv("VMNET_BROKER_DNSMASQ", wrapper, 1), 0);
+    harness_start(broker, IDLE);
+    unsetenv("VMNET_BROKER_DNSMASQ");
+    shared = acquire("shared");
+    ck_assert_ptr_nonnull(shared);
+    close(connection);
+    connection = -1;
+    ck_assert(harness_broker_wait_no_peers(broker));
+    ck_assert(harness_broker_signal(broker, SIGTERM));
+    ck_assert_int_eq(harness_broker_wait_exit(broker), 0);
+    ck_assert_uint_eq(radv_count(), 0);
+    json_decref(shared);
+}
+END_TEST
+
 static Suite *radv_suite(void) {
     Suite *s = suite_create("router_advertisements");
     TCase *tc = tcase_create("router_advertisements");
@@ -299,6 +332,7 @@ static Suite *radv_suite(void) {
     tcase_add_test(tc, test_killed_instance_is_restarted);
     tcase_add_test(tc, test_one_instance_after_broker_sigkill);
     tcase_add_test(tc, test_exit_leaves_instance_only_with_networks);
+    tcase_add_test(tc, test_exit_while_instance_starts);
     suite_add_tcase(s, tc);
     return s;
 }
