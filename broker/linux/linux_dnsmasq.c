@@ -1132,6 +1132,36 @@ static void set_names(struct dnsmasq *d, const char *name,
     }
 }
 
+// A new handle (NULL without memory) named name, radv_prefix NULL for a
+// network's, taking what options gives it: what spawning and adopting
+// share. Nothing of the loop's is referenced: sd_event_ref() is the loop
+// thread's to call.
+static struct dnsmasq *handle_new(const struct dnsmasq_options *options,
+                                  const char *name, const char *radv_prefix) {
+    struct dnsmasq *d = calloc(1, sizeof(*d));
+
+    if (d == NULL)
+        return NULL;
+    d->pidfd = -1;
+    d->watch_descriptor = -1;
+    set_names(d, name, radv_prefix);
+    d->loop = options->event;
+    d->health_changed = options->health_changed;
+    d->health_ctx = options->health_ctx;
+    d->offload = options->offload;
+    d->offload_ctx = options->offload_ctx;
+    d->close_fd = options->close_fd;
+    d->close_fd_ctx = options->close_fd_ctx;
+    d->dnsmasq_path =
+        strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
+                                             : DEFAULT_DNSMASQ_PATH);
+    if (d->dnsmasq_path == NULL) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
 // dnsmasq_spawn() and dnsmasq_radv_spawn(): name is the directory's,
 // radv_prefix NULL for a network (config and info then set), else the
 // bridges' prefix (config and info NULL).
@@ -1145,12 +1175,9 @@ static int spawn_instance(const struct dnsmasq_options *options,
     int status = -ENOMEM;
     int made;
 
-    d = calloc(1, sizeof(*d));
+    d = handle_new(options, name, radv_prefix);
     if (d == NULL)
         goto out;
-    d->pidfd = -1;
-    d->watch_descriptor = -1;
-    set_names(d, name, radv_prefix);
     status = -EINVAL;
     if (options->event == NULL || !runtime_dir_valid(options->runtime_dir)) {
         log_error("%s: dnsmasq needs an event loop and an absolute "
@@ -1164,21 +1191,6 @@ static int spawn_instance(const struct dnsmasq_options *options,
                   options->runtime_dir);
         goto out;
     }
-    // Not referenced here: sd_event_ref() is the loop thread's to call
-    // (dnsmasq_watch()).
-    d->loop = options->event;
-    d->health_changed = options->health_changed;
-    d->health_ctx = options->health_ctx;
-    d->offload = options->offload;
-    d->offload_ctx = options->offload_ctx;
-    d->close_fd = options->close_fd;
-    d->close_fd_ctx = options->close_fd_ctx;
-    status = -ENOMEM;
-    d->dnsmasq_path =
-        strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
-                                             : DEFAULT_DNSMASQ_PATH);
-    if (d->dnsmasq_path == NULL)
-        goto out;
 
     if (mkdir(options->runtime_dir, 0755) < 0 && errno != EEXIST) {
         status = -errno;
@@ -1760,25 +1772,11 @@ int dnsmasq_adopt(const struct dnsmasq_options *options, const char *name,
         !network_name_valid(name))
         goto out;
     status = -ENOMEM;
-    d = calloc(1, sizeof(*d));
+    d = handle_new(options, name, NULL);
     if (d == NULL)
         goto out;
-    d->pidfd = -1;
-    d->watch_descriptor = -1;
+    // Adopted on the loop's thread: the loop is its own from the start.
     d->event = sd_event_ref(options->event);
-    d->loop = options->event;
-    d->health_changed = options->health_changed;
-    d->health_ctx = options->health_ctx;
-    d->offload = options->offload;
-    d->offload_ctx = options->offload_ctx;
-    d->close_fd = options->close_fd;
-    d->close_fd_ctx = options->close_fd_ctx;
-    set_names(d, name, NULL);
-    d->dnsmasq_path =
-        strdup(options->dnsmasq_path != NULL ? options->dnsmasq_path
-                                             : DEFAULT_DNSMASQ_PATH);
-    if (d->dnsmasq_path == NULL)
-        goto out;
     status = network_dir(options->runtime_dir, name, d->dir);
     if (status < 0)
         goto out;

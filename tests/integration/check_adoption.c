@@ -147,6 +147,23 @@ static void ping_counts(const char *path, unsigned *sent, unsigned *received) {
 
 // The uuid the broker's status gives network name, as a malloc'd string;
 // NULL when it does not list it running.
+// Acquires name on connection (held by it) and puts a guest on its bridge;
+// returns the guest's namespace.
+static const char *acquire_with_guest(vmnet_broker_connection_t *connection,
+                                      const char *name) {
+    vmnet_broker_network_t *network = NULL;
+    const char *guest;
+
+    ck_assert_int_eq(
+        vmnet_broker_connection_acquire(connection, name, &network),
+        VMNET_BROKER_SUCCESS);
+    guest = topology_add_guest(topology, vmnet_broker_network_bridge(network),
+                               NULL);
+    ck_assert_ptr_nonnull(guest);
+    vmnet_broker_network_free(network);
+    return guest;
+}
+
 static char *status_uuid(const char *name) {
     json_t *status = harness_status(broker);
     const char *uuid = json_string_value(
@@ -277,20 +294,12 @@ END_TEST
 START_TEST(test_exit_leaves_networks_with_ports) {
     vmnet_broker_connection_t *connection;
     vmnet_broker_network_t *network = NULL;
-    const char *guest;
     char path[PATH_MAX];
     char *uuid, *uuid_after;
 
     harness_start(broker, "60");
     connection = harness_connect(broker);
-    ck_assert_int_eq(
-        vmnet_broker_connection_acquire(connection, "shared", &network),
-        VMNET_BROKER_SUCCESS);
-    guest = topology_add_guest(topology, vmnet_broker_network_bridge(network),
-                               NULL);
-    ck_assert_ptr_nonnull(guest);
-    vmnet_broker_network_free(network);
-    network = NULL;
+    acquire_with_guest(connection, "shared");
     ck_assert_int_eq(
         vmnet_broker_connection_acquire(connection, "host", &network),
         VMNET_BROKER_SUCCESS);
@@ -334,12 +343,7 @@ START_TEST(test_corrupt_state_file_adopts_nothing) {
 
     harness_start(broker, "60");
     connection = harness_connect(broker);
-    ck_assert_int_eq(
-        vmnet_broker_connection_acquire(connection, "shared", &network),
-        VMNET_BROKER_SUCCESS);
-    ck_assert_ptr_nonnull(topology_add_guest(
-        topology, vmnet_broker_network_bridge(network), NULL));
-    vmnet_broker_network_free(network);
+    acquire_with_guest(connection, "shared");
     ck_assert(harness_broker_signal(broker, SIGKILL));
     ck_assert_int_ne(harness_broker_wait_exit(broker), -1);
     vmnet_broker_connection_close(connection);
@@ -371,20 +375,13 @@ END_TEST
 
 START_TEST(test_dnsmasq_gone_meanwhile_is_restarted) {
     vmnet_broker_connection_t *connection;
-    vmnet_broker_network_t *network = NULL;
     struct topology_lease lease;
     const char *guest;
     char *uuid, *uuid_after;
 
     harness_start(broker, "60");
     connection = harness_connect(broker);
-    ck_assert_int_eq(
-        vmnet_broker_connection_acquire(connection, "shared", &network),
-        VMNET_BROKER_SUCCESS);
-    guest = topology_add_guest(topology, vmnet_broker_network_bridge(network),
-                               NULL);
-    ck_assert_ptr_nonnull(guest);
-    vmnet_broker_network_free(network);
+    guest = acquire_with_guest(connection, "shared");
     uuid = status_uuid("shared");
     ck_assert_ptr_nonnull(uuid);
     ck_assert(harness_broker_signal(broker, SIGKILL));
